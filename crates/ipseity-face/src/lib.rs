@@ -1,1 +1,4 @@
-//! Placeholder, filled in shortly.
+//! Face pipeline (work in progress).
+#![deny(missing_docs)]
+
+pub mod geom;
