@@ -1,0 +1,99 @@
+//! Versioned schema migrations; the only place that creates or alters tables.
+//!
+//! `meta.schema_version` records how many entries of `MIGRATIONS` have been applied.
+//! Migrations are append-only: never edit a released one, add a new one.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::StoreError;
+
+/// Schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: subjects, encrypted templates, audit log.
+    "CREATE TABLE subjects (
+         id         TEXT PRIMARY KEY NOT NULL,
+         created_at TEXT NOT NULL,
+         purpose    TEXT
+     ) STRICT;
+     CREATE TABLE templates (
+         id         INTEGER PRIMARY KEY,
+         subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+         modality   INTEGER NOT NULL,
+         model      TEXT NOT NULL,
+         nonce      BLOB NOT NULL,
+         ciphertext BLOB NOT NULL,
+         created_at TEXT NOT NULL
+     ) STRICT;
+     CREATE INDEX templates_by_subject ON templates(subject_id);
+     CREATE INDEX templates_by_modality ON templates(modality);
+     CREATE TABLE audit (
+         id         INTEGER PRIMARY KEY,
+         at         TEXT NOT NULL,
+         operation  TEXT NOT NULL,
+         subject_id TEXT,
+         purpose    TEXT,
+         outcome    TEXT NOT NULL,
+         detail     TEXT
+     ) STRICT;",
+];
+
+/// Applies pending migrations in one transaction; returns the version found before.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
+    )?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let found = match found {
+        None => 0,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?} is not a number")))?,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {found} is newer than this build supports ({SCHEMA_VERSION}); \
+             upgrade Ipseity"
+        )));
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    if found < SCHEMA_VERSION {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [SCHEMA_VERSION.to_string()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(found)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer() {
+        let mut c = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), 0);
+        assert_eq!(migrate(&mut c).unwrap(), SCHEMA_VERSION);
+        c.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [(SCHEMA_VERSION + 1).to_string()],
+        )
+        .unwrap();
+        assert!(matches!(migrate(&mut c), Err(StoreError::Corrupt(_))));
+    }
+}

@@ -1,0 +1,707 @@
+//! The [`Store`] itself: opening, migrating, and every read and write of subjects and audit rows.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipseity_core::{Modality, SubjectId, Template};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::Serialize;
+
+use crate::crypto::{template_aad, Sealer};
+use crate::key::{self, KEY_FILE};
+use crate::{clock, codec, schema, StoreError};
+
+/// File name of the database inside the store directory.
+pub const DB_FILE: &str = "ipseity.db";
+
+/// Longest accepted audit `operation` or `outcome`, in bytes.
+pub const MAX_AUDIT_WORD: usize = 64;
+/// Longest accepted `purpose`, in bytes.
+pub const MAX_PURPOSE: usize = 256;
+/// Longest accepted audit `detail`, in bytes.
+pub const MAX_DETAIL: usize = 1024;
+
+const KEY_CHECK: &str = "key_check";
+
+/// One enrolled subject, as listed by [`Store::list`]; holds no biometric data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubjectSummary {
+    /// The subject.
+    pub id: SubjectId,
+    /// How many templates are stored for it.
+    pub templates: usize,
+    /// When it was enrolled, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// One row of the audit log; holds decisions and outcomes, never biometric data or scores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Increasing row number.
+    pub id: i64,
+    /// When it happened, RFC 3339 UTC.
+    pub at: String,
+    /// What was done: `enroll`, `add_templates`, `erase`, `verify`, `identify`, ...
+    pub operation: String,
+    /// The subject concerned, if any.
+    pub subject: Option<SubjectId>,
+    /// The declared purpose of the operation, if any.
+    pub purpose: Option<String>,
+    /// The result: `ok`, or a decision such as `accept`, `reject`, `needs_review`.
+    pub outcome: String,
+    /// Free text without biometric data, e.g. `templates=3`.
+    pub detail: Option<String>,
+}
+
+/// The embedded store: one directory holding `ipseity.db` and `template.key`.
+///
+/// Every write is one SQLite transaction in WAL mode with `synchronous=FULL`, so a crash
+/// leaves either all or none of it. Templates are encrypted with AES-256-GCM under the key
+/// in `template.key`.
+pub struct Store {
+    conn: Connection,
+    sealer: Sealer,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn exists(path: &Path) -> Result<bool, StoreError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<(), StoreError> {
+    if value.len() < min || value.len() > max {
+        return Err(StoreError::InvalidInput(format!(
+            "{what} must be {min} to {max} bytes, got {}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_purpose(purpose: Option<&str>) -> Result<(), StoreError> {
+    purpose.map_or(Ok(()), |p| check_len("purpose", p, 1, MAX_PURPOSE))
+}
+
+fn check_nonempty(templates: &[Template]) -> Result<(), StoreError> {
+    if templates.is_empty() {
+        return Err(StoreError::InvalidInput(
+            "at least one template is needed".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn modality_from_sql(code: i64) -> Result<Modality, StoreError> {
+    u8::try_from(code)
+        .ok()
+        .and_then(Modality::from_code)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown modality code {code}")))
+}
+
+fn subject_from_sql(id: String) -> Result<SubjectId, StoreError> {
+    SubjectId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A template row as stored, before decryption.
+struct SealedRow {
+    id: i64,
+    modality: i64,
+    model: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl SealedRow {
+    fn unseal(self, sealer: &Sealer, subject: &SubjectId) -> Result<Template, StoreError> {
+        let modality = modality_from_sql(self.modality)?;
+        let aad = template_aad(subject, modality, &self.model);
+        let mut plain = sealer.open(&self.nonce, &self.ciphertext, &aad)?;
+        let decoded = codec::decode(&plain, &self.model);
+        plain.fill(0);
+        let t = decoded.map_err(|e| StoreError::Corrupt(format!("template {}: {e}", self.id)))?;
+        if t.modality != modality {
+            return Err(StoreError::Corrupt(format!(
+                "template {}: modality differs from its record",
+                self.id
+            )));
+        }
+        Ok(t)
+    }
+}
+
+fn insert_templates(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    subject: &SubjectId,
+    templates: &[Template],
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO templates (subject_id, modality, model, nonce, ciphertext, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    // Each template is validated as it is inserted, inside the transaction: a bad one
+    // anywhere in the list rolls back the rows written before it.
+    for t in templates {
+        let mut plain = codec::encode(t).map_err(StoreError::InvalidTemplate)?;
+        let aad = template_aad(subject, t.modality, &t.model);
+        let sealed = sealer.seal(&plain, &aad);
+        plain.fill(0);
+        let (nonce, ct) = sealed?;
+        stmt.execute(params![
+            subject.as_str(),
+            t.modality.code(),
+            t.model,
+            &nonce[..],
+            ct,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_audit(
+    tx: &Connection,
+    at: &str,
+    operation: &str,
+    subject: Option<&SubjectId>,
+    purpose: Option<&str>,
+    outcome: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            at,
+            operation,
+            subject.map(SubjectId::as_str),
+            purpose,
+            outcome,
+            detail
+        ],
+    )?;
+    Ok(())
+}
+
+fn subject_exists(conn: &Connection, subject: &SubjectId) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM subjects WHERE id = ?1",
+            [subject.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating the directory, key and database on first use.
+    ///
+    /// Refuses to run when the database exists but the key file does not (a new key would
+    /// make every stored template unreadable), when the key file is malformed or readable
+    /// by group or others, or when the key does not match the database.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        fs::create_dir_all(dir)?;
+        let db_path = dir.join(DB_FILE);
+        let key_path = dir.join(KEY_FILE);
+        // The key is always created before the database, so a database without a key means
+        // the key was lost or moved, never that this is a first run.
+        let key = if exists(&key_path)? {
+            key::load(&key_path)?
+        } else if exists(&db_path)? {
+            return Err(StoreError::KeyFile(format!(
+                "{} is missing but {} exists; restore the key file \
+                 (a new key cannot read the stored templates)",
+                key_path.display(),
+                db_path.display()
+            )));
+        } else {
+            key::create(&key_path)?
+        };
+        let sealer = Sealer::new(&key);
+        drop(key);
+
+        let mut conn = Connection::open(&db_path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "could not switch to WAL journal mode (got {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let _: i64 = conn.pragma_update_and_check(None, "secure_delete", "ON", |r| r.get(0))?;
+
+        schema::migrate(&mut conn)?;
+        let mut store = Store {
+            conn,
+            sealer,
+            dir: dir.to_path_buf(),
+        };
+        store.check_key()?;
+        Ok(store)
+    }
+
+    /// Verifies the key against the sealed constant in `meta`, writing it into a new store.
+    fn check_key(&mut self) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let check: Option<Vec<u8>> = tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .map(|hex| from_hex(&hex))
+            .transpose()?;
+        match check {
+            Some(c) if self.sealer.verify_key_check(&c) => {}
+            Some(_) => {
+                return Err(StoreError::KeyFile(format!(
+                    "{} does not match the database in {}",
+                    KEY_FILE,
+                    self.dir.display()
+                )))
+            }
+            None => {
+                let templates: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM templates", [], |r| r.get(0))?;
+                if templates != 0 {
+                    return Err(StoreError::Corrupt(
+                        "the key check record is missing".into(),
+                    ));
+                }
+                let c = self.sealer.make_key_check()?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![KEY_CHECK, to_hex(&c)],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Enrols a new subject with its templates and writes an `enroll` audit row, all in one
+    /// transaction. Fails with [`StoreError::DuplicateSubject`] if the subject exists; on any
+    /// failure nothing is written.
+    pub fn enroll(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_nonempty(templates)?;
+        check_purpose(purpose)?;
+        let now = clock::now_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT INTO subjects (id, created_at, purpose) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO NOTHING",
+            params![subject.as_str(), now, purpose],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::DuplicateSubject(subject.clone()));
+        }
+        insert_templates(&tx, &self.sealer, subject, templates, &now)?;
+        let detail = format!("templates={}", templates.len());
+        insert_audit(
+            &tx,
+            &now,
+            "enroll",
+            Some(subject),
+            purpose,
+            "ok",
+            Some(&detail),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends templates to an enrolled subject and writes an `add_templates` audit row, in
+    /// one transaction. Fails with [`StoreError::UnknownSubject`] if it is not enrolled.
+    pub fn add_templates(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_nonempty(templates)?;
+        check_purpose(purpose)?;
+        let now = clock::now_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !subject_exists(&tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        insert_templates(&tx, &self.sealer, subject, templates, &now)?;
+        let detail = format!("templates={}", templates.len());
+        insert_audit(
+            &tx,
+            &now,
+            "add_templates",
+            Some(subject),
+            purpose,
+            "ok",
+            Some(&detail),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The decrypted templates of one subject, in insertion order.
+    pub fn templates(&self, subject: &SubjectId) -> Result<Vec<Template>, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        if !subject_exists(&tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, modality, model, nonce, ciphertext FROM templates
+             WHERE subject_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([subject.as_str()], |r| {
+                Ok(SealedRow {
+                    id: r.get(0)?,
+                    modality: r.get(1)?,
+                    model: r.get(2)?,
+                    nonce: r.get(3)?,
+                    ciphertext: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|row| row.unseal(&self.sealer, subject))
+            .collect()
+    }
+
+    /// Every stored template of one modality with its subject, for 1:N search; ordered by
+    /// subject, then insertion.
+    pub fn all_templates(
+        &self,
+        modality: Modality,
+    ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
+             WHERE modality = ?1 ORDER BY subject_id, id",
+        )?;
+        let rows = stmt
+            .query_map([modality.code()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    SealedRow {
+                        id: r.get(1)?,
+                        modality: r.get(2)?,
+                        model: r.get(3)?,
+                        nonce: r.get(4)?,
+                        ciphertext: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, row)| {
+                let subject = subject_from_sql(id)?;
+                let t = row.unseal(&self.sealer, &subject)?;
+                Ok((subject, t))
+            })
+            .collect()
+    }
+
+    /// All enrolled subjects, ordered by id.
+    pub fn list(&self) -> Result<Vec<SubjectSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.id, s.created_at, COUNT(t.id) FROM subjects s
+             LEFT JOIN templates t ON t.subject_id = s.id
+             GROUP BY s.id ORDER BY s.id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, created_at, n)| {
+                Ok(SubjectSummary {
+                    id: subject_from_sql(id)?,
+                    templates: usize::try_from(n)
+                        .map_err(|_| StoreError::Corrupt("negative template count".into()))?,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Number of enrolled subjects.
+    pub fn subject_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM subjects", [], |r| r.get(0))?;
+        usize::try_from(n).map_err(|_| StoreError::Corrupt("negative subject count".into()))
+    }
+
+    /// Deletes a subject and all its templates and writes an `erase` audit row, in one
+    /// transaction; then checkpoints and truncates the WAL so the erased ciphertexts do not
+    /// linger there. Deleted pages are zeroed (`secure_delete`).
+    ///
+    /// The WAL is only truncated when no other connection is reading it; such a reader is
+    /// waited for up to the busy timeout, and the next erase or close retries the checkpoint.
+    pub fn erase(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
+        check_purpose(purpose)?;
+        let now = clock::now_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let templates = tx.execute(
+            "DELETE FROM templates WHERE subject_id = ?1",
+            [subject.as_str()],
+        )?;
+        let subjects = tx.execute("DELETE FROM subjects WHERE id = ?1", [subject.as_str()])?;
+        if subjects == 0 {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let detail = format!("templates={templates}");
+        insert_audit(
+            &tx,
+            &now,
+            "erase",
+            Some(subject),
+            purpose,
+            "ok",
+            Some(&detail),
+        )?;
+        tx.commit()?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Records an operation that does not change the store, such as a verify or identify
+    /// decision.
+    ///
+    /// `operation` and `outcome` are short words (1 to 64 bytes); `outcome` should be a
+    /// [`Decision`](ipseity_core::Decision) or `ok`/`error`. Never pass biometric data or raw
+    /// scores in any field.
+    pub fn record_audit(
+        &mut self,
+        operation: &str,
+        subject: Option<&SubjectId>,
+        purpose: Option<&str>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_len("operation", operation, 1, MAX_AUDIT_WORD)?;
+        check_len("outcome", outcome, 1, MAX_AUDIT_WORD)?;
+        check_purpose(purpose)?;
+        if let Some(d) = detail {
+            check_len("detail", d, 0, MAX_DETAIL)?;
+        }
+        let now = clock::now_rfc3339();
+        insert_audit(
+            &self.conn, &now, operation, subject, purpose, outcome, detail,
+        )
+    }
+
+    /// The most recent `limit` audit rows, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at, operation, subject_id, purpose, outcome, detail FROM audit
+             ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, at, operation, subject, purpose, outcome, detail)| {
+                Ok(AuditEntry {
+                    id,
+                    at,
+                    operation,
+                    subject: subject.map(subject_from_sql).transpose()?,
+                    purpose,
+                    outcome,
+                    detail,
+                })
+            })
+            .collect()
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Result<Vec<u8>, StoreError> {
+    let bad = || StoreError::Corrupt("the key check record is not hex".into());
+    if s.len() % 2 != 0 || s.len() > 1024 {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    fn tpl(seed: f32) -> Template {
+        Template::new(
+            Modality::Face,
+            "test-model-1",
+            vec![seed, seed + 1.0, -seed],
+            80,
+        )
+        .unwrap()
+    }
+
+    fn id(s: &str) -> SubjectId {
+        SubjectId::new(s).unwrap()
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let b = vec![0, 1, 0xab, 0xff];
+        assert_eq!(from_hex(&to_hex(&b)).unwrap(), b);
+        assert!(from_hex("abc").is_err());
+        assert!(from_hex("zz").is_err());
+        assert!(from_hex("é1").is_err());
+    }
+
+    #[test]
+    fn pragmas_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let get = |p: &str| -> String {
+            s.conn
+                .query_row(&format!("PRAGMA {p}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+        };
+        assert!(get("journal_mode").contains("wal"));
+        assert_eq!(get("synchronous"), "Integer(2)");
+        assert_eq!(get("foreign_keys"), "Integer(1)");
+        assert_eq!(get("secure_delete"), "Integer(1)");
+    }
+
+    #[test]
+    fn audit_rows_carry_no_vectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.enroll(&id("a"), &[tpl(0.125)], Some("kyc")).unwrap();
+        s.record_audit("verify", Some(&id("a")), Some("kyc"), "accept", None)
+            .unwrap();
+        s.erase(&id("a"), Some("request")).unwrap();
+        let log = s.audit_log(10).unwrap();
+        let ops: Vec<_> = log.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(ops, ["erase", "verify", "enroll"]);
+        let text = serde_json::to_string(&log).unwrap();
+        assert!(!text.contains("0.125"));
+        assert_eq!(log[2].detail.as_deref(), Some("templates=1"));
+        assert_eq!(s.audit_log(1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn audit_fields_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let long = "x".repeat(MAX_DETAIL + 1);
+        assert!(matches!(
+            s.record_audit("verify", None, None, "accept", Some(&long)),
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            s.record_audit("", None, None, "accept", None),
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert!(s.audit_log(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn empty_template_lists_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        assert!(matches!(
+            s.enroll(&id("a"), &[], None),
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert_eq!(s.subject_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_and_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.enroll(&id("a"), &[tpl(1.0)], None).unwrap();
+        // Cap the database at its current size, as a full disk would.
+        let pages: i64 = s
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        let _: i64 = s
+            .conn
+            .pragma_update_and_check(None, "max_page_count", pages, |r| r.get(0))
+            .unwrap();
+        let big = Template::new(Modality::Face, "m", vec![0.5; 4096], 50).unwrap();
+        let err = s.enroll(&id("b"), &vec![big; 16], Some("p")).unwrap_err();
+        assert!(matches!(err, StoreError::DiskFull), "{err}");
+        assert_eq!(s.subject_count().unwrap(), 1);
+        assert_eq!(s.audit_log(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let d = format!("{s:?}");
+        assert!(d.starts_with("Store {"));
+        assert!(!d.contains("sealer"));
+    }
+}
