@@ -1,0 +1,544 @@
+//! The convolution engine: dlib's layer semantics (zero-padded cross-correlation,
+//! clipped pooling windows, zero-extending residual sums) on CHW tensors.
+//!
+//! Convolutions run as im2col followed by one matrix product from the `gemm`
+//! crate; the comparison that chose it is in docs/BENCHMARKS.md. Large inputs are
+//! processed in bands of output rows so the im2col buffer stays bounded.
+
+use ipseity_dlib::Layer;
+
+/// Why a tensor could not go through the network.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CnnError {
+    /// The model and the data disagree on a dimension.
+    #[error("network shape mismatch: {0}")]
+    Shape(String),
+}
+
+/// One sample: `k` channels of `h` rows by `w` columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Channels.
+    pub k: usize,
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    /// `k * h * w` values, channel-major.
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// A zero tensor.
+    pub fn zeros(k: usize, h: usize, w: usize) -> Self {
+        Self {
+            k,
+            h,
+            w,
+            data: vec![0.0; k * h * w],
+        }
+    }
+}
+
+/// Upper bound on the im2col buffer, in floats (64 MiB).
+const MAX_COL: usize = 16 << 20;
+
+/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major and contiguous.
+pub fn matmul(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
+    assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        dst[..m * n].fill(0.0);
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 && m * n * k > 1 << 18 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assertion above guarantees every index gemm touches, given the
+    // strides below (row-major, contiguous), lies inside the three slices, and
+    // `dst` is a unique borrow so it cannot alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+fn out_size(input: usize, pad: usize, kernel: usize, stride: usize) -> Option<usize> {
+    let padded = input + 2 * pad;
+    (padded >= kernel && stride > 0).then(|| 1 + (padded - kernel) / stride)
+}
+
+/// The convolution parameters of a `Layer::Con`, borrowed.
+pub struct ConvSpec<'a> {
+    /// Output channels.
+    pub filters: usize,
+    /// Input channels.
+    pub k: usize,
+    /// Kernel rows and columns.
+    pub kh: usize,
+    /// Kernel columns.
+    pub kw: usize,
+    /// Strides.
+    pub sy: usize,
+    /// Horizontal stride.
+    pub sx: usize,
+    /// Padding.
+    pub py: usize,
+    /// Horizontal padding.
+    pub px: usize,
+    /// Weights `[filters][k][kh][kw]`.
+    pub weights: &'a [f32],
+    /// Bias per filter.
+    pub bias: &'a [f32],
+    /// Apply ReLU to the output.
+    pub relu: bool,
+}
+
+/// Zero-padded cross-correlation, as dlib's `con_`.
+pub fn conv(x: &Tensor, c: &ConvSpec) -> Result<Tensor, CnnError> {
+    if x.k != c.k {
+        return Err(CnnError::Shape(format!(
+            "convolution expects {} channels, got {}",
+            c.k, x.k
+        )));
+    }
+    let (Some(ho), Some(wo)) = (
+        out_size(x.h, c.py, c.kh, c.sy),
+        out_size(x.w, c.px, c.kw, c.sx),
+    ) else {
+        return Err(CnnError::Shape("input smaller than the kernel".into()));
+    };
+    let kk = c.k * c.kh * c.kw;
+    let mut out = Tensor::zeros(c.filters, ho, wo);
+    let band = (MAX_COL / (kk * wo).max(1)).clamp(1, ho);
+    let mut col = vec![0f32; kk * band * wo];
+    let mut res = vec![0f32; c.filters * band * wo];
+    let mut y0 = 0;
+    while y0 < ho {
+        let rows = band.min(ho - y0);
+        let n = rows * wo;
+        im2col(x, c, y0, rows, wo, &mut col[..kk * n]);
+        matmul(
+            c.filters,
+            n,
+            kk,
+            c.weights,
+            &col[..kk * n],
+            &mut res[..c.filters * n],
+        );
+        for f in 0..c.filters {
+            let b = c.bias[f];
+            let src = &res[f * n..(f + 1) * n];
+            let dst = &mut out.data[f * ho * wo + y0 * wo..f * ho * wo + y0 * wo + n];
+            if c.relu {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = (s + b).max(0.0);
+                }
+            } else {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s + b;
+                }
+            }
+        }
+        y0 += rows;
+    }
+    Ok(out)
+}
+
+fn im2col(x: &Tensor, c: &ConvSpec, y0: usize, rows: usize, wo: usize, col: &mut [f32]) {
+    let n = rows * wo;
+    for ch in 0..c.k {
+        let plane = &x.data[ch * x.h * x.w..(ch + 1) * x.h * x.w];
+        for ky in 0..c.kh {
+            for kx in 0..c.kw {
+                let row = &mut col[((ch * c.kh + ky) * c.kw + kx) * n..][..n];
+                for oy in 0..rows {
+                    let iy = ((y0 + oy) * c.sy + ky) as isize - c.py as isize;
+                    let dst = &mut row[oy * wo..(oy + 1) * wo];
+                    if iy < 0 || iy >= x.h as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * x.w..(iy as usize + 1) * x.w];
+                    if c.sx == 1 {
+                        // Contiguous copy with zero borders.
+                        let off = kx as isize - c.px as isize;
+                        for (ox, d) in dst.iter_mut().enumerate() {
+                            let ix = ox as isize + off;
+                            *d = if ix >= 0 && (ix as usize) < x.w {
+                                src[ix as usize]
+                            } else {
+                                0.0
+                            };
+                        }
+                    } else {
+                        for (ox, d) in dst.iter_mut().enumerate() {
+                            let ix = (ox * c.sx + kx) as isize - c.px as isize;
+                            *d = if ix >= 0 && (ix as usize) < x.w {
+                                src[ix as usize]
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pool(
+    x: &Tensor,
+    max: bool,
+    (nr, nc): (usize, usize),
+    (sy, sx): (usize, usize),
+    (py, px): (usize, usize),
+) -> Result<Tensor, CnnError> {
+    // A 0x0 window means the whole input, as in avg_pool_everything.
+    let (wh, ww) = if nr == 0 { (x.h, x.w) } else { (nr, nc) };
+    let (Some(ho), Some(wo)) = (out_size(x.h, py, wh, sy), out_size(x.w, px, ww, sx)) else {
+        return Err(CnnError::Shape(
+            "input smaller than the pooling window".into(),
+        ));
+    };
+    let mut out = Tensor::zeros(x.k, ho, wo);
+    for ch in 0..x.k {
+        let plane = &x.data[ch * x.h * x.w..(ch + 1) * x.h * x.w];
+        for oy in 0..ho {
+            let top = (oy * sy) as isize - py as isize;
+            let (y_lo, y_hi) = (
+                top.max(0) as usize,
+                ((top + wh as isize).min(x.h as isize)) as usize,
+            );
+            for ox in 0..wo {
+                let left = (ox * sx) as isize - px as isize;
+                let (x_lo, x_hi) = (
+                    left.max(0) as usize,
+                    ((left + ww as isize).min(x.w as isize)) as usize,
+                );
+                let mut acc = if max { f32::NEG_INFINITY } else { 0.0 };
+                for y in y_lo..y_hi {
+                    for &v in &plane[y * x.w + x_lo..y * x.w + x_hi] {
+                        if max {
+                            acc = acc.max(v);
+                        } else {
+                            acc += v;
+                        }
+                    }
+                }
+                let count = (y_hi.saturating_sub(y_lo)) * (x_hi.saturating_sub(x_lo));
+                out.data[(ch * ho + oy) * wo + ox] = if count == 0 {
+                    0.0
+                } else if max {
+                    acc
+                } else {
+                    acc / count as f32
+                };
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Element-wise sum over the union of the two shapes, missing values being zero.
+fn add_zero_extended(a: &Tensor, b: &Tensor) -> Tensor {
+    if (a.k, a.h, a.w) == (b.k, b.h, b.w) {
+        let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
+        return Tensor { data, ..*a };
+    }
+    let (k, h, w) = (a.k.max(b.k), a.h.max(b.h), a.w.max(b.w));
+    let mut out = Tensor::zeros(k, h, w);
+    for t in [a, b] {
+        for c in 0..t.k {
+            for y in 0..t.h {
+                for x in 0..t.w {
+                    out.data[(c * h + y) * w + x] += t.data[(c * t.h + y) * t.w + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs `layers` (input side first) on `x`.
+pub fn forward(layers: &[Layer], mut x: Tensor) -> Result<Tensor, CnnError> {
+    let mut tags: [Option<Tensor>; 8] = Default::default();
+    let tag = |tags: &[Option<Tensor>; 8], n: u8| -> Result<Tensor, CnnError> {
+        tags.get(n as usize)
+            .and_then(|t| t.clone())
+            .ok_or_else(|| CnnError::Shape(format!("tag {n} used before it was set")))
+    };
+    for layer in layers {
+        x = match layer {
+            Layer::Con {
+                filters,
+                k,
+                nr,
+                nc,
+                stride_y,
+                stride_x,
+                pad_y,
+                pad_x,
+                weights,
+                bias,
+                relu,
+            } => conv(
+                &x,
+                &ConvSpec {
+                    filters: *filters,
+                    k: *k,
+                    kh: *nr,
+                    kw: *nc,
+                    sy: *stride_y,
+                    sx: *stride_x,
+                    py: *pad_y,
+                    px: *pad_x,
+                    weights,
+                    bias,
+                    relu: *relu,
+                },
+            )?,
+            Layer::Affine { gamma, beta } => {
+                let plane = x.h * x.w;
+                if gamma.len() == x.k {
+                    for (c, chunk) in x.data.chunks_mut(plane.max(1)).enumerate() {
+                        let (g, b) = (gamma[c], beta[c]);
+                        chunk.iter_mut().for_each(|v| *v = *v * g + b);
+                    }
+                } else if gamma.len() == x.data.len() {
+                    for ((v, g), b) in x.data.iter_mut().zip(gamma).zip(beta) {
+                        *v = *v * g + b;
+                    }
+                } else {
+                    return Err(CnnError::Shape("affine size mismatch".into()));
+                }
+                x
+            }
+            Layer::Relu => {
+                x.data.iter_mut().for_each(|v| *v = v.max(0.0));
+                x
+            }
+            Layer::Pool {
+                max,
+                nr,
+                nc,
+                stride_y,
+                stride_x,
+                pad_y,
+                pad_x,
+            } => pool(
+                &x,
+                *max,
+                (*nr, *nc),
+                (*stride_y, *stride_x),
+                (*pad_y, *pad_x),
+            )?,
+            Layer::Fc {
+                inputs,
+                outputs,
+                weights,
+                bias,
+            } => {
+                if x.data.len() != *inputs {
+                    return Err(CnnError::Shape(format!(
+                        "fc expects {inputs} inputs, got {}",
+                        x.data.len()
+                    )));
+                }
+                let mut out = Tensor::zeros(*outputs, 1, 1);
+                matmul(1, *outputs, *inputs, &x.data, weights, &mut out.data);
+                if let Some(b) = bias {
+                    out.data.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                }
+                out
+            }
+            Layer::AddPrev(n) => add_zero_extended(&x, &tag(&tags, *n)?),
+            Layer::Tag(n) => {
+                let slot = tags
+                    .get_mut(*n as usize)
+                    .ok_or_else(|| CnnError::Shape(format!("tag {n} out of range")))?;
+                *slot = Some(x.clone());
+                x
+            }
+            Layer::Skip(n) => tag(&tags, *n)?,
+        };
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The obvious six-loop convolution: the scalar twin `conv` is checked against.
+    fn naive_conv(x: &Tensor, c: &ConvSpec) -> Tensor {
+        let ho = out_size(x.h, c.py, c.kh, c.sy).unwrap();
+        let wo = out_size(x.w, c.px, c.kw, c.sx).unwrap();
+        let mut out = Tensor::zeros(c.filters, ho, wo);
+        for f in 0..c.filters {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = c.bias[f];
+                    for ch in 0..c.k {
+                        for ky in 0..c.kh {
+                            for kx in 0..c.kw {
+                                let iy = (oy * c.sy + ky) as isize - c.py as isize;
+                                let ix = (ox * c.sx + kx) as isize - c.px as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < x.h && (ix as usize) < x.w
+                                {
+                                    s += x.data[(ch * x.h + iy as usize) * x.w + ix as usize]
+                                        * c.weights[((f * c.k + ch) * c.kh + ky) * c.kw + kx];
+                                }
+                            }
+                        }
+                    }
+                    out.data[(f * ho + oy) * wo + ox] = if c.relu { s.max(0.0) } else { s };
+                }
+            }
+        }
+        out
+    }
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn conv_matches_naive_for_strides_and_padding() {
+        for (k, f, kh, s, p, h, w) in [
+            (3, 4, 3, 1, 1, 9, 7),
+            (2, 5, 5, 2, 0, 13, 11),
+            (3, 2, 7, 2, 0, 20, 16),
+            (1, 1, 1, 1, 0, 3, 3),
+        ] {
+            let x = Tensor {
+                k,
+                h,
+                w,
+                data: pseudo(k * h * w, 1),
+            };
+            let weights = pseudo(f * k * kh * kh, 2);
+            let bias = pseudo(f, 3);
+            for relu in [false, true] {
+                let spec = ConvSpec {
+                    filters: f,
+                    k,
+                    kh,
+                    kw: kh,
+                    sy: s,
+                    sx: s,
+                    py: p,
+                    px: p,
+                    weights: &weights,
+                    bias: &bias,
+                    relu,
+                };
+                let a = conv(&x, &spec).unwrap();
+                let b = naive_conv(&x, &spec);
+                assert_eq!((a.k, a.h, a.w), (b.k, b.h, b.w));
+                for (u, v) in a.data.iter().zip(&b.data) {
+                    assert!((u - v).abs() < 1e-4, "{u} vs {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pooling_clips_windows_like_dlib() {
+        let x = Tensor {
+            k: 1,
+            h: 3,
+            w: 3,
+            data: (1..=9).map(|v| v as f32).collect(),
+        };
+        let m = pool(&x, true, (3, 3), (2, 2), (1, 1)).unwrap();
+        assert_eq!((m.h, m.w), (2, 2));
+        assert_eq!(m.data, vec![5.0, 6.0, 8.0, 9.0]);
+        let a = pool(&x, false, (2, 2), (2, 2), (0, 0)).unwrap();
+        assert_eq!(a.data, vec![3.0]);
+        let all = pool(&x, false, (0, 0), (1, 1), (0, 0)).unwrap();
+        assert_eq!(all.data, vec![5.0]);
+    }
+
+    #[test]
+    fn residual_sum_zero_extends() {
+        let a = Tensor {
+            k: 1,
+            h: 1,
+            w: 2,
+            data: vec![1.0, 2.0],
+        };
+        let b = Tensor {
+            k: 2,
+            h: 1,
+            w: 1,
+            data: vec![10.0, 20.0],
+        };
+        let s = add_zero_extended(&a, &b);
+        assert_eq!((s.k, s.h, s.w), (2, 1, 2));
+        assert_eq!(s.data, vec![11.0, 2.0, 20.0, 0.0]);
+    }
+
+    #[test]
+    fn wrong_channels_is_an_error() {
+        let x = Tensor::zeros(2, 4, 4);
+        let w = vec![0.0; 3 * 9];
+        let b = vec![0.0; 1];
+        let spec = ConvSpec {
+            filters: 1,
+            k: 3,
+            kh: 3,
+            kw: 3,
+            sy: 1,
+            sx: 1,
+            py: 1,
+            px: 1,
+            weights: &w,
+            bias: &b,
+            relu: false,
+        };
+        assert!(conv(&x, &spec).is_err());
+        assert!(conv(
+            &Tensor::zeros(3, 1, 1),
+            &ConvSpec {
+                py: 0,
+                px: 0,
+                ..spec
+            }
+        )
+        .is_err());
+    }
+}
