@@ -27,6 +27,10 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import dlib, face_r
     "${pip[@]}" --no-deps "face_recognition==1.3.0" "face_recognition_models==0.3.0"
 fi
 
+if [[ "${1:-}" == "--venv-only" ]]; then
+    exit 0
+fi
+
 "$REPO/tools/setup-test-data.sh"
 
 "$VENV/bin/python" "$REPO/tools/reference/make_reference.py" \

@@ -166,6 +166,11 @@ impl FaceEngine {
         })
     }
 
+    /// Stage 5 alone: the embedding of an aligned chip (benchmarks, tests).
+    pub fn embed_chip(&self, chip: &RgbImage) -> Result<Vec<f32>, FaceError> {
+        Ok(self.embedder.embed(chip)?)
+    }
+
     /// Stage 1: face boxes, most confident first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
         Ok(self.detector.detect(img, self.params.upsample)?)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need (the pinned dlib
+# models and the face_recognition test portraits, both by pip download and
+# checked by sha256), then runs every test in the workspace with the
+# model-dependent tests required rather than skipped.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export CACHE="${CACHE:-$REPO/.ipseity-cache}"
+tools/setup-test-data.sh
+# Built with the test profile, so the test run below reuses the artifacts.
+cargo run --profile test -q -p ipseity-cli -- --models-dir "$CACHE/models" models install
+export IPSEITY_MODELS_DIR="$CACHE/models"
+export IPSEITY_TEST_IMAGES="$CACHE/test_images"
+export IPSEITY_REQUIRE_MODELS=1
+cargo test --workspace "$@"
