@@ -1,1 +1,49 @@
-fn main() {}
+//! The `ipseity` command: parses arguments, runs one command, and maps its
+//! outcome to an exit code (0 success/accept, 1 reject or not found, 2 error,
+//! 3 possible duplicate enrolment, 4 needs review).
+//!
+//! This binary is thin: the work lives in the `ipseity-*` library crates. It is
+//! the only crate that uses `anyhow`, `indicatif` or prints JSON.
+
+mod args;
+mod commands;
+mod context;
+mod error;
+mod manifest;
+mod output;
+mod policy;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::Cli;
+use crate::output::Output;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            if std::env::args_os().any(|a| a == "--json") {
+                output::print_json_error("usage", &e.kind().to_string());
+            }
+            return ExitCode::from(error::ExitStatus::Error.code());
+        }
+    };
+    let out = Output::new(cli.global.json);
+    let result =
+        context::Ctx::new(&cli.global, out).and_then(|ctx| commands::run(&ctx, &cli.command));
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (code, status) = error::classify(&err);
+            out.error(code, &format!("{err:#}"));
+            ExitCode::from(status.code())
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Command-line arguments: every clap struct of the `ipseity` command, and the
+//! environment variables that can stand in for global options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Environment variable for `--data-dir`: the store, `calibration.json` and (by default) the models.
+pub const DATA_DIR_ENV: &str = "IPSEITY_DATA_DIR";
+
+/// Environment variable for `--models-dir` (defined by `ipseity-models`).
+pub const MODELS_DIR_ENV: &str = ipseity_models::MODELS_DIR_ENV;
+
+/// Set to a non-empty value other than `0` to make face commands fail with
+/// `models_missing` instead of downloading the models on first use.
+pub const NO_AUTO_INSTALL_ENV: &str = "IPSEITY_NO_AUTO_INSTALL";
+
+/// Default number of candidates `identify` prints.
+pub const DEFAULT_TOP: usize = 5;
+
+/// Default number of audit rows `audit` prints.
+pub const DEFAULT_AUDIT_LIMIT: usize = 50;
+
+/// Face enrolment, verification (1:1) and identification (1:N) with dlib's face models.
+///
+/// Exit codes: 0 success or accept, 1 reject / no match / some batch rows failed,
+/// 2 usage or input error, 3 possible duplicate enrolment, 4 needs review.
+#[derive(Debug, Parser)]
+#[command(name = "ipseity", version, about, long_about)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory holding the store, calibration.json and by default the models
+    /// [default: the platform data directory + /ipseity]
+    #[arg(long, global = true, env = DATA_DIR_ENV, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory holding the three face model files [default: DATA_DIR/models]
+    #[arg(long, global = true, env = MODELS_DIR_ENV, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Print results (and errors) as one JSON object on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Purpose of the operation, recorded in the audit log
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub purpose: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the face models
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Enrol a subject from face images, or many subjects from a CSV manifest
+    Enroll(EnrollArgs),
+    /// Compare a face with one enrolled subject (1:1); prints a decision, never a score
+    Verify(VerifyArgs),
+    /// Search the enrolled subjects for a face (1:N); prints candidates and decisions, never scores
+    Identify(IdentifyArgs),
+    /// Developer/evaluation command: print detected faces with box, landmarks,
+    /// quality AND the raw 128-D embedding (biometric data: do not log it)
+    Embed(EmbedArgs),
+    /// List enrolled subjects with their template counts
+    List,
+    /// Erase a subject and all its templates
+    Erase(EraseArgs),
+    /// Print the audit log, newest first
+    Audit(AuditArgs),
+    /// Evaluation: error rates (EER, FNMR at fixed FMR) and a DET plot over a
+    /// labelled image set; prints raw scores' statistics. Optionally calibrates
+    /// the operating point
+    Eval(EvalArgs),
+}
+
+/// `ipseity models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download (with pip) and install the pinned, checksummed face models
+    Install,
+}
+
+/// `ipseity enroll`
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// Subject id (1-128 characters from A-Z a-z 0-9 . _ - : @)
+    #[arg(long, required_unless_present = "manifest", requires = "face")]
+    pub subject: Option<String>,
+    /// Face image(s); each must hold exactly one face of sufficient quality
+    #[arg(long, num_args = 1.., value_name = "FILE", requires = "subject")]
+    pub face: Vec<PathBuf>,
+    /// Use the largest face when an image holds several
+    #[arg(long)]
+    pub largest: bool,
+    /// Enrol even if the face matches another subject (recorded in the audit log)
+    #[arg(long)]
+    pub allow_duplicate: bool,
+    /// Batch enrolment from a CSV file with header `subject,path` (paths relative
+    /// to the manifest's directory); several rows per subject allowed
+    #[arg(long, value_name = "FILE.csv", conflicts_with_all = ["subject", "face"])]
+    pub manifest: Option<PathBuf>,
+}
+
+/// `ipseity verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The claimed subject id
+    #[arg(long)]
+    pub subject: String,
+    /// The probe face image
+    #[arg(long, value_name = "FILE")]
+    pub face: PathBuf,
+    /// Use the largest face when the image holds several
+    #[arg(long)]
+    pub largest: bool,
+}
+
+/// `ipseity identify`
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    /// The probe face image
+    #[arg(long, value_name = "FILE")]
+    pub face: PathBuf,
+    /// Most candidates to print
+    #[arg(long, default_value_t = DEFAULT_TOP, value_parser = clap::value_parser!(usize))]
+    pub top: usize,
+    /// Use the largest face when the image holds several
+    #[arg(long)]
+    pub largest: bool,
+}
+
+/// `ipseity embed`
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// The face image
+    #[arg(long, value_name = "FILE")]
+    pub face: PathBuf,
+    /// Print only the largest face (default: every face found)
+    #[arg(long)]
+    pub largest: bool,
+}
+
+/// `ipseity erase`
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The subject to erase
+    #[arg(long)]
+    pub subject: String,
+}
+
+/// `ipseity audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Most rows to print
+    #[arg(long, default_value_t = DEFAULT_AUDIT_LIMIT)]
+    pub limit: usize,
+}
+
+/// `ipseity eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// CSV file with header `path,identity` (paths relative to the manifest's directory)
+    #[arg(long, value_name = "FILE.csv")]
+    pub manifest: PathBuf,
+    /// Where to write the DET plot
+    #[arg(long, value_name = "OUT.svg", default_value = "det.svg")]
+    pub det: PathBuf,
+    /// Write calibration.json into the data directory from the impostor scores
+    #[arg(long)]
+    pub calibrate: bool,
+    /// Target false-match rate for --calibrate
+    #[arg(long, default_value_t = 1e-3, requires = "calibrate")]
+    pub fmr: f64,
+}

@@ -1,0 +1,52 @@
+//! One module per command; each turns its arguments into a `Serialize` report
+//! for [`crate::output`] and returns the exit status.
+
+mod audit;
+mod embed;
+mod enroll;
+mod erase;
+mod eval;
+mod identify;
+mod list;
+mod models;
+mod verify;
+
+use crate::args::{Command, ModelsCommand};
+use crate::context::Ctx;
+use crate::error::ExitStatus;
+
+/// Runs one command.
+pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
+    match command {
+        Command::Models(ModelsCommand::Install) => models::install(ctx),
+        Command::Enroll(a) => enroll::run(ctx, a),
+        Command::Verify(a) => verify::run(ctx, a),
+        Command::Identify(a) => identify::run(ctx, a),
+        Command::Embed(a) => embed::run(ctx, a),
+        Command::List => list::run(ctx),
+        Command::Erase(a) => erase::run(ctx, a),
+        Command::Audit(a) => audit::run(ctx, a),
+        Command::Eval(a) => eval::run(ctx, a),
+    }
+}
+
+/// Parses a subject id given on the command line.
+fn subject_id(s: &str) -> anyhow::Result<ipseity_core::SubjectId> {
+    Ok(ipseity_core::SubjectId::new(s)?)
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(what.to_owned());
+    bar
+}

@@ -1,0 +1,127 @@
+//! What every command needs: resolved directories, the purpose, the output, and
+//! helpers that open the store, load the face engine and read a face image.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use ipseity_face::decode::{load_image, DecodeLimits};
+use ipseity_face::geom::RgbImage;
+use ipseity_face::{FaceAnalysis, FaceEngine, Params};
+use ipseity_models::{ModelSet, ModelsError, Reporter};
+use ipseity_store::Store;
+
+use crate::args::{GlobalArgs, NO_AUTO_INSTALL_ENV};
+use crate::error::CliError;
+use crate::output::Output;
+use crate::policy::{self, Policy};
+
+/// Resolved global options.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The data directory (store, calibration).
+    pub data_dir: PathBuf,
+    /// The models directory.
+    pub models_dir: PathBuf,
+    /// Purpose for the audit log.
+    pub purpose: Option<String>,
+    /// Result printer.
+    pub out: Output,
+}
+
+impl Ctx {
+    /// Resolves defaults: `dirs::data_dir()/ipseity` and `DATA_DIR/models`.
+    pub fn new(g: &GlobalArgs, out: Output) -> anyhow::Result<Self> {
+        let data_dir = match &g.data_dir {
+            Some(d) => d.clone(),
+            None => dirs::data_dir().map(|d| d.join("ipseity")).ok_or_else(|| {
+                CliError::input(
+                    "no_data_dir",
+                    "cannot find the platform data directory; pass --data-dir",
+                )
+            })?,
+        };
+        let models_dir = g
+            .models_dir
+            .clone()
+            .unwrap_or_else(|| ipseity_models::default_models_dir(&data_dir));
+        Ok(Self {
+            data_dir,
+            models_dir,
+            purpose: g.purpose.clone(),
+            out,
+        })
+    }
+
+    /// The purpose as the store wants it.
+    pub fn purpose(&self) -> Option<&str> {
+        self.purpose.as_deref()
+    }
+
+    /// Opens (creating on first use) the store in the data directory.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        Store::open(&self.data_dir)
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    }
+
+    /// The operating point in force.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        policy::load(&self.data_dir)
+    }
+
+    /// Finds the models, installing them first if they are missing (unless
+    /// [`NO_AUTO_INSTALL_ENV`] is set).
+    pub fn ensure_models(&self) -> anyhow::Result<ModelSet> {
+        match ipseity_models::locate(&self.models_dir) {
+            Ok(set) => Ok(set),
+            Err(e @ ModelsError::NotInstalled { .. }) => {
+                let disabled = std::env::var_os(NO_AUTO_INSTALL_ENV)
+                    .is_some_and(|v| !v.is_empty() && v != "0");
+                if disabled {
+                    return Err(e.into());
+                }
+                self.out.note(&format!(
+                    "face models not found in {}; installing them now (one-time download)",
+                    self.models_dir.display()
+                ));
+                Ok(ipseity_models::install(&self.models_dir, &StderrReporter)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads the face engine from the models.
+    pub fn engine(&self) -> anyhow::Result<FaceEngine> {
+        let set = self.ensure_models()?;
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let det = read(&set.detector)?;
+        let lm = read(&set.landmarks)?;
+        let emb = read(&set.embedder)?;
+        Ok(FaceEngine::from_bytes(&det, &lm, &emb, Params::default())?)
+    }
+}
+
+/// Reports model installation progress on stderr.
+pub struct StderrReporter;
+
+impl Reporter for StderrReporter {
+    fn message(&self, msg: &str) {
+        eprintln!("{msg}");
+    }
+}
+
+/// Reads and decodes a face image, naming the file in any error.
+pub fn load_face_image(path: &Path) -> anyhow::Result<RgbImage> {
+    load_image(path, &DecodeLimits::default()).with_context(|| path.display().to_string())
+}
+
+/// The one usable face of an image already decoded, naming the file in any error.
+pub fn single_face(
+    engine: &FaceEngine,
+    img: &RgbImage,
+    path: &Path,
+    largest: bool,
+) -> anyhow::Result<FaceAnalysis> {
+    engine
+        .single_face(img, largest)
+        .with_context(|| path.display().to_string())
+}

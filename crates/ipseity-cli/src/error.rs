@@ -1,0 +1,186 @@
+//! Exit statuses, and the one place where library errors become stable error
+//! codes (snake_case strings shared with the JSON output) and exit codes.
+
+use std::fmt;
+use std::io;
+
+use ipseity_core::{CoreError, Decision};
+use ipseity_eval::EvalError;
+use ipseity_face::decode::DecodeError;
+use ipseity_face::FaceError;
+use ipseity_models::ModelsError;
+use ipseity_store::StoreError;
+
+/// How the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: success, or an `accept` decision.
+    Success,
+    /// 1: `reject`, no match, or some batch rows failed.
+    Failure,
+    /// 2: usage or input error.
+    Error,
+    /// 3: the enrolment was refused as a possible duplicate of another subject.
+    PossibleDuplicate,
+    /// 4: the decision is `needs_review`.
+    NeedsReview,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Error => 2,
+            ExitStatus::PossibleDuplicate => 3,
+            ExitStatus::NeedsReview => 4,
+        }
+    }
+}
+
+impl From<Decision> for ExitStatus {
+    fn from(d: Decision) -> Self {
+        match d {
+            Decision::Accept => ExitStatus::Success,
+            Decision::Reject => ExitStatus::Failure,
+            Decision::NeedsReview => ExitStatus::NeedsReview,
+        }
+    }
+}
+
+/// An error raised by the CLI itself, with its code and exit status.
+#[derive(Debug)]
+pub struct CliError {
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// Message for a person.
+    pub message: String,
+    /// Exit status.
+    pub exit: ExitStatus,
+}
+
+impl CliError {
+    /// An input error (exit 2).
+    pub fn input(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            exit: ExitStatus::Error,
+        }
+    }
+
+    /// An error with another exit status.
+    pub fn with_exit(code: &'static str, message: impl Into<String>, exit: ExitStatus) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            exit,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Code of an image decoding error.
+pub fn decode_code(e: &DecodeError) -> &'static str {
+    match e {
+        DecodeError::NotAnImage => "not_an_image",
+        DecodeError::FileTooLarge { .. } | DecodeError::TooLarge { .. } => "image_too_large",
+        DecodeError::TooSmall { .. } => "image_too_small",
+        DecodeError::Unsupported(_) => "unsupported_image",
+        DecodeError::Corrupt(_) => "corrupt_image",
+        DecodeError::Io { .. } => "cannot_read_file",
+        _ => "image_error",
+    }
+}
+
+/// Code of a face pipeline error.
+pub fn face_code(e: &FaceError) -> &'static str {
+    match e {
+        FaceError::NoFace => "no_face",
+        FaceError::MultipleFaces(_) => "multiple_faces",
+        FaceError::FaceTooSmall { .. } => "face_too_small",
+        FaceError::LowQuality { .. } => "low_quality",
+        FaceError::Model { .. } => "models_invalid",
+        _ => "internal",
+    }
+}
+
+/// Code of a store error.
+pub fn store_code(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::DuplicateSubject(_) => "duplicate_subject",
+        StoreError::UnknownSubject(_) => "unknown_subject",
+        StoreError::InvalidInput(_) => "invalid_input",
+        StoreError::KeyFile(_) => "store_key",
+        StoreError::DiskFull => "disk_full",
+        _ => "store_error",
+    }
+}
+
+/// Code of a models error.
+pub fn models_code(e: &ModelsError) -> &'static str {
+    match e {
+        ModelsError::NotInstalled { .. } => "models_missing",
+        ModelsError::ChecksumMismatch { .. } => "models_invalid",
+        ModelsError::PipNotFound { .. } | ModelsError::DownloadFailed { .. } => {
+            "models_download_failed"
+        }
+        _ => "models_error",
+    }
+}
+
+/// The code and exit status of any error a command returned.
+pub fn classify(err: &anyhow::Error) -> (&'static str, ExitStatus) {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<CliError>() {
+            return (e.code, e.exit);
+        }
+        if let Some(e) = cause.downcast_ref::<DecodeError>() {
+            return (decode_code(e), ExitStatus::Error);
+        }
+        if let Some(e) = cause.downcast_ref::<FaceError>() {
+            return (face_code(e), ExitStatus::Error);
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return (store_code(e), ExitStatus::Error);
+        }
+        if let Some(e) = cause.downcast_ref::<ModelsError>() {
+            return (models_code(e), ExitStatus::Error);
+        }
+        if let Some(e) = cause.downcast_ref::<CoreError>() {
+            let code = match e {
+                CoreError::InvalidSubjectId(_) => "invalid_subject_id",
+                _ => "internal",
+            };
+            return (code, ExitStatus::Error);
+        }
+        if cause.downcast_ref::<EvalError>().is_some() {
+            return ("eval_error", ExitStatus::Error);
+        }
+        if cause.downcast_ref::<io::Error>().is_some() {
+            return ("io_error", ExitStatus::Error);
+        }
+    }
+    ("internal", ExitStatus::Error)
+}
+
+/// Code of an error, for per-row batch reports.
+pub fn code_of(err: &anyhow::Error) -> &'static str {
+    classify(err).0
+}
+
+/// Whether the error is a closed stdout (`ipseity list | head`), which is not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

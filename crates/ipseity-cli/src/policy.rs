@@ -1,0 +1,151 @@
+//! The operating point that turns a similarity into a decision: the calibrated
+//! one from `calibration.json` in the data directory, or the built-in default.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use ipseity_core::OperatingPoint;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+
+/// File name of the calibrated operating point inside the data directory.
+pub const CALIBRATION_FILE: &str = "calibration.json";
+
+/// Version of the `calibration.json` format.
+pub const CALIBRATION_VERSION: u32 = 1;
+
+/// The built-in operating point, used until `ipseity eval --calibrate` writes
+/// `calibration.json`.
+///
+/// Derivation: dlib publishes its ResNet face model as 99.38% accurate on LFW
+/// when two faces are called the same person at Euclidean distance below 0.6,
+/// and `face_recognition` uses 0.6 as its tolerance. Similarity here is
+/// `1 - distance`. We accept only at distance <= 0.5 (similarity >= 0.5), a
+/// margin stricter than dlib's point because a false accept costs more than a
+/// review; we reject beyond dlib's 0.6 (similarity < 0.4); the band between goes
+/// to a person (`needs_review`). LFW is not the deployment population, so no
+/// false-match rate is claimed: `fmr` is NaN and [`DEFAULT_FMR_NOTE`] is
+/// reported instead.
+pub const DEFAULT_OPERATING_POINT: OperatingPoint = OperatingPoint {
+    fmr: f64::NAN,
+    accept_at: 0.5,
+    reject_below: 0.4,
+};
+
+/// What is reported as the FMR of [`DEFAULT_OPERATING_POINT`].
+pub const DEFAULT_FMR_NOTE: &str =
+    "uncalibrated: dlib's published LFW operating point (distance 0.6)";
+
+/// The operating point in force and where it came from.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The thresholds.
+    pub point: OperatingPoint,
+    /// What to print about it.
+    pub report: PolicyReport,
+}
+
+/// The printable description of an operating point: no thresholds, no scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyReport {
+    /// Calibrated target false-match rate, or `null` when uncalibrated.
+    pub fmr: Option<f64>,
+    /// `"1e-3 (calibrated)"` or [`DEFAULT_FMR_NOTE`].
+    pub description: String,
+    /// The calibration file, or `"built-in"`.
+    pub source: String,
+}
+
+impl std::fmt::Display for PolicyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}]", self.description, self.source)
+    }
+}
+
+/// The contents of `calibration.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CalibrationFile {
+    /// [`CALIBRATION_VERSION`].
+    pub version: u32,
+    /// The face model the scores came from.
+    pub model: String,
+    /// The thresholds.
+    pub operating_point: OperatingPoint,
+    /// How they were derived, for people.
+    pub derivation: String,
+}
+
+/// Formats an FMR such as `0.001` as `1e-3`.
+pub fn fmt_fmr(fmr: f64) -> String {
+    format!("{fmr:e}")
+}
+
+/// The operating point for the data directory.
+pub fn load(data_dir: &Path) -> anyhow::Result<Policy> {
+    let path = data_dir.join(CALIBRATION_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Policy {
+                point: DEFAULT_OPERATING_POINT,
+                report: PolicyReport {
+                    fmr: None,
+                    description: DEFAULT_FMR_NOTE.to_owned(),
+                    source: "built-in".to_owned(),
+                },
+            })
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let bad =
+        |why: String| CliError::input("bad_calibration", format!("{}: {why}", path.display()));
+    let file: CalibrationFile =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a calibration file ({e})")))?;
+    if file.version != CALIBRATION_VERSION {
+        return Err(bad(format!("unsupported version {}", file.version)).into());
+    }
+    if file.model != ipseity_face::MODEL_ID {
+        return Err(bad(format!(
+            "calibrated for model {}, not {}; run `ipseity eval --calibrate` again",
+            file.model,
+            ipseity_face::MODEL_ID
+        ))
+        .into());
+    }
+    let p = file.operating_point;
+    let valid = p.fmr > 0.0
+        && p.fmr < 1.0
+        && p.accept_at.is_finite()
+        && p.reject_below.is_finite()
+        && p.reject_below <= p.accept_at;
+    if !valid {
+        return Err(bad("thresholds out of range".to_owned()).into());
+    }
+    Ok(Policy {
+        point: p,
+        report: PolicyReport {
+            fmr: Some(p.fmr),
+            description: format!("FMR {} (calibrated)", fmt_fmr(p.fmr)),
+            source: path.display().to_string(),
+        },
+    })
+}
+
+/// Writes `calibration.json` atomically (temporary file, sync, rename).
+pub fn save(data_dir: &Path, file: &CalibrationFile) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join(CALIBRATION_FILE);
+    let tmp = data_dir.join(format!("{CALIBRATION_FILE}.tmp"));
+    let text = serde_json::to_string_pretty(file)?;
+    {
+        let mut f = fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
