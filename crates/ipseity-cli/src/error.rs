@@ -172,6 +172,11 @@ pub fn classify(err: &anyhow::Error) -> (&'static str, ExitStatus) {
     ("internal", ExitStatus::Error)
 }
 
+/// The message of an error with its causes, on one line.
+pub fn message(err: &anyhow::Error) -> String {
+    format!("{err:#}").trim_end().replace('\n', " ")
+}
+
 /// Code of an error, for per-row batch reports.
 pub fn code_of(err: &anyhow::Error) -> &'static str {
     classify(err).0

@@ -29,7 +29,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS; // --help, --version
             }
             if std::env::args_os().any(|a| a == "--json") {
-                output::print_json_error("usage", &e.kind().to_string());
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                output::print_json_error("usage", first.trim_start_matches("error: "));
             }
             return ExitCode::from(error::ExitStatus::Error.code());
         }
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let (code, status) = error::classify(&err);
-            out.error(code, &format!("{err:#}"));
+            out.error(code, &error::message(&err));
             ExitCode::from(status.code())
         }
     }

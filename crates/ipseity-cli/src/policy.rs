@@ -149,3 +149,55 @@ pub fn save(data_dir: &Path, file: &CalibrationFile) -> anyhow::Result<PathBuf> 
     fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipseity_core::Decision;
+
+    #[test]
+    fn default_point_follows_dlib_distances() {
+        let p = DEFAULT_OPERATING_POINT;
+        let at_distance = |d: f32| p.decide(1.0 - d);
+        assert_eq!(at_distance(0.3), Decision::Accept);
+        assert_eq!(at_distance(0.55), Decision::NeedsReview);
+        assert_eq!(at_distance(0.65), Decision::Reject);
+    }
+
+    #[test]
+    fn calibration_round_trips_and_is_validated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let uncalibrated = load(dir.path()).expect("default");
+        assert_eq!(uncalibrated.report.fmr, None);
+        assert_eq!(uncalibrated.report.description, DEFAULT_FMR_NOTE);
+
+        let point = OperatingPoint {
+            fmr: 1e-3,
+            accept_at: 0.45,
+            reject_below: 0.35,
+        };
+        let file = CalibrationFile {
+            version: CALIBRATION_VERSION,
+            model: ipseity_face::MODEL_ID.to_owned(),
+            operating_point: point,
+            derivation: "test".to_owned(),
+        };
+        save(dir.path(), &file).expect("save");
+        let loaded = load(dir.path()).expect("load");
+        assert_eq!(loaded.point, point);
+        assert_eq!(loaded.report.fmr, Some(1e-3));
+        assert!(loaded.report.description.contains("1e-3"));
+
+        let bad = CalibrationFile {
+            operating_point: OperatingPoint {
+                reject_below: 0.9,
+                ..point
+            },
+            ..file
+        };
+        save(dir.path(), &bad).expect("save");
+        assert!(load(dir.path()).is_err());
+        std::fs::write(dir.path().join(CALIBRATION_FILE), "{").expect("write");
+        assert!(load(dir.path()).is_err());
+    }
+}

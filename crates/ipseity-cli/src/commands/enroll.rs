@@ -280,7 +280,7 @@ fn batch(ctx: &Ctx, args: &EnrollArgs, manifest_path: &Path) -> anyhow::Result<E
                 subject: name.clone(),
                 path: path.to_owned(),
                 code,
-                message: format!("{err:#}"),
+                message: crate::error::message(err),
             });
         };
         let result = enroll_group(

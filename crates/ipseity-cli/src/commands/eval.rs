@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs) -> anyhow::Result<ExitStatus> {
                     line: row.line,
                     path,
                     code,
-                    message: format!("{e:#}"),
+                    message: crate::error::message(&e),
                 });
             }
         }
