@@ -30,8 +30,14 @@ fn main() -> ExitCode {
             }
             if std::env::args_os().any(|a| a == "--json") {
                 let rendered = e.render().to_string();
-                let first = rendered.lines().next().unwrap_or_default();
-                output::print_json_error("usage", first.trim_start_matches("error: "));
+                // The first paragraph, without clap's usage and help hints.
+                let first: Vec<&str> = rendered
+                    .lines()
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                let message = first.join(" ");
+                output::print_json_error("usage", message.trim_start_matches("error: "));
             }
             return ExitCode::from(error::ExitStatus::Error.code());
         }
