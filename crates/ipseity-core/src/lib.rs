@@ -222,7 +222,10 @@ mod tests {
 
     #[test]
     fn modality_codes_round_trip() {
-        assert_eq!(Modality::from_code(Modality::Face.code()), Some(Modality::Face));
+        assert_eq!(
+            Modality::from_code(Modality::Face.code()),
+            Some(Modality::Face)
+        );
         assert_eq!(Modality::from_code(0), None);
     }
 }
