@@ -1,0 +1,932 @@
+//! Exact top-k search by exhaustive scan, with quantised storage that still
+//! returns the exact f32 answer.
+//!
+//! # Layout
+//! The gallery is split into shards; a subject's templates all live in the
+//! shard its key hashes to, behind one `RwLock`. A search read-locks each shard
+//! while it scans it (shards in parallel on the rayon pool); `add`, `remove`
+//! and `replace` write-lock one shard. So a search that starts after
+//! `remove_subject` returned cannot see that subject, and `replace_subject` is
+//! atomic. Every template is stored normalised in f32 (the re-rank copy and the
+//! scan of [`Storage::F32`]) and, for the quantised kinds, again as f16 or as
+//! packed int8 (see [`crate::kernels`]) for the scan.
+//!
+//! # Why the quantised answer is exact
+//! For a query `y` and a stored row `x` with scan code `x̂`, the scan yields an
+//! approximate score `a` with a proven bound `|a − x·y| ≤ E(y)`:
+//! - int8: the gallery holds `x̂_d = s_d·q_d` with a per-dimension scale `s_d`;
+//!   the query is scaled, `z_d = s_d·y_d`, and quantised with one scale `t`,
+//!   `z_d ≈ t·r_d`. Then `a = t·Σ q_d r_d` and
+//!   `x·y − a = Σ (x_d − s_d q_d) y_d + Σ q_d (z_d − t r_d)`, so
+//!   `E = Σ_d e_d |y_d| + (t/2)·L1max + ε`, where `e_d` is the largest
+//!   reconstruction error seen in dimension `d` (tracked on insert, clamping
+//!   included), `L1max` the largest `Σ|q_d|` of a row, and `ε` covers f32
+//!   rounding (`1e-5 + 16·D·u`).
+//! - f16: `E = Σ_d e_d |y_d| + ε`, with `e_d` the largest f16 rounding error.
+//!
+//! Each shard keeps the `C = max(4k, 64)` rows of highest `a`, re-ranks them in
+//! f32, groups them by subject and takes the shard's top k. Let `s` be the k-th
+//! subject's exact score (or the threshold when fewer than k subjects pass). A
+//! row that did not make the candidate set has `a ≤ a_min` (the smallest kept
+//! score), so its exact score is at most `a_min + E`; when `a_min + E < s` no
+//! such row can enter the top k nor change a subject's best template, and the
+//! answer is exact. Otherwise the shard is scanned again for this query,
+//! keeping *every* row with `a ≥ s − E`, and all of those are re-ranked: the
+//! re-rank depth adapts to the data and the answer is exact in every case. The
+//! shards' exact top-k lists are merged; ties are broken by subject key, then
+//! template id.
+
+use crate::kernels::{self, BLOCK};
+use crate::{Hit, Index, IndexError, Result, Storage};
+use half::f16;
+use rayon::prelude::*;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Tuning constants of [`ExactIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// Number of shards (`0`: twice the rayon thread count).
+    pub shards: usize,
+    /// Minimum re-rank depth per shard.
+    pub rerank_min: usize,
+    /// Re-rank depth per shard as a multiple of k (the depth is the larger of
+    /// the two).
+    pub rerank_factor: usize,
+    /// Gallery rows scanned per cache block when a batch of queries is served
+    /// (the block stays in L2 while every query of the batch visits it).
+    pub chunk_rows: usize,
+    /// Int8 only: the per-dimension scales are refitted (and the shard
+    /// re-encoded) whenever a shard reaches this many rows times a power of 2.
+    pub calibrate_from: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            shards: 0,
+            rerank_min: 64,
+            rerank_factor: 4,
+            chunk_rows: 2048,
+            calibrate_from: 256,
+        }
+    }
+}
+
+/// Memory held by an index, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryUsage {
+    /// Bytes read by a scan: the scan codes plus per-row ids.
+    pub scan: usize,
+    /// The f32 re-rank copy (zero extra for [`Storage::F32`], whose scan copy
+    /// is the f32 copy).
+    pub rerank: usize,
+    /// Subject tables and per-shard quantiser state (estimated).
+    pub other: usize,
+}
+
+impl MemoryUsage {
+    /// All of it.
+    pub fn total(&self) -> usize {
+        self.scan + self.rerank + self.other
+    }
+}
+
+/// L2-normalises a vector, rejecting non-finite components and zero vectors.
+pub fn normalize(v: &[f32]) -> Result<Vec<f32>> {
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(IndexError::InvalidVector("non-finite component"));
+    }
+    let n2: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
+    if n2 <= f64::MIN_POSITIVE {
+        return Err(IndexError::InvalidVector("zero vector"));
+    }
+    let inv = 1.0 / n2.sqrt();
+    Ok(v.iter().map(|&x| (x as f64 * inv) as f32).collect())
+}
+
+/// Exhaustive-scan index; see the module docs for the method.
+///
+/// `K` is the subject key (a `String`, a `u64`, the store's subject id...).
+pub struct ExactIndex<K> {
+    dim: usize,
+    storage: Storage,
+    params: Params,
+    shards: Vec<RwLock<Shard<K>>>,
+}
+
+struct SubjectEntry {
+    slot: u32,
+    rows: Vec<u32>,
+}
+
+struct Shard<K> {
+    dim: usize,
+    groups: usize,
+    storage: Storage,
+    n: usize,
+    f32s: Vec<f32>,
+    f16s: Vec<f16>,
+    packed: Vec<u8>,
+    owner: Vec<u32>,
+    tid: Vec<u64>,
+    slots: Vec<Option<K>>,
+    free_slots: Vec<u32>,
+    subjects: HashMap<K, SubjectEntry>,
+    scale: Vec<f32>,
+    err: Vec<f32>,
+    l1max: u32,
+    calibrated_at: usize,
+    calibrate_from: usize,
+}
+
+/// A candidate row with its approximate score.
+#[derive(Clone, Copy)]
+struct Cand {
+    a: f32,
+    row: u32,
+}
+impl PartialEq for Cand {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    // Reversed so that `BinaryHeap` is a min-heap on the score.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.a.total_cmp(&self.a).then(o.row.cmp(&self.row))
+    }
+}
+
+/// Keeps the `cap` rows of highest approximate score at or above `floor`.
+struct Collector {
+    cap: usize,
+    floor: f32,
+    heap: BinaryHeap<Cand>,
+    overflowed: bool,
+}
+
+impl Collector {
+    fn new(cap: usize, floor: f32) -> Self {
+        Collector {
+            cap,
+            floor,
+            heap: BinaryHeap::with_capacity(cap.min(1 << 16) + 1),
+            overflowed: false,
+        }
+    }
+    /// Scores below this are not kept.
+    #[inline]
+    fn cut(&self) -> f32 {
+        if self.heap.len() >= self.cap {
+            self.heap.peek().map_or(self.floor, |c| c.a.max(self.floor))
+        } else {
+            self.floor
+        }
+    }
+    #[inline]
+    fn push(&mut self, a: f32, row: u32) {
+        if a < self.floor {
+            return;
+        }
+        if self.heap.len() < self.cap {
+            self.heap.push(Cand { a, row });
+            return;
+        }
+        self.overflowed = true;
+        if let Some(mut top) = self.heap.peek_mut() {
+            if a > top.a {
+                *top = Cand { a, row };
+            }
+        }
+    }
+    /// Notes that rows were skipped by the caller's fast path against `cut`.
+    fn skipped(&mut self) {
+        if self.heap.len() >= self.cap {
+            self.overflowed = true;
+        }
+    }
+}
+
+/// A query prepared for one shard's scan.
+struct Prepared {
+    y: Vec<f32>,
+    r: Vec<i8>,
+    t: f32,
+    sumr: i32,
+    bound: f32,
+}
+
+impl<K> ExactIndex<K>
+where
+    K: Clone + Eq + Hash + Ord + Send + Sync,
+{
+    /// An empty index of `dim`-dimensional vectors with default [`Params`].
+    ///
+    /// # Panics
+    /// Never; a zero `dim` is accepted but every vector will then be rejected.
+    /// Use [`ExactIndex::with_params`] for a checked constructor.
+    pub fn new(dim: usize, storage: Storage) -> Self {
+        let mut p = Params::default();
+        if dim == 0 {
+            p.shards = 1;
+        }
+        Self::build(dim.max(1), storage, p)
+    }
+
+    /// An empty index with explicit parameters.
+    pub fn with_params(dim: usize, storage: Storage, params: Params) -> Result<Self> {
+        if dim == 0 {
+            return Err(IndexError::InvalidParameter("dim must be > 0"));
+        }
+        if params.rerank_min == 0 || params.chunk_rows == 0 {
+            return Err(IndexError::InvalidParameter(
+                "rerank_min and chunk_rows must be > 0",
+            ));
+        }
+        Ok(Self::build(dim, storage, params))
+    }
+
+    fn build(dim: usize, storage: Storage, mut params: Params) -> Self {
+        if params.shards == 0 {
+            params.shards = (2 * rayon::current_num_threads()).max(2);
+        }
+        params.chunk_rows = params.chunk_rows.div_ceil(BLOCK) * BLOCK;
+        let shards = (0..params.shards)
+            .map(|_| RwLock::new(Shard::new(dim, storage, params.calibrate_from)))
+            .collect();
+        ExactIndex {
+            dim,
+            storage,
+            params,
+            shards,
+        }
+    }
+
+    /// The storage kind.
+    pub fn storage(&self) -> Storage {
+        self.storage
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> Params {
+        self.params
+    }
+
+    fn shard_of(&self, key: &K) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    fn read(&self, i: usize) -> RwLockReadGuard<'_, Shard<K>> {
+        // A panic while a shard was written leaves it poisoned; its data are
+        // still well-formed vectors (every mutation keeps lengths in step).
+        self.shards[i].read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self, i: usize) -> RwLockWriteGuard<'_, Shard<K>> {
+        self.shards[i].write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_dim(&self, v: &[f32]) -> Result<()> {
+        if v.len() != self.dim {
+            return Err(IndexError::DimensionMismatch {
+                expected: self.dim,
+                got: v.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds many templates at once, shards in parallel (the fast way to build).
+    /// Either all are added or, on the first invalid vector, none.
+    pub fn extend(&self, items: &[(K, u64, &[f32])]) -> Result<()> {
+        let mut per_shard: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); self.shards.len()];
+        for (i, (key, _, v)) in items.iter().enumerate() {
+            self.check_dim(v)?;
+            per_shard[self.shard_of(key)].push((i, normalize(v)?));
+        }
+        let errors: Vec<IndexError> = per_shard
+            .into_par_iter()
+            .enumerate()
+            .filter_map(|(s, rows)| {
+                let mut shard = self.write(s);
+                for (i, v) in rows {
+                    let (key, tid, _) = &items[i];
+                    if let Err(e) = shard.add(key.clone(), *tid, &v) {
+                        return Some(e);
+                    }
+                }
+                None
+            })
+            .collect();
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Memory held, by kind.
+    pub fn memory(&self) -> MemoryUsage {
+        let mut m = MemoryUsage::default();
+        for i in 0..self.shards.len() {
+            let s = self.read(i);
+            let ids = s.tid.capacity() * 8 + s.owner.capacity() * 4;
+            let codes = match self.storage {
+                Storage::F32 => s.f32s.capacity() * 4,
+                Storage::F16 => s.f16s.capacity() * 2,
+                Storage::Int8 => s.packed.capacity(),
+            };
+            m.scan += ids + codes;
+            if self.storage != Storage::F32 {
+                m.rerank += s.f32s.capacity() * 4;
+            }
+            // Hash map entry: key + slot + row vector header, plus rows.
+            m.other += s.subjects.capacity() * (std::mem::size_of::<K>() + 40)
+                + s.slots.capacity() * std::mem::size_of::<Option<K>>()
+                + s.n * 4
+                + s.scale.len() * 8;
+        }
+        m
+    }
+
+    /// Number of distinct subjects.
+    pub fn subjects(&self) -> usize {
+        (0..self.shards.len())
+            .map(|i| self.read(i).subjects.len())
+            .sum()
+    }
+
+    /// Scans every shard for a block of normalised queries.
+    fn search_normalized(&self, ys: &[f32], k: usize, threshold: f32) -> Vec<Vec<Hit<K>>> {
+        let nq = ys.len() / self.dim;
+        if k == 0 || nq == 0 {
+            return vec![Vec::new(); nq];
+        }
+        let per_shard: Vec<Vec<Vec<Hit<K>>>> = (0..self.shards.len())
+            .into_par_iter()
+            .map(|s| self.read(s).search(ys, k, threshold, &self.params))
+            .collect();
+        let mut out: Vec<Vec<Hit<K>>> = vec![Vec::new(); nq];
+        for lists in per_shard {
+            for (q, hits) in lists.into_iter().enumerate() {
+                out[q].extend(hits);
+            }
+        }
+        for hits in &mut out {
+            hits.sort_by(hit_order);
+            hits.truncate(k);
+        }
+        out
+    }
+}
+
+fn hit_order<K: Ord>(a: &Hit<K>, b: &Hit<K>) -> Ordering {
+    b.similarity
+        .total_cmp(&a.similarity)
+        .then_with(|| a.subject.cmp(&b.subject))
+        .then(a.template_id.cmp(&b.template_id))
+}
+
+impl<K> Index<K> for ExactIndex<K>
+where
+    K: Clone + Eq + Hash + Ord + Send + Sync,
+{
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn add(&self, subject: K, template_id: u64, vector: &[f32]) -> Result<()> {
+        self.check_dim(vector)?;
+        let v = normalize(vector)?;
+        let s = self.shard_of(&subject);
+        self.write(s).add(subject, template_id, &v)
+    }
+
+    fn remove_subject(&self, subject: &K) -> usize {
+        let s = self.shard_of(subject);
+        self.write(s).remove(subject)
+    }
+
+    fn replace_subject(&self, subject: K, templates: &[(u64, &[f32])]) -> Result<()> {
+        let mut vs = Vec::with_capacity(templates.len());
+        for (i, (tid, v)) in templates.iter().enumerate() {
+            self.check_dim(v)?;
+            if templates[..i].iter().any(|(t, _)| t == tid) {
+                return Err(IndexError::DuplicateTemplate { template_id: *tid });
+            }
+            vs.push(normalize(v)?);
+        }
+        let s = self.shard_of(&subject);
+        let mut shard = self.write(s);
+        shard.remove(&subject);
+        for ((tid, _), v) in templates.iter().zip(&vs) {
+            shard.add(subject.clone(), *tid, v)?;
+        }
+        Ok(())
+    }
+
+    fn search_batch(&self, queries: &[f32], k: usize, threshold: f32) -> Result<Vec<Vec<Hit<K>>>> {
+        if !queries.len().is_multiple_of(self.dim) {
+            return Err(IndexError::DimensionMismatch {
+                expected: self.dim,
+                got: queries.len() % self.dim,
+            });
+        }
+        if threshold.is_nan() {
+            return Err(IndexError::InvalidParameter("threshold is NaN"));
+        }
+        let mut ys = Vec::with_capacity(queries.len());
+        for q in queries.chunks_exact(self.dim) {
+            ys.extend(normalize(q)?);
+        }
+        Ok(self.search_normalized(&ys, k, threshold))
+    }
+
+    fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.read(i).n).sum()
+    }
+}
+
+impl<K> Shard<K>
+where
+    K: Clone + Eq + Hash + Ord,
+{
+    fn new(dim: usize, storage: Storage, calibrate_from: usize) -> Self {
+        let groups = dim.div_ceil(4);
+        // Before any data: a scale that covers ±4/√D, about 4σ of a random
+        // unit vector's component. The first refit replaces it.
+        let s0 = (4.0 / (dim as f32).sqrt()).min(1.0) / 127.0;
+        Shard {
+            dim,
+            groups,
+            storage,
+            n: 0,
+            f32s: Vec::new(),
+            f16s: Vec::new(),
+            packed: Vec::new(),
+            owner: Vec::new(),
+            tid: Vec::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            subjects: HashMap::new(),
+            scale: vec![s0; dim],
+            err: vec![0.0; dim],
+            l1max: 0,
+            calibrated_at: 0,
+            calibrate_from: calibrate_from.max(1),
+        }
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.f32s[r * self.dim..(r + 1) * self.dim]
+    }
+
+    /// Quantises a normalised row to int8, updating the error bookkeeping.
+    fn encode_int8(&mut self, r: usize) {
+        let (dim, groups) = (self.dim, self.groups);
+        let mut q = vec![0i8; groups * 4];
+        let mut l1 = 0u32;
+        for d in 0..dim {
+            let x = self.f32s[r * dim + d];
+            let s = self.scale[d];
+            let v = (x / s).round().clamp(-127.0, 127.0);
+            q[d] = v as i8;
+            l1 += v.abs() as u32;
+            let e = (x - s * v).abs();
+            if e > self.err[d] {
+                self.err[d] = e;
+            }
+        }
+        self.l1max = self.l1max.max(l1);
+        let need = (r / BLOCK + 1) * groups * 64;
+        if self.packed.len() < need {
+            self.packed.resize(need, 128);
+        }
+        kernels::pack_row(&mut self.packed, groups, r, &q);
+    }
+
+    /// Refits the int8 scales to the rows held and re-encodes them.
+    fn calibrate(&mut self) {
+        let dim = self.dim;
+        let mut m = vec![0f32; dim];
+        for r in 0..self.n {
+            for d in 0..dim {
+                m[d] = m[d].max(self.f32s[r * dim + d].abs());
+            }
+        }
+        for d in 0..dim {
+            self.scale[d] = if m[d] > 0.0 {
+                m[d] / 127.0
+            } else {
+                1.0 / 127.0
+            };
+        }
+        self.err.iter_mut().for_each(|e| *e = 0.0);
+        self.l1max = 0;
+        for r in 0..self.n {
+            self.encode_int8(r);
+        }
+        self.calibrated_at = self.n;
+    }
+
+    fn add(&mut self, key: K, template_id: u64, v: &[f32]) -> Result<()> {
+        if let Some(e) = self.subjects.get(&key) {
+            if e.rows.iter().any(|&r| self.tid[r as usize] == template_id) {
+                return Err(IndexError::DuplicateTemplate { template_id });
+            }
+        }
+        let row = self.n;
+        let row32 = u32::try_from(row).map_err(|_| IndexError::Capacity)?;
+        let slot = match self.subjects.get_mut(&key) {
+            Some(e) => {
+                e.rows.push(row32);
+                e.slot
+            }
+            None => {
+                let slot = match self.free_slots.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = Some(key.clone());
+                        s
+                    }
+                    None => {
+                        self.slots.push(Some(key.clone()));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.subjects.insert(
+                    key,
+                    SubjectEntry {
+                        slot,
+                        rows: vec![row32],
+                    },
+                );
+                slot
+            }
+        };
+        self.f32s.extend_from_slice(v);
+        self.owner.push(slot);
+        self.tid.push(template_id);
+        self.n += 1;
+        match self.storage {
+            Storage::F32 => {}
+            Storage::F16 => {
+                for (d, &x) in v.iter().enumerate() {
+                    let h = f16::from_f32(x);
+                    let e = (x - h.to_f32()).abs();
+                    if e > self.err[d] {
+                        self.err[d] = e;
+                    }
+                    self.f16s.push(h);
+                }
+            }
+            Storage::Int8 => {
+                if self.n >= self.calibrate_from && self.n >= 2 * self.calibrated_at {
+                    self.calibrate();
+                } else {
+                    self.encode_int8(row);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &K) -> usize {
+        let Some(entry) = self.subjects.remove(key) else {
+            return 0;
+        };
+        self.slots[entry.slot as usize] = None;
+        self.free_slots.push(entry.slot);
+        let mut rows = entry.rows;
+        rows.sort_unstable_by(|a, b| b.cmp(a));
+        for &r in &rows {
+            self.swap_remove(r as usize);
+        }
+        rows.len()
+    }
+
+    /// Moves the last row into `r` and shrinks by one.
+    fn swap_remove(&mut self, r: usize) {
+        let last = self.n - 1;
+        let dim = self.dim;
+        if r != last {
+            self.f32s.copy_within(last * dim..(last + 1) * dim, r * dim);
+            match self.storage {
+                Storage::F32 => {}
+                Storage::F16 => self.f16s.copy_within(last * dim..(last + 1) * dim, r * dim),
+                Storage::Int8 => kernels::move_row(&mut self.packed, self.groups, last, r),
+            }
+            self.owner[r] = self.owner[last];
+            self.tid[r] = self.tid[last];
+            let slot = self.owner[r] as usize;
+            if let Some(k) = &self.slots[slot] {
+                if let Some(e) = self.subjects.get_mut(k) {
+                    for x in e.rows.iter_mut() {
+                        if *x as usize == last {
+                            *x = r as u32;
+                        }
+                    }
+                }
+            }
+        }
+        self.f32s.truncate(last * dim);
+        if self.storage == Storage::F16 {
+            self.f16s.truncate(last * dim);
+        }
+        self.owner.truncate(last);
+        self.tid.truncate(last);
+        self.n = last;
+        if self.storage == Storage::Int8 {
+            self.packed
+                .truncate(last.div_ceil(BLOCK) * self.groups * 64);
+        }
+    }
+
+    fn prepare(&self, y: &[f32]) -> Prepared {
+        let dim = self.dim;
+        let eps = 1e-5 + 16.0 * dim as f32 * f32::EPSILON;
+        match self.storage {
+            Storage::F32 => Prepared {
+                y: y.to_vec(),
+                r: Vec::new(),
+                t: 0.0,
+                sumr: 0,
+                bound: 0.0,
+            },
+            Storage::F16 => {
+                let e: f32 = (0..dim).map(|d| self.err[d] * y[d].abs()).sum();
+                Prepared {
+                    y: y.to_vec(),
+                    r: Vec::new(),
+                    t: 0.0,
+                    sumr: 0,
+                    bound: e + eps,
+                }
+            }
+            Storage::Int8 => {
+                let z: Vec<f32> = (0..dim).map(|d| self.scale[d] * y[d]).collect();
+                let zmax = z.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let t = if zmax > 0.0 { zmax / 127.0 } else { 1.0 };
+                let mut r = vec![0i8; self.groups * 4];
+                let mut sumr = 0i32;
+                for d in 0..dim {
+                    let v = (z[d] / t).round().clamp(-127.0, 127.0);
+                    r[d] = v as i8;
+                    sumr += v as i32;
+                }
+                let e: f32 = (0..dim).map(|d| self.err[d] * y[d].abs()).sum();
+                let bound = e + 0.5 * t * self.l1max as f32 * (1.0 + 1e-3) + eps;
+                Prepared {
+                    y: y.to_vec(),
+                    r,
+                    t,
+                    sumr,
+                    bound,
+                }
+            }
+        }
+    }
+
+    /// Approximate scores of rows `[r0, r1)` for every query, into collectors.
+    fn scan(&self, qs: &[Prepared], cols: &mut [Collector], r0: usize, r1: usize) {
+        let dim = self.dim;
+        match self.storage {
+            Storage::F32 => {
+                for (q, c) in qs.iter().zip(cols.iter_mut()) {
+                    for r in r0..r1 {
+                        c.push(kernels::dot_f32(self.row(r), &q.y), r as u32);
+                    }
+                }
+            }
+            Storage::F16 => {
+                for (q, c) in qs.iter().zip(cols.iter_mut()) {
+                    for r in r0..r1 {
+                        c.push(
+                            kernels::dot_f16(&self.f16s[r * dim..(r + 1) * dim], &q.y),
+                            r as u32,
+                        );
+                    }
+                }
+            }
+            Storage::Int8 => {
+                // r0 is a multiple of BLOCK; the last block may be partial.
+                let bb = self.groups * 64;
+                let (b0, b1) = (r0 / BLOCK, r1.div_ceil(BLOCK));
+                let blocks = &self.packed[b0 * bb..b1 * bb];
+                let nb = b1 - b0;
+                let dp = self.groups * 4;
+                let mut raw = vec![0i32; 8 * nb * BLOCK];
+                let mut qbuf: Vec<i8> = Vec::with_capacity(8 * dp);
+                for (qg, cg) in qs.chunks(8).zip(cols.chunks_mut(8)) {
+                    qbuf.clear();
+                    for q in qg {
+                        qbuf.extend_from_slice(&q.r);
+                    }
+                    let out = &mut raw[..qg.len() * nb * BLOCK];
+                    kernels::i8_scores(blocks, self.groups, &qbuf, out);
+                    for ((q, c), scores) in qg
+                        .iter()
+                        .zip(cg.iter_mut())
+                        .zip(out.chunks_exact(nb * BLOCK))
+                    {
+                        let off = 128 * q.sumr;
+                        let mut icut = int_cut(c.cut(), q.t, off);
+                        for (b, blk) in scores.chunks_exact(BLOCK).enumerate() {
+                            if blk.iter().all(|&v| v < icut) {
+                                c.skipped();
+                                continue;
+                            }
+                            let base = r0 + b * BLOCK;
+                            for (i, &v) in blk.iter().enumerate() {
+                                let row = base + i;
+                                if row >= r1 {
+                                    break;
+                                }
+                                if v >= icut {
+                                    c.push(q.t * (v - off) as f32, row as u32);
+                                } else {
+                                    c.skipped();
+                                }
+                            }
+                            icut = int_cut(c.cut(), q.t, off);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn search(&self, ys: &[f32], k: usize, threshold: f32, p: &Params) -> Vec<Vec<Hit<K>>> {
+        let dim = self.dim;
+        let nq = ys.len() / dim;
+        if self.n == 0 {
+            return vec![Vec::new(); nq];
+        }
+        let qs: Vec<Prepared> = ys.chunks_exact(dim).map(|y| self.prepare(y)).collect();
+        let cap = (p.rerank_factor.saturating_mul(k)).max(p.rerank_min);
+        let mut cols: Vec<Collector> = qs
+            .iter()
+            .map(|q| Collector::new(cap, threshold - q.bound))
+            .collect();
+        let mut r0 = 0;
+        while r0 < self.n {
+            let r1 = (r0 + p.chunk_rows).min(self.n);
+            self.scan(&qs, &mut cols, r0, r1);
+            r0 = r1;
+        }
+        qs.iter()
+            .zip(cols)
+            .map(|(q, c)| {
+                let amin = c.heap.peek().map_or(f32::NEG_INFINITY, |x| x.a);
+                let overflowed = c.overflowed;
+                let rows: Vec<u32> = c.heap.into_iter().map(|x| x.row).collect();
+                let (hits, needed) = self.rerank(&q.y, &rows, k, threshold);
+                if !overflowed || amin + q.bound < needed {
+                    return hits;
+                }
+                // Adaptive depth: keep every row whose bound reaches `needed`.
+                let mut all = [Collector::new(usize::MAX, needed - q.bound)];
+                self.scan(std::slice::from_ref(q), &mut all, 0, self.n);
+                let [c] = all;
+                let rows: Vec<u32> = c.heap.into_iter().map(|x| x.row).collect();
+                self.rerank(&q.y, &rows, k, threshold).0
+            })
+            .collect()
+    }
+
+    /// Exact scores of `rows`, best template per subject, top k; also returns
+    /// the k-th score (or the threshold when fewer than k subjects pass).
+    fn rerank(&self, y: &[f32], rows: &[u32], k: usize, threshold: f32) -> (Vec<Hit<K>>, f32) {
+        let mut best: HashMap<u32, (f32, u64)> = HashMap::with_capacity(rows.len());
+        for &r in rows {
+            let r = r as usize;
+            let s = kernels::dot_f32(self.row(r), y);
+            if s < threshold {
+                continue;
+            }
+            let t = self.tid[r];
+            let e = best.entry(self.owner[r]).or_insert((s, t));
+            if s > e.0 || (s == e.0 && t < e.1) {
+                *e = (s, t);
+            }
+        }
+        let mut hits: Vec<Hit<K>> = best
+            .into_iter()
+            .filter_map(|(slot, (s, t))| {
+                self.slots[slot as usize].as_ref().map(|key| Hit {
+                    subject: key.clone(),
+                    template_id: t,
+                    similarity: s,
+                })
+            })
+            .collect();
+        hits.sort_by(hit_order);
+        hits.truncate(k);
+        let needed = if hits.len() == k {
+            hits[k - 1].similarity
+        } else {
+            threshold
+        };
+        (hits, needed)
+    }
+}
+
+/// The smallest raw int8 sum that may reach approximate score `cut`, lowered
+/// by one unit against rounding (the exact test follows in f32).
+#[inline]
+fn int_cut(cut: f32, t: f32, off: i32) -> i32 {
+    if cut == f32::NEG_INFINITY || !cut.is_finite() {
+        return i32::MIN;
+    }
+    let v = (cut / t).floor() as f64 - 1.0 + off as f64;
+    v.clamp(i32::MIN as f64, i32::MAX as f64) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vecs(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                (0..dim)
+                    .map(|_| {
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_itself_in_every_storage() {
+        for storage in [Storage::F32, Storage::F16, Storage::Int8] {
+            let idx = ExactIndex::new(37, storage);
+            let vs = vecs(500, 37, 3);
+            for (i, v) in vs.iter().enumerate() {
+                idx.add(i as u64 / 3, i as u64, v).unwrap();
+            }
+            assert_eq!(idx.len(), 500);
+            assert_eq!(idx.subjects(), 167);
+            for (i, v) in vs.iter().enumerate().step_by(37) {
+                let hits = idx.search(v, 3, -1.0).unwrap();
+                assert_eq!(hits.len(), 3);
+                assert_eq!(hits[0].subject, i as u64 / 3, "{storage:?}");
+                assert_eq!(hits[0].template_id, i as u64);
+                assert!((hits[0].similarity - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn remove_replace_threshold_and_errors() {
+        let idx = ExactIndex::new(8, Storage::Int8);
+        let vs = vecs(40, 8, 5);
+        for (i, v) in vs.iter().enumerate() {
+            idx.add(format!("s{}", i % 10), i as u64, v).unwrap();
+        }
+        assert_eq!(
+            idx.add("s0".to_string(), 0, &vs[0]),
+            Err(IndexError::DuplicateTemplate { template_id: 0 })
+        );
+        assert!(matches!(
+            idx.add("x".into(), 1, &[0.0; 8]),
+            Err(IndexError::InvalidVector(_))
+        ));
+        assert!(matches!(
+            idx.search(&[1.0; 7], 1, 0.0),
+            Err(IndexError::DimensionMismatch { .. })
+        ));
+        assert_eq!(idx.remove_subject(&"s3".to_string()), 4);
+        assert_eq!(idx.remove_subject(&"s3".to_string()), 0);
+        assert_eq!(idx.len(), 36);
+        let hits = idx.search(&vs[3], 10, -1.0).unwrap();
+        assert_eq!(hits.len(), 9);
+        assert!(hits.iter().all(|h| h.subject != "s3"));
+        idx.replace_subject("s4".into(), &[(99, &vs[3])]).unwrap();
+        let hits = idx.search(&vs[3], 1, 0.999).unwrap();
+        assert_eq!(
+            hits,
+            vec![Hit {
+                subject: "s4".to_string(),
+                template_id: 99,
+                similarity: hits[0].similarity
+            }]
+        );
+        assert_eq!(idx.len(), 33);
+        assert!(idx.search(&vs[3], 0, -1.0).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,660 @@
+//! Dot-product kernels: SIMD with runtime CPU-feature dispatch, and the scalar
+//! twins the tests compare them against.
+//!
+//! Three kernels serve the scan and the re-rank:
+//! - [`dot_f32`]: f32 · f32 (re-rank, and the scan of [`crate::Storage::F32`]);
+//! - [`dot_f16`]: f16 · f32 (the scan of [`crate::Storage::F16`]);
+//! - [`i8_scores`]: a block of 16 int8 rows against several int8 queries (the
+//!   scan of [`crate::Storage::Int8`]).
+//!
+//! The int8 gallery is held *packed*: rows come in blocks of [`BLOCK`] = 16,
+//! and a block stores its rows four dimensions at a time: group `j` is 64
+//! bytes, row `r`'s bytes `4j..4j+4` at offset `64j + 4r`. One 512-bit VNNI
+//! `vpdpbusd` then adds four products into each of the 16 rows' accumulators,
+//! with no horizontal reduction. Gallery bytes are stored offset by +128 as
+//! `u8` (the unsigned operand of `vpdpbusd`); the kernels return the raw sum
+//! `Σ g_u8 · q_i8` and the caller subtracts `128 · Σ q`, a per-query constant.
+//!
+//! Floating-point kernels sum in a different order from their scalar twins, so
+//! they agree to rounding, not bit for bit; the int8 kernels agree exactly.
+//! Every caller that needs reproducible scores (the re-rank and the reference
+//! brute force in the tests) uses the same dispatched kernel.
+
+use half::f16;
+use std::sync::OnceLock;
+
+/// Rows per packed int8 block.
+pub const BLOCK: usize = 16;
+
+/// A kernel family the CPU can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Level {
+    /// Plain Rust; runs everywhere.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW with VNNI (int8 dot products), plus AVX2 + F16C.
+    Avx512Vnni,
+    /// AArch64 NEON (f32 kernel; f16 and int8 use the scalar code).
+    Neon,
+}
+
+/// The best level this CPU supports, detected once.
+pub fn detected() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(|| available().last().copied().unwrap_or(Level::Scalar))
+}
+
+/// Every level this CPU supports, worst first (always starts with `Scalar`).
+pub fn available() -> &'static [Level] {
+    static LEVELS: OnceLock<Vec<Level>> = OnceLock::new();
+    LEVELS.get_or_init(|| {
+        #[allow(unused_mut)]
+        let mut v = vec![Level::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c");
+            if avx2 {
+                v.push(Level::Avx2);
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+                {
+                    v.push(Level::Avx512Vnni);
+                }
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                v.push(Level::Neon);
+            }
+        }
+        v
+    })
+}
+
+/// `Σ a[i]·b[i]` with the best kernel of this CPU.
+///
+/// # Panics
+/// If the slices differ in length.
+#[inline]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    dot_f32_at(detected(), a, b)
+}
+
+/// `Σ a[i]·b[i]` with a chosen kernel level; a level the CPU lacks falls back
+/// to the scalar twin.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn dot_f32_at(level: Level, a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f32: length mismatch");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if level == Level::Avx512Vnni && has(Level::Avx512Vnni) {
+            // SAFETY: the CPU supports AVX-512F (checked by `has`); the
+            // slices have equal length (asserted above).
+            return unsafe { x86::dot_f32_avx512(a, b) };
+        }
+        if matches!(level, Level::Avx2 | Level::Avx512Vnni) && has(Level::Avx2) {
+            // SAFETY: the CPU supports AVX2 and FMA (checked by `has`); the
+            // slices have equal length (asserted above).
+            return unsafe { x86::dot_f32_avx2(a, b) };
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if level == Level::Neon && has(Level::Neon) {
+            // SAFETY: the CPU supports NEON (checked by `has`); the slices have
+            // equal length (asserted above).
+            return unsafe { neon::dot_f32_neon(a, b) };
+        }
+    }
+    let _ = level;
+    dot_f32_scalar(a, b)
+}
+
+/// Scalar twin of [`dot_f32`]: a plain left-to-right sum.
+pub fn dot_f32_scalar(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `Σ a[i]·b[i]` for an f16 row against an f32 query, summed in f32.
+///
+/// # Panics
+/// If the slices differ in length.
+#[inline]
+pub fn dot_f16(a: &[f16], b: &[f32]) -> f32 {
+    dot_f16_at(detected(), a, b)
+}
+
+/// [`dot_f16`] with a chosen kernel level.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn dot_f16_at(level: Level, a: &[f16], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f16: length mismatch");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if matches!(level, Level::Avx2 | Level::Avx512Vnni) && has(Level::Avx2) {
+            // SAFETY: the CPU supports AVX2, FMA and F16C (checked by `has`);
+            // the slices have equal length (asserted above).
+            return unsafe { x86::dot_f16_avx2(a, b) };
+        }
+    }
+    let _ = level;
+    dot_f16_scalar(a, b)
+}
+
+/// Scalar twin of [`dot_f16`].
+pub fn dot_f16_scalar(a: &[f16], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x.to_f32() * y).sum()
+}
+
+/// Raw int8 scores of packed blocks against several queries.
+///
+/// - `blocks`: `nblocks` packed blocks, each `groups * 64` bytes (see the
+///   module docs); `groups = padded_dim / 4`.
+/// - `queries`: `nq` queries of `groups * 4` signed bytes each, one after
+///   the other.
+/// - `out`: `nq * nblocks * 16` sums; query `q`, block `b`, row `r` lands at
+///   `out[q * nblocks * 16 + b * 16 + r]` and equals `Σ_d g_u8[d] · q_i8[d]`.
+///
+/// # Panics
+/// If a slice length disagrees with `groups`, `nblocks` and `nq`.
+#[inline]
+pub fn i8_scores(blocks: &[u8], groups: usize, queries: &[i8], out: &mut [i32]) {
+    i8_scores_at(detected(), blocks, groups, queries, out)
+}
+
+/// [`i8_scores`] with a chosen kernel level.
+///
+/// # Panics
+/// As [`i8_scores`].
+pub fn i8_scores_at(level: Level, blocks: &[u8], groups: usize, queries: &[i8], out: &mut [i32]) {
+    let bb = groups * 64;
+    assert!(groups > 0, "i8_scores: zero groups");
+    assert_eq!(blocks.len() % bb, 0, "i8_scores: ragged blocks");
+    assert_eq!(queries.len() % (groups * 4), 0, "i8_scores: ragged queries");
+    let nblocks = blocks.len() / bb;
+    let nq = queries.len() / (groups * 4);
+    assert_eq!(out.len(), nq * nblocks * BLOCK, "i8_scores: output size");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if level == Level::Avx512Vnni && has(Level::Avx512Vnni) {
+            // SAFETY: the CPU supports AVX-512F/BW/VNNI (checked by `has`);
+            // the slice lengths were checked against groups, nblocks and nq
+            // above, which is all the kernel relies on.
+            unsafe { x86::i8_scores_vnni(blocks, groups, nblocks, queries, nq, out) };
+            return;
+        }
+        if matches!(level, Level::Avx2 | Level::Avx512Vnni) && has(Level::Avx2) {
+            // SAFETY: the CPU supports AVX2 (checked by `has`); slice lengths
+            // checked above.
+            unsafe { x86::i8_scores_avx2(blocks, groups, nblocks, queries, nq, out) };
+            return;
+        }
+    }
+    let _ = level;
+    i8_scores_scalar(blocks, groups, queries, out)
+}
+
+/// Scalar twin of [`i8_scores`].
+pub fn i8_scores_scalar(blocks: &[u8], groups: usize, queries: &[i8], out: &mut [i32]) {
+    let bb = groups * 64;
+    let nblocks = blocks.len() / bb;
+    let dp = groups * 4;
+    for (qi, q) in queries.chunks_exact(dp).enumerate() {
+        for b in 0..nblocks {
+            let blk = &blocks[b * bb..(b + 1) * bb];
+            for r in 0..BLOCK {
+                let mut acc = 0i32;
+                for j in 0..groups {
+                    for t in 0..4 {
+                        acc += blk[j * 64 + r * 4 + t] as i32 * q[j * 4 + t] as i32;
+                    }
+                }
+                out[qi * nblocks * BLOCK + b * BLOCK + r] = acc;
+            }
+        }
+    }
+}
+
+/// Writes row `row` (already quantised, `groups * 4` signed values) into its
+/// slot of a packed block buffer, offsetting by +128.
+pub fn pack_row(blocks: &mut [u8], groups: usize, row: usize, values: &[i8]) {
+    let bb = groups * 64;
+    let base = (row / BLOCK) * bb;
+    let r = row % BLOCK;
+    for j in 0..groups {
+        for t in 0..4 {
+            blocks[base + j * 64 + r * 4 + t] = (values[j * 4 + t] as i16 + 128) as u8;
+        }
+    }
+}
+
+/// Copies packed row `from` over packed row `to` (used by swap-remove).
+pub fn move_row(blocks: &mut [u8], groups: usize, from: usize, to: usize) {
+    let bb = groups * 64;
+    let (fb, fr) = ((from / BLOCK) * bb, from % BLOCK);
+    let (tb, tr) = ((to / BLOCK) * bb, to % BLOCK);
+    for j in 0..groups {
+        for t in 0..4 {
+            blocks[tb + j * 64 + tr * 4 + t] = blocks[fb + j * 64 + fr * 4 + t];
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn has(level: Level) -> bool {
+    available().contains(&level)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::BLOCK;
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `a.len() == b.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for u in 0..4 {
+                // SAFETY: i + 8u + 8 <= n, within both slices.
+                let (x, y) = unsafe {
+                    (
+                        _mm256_loadu_ps(pa.add(i + 8 * u)),
+                        _mm256_loadu_ps(pb.add(i + 8 * u)),
+                    )
+                };
+                acc[u] = _mm256_fmadd_ps(x, y, acc[u]);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n, within both slices.
+            let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+            i += 8;
+        }
+        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), s) };
+        let mut sum: f32 = lanes.iter().sum();
+        while i < n {
+            sum += a[i] * b[i];
+            i += 1;
+        }
+        sum
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F; `a.len() == b.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot_f32_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 32 <= n {
+            // SAFETY: i + 32 <= n, within both slices.
+            unsafe {
+                acc0 =
+                    _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+                acc1 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                    acc1,
+                );
+            }
+            i += 32;
+        }
+        if i + 16 <= n {
+            // SAFETY: i + 16 <= n, within both slices.
+            unsafe {
+                acc0 =
+                    _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+            }
+            i += 16;
+        }
+        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        while i < n {
+            sum += a[i] * b[i];
+            i += 1;
+        }
+        sum
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C; `a.len() == b.len()`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16_avx2(a: &[f16], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr() as *const u16, b.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: i + 16 <= n; f16 is a 2-byte plain value, so 8 of them
+            // are 16 readable bytes.
+            unsafe {
+                let h0 = _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i) as *const __m128i));
+                let h1 = _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i + 8) as *const __m128i));
+                acc0 = _mm256_fmadd_ps(h0, _mm256_loadu_ps(pb.add(i)), acc0);
+                acc1 = _mm256_fmadd_ps(h1, _mm256_loadu_ps(pb.add(i + 8)), acc1);
+            }
+            i += 16;
+        }
+        let s = _mm256_add_ps(acc0, acc1);
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), s) };
+        let mut sum: f32 = lanes.iter().sum();
+        while i < n {
+            sum += a[i].to_f32() * b[i];
+            i += 1;
+        }
+        sum
+    }
+
+    /// VNNI micro-kernel: `NB` blocks against `NQ` queries.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F/BW/VNNI; `blocks` points at `NB` packed
+    /// blocks of `groups * 64` bytes, `q` at `NQ` queries of `groups * 4`
+    /// bytes spaced `qstride` bytes apart, and `out` at `NQ` rows of at least
+    /// `NB * 16` i32 spaced `ostride` apart.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn kern_vnni<const NB: usize, const NQ: usize>(
+        blocks: *const u8,
+        groups: usize,
+        q: *const i8,
+        qstride: usize,
+        out: *mut i32,
+        ostride: usize,
+    ) {
+        let bb = groups * 64;
+        let mut acc = [[_mm512_setzero_si512(); NQ]; NB];
+        for j in 0..groups {
+            let mut g = [_mm512_setzero_si512(); NB];
+            for b in 0..NB {
+                // SAFETY: block b, group j lies inside the NB blocks.
+                g[b] = unsafe { _mm512_loadu_si512(blocks.add(b * bb + j * 64) as *const _) };
+            }
+            for qi in 0..NQ {
+                // SAFETY: bytes 4j..4j+4 of query qi lie inside it.
+                let word = unsafe { (q.add(qi * qstride + 4 * j) as *const i32).read_unaligned() };
+                let qv = _mm512_set1_epi32(word);
+                for b in 0..NB {
+                    acc[b][qi] = _mm512_dpbusd_epi32(acc[b][qi], g[b], qv);
+                }
+            }
+        }
+        for qi in 0..NQ {
+            for b in 0..NB {
+                // SAFETY: out row qi has room for NB * 16 i32 from this offset.
+                unsafe {
+                    _mm512_storeu_si512(out.add(qi * ostride + b * 16) as *mut _, acc[b][qi])
+                };
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F/BW/VNNI; `blocks.len() == nblocks *
+    /// groups * 64`, `queries.len() == nq * groups * 4`, `out.len() == nq *
+    /// nblocks * 16`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn i8_scores_vnni(
+        blocks: &[u8],
+        groups: usize,
+        nblocks: usize,
+        queries: &[i8],
+        nq: usize,
+        out: &mut [i32],
+    ) {
+        let bb = groups * 64;
+        let dp = groups * 4;
+        let ostride = nblocks * BLOCK;
+        let (pb, pq, po) = (blocks.as_ptr(), queries.as_ptr(), out.as_mut_ptr());
+        // SAFETY (all calls below): every (block, query) pair addressed is
+        // inside the slices, whose sizes the caller guarantees.
+        unsafe {
+            let mut q0 = 0;
+            while q0 + 8 <= nq {
+                for b in 0..nblocks {
+                    kern_vnni::<1, 8>(
+                        pb.add(b * bb),
+                        groups,
+                        pq.add(q0 * dp),
+                        dp,
+                        po.add(q0 * ostride + b * 16),
+                        ostride,
+                    );
+                }
+                q0 += 8;
+            }
+            while q0 + 4 <= nq {
+                for b in 0..nblocks {
+                    kern_vnni::<1, 4>(
+                        pb.add(b * bb),
+                        groups,
+                        pq.add(q0 * dp),
+                        dp,
+                        po.add(q0 * ostride + b * 16),
+                        ostride,
+                    );
+                }
+                q0 += 4;
+            }
+            while q0 < nq {
+                let mut b = 0;
+                while b + 4 <= nblocks {
+                    kern_vnni::<4, 1>(
+                        pb.add(b * bb),
+                        groups,
+                        pq.add(q0 * dp),
+                        dp,
+                        po.add(q0 * ostride + b * 16),
+                        ostride,
+                    );
+                    b += 4;
+                }
+                while b < nblocks {
+                    kern_vnni::<1, 1>(
+                        pb.add(b * bb),
+                        groups,
+                        pq.add(q0 * dp),
+                        dp,
+                        po.add(q0 * ostride + b * 16),
+                        ostride,
+                    );
+                    b += 1;
+                }
+                q0 += 1;
+            }
+        }
+    }
+
+    /// AVX2 twin of the VNNI kernel: widen to i16 and use `vpmaddwd`.
+    ///
+    /// # Safety
+    /// As [`i8_scores_vnni`], with AVX2 instead of AVX-512.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn i8_scores_avx2(
+        blocks: &[u8],
+        groups: usize,
+        nblocks: usize,
+        queries: &[i8],
+        nq: usize,
+        out: &mut [i32],
+    ) {
+        let bb = groups * 64;
+        let dp = groups * 4;
+        for qi in 0..nq {
+            let q = &queries[qi * dp..(qi + 1) * dp];
+            for b in 0..nblocks {
+                let blk = &blocks[b * bb..(b + 1) * bb];
+                let mut acc = [_mm256_setzero_si256(); 4];
+                for j in 0..groups {
+                    let w = i64::from_le_bytes([
+                        q[4 * j] as u8,
+                        q[4 * j + 1] as u8,
+                        q[4 * j + 2] as u8,
+                        q[4 * j + 3] as u8,
+                        0,
+                        0,
+                        0,
+                        0,
+                    ]);
+                    // Four signed bytes widened to four i16, repeated.
+                    let qv = _mm256_cvtepi8_epi16(_mm_set1_epi32(w as i32));
+                    for u in 0..4 {
+                        // SAFETY: bytes 64j + 16u .. +16 lie inside the block.
+                        let g = unsafe {
+                            _mm_loadu_si128(blk.as_ptr().add(j * 64 + u * 16) as *const __m128i)
+                        };
+                        let gw = _mm256_cvtepu8_epi16(g);
+                        acc[u] = _mm256_add_epi32(acc[u], _mm256_madd_epi16(gw, qv));
+                    }
+                }
+                for u in 0..4 {
+                    let mut lanes = [0i32; 8];
+                    // SAFETY: `lanes` holds 8 i32.
+                    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc[u]) };
+                    for r in 0..4 {
+                        out[qi * nblocks * BLOCK + b * BLOCK + u * 4 + r] =
+                            lanes[2 * r] + lanes[2 * r + 1];
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(dead_code)]
+    fn _f16_is_two_bytes() {
+        const _: () = assert!(std::mem::size_of::<f16>() == 2);
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    /// # Safety
+    /// The CPU must support NEON; `a.len() == b.len()`.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn dot_f32_neon(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut i = 0;
+        while i + 16 <= n {
+            for u in 0..4 {
+                // SAFETY: i + 4u + 4 <= n, within both slices.
+                let (x, y) =
+                    unsafe { (vld1q_f32(pa.add(i + 4 * u)), vld1q_f32(pb.add(i + 4 * u))) };
+                acc[u] = vfmaq_f32(acc[u], x, y);
+            }
+            i += 16;
+        }
+        let s = vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3]));
+        let mut sum = vaddvq_f32(s);
+        while i < n {
+            sum += a[i] * b[i];
+            i += 1;
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    #[test]
+    fn f32_and_f16_kernels_match_scalar_twins() {
+        let mut s = 7u64;
+        for n in [0usize, 1, 7, 8, 15, 16, 31, 32, 33, 100, 128, 512, 515] {
+            let a: Vec<f32> = (0..n)
+                .map(|_| (lcg(&mut s) % 2000) as f32 / 1000.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..n)
+                .map(|_| (lcg(&mut s) % 2000) as f32 / 1000.0 - 1.0)
+                .collect();
+            let h: Vec<f16> = a.iter().map(|&x| f16::from_f32(x)).collect();
+            let r = dot_f32_scalar(&a, &b);
+            let rh = dot_f16_scalar(&h, &b);
+            for &level in available() {
+                let tol = 1e-5 * (n as f32 + 1.0);
+                assert!(
+                    (dot_f32_at(level, &a, &b) - r).abs() <= tol,
+                    "{level:?} n={n}"
+                );
+                assert!(
+                    (dot_f16_at(level, &h, &b) - rh).abs() <= tol,
+                    "{level:?} n={n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn int8_kernels_match_scalar_twin_exactly() {
+        let mut s = 11u64;
+        for groups in [1usize, 2, 3, 32, 128] {
+            for nblocks in [1usize, 3, 5] {
+                for nq in [1usize, 3, 4, 8, 13] {
+                    let blocks: Vec<u8> = (0..nblocks * groups * 64)
+                        .map(|_| lcg(&mut s) as u8)
+                        .collect();
+                    let q: Vec<i8> = (0..nq * groups * 4)
+                        .map(|_| lcg(&mut s) as u8 as i8)
+                        .collect();
+                    let mut want = vec![0; nq * nblocks * BLOCK];
+                    i8_scores_scalar(&blocks, groups, &q, &mut want);
+                    for &level in available() {
+                        let mut got = vec![0; want.len()];
+                        i8_scores_at(level, &blocks, groups, &q, &mut got);
+                        assert_eq!(got, want, "{level:?} g={groups} b={nblocks} q={nq}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pack_and_move_rows() {
+        let groups = 2;
+        let mut blocks = vec![128u8; 2 * groups * 64];
+        let row: Vec<i8> = (0..8).map(|i| i as i8 - 4).collect();
+        pack_row(&mut blocks, groups, 17, &row);
+        move_row(&mut blocks, groups, 17, 3);
+        let q = vec![1i8; 8];
+        let mut out = vec![0; 2 * BLOCK];
+        i8_scores_scalar(&blocks, groups, &q, &mut out);
+        // Σ (v + 128) = Σ v + 8 * 128.
+        assert_eq!(out[3], -4 + 8 * 128);
+        assert_eq!(out[17], -4 + 8 * 128);
+        assert_eq!(out[0], 8 * 128);
+    }
+}
