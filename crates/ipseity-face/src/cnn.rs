@@ -119,8 +119,17 @@ pub struct ConvSpec<'a> {
     pub relu: bool,
 }
 
+/// A matrix product `dst[m x n] = lhs[m x k] * rhs[k x n]` (row-major).
+pub type MatmulFn = fn(usize, usize, usize, &[f32], &[f32], &mut [f32]);
+
 /// Zero-padded cross-correlation, as dlib's `con_`.
 pub fn conv(x: &Tensor, c: &ConvSpec) -> Result<Tensor, CnnError> {
+    conv_with(x, c, matmul)
+}
+
+/// [`conv`] with the matrix product supplied, so benchmarks can compare kernels
+/// on the same im2col layout.
+pub fn conv_with(x: &Tensor, c: &ConvSpec, matmul: MatmulFn) -> Result<Tensor, CnnError> {
     if x.k != c.k {
         return Err(CnnError::Shape(format!(
             "convolution expects {} channels, got {}",
@@ -286,7 +295,12 @@ fn add_zero_extended(a: &Tensor, b: &Tensor) -> Tensor {
 }
 
 /// Runs `layers` (input side first) on `x`.
-pub fn forward(layers: &[Layer], mut x: Tensor) -> Result<Tensor, CnnError> {
+pub fn forward(layers: &[Layer], x: Tensor) -> Result<Tensor, CnnError> {
+    forward_with(layers, x, matmul)
+}
+
+/// [`forward`] with the convolutions' matrix product supplied (for benchmarks).
+pub fn forward_with(layers: &[Layer], mut x: Tensor, matmul: MatmulFn) -> Result<Tensor, CnnError> {
     let mut tags: [Option<Tensor>; 8] = Default::default();
     let tag = |tags: &[Option<Tensor>; 8], n: u8| -> Result<Tensor, CnnError> {
         tags.get(n as usize)
@@ -307,7 +321,7 @@ pub fn forward(layers: &[Layer], mut x: Tensor) -> Result<Tensor, CnnError> {
                 weights,
                 bias,
                 relu,
-            } => conv(
+            } => conv_with(
                 &x,
                 &ConvSpec {
                     filters: *filters,
@@ -322,6 +336,7 @@ pub fn forward(layers: &[Layer], mut x: Tensor) -> Result<Tensor, CnnError> {
                     bias,
                     relu: *relu,
                 },
+                matmul,
             )?,
             Layer::Affine { gamma, beta } => {
                 let plane = x.h * x.w;
