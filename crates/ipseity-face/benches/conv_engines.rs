@@ -5,7 +5,7 @@
 //!
 //! Env: IPSEITY_MODELS_DIR. Run: `cargo bench -p ipseity-face --bench conv_engines`.
 
-use ipseity_face::cnn::{forward_with, matmul, MatmulFn, Tensor};
+use ipseity_face::cnn::{forward_with, matmul_serial, MatmulFn, Tensor};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -69,7 +69,7 @@ fn main() {
     )
     .expect("mmod");
     let engines: [(&str, MatmulFn); 3] = [
-        ("im2col+gemm", matmul),
+        ("im2col+gemm", matmul_serial),
         ("im2col+matrixmultiply", mm_matrixmultiply),
         ("im2col+naive", mm_naive),
     ];

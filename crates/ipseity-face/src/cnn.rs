@@ -6,6 +6,7 @@
 //! processed in bands of output rows so the im2col buffer stays bounded.
 
 use ipseity_dlib::Layer;
+use rayon::prelude::*;
 
 /// Why a tensor could not go through the network.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,8 +45,32 @@ impl Tensor {
 /// Upper bound on the im2col buffer, in floats (64 MiB).
 const MAX_COL: usize = 16 << 20;
 
-/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major and contiguous.
+/// [`matmul`] on the calling thread only (convolutions parallelise over bands).
+pub fn matmul_serial(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
+    gemm_into(m, n, k, lhs, rhs, dst, gemm::Parallelism::None);
+}
+
+/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major and contiguous,
+/// multi-threaded when the product is large.
 pub fn matmul(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 && m * n * k > 1 << 18 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    gemm_into(m, n, k, lhs, rhs, dst, par);
+}
+
+fn gemm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    dst: &mut [f32],
+    par: gemm::Parallelism,
+) {
     assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n);
     if m == 0 || n == 0 {
         return;
@@ -54,12 +79,6 @@ pub fn matmul(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut 
         dst[..m * n].fill(0.0);
         return;
     }
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 && m * n * k > 1 << 18 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     // SAFETY: the assertion above guarantees every index gemm touches, given the
     // strides below (row-major, contiguous), lies inside the three slices, and
     // `dst` is a unique borrow so it cannot alias the inputs.
@@ -124,7 +143,7 @@ pub type MatmulFn = fn(usize, usize, usize, &[f32], &[f32], &mut [f32]);
 
 /// Zero-padded cross-correlation, as dlib's `con_`.
 pub fn conv(x: &Tensor, c: &ConvSpec) -> Result<Tensor, CnnError> {
-    conv_with(x, c, matmul)
+    conv_with(x, c, matmul_serial)
 }
 
 /// [`conv`] with the matrix product supplied, so benchmarks can compare kernels
@@ -144,22 +163,28 @@ pub fn conv_with(x: &Tensor, c: &ConvSpec, matmul: MatmulFn) -> Result<Tensor, C
     };
     let kk = c.k * c.kh * c.kw;
     let mut out = Tensor::zeros(c.filters, ho, wo);
-    let band = (MAX_COL / (kk * wo).max(1)).clamp(1, ho);
-    let mut col = vec![0f32; kk * band * wo];
-    let mut res = vec![0f32; c.filters * band * wo];
-    let mut y0 = 0;
-    while y0 < ho {
-        let rows = band.min(ho - y0);
-        let n = rows * wo;
-        im2col(x, c, y0, rows, wo, &mut col[..kk * n]);
-        matmul(
-            c.filters,
-            n,
-            kk,
-            c.weights,
-            &col[..kk * n],
-            &mut res[..c.filters * n],
-        );
+    // Bands of output rows keep the im2col buffer bounded, and give each thread
+    // its own band: measured faster than one multi-threaded product per layer on
+    // these shapes (few filters, many pixels); see docs/BENCHMARKS.md.
+    let threads = rayon::current_num_threads().max(1);
+    let mut band = (MAX_COL / (kk * wo).max(1)).clamp(1, ho);
+    if threads > 1 && c.filters * kk * ho * wo > 1 << 20 {
+        band = band.min(ho.div_ceil(threads));
+    }
+    let starts: Vec<usize> = (0..ho).step_by(band).collect();
+    let bands: Vec<Vec<f32>> = starts
+        .par_iter()
+        .map(|&y0| {
+            let n = band.min(ho - y0) * wo;
+            let mut col = vec![0f32; kk * n];
+            im2col(x, c, y0, n / wo, wo, &mut col);
+            let mut res = vec![0f32; c.filters * n];
+            matmul(c.filters, n, kk, c.weights, &col, &mut res);
+            res
+        })
+        .collect();
+    for (&y0, res) in starts.iter().zip(&bands) {
+        let n = band.min(ho - y0) * wo;
         for f in 0..c.filters {
             let b = c.bias[f];
             let src = &res[f * n..(f + 1) * n];
@@ -174,7 +199,6 @@ pub fn conv_with(x: &Tensor, c: &ConvSpec, matmul: MatmulFn) -> Result<Tensor, C
                 }
             }
         }
-        y0 += rows;
     }
     Ok(out)
 }
@@ -296,7 +320,7 @@ fn add_zero_extended(a: &Tensor, b: &Tensor) -> Tensor {
 
 /// Runs `layers` (input side first) on `x`.
 pub fn forward(layers: &[Layer], x: Tensor) -> Result<Tensor, CnnError> {
-    forward_with(layers, x, matmul)
+    forward_with(layers, x, matmul_serial)
 }
 
 /// [`forward`] with the convolutions' matrix product supplied (for benchmarks).
