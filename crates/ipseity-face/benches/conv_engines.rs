@@ -1,36 +1,14 @@
 //! The measurement behind the convolution engine choice: the same im2col
-//! layout and the same networks, with the matrix product done by `gemm` (our
-//! choice), by `matrixmultiply`, and by a plain triple loop, on 1 and 2 threads.
+//! layout and the same networks, with the matrix product done by `gemm`, by
+//! `matrixmultiply`, by our per-shape choice of the two (the default), and by a
+//! plain triple loop, on 1 and 2 threads.
 //! Prints one JSON line per (network, engine, threads).
 //!
 //! Env: IPSEITY_MODELS_DIR. Run: `cargo bench -p ipseity-face --bench conv_engines`.
 
-use ipseity_face::cnn::{forward_with, matmul_serial, MatmulFn, Tensor};
+use ipseity_face::cnn::{forward_with, matmul_auto, matmul_mm, matmul_serial, MatmulFn, Tensor};
 use std::path::PathBuf;
 use std::time::Instant;
-
-fn mm_matrixmultiply(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: the assertion bounds every access for these row-major strides.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            n as isize,
-            1,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
 
 fn mm_naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     for i in 0..m {
@@ -68,9 +46,10 @@ fn main() {
         &ipseity_dlib::mmod_detector_slots(),
     )
     .expect("mmod");
-    let engines: [(&str, MatmulFn); 3] = [
+    let engines: [(&str, MatmulFn); 4] = [
+        ("im2col+auto (default)", matmul_auto),
         ("im2col+gemm", matmul_serial),
-        ("im2col+matrixmultiply", mm_matrixmultiply),
+        ("im2col+matrixmultiply", matmul_mm),
         ("im2col+naive", mm_naive),
     ];
     for threads in [1usize, 2] {

@@ -45,7 +45,49 @@ impl Tensor {
 /// Upper bound on the im2col buffer, in floats (64 MiB).
 const MAX_COL: usize = 16 << 20;
 
-/// [`matmul`] on the calling thread only (convolutions parallelise over bands).
+/// Filters below which `matrixmultiply` beats `gemm` on our layer shapes
+/// (measured: the detector's 16 to 45 filters over many pixels; see
+/// docs/BENCHMARKS.md).
+const SMALL_M: usize = 64;
+
+/// The convolution kernel: single-threaded, choosing the faster crate for the shape.
+pub fn matmul_auto(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
+    if m < SMALL_M {
+        matmul_mm(m, n, k, lhs, rhs, dst);
+    } else {
+        matmul_serial(m, n, k, lhs, rhs, dst);
+    }
+}
+
+/// The product by `matrixmultiply` (single-threaded).
+pub fn matmul_mm(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
+    assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the assertion bounds every element sgemm reads or writes for these
+    // row-major strides; `dst` is a unique borrow, so it aliases neither input.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            lhs.as_ptr(),
+            k as isize,
+            1,
+            rhs.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            dst.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// [`matmul`] with `gemm` on the calling thread only (convolutions parallelise over bands).
 pub fn matmul_serial(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
     gemm_into(m, n, k, lhs, rhs, dst, gemm::Parallelism::None);
 }
@@ -143,7 +185,7 @@ pub type MatmulFn = fn(usize, usize, usize, &[f32], &[f32], &mut [f32]);
 
 /// Zero-padded cross-correlation, as dlib's `con_`.
 pub fn conv(x: &Tensor, c: &ConvSpec) -> Result<Tensor, CnnError> {
-    conv_with(x, c, matmul_serial)
+    conv_with(x, c, matmul_auto)
 }
 
 /// [`conv`] with the matrix product supplied, so benchmarks can compare kernels
@@ -320,7 +362,7 @@ fn add_zero_extended(a: &Tensor, b: &Tensor) -> Tensor {
 
 /// Runs `layers` (input side first) on `x`.
 pub fn forward(layers: &[Layer], x: Tensor) -> Result<Tensor, CnnError> {
-    forward_with(layers, x, matmul_serial)
+    forward_with(layers, x, matmul_auto)
 }
 
 /// [`forward`] with the convolutions' matrix product supplied (for benchmarks).
