@@ -11,7 +11,7 @@ tools/setup-test-data.sh
 cargo build --release -q -p ipseity-cli
 IMG="$CACHE/test_images"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/ipseity-demo.XXXXXX")"
-ipseity() { "$REPO/target/release/ipseity" --data-dir "$DATA" --models-dir "$CACHE/models" --purpose demo "$@"; }
+ipseity() { "${CARGO_TARGET_DIR:-$REPO/target}/release/ipseity" --data-dir "$DATA" --models-dir "$CACHE/models" --purpose demo "$@"; }
 step() { printf '\n$ ipseity %s\n' "$*"; }
 run() { step "$@"; set +e; ipseity "$@"; echo "(exit $?)"; set -e; }
 
