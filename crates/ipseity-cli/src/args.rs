@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Environment variable for `--data-dir`: the store, `calibration.json` and (by default) the models.
 pub const DATA_DIR_ENV: &str = "IPSEITY_DATA_DIR";
@@ -79,6 +79,12 @@ pub enum Command {
     /// labelled image set; prints raw scores' statistics. Optionally calibrates
     /// the operating point
     Eval(EvalArgs),
+    /// All-against-all search of the enrolled faces (or of a raw vector file):
+    /// candidate duplicate pairs and their clusters, decisions only
+    Dedup(DedupArgs),
+    /// Benchmarks
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 /// `ipseity models ...`
@@ -179,4 +185,86 @@ pub struct EvalArgs {
     /// Target false-match rate for --calibrate
     #[arg(long, default_value_t = 1e-3, requires = "calibrate")]
     pub fmr: f64,
+}
+
+/// Lowest decision `dedup` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DedupThreshold {
+    /// Pairs decided `needs_review` or `accept`
+    #[value(name = "needs_review")]
+    NeedsReview,
+    /// Pairs decided `accept` only
+    Accept,
+}
+
+/// File format of `dedup --out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairFormat {
+    /// `subject_a,subject_b,decision,cluster` with a header
+    Csv,
+    /// `{"pairs": [...], "clusters": [...]}`
+    Json,
+}
+
+/// `ipseity dedup`
+#[derive(Debug, Args)]
+pub struct DedupArgs {
+    /// Lowest decision reported as a candidate duplicate
+    #[arg(long, value_enum, default_value = "needs_review")]
+    pub threshold: DedupThreshold,
+    /// Write pairs and clusters to this file instead of printing them
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Format of the --out file
+    #[arg(long, value_enum, default_value = "csv", requires = "out")]
+    pub format: PairFormat,
+    /// Search a raw little-endian f32 file of vectors (one per row; ids are row
+    /// numbers from 0) instead of the enrolled gallery; for synthetic galleries
+    #[arg(long, value_name = "FILE.f32")]
+    pub embeddings: Option<PathBuf>,
+    /// Dimension of the vectors in --embeddings
+    #[arg(long, default_value_t = 128, requires = "embeddings")]
+    pub dim: usize,
+}
+
+/// `ipseity bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// 1:N search on a synthetic face-like gallery: build time, queries/s at
+    /// batch 1 and batch Q, recall@1 against an f32 brute force, memory
+    Search(BenchSearchArgs),
+}
+
+/// Storage kind of the benchmarked index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchStorage {
+    /// 1 byte per component, exact f32 re-rank
+    Int8,
+    /// 2 bytes per component, exact f32 re-rank
+    F16,
+    /// 4 bytes per component
+    F32,
+}
+
+/// `ipseity bench search`
+#[derive(Debug, Args)]
+pub struct BenchSearchArgs {
+    /// Gallery templates
+    #[arg(long, default_value_t = 100_000)]
+    pub gallery: usize,
+    /// Dimension
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Probes (timed one by one, then as one batch)
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Subjects returned per probe
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Index storage
+    #[arg(long, value_enum, default_value = "int8")]
+    pub storage: BenchStorage,
+    /// Probes checked against the f32 brute force for recall@1
+    #[arg(long, default_value_t = 100)]
+    pub truth: usize,
 }

@@ -6,7 +6,7 @@
 //! `--allow-duplicate`. The store is then written in one `enroll` transaction,
 //! so a failure leaves it unchanged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::args::EnrollArgs;
 use crate::context::{load_face_image, single_face, Ctx};
 use crate::error::{code_of, CliError, ExitStatus};
+use crate::gallery::{FaceGallery, FACE_DIM, MIN_DEPTH};
 use crate::manifest;
 use crate::output::Render;
 
@@ -87,7 +88,7 @@ pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
             face.quality.score,
         )?);
     }
-    let gallery = store.all_templates(Modality::Face)?;
+    let gallery = FaceGallery::load(&store, FACE_DIM)?;
     let matches = duplicates(&policy.point, &subject, &templates, &gallery);
     commit(
         ctx,
@@ -115,27 +116,27 @@ fn refuse_existing(store: &Store, subject: &SubjectId) -> anyhow::Result<()> {
     }
 }
 
-/// Other subjects any new template matches at the accept threshold.
+/// Other subjects any new template matches at the accept threshold, in
+/// gallery order. The index proposes candidates; each is decided on the exact
+/// decision similarity over all its templates, so the answer is the one a scan
+/// of every template gives (see `crate::gallery`).
 fn duplicates(
     point: &OperatingPoint,
     subject: &SubjectId,
     templates: &[Template],
-    gallery: &[(SubjectId, Template)],
+    gallery: &FaceGallery,
 ) -> Vec<SubjectId> {
-    let mut out: Vec<SubjectId> = Vec::new();
-    for (other, g) in gallery {
-        if other == subject || g.model != ipseity_face::MODEL_ID || out.contains(other) {
-            continue;
-        }
-        let hit = templates.iter().any(|t| {
-            t.vector.len() == g.vector.len()
-                && point.decide(ipseity_face::similarity(&t.vector, &g.vector)) == Decision::Accept
-        });
-        if hit {
-            out.push(other.clone());
+    let mut hits: BTreeSet<u32> = BTreeSet::new();
+    for t in templates {
+        for (other, s) in gallery.matches_ordinals(&t.vector, point.accept_at, MIN_DEPTH) {
+            if point.decide(s) == Decision::Accept && gallery.names[other as usize] != *subject {
+                hits.insert(other);
+            }
         }
     }
-    out
+    hits.into_iter()
+        .map(|o| gallery.names[o as usize].clone())
+        .collect()
 }
 
 /// Writes the enrolment, or refuses it as a possible duplicate (audited either way).
@@ -245,7 +246,7 @@ fn batch(ctx: &Ctx, args: &EnrollArgs, manifest_path: &Path) -> anyhow::Result<E
     let mut store = ctx.open_store()?;
     let policy = ctx.policy()?;
     let engine = ctx.engine()?;
-    let mut gallery = store.all_templates(Modality::Face)?;
+    let mut gallery = FaceGallery::load(&store, FACE_DIM)?;
 
     // Group rows by subject, keeping the manifest's order.
     let mut order: Vec<String> = Vec::new();
@@ -296,7 +297,7 @@ fn batch(ctx: &Ctx, args: &EnrollArgs, manifest_path: &Path) -> anyhow::Result<E
         );
         match result {
             Ok(Ok((subject, templates))) => {
-                gallery.extend(templates.into_iter().map(|t| (subject.clone(), t)));
+                gallery.add(templates.iter().map(|t| (&subject, t)))?;
                 report.enrolled.push(subject);
             }
             Ok(Err(row_errors)) => {
@@ -333,7 +334,7 @@ fn enroll_group(
     store: &mut Store,
     engine: &FaceEngine,
     point: &OperatingPoint,
-    gallery: &[(SubjectId, Template)],
+    gallery: &FaceGallery,
     name: &str,
     group: &[(usize, PathBuf)],
     args: &EnrollArgs,

@@ -1,16 +1,16 @@
 //! `ipseity identify`: 1:N search. Candidates are subjects (best template per
 //! subject) whose decision is accept or needs_review, ranked; no scores printed.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use ipseity_core::{Decision, Modality, SubjectId};
+use ipseity_core::{Decision, SubjectId};
 use ipseity_face::Quality;
 use serde::Serialize;
 
 use crate::args::IdentifyArgs;
 use crate::context::{load_face_image, single_face, Ctx};
 use crate::error::ExitStatus;
+use crate::gallery::FaceGallery;
 use crate::output::Render;
 use crate::policy::PolicyReport;
 
@@ -53,21 +53,19 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
     let engine = ctx.engine()?;
     let face = single_face(&engine, &img, &args.face, args.largest)?;
 
-    let mut best: BTreeMap<SubjectId, f32> = BTreeMap::new();
-    for (subject, t) in store.all_templates(Modality::Face)? {
-        if t.model != ipseity_face::MODEL_ID || t.vector.len() != face.embedding.len() {
-            continue;
-        }
-        let s = ipseity_face::similarity(&face.embedding, &t.vector);
-        let e = best.entry(subject).or_insert(f32::NEG_INFINITY);
-        *e = e.max(s);
-    }
-    let gallery_subjects = best.len();
-    let mut ranked: Vec<(SubjectId, f32)> = best
+    // The index proposes candidates by cosine; they are decided and ranked on
+    // the decision similarity exactly as a scan of every template would be
+    // (see `crate::gallery`). Subjects below `reject_below` are rejects.
+    let gallery = FaceGallery::load(&store, face.embedding.len())?;
+    let gallery_subjects = gallery.names.len();
+    let floor = policy.point.reject_below.min(policy.point.accept_at);
+    let depth = args.top.saturating_mul(4).max(crate::gallery::MIN_DEPTH);
+    let mut ranked: Vec<(SubjectId, f32)> = gallery
+        .matches(&face.embedding, floor, depth)
         .into_iter()
         .filter(|(_, s)| policy.point.decide(*s) != Decision::Reject)
+        .map(|(id, s)| (id.clone(), s))
         .collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     ranked.truncate(args.top);
     let candidates: Vec<Candidate> = ranked
         .into_iter()

@@ -2,6 +2,8 @@
 //! for [`crate::output`] and returns the exit status.
 
 mod audit;
+mod bench;
+mod dedup;
 mod embed;
 mod enroll;
 mod erase;
@@ -11,7 +13,7 @@ mod list;
 mod models;
 mod verify;
 
-use crate::args::{Command, ModelsCommand};
+use crate::args::{BenchCommand, Command, ModelsCommand};
 use crate::context::Ctx;
 use crate::error::ExitStatus;
 
@@ -27,6 +29,8 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Erase(a) => erase::run(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
         Command::Eval(a) => eval::run(ctx, a),
+        Command::Dedup(a) => dedup::run(ctx, a),
+        Command::Bench(BenchCommand::Search(a)) => bench::search(ctx, a),
     }
 }
 

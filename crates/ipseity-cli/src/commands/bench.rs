@@ -1,0 +1,138 @@
+//! `ipseity bench search`: Ipseity's own 1:N search figures on a synthetic
+//! face-like gallery (`ipseity_index::synth`), so anyone can measure the
+//! machine they deploy on. The fuller comparison with peer engines is the
+//! `search` bench of `ipseity-index` (`docs/BENCHMARKS-index.md`); this
+//! command measures the same quantities with the same generator and seeds.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use ipseity_index::synth::{gallery, probes, SynthParams};
+use ipseity_index::{kernels, ExactIndex, Index, Storage};
+use serde::Serialize;
+
+use crate::args::{BenchSearchArgs, BenchStorage};
+use crate::context::Ctx;
+use crate::error::{CliError, ExitStatus};
+use crate::output::Render;
+
+/// Seed of the probes, the one the `search` bench uses.
+const PROBE_SEED: u64 = 0x9e37;
+
+#[derive(Serialize)]
+struct SearchBench {
+    index: String,
+    gallery: usize,
+    dim: usize,
+    queries: usize,
+    k: usize,
+    threads: usize,
+    kernel: String,
+    build_s: f64,
+    qps_batch1: f64,
+    qps_batch: f64,
+    recall_at_1: f64,
+    recall_checked: usize,
+    batch_equals_single: bool,
+    bytes_per_template_scan: f64,
+    bytes_per_template_total: f64,
+}
+
+impl Render for SearchBench {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "{}: {} x {}-D, k {}, {} threads, kernel {}",
+            self.index, self.gallery, self.dim, self.k, self.threads, self.kernel
+        )?;
+        writeln!(w, "build            {:.3} s", self.build_s)?;
+        writeln!(w, "qps batch 1      {:.1}", self.qps_batch1)?;
+        writeln!(w, "qps batch {:<6} {:.1}", self.queries, self.qps_batch)?;
+        writeln!(
+            w,
+            "recall@1         {:.4} ({} probes against an f32 brute force; batch equals single: {})",
+            self.recall_at_1, self.recall_checked, self.batch_equals_single
+        )?;
+        writeln!(
+            w,
+            "bytes/template   {:.1} scanned, {:.1} held",
+            self.bytes_per_template_scan, self.bytes_per_template_total
+        )
+    }
+}
+
+pub fn search(ctx: &Ctx, a: &BenchSearchArgs) -> anyhow::Result<ExitStatus> {
+    let too_big = a.gallery.checked_mul(a.dim).is_none_or(|n| n > 1 << 32);
+    if a.gallery == 0 || a.dim == 0 || a.queries == 0 || a.k == 0 || too_big {
+        return Err(CliError::input(
+            "usage",
+            "--gallery, --dim, --queries and --k must be positive, gallery x dim at most 2^32",
+        )
+        .into());
+    }
+    let (storage, name) = match a.storage {
+        BenchStorage::Int8 => (Storage::Int8, "exact-int8"),
+        BenchStorage::F16 => (Storage::F16, "exact-f16"),
+        BenchStorage::F32 => (Storage::F32, "exact-f32"),
+    };
+    let p = SynthParams::new(a.gallery, a.dim);
+    let g = gallery(&p);
+    let (qs, _) = probes(&g, &p, a.queries, PROBE_SEED);
+
+    let t = Instant::now();
+    let idx: ExactIndex<u64> = ExactIndex::new(a.dim, storage);
+    let items: Vec<(u64, u64, &[f32])> = (0..g.len())
+        .map(|i| (g.identity[i], i as u64, g.row(i)))
+        .collect();
+    idx.extend(&items)?;
+    drop(items);
+    let build_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let single = qs
+        .chunks_exact(a.dim)
+        .map(|q| idx.search(q, a.k, -1.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let qps_batch1 = a.queries as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let batch = idx.search_batch(&qs, a.k, -1.0)?;
+    let qps_batch = a.queries as f64 / t.elapsed().as_secs_f64();
+
+    // Recall@1 by template against an f32 brute force over the normalised
+    // rows: the winning subject's best template is the global best row.
+    let checked = a.truth.min(a.queries);
+    let hits = qs
+        .chunks_exact(a.dim)
+        .zip(&batch)
+        .take(checked)
+        .filter(|(q, got)| {
+            let mut best = (f32::NEG_INFINITY, 0usize);
+            for i in 0..g.len() {
+                let s = kernels::dot_f32(g.row(i), q);
+                if s > best.0 {
+                    best = (s, i);
+                }
+            }
+            got.first().map(|h| h.template_id) == Some(best.1 as u64)
+        })
+        .count();
+    let mem = idx.memory();
+    ctx.out.emit(&SearchBench {
+        index: name.to_owned(),
+        gallery: a.gallery,
+        dim: a.dim,
+        queries: a.queries,
+        k: a.k,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        kernel: format!("{:?}", kernels::detected()),
+        build_s,
+        qps_batch1,
+        qps_batch,
+        recall_at_1: hits as f64 / checked.max(1) as f64,
+        recall_checked: checked,
+        batch_equals_single: single == batch,
+        bytes_per_template_scan: mem.scan as f64 / a.gallery as f64,
+        bytes_per_template_total: mem.total() as f64 / a.gallery as f64,
+    })?;
+    Ok(ExitStatus::Success)
+}
