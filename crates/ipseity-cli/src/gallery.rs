@@ -459,4 +459,45 @@ mod tests {
         assert_eq!(got.len(), 200);
         assert_eq!(got, scan(&g, &probe, -1.0, None));
     }
+
+    /// Start-up cost of the "rebuild on start" choice: decrypting `N`
+    /// templates from a store and building the gallery. Run with
+    /// `IPSEITY_STARTUP_N=100000 cargo test -p ipseity-cli --bin ipseity
+    /// startup_rebuild -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing; writes N templates to a temporary store"]
+    fn startup_rebuild_time() {
+        use ipseity_core::Template;
+        let n: usize = std::env::var("IPSEITY_STARTUP_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
+        let per = 100;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("store");
+        let mut rng = ipseity_index::synth::Rng::new(1);
+        let t = std::time::Instant::now();
+        for s in 0..n.div_ceil(per) {
+            let templates: Vec<Template> = (0..per.min(n - s * per))
+                .map(|_| {
+                    let v = (0..FACE_DIM).map(|_| rng.normal() * 0.09).collect();
+                    Template::new(Modality::Face, ipseity_face::MODEL_ID, v, 90).expect("t")
+                })
+                .collect();
+            let id = SubjectId::new(format!("s{s:07}")).expect("id");
+            store.enroll(&id, &templates, None).expect("enroll");
+        }
+        let write_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let all = store.all_templates(Modality::Face).expect("read");
+        let decrypt_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let mut g = FaceGallery::new(FACE_DIM);
+        g.add(all.iter().map(|(s, t)| (s, t))).expect("add");
+        let build_s = t.elapsed().as_secs_f64();
+        assert_eq!(g.gallery.len(), n);
+        eprintln!(
+            "{{\"templates\":{n},\"write_s\":{write_s:.2},\"decrypt_s\":{decrypt_s:.3},\"build_s\":{build_s:.3}}}"
+        );
+    }
 }
