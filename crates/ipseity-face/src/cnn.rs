@@ -42,6 +42,13 @@ impl Tensor {
     }
 }
 
+thread_local! {
+    /// Each worker's im2col buffer, kept between layers and images: allocating
+    /// and faulting in tens of megabytes per band cost as much system time as
+    /// the convolutions' user time.
+    static COL_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Upper bound on the im2col buffer, in floats (64 MiB).
 const MAX_COL: usize = 16 << 20;
 
@@ -221,10 +228,16 @@ pub fn conv_with(x: &Tensor, c: &ConvSpec, matmul: MatmulFn) -> Result<Tensor, C
         .par_iter()
         .map(|&y0| {
             let n = band.min(ho - y0) * wo;
-            let mut col = vec![0f32; kk * n];
-            im2col(x, c, y0, n / wo, wo, &mut col);
             let mut res = vec![0f32; c.filters * n];
-            matmul(c.filters, n, kk, c.weights, &col, &mut res);
+            COL_SCRATCH.with(|cell| {
+                let mut col = cell.borrow_mut();
+                if col.len() < kk * n {
+                    col.resize(kk * n, 0.0);
+                }
+                // im2col writes every element (zeros for padding), so stale contents never leak.
+                im2col(x, c, y0, n / wo, wo, &mut col[..kk * n]);
+                matmul(c.filters, n, kk, c.weights, &col[..kk * n], &mut res);
+            });
             res
         })
         .collect();
