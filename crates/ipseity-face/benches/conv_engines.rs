@@ -60,7 +60,7 @@ fn main() {
         for (name, mm) in engines {
             pool.install(|| {
                 // ResNet embedding on one 150x150 chip.
-                let reps = if name == "im2col+naive" { 2 } else { 10 };
+                let reps = if name == "im2col+naive" { 2 } else { 40 };
                 let x = input(3, 150, 150);
                 let t = Instant::now();
                 for _ in 0..reps {
@@ -73,7 +73,7 @@ fn main() {
                 );
                 // MMOD detector on a 640x480 tensor (a VGA frame without the pyramid).
                 let x = input(3, 480, 640);
-                let reps = if name == "im2col+naive" { 1 } else { 3 };
+                let reps = if name == "im2col+naive" { 1 } else { 12 };
                 let t = Instant::now();
                 for _ in 0..reps {
                     std::hint::black_box(forward_with(&mmod.layers, x.clone(), mm).expect("fwd"));

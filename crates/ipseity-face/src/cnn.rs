@@ -52,14 +52,16 @@ thread_local! {
 /// Upper bound on the im2col buffer, in floats (64 MiB).
 const MAX_COL: usize = 16 << 20;
 
-/// Filters below which `matrixmultiply` beats `gemm` on our layer shapes
-/// (measured: the detector's 16 to 45 filters over many pixels; see
-/// docs/BENCHMARKS.md).
+/// `matrixmultiply` beats `gemm` on few filters over many pixels (the
+/// detector's 16 to 45 filters over bands of tens of thousands of pixels);
+/// `gemm` wins everywhere else, the ResNet's layers included. Measured with
+/// `benches/conv_engines.rs`; figures in docs/BENCHMARKS.md.
 const SMALL_M: usize = 64;
+const LARGE_N: usize = 8192;
 
 /// The convolution kernel: single-threaded, choosing the faster crate for the shape.
 pub fn matmul_auto(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
-    if m < SMALL_M {
+    if m < SMALL_M && n >= LARGE_N {
         matmul_mm(m, n, k, lhs, rhs, dst);
     } else {
         matmul_serial(m, n, k, lhs, rhs, dst);
