@@ -5,62 +5,10 @@
 //! message and pass, unless `IPSEITY_REQUIRE_MODELS` is set. Face inference is
 //! slow (seconds per image), so they share images sparingly.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ipseity");
-
-/// The binary with a fresh environment for the variables it reads.
-fn ipseity(data: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir").arg(data);
-    c.env_remove("IPSEITY_DATA_DIR");
-    c.env("IPSEITY_NO_AUTO_INSTALL", "1");
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("runs the binary");
-    (
-        status.code().expect("exit code"),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
-
-fn json(stdout: &str) -> Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
-
-fn error_code(stdout: &str) -> String {
-    json(stdout)["error"]["code"]
-        .as_str()
-        .expect("error code")
-        .to_owned()
-}
-
-/// Models and image directories, or `None` (with a message) to skip.
-fn fixtures() -> Option<(PathBuf, PathBuf)> {
-    let models = std::env::var_os("IPSEITY_MODELS_DIR");
-    let images = std::env::var_os("IPSEITY_TEST_IMAGES");
-    match (models, images) {
-        (Some(m), Some(i)) => Some((m.into(), i.into())),
-        _ => {
-            assert!(
-                std::env::var_os("IPSEITY_REQUIRE_MODELS").is_none(),
-                "IPSEITY_REQUIRE_MODELS is set but IPSEITY_MODELS_DIR or IPSEITY_TEST_IMAGES is not"
-            );
-            eprintln!("skipping: set IPSEITY_MODELS_DIR and IPSEITY_TEST_IMAGES to run this test");
-            None
-        }
-    }
-}
+mod common;
+use common::{error_code, fixtures, ipseity, json, run};
 
 fn subjects(data: &Path, models: &Path) -> Vec<String> {
     let (rc, out, err) = run(ipseity(data)

@@ -6,53 +6,12 @@
 //! message and passes, unless `IPSEITY_REQUIRE_MODELS` is set (the
 //! conventions of `tests/cli.rs`). The others use synthetic vectors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ipseity");
-
-fn ipseity(data: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir").arg(data);
-    c.env_remove("IPSEITY_DATA_DIR");
-    c.env("IPSEITY_NO_AUTO_INSTALL", "1");
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("runs the binary");
-    (
-        status.code().expect("exit code"),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
-
-fn parse(stdout: &str) -> Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
-
-fn fixtures() -> Option<(PathBuf, PathBuf)> {
-    let models = std::env::var_os("IPSEITY_MODELS_DIR");
-    let images = std::env::var_os("IPSEITY_TEST_IMAGES");
-    match (models, images) {
-        (Some(m), Some(i)) => Some((m.into(), i.into())),
-        _ => {
-            assert!(
-                std::env::var_os("IPSEITY_REQUIRE_MODELS").is_none(),
-                "IPSEITY_REQUIRE_MODELS is set but IPSEITY_MODELS_DIR or IPSEITY_TEST_IMAGES is not"
-            );
-            eprintln!("skipping: set IPSEITY_MODELS_DIR and IPSEITY_TEST_IMAGES to run this test");
-            None
-        }
-    }
-}
+mod common;
+use common::{fixtures, ipseity, json as parse, run};
 
 fn write_f32(path: &Path, rows: &[Vec<f32>]) {
     let bytes: Vec<u8> = rows
