@@ -60,6 +60,11 @@ pub enum FaceError {
 pub struct Params {
     /// Times the image is doubled before detection (face_recognition uses 1).
     pub upsample: u32,
+    /// Most pixels the detector sees, after upsampling. Bounds detection time
+    /// and memory (about 1.5 GB at this size): larger photos are not upsampled,
+    /// and beyond this size they are shrunk for detection only, since their
+    /// faces are large anyway. Landmarks and chips always use the full image.
+    pub max_detect_pixels: usize,
     /// Faces narrower than this (pixels) are refused for enrolment and comparison.
     pub min_face_px: i64,
     /// Quality score below which a sample is refused.
@@ -72,6 +77,7 @@ impl Default for Params {
     fn default() -> Self {
         Self {
             upsample: 1,
+            max_detect_pixels: 16_000_000,
             min_face_px: 60,
             min_quality: 30,
             chip_padding: 0.25,
@@ -173,7 +179,30 @@ impl FaceEngine {
 
     /// Stage 1: face boxes, most confident first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
-        Ok(self.detector.detect(img, self.params.upsample)?)
+        let plan = detection_plan(img.width, img.height, &self.params);
+        if plan.scale >= 1.0 {
+            return Ok(self.detector.detect(img, plan.upsample)?);
+        }
+        let (w, h) = (
+            ((img.width as f64 * plan.scale).round() as usize).max(1),
+            ((img.height as f64 * plan.scale).round() as usize).max(1),
+        );
+        let small = resize_bilinear(img, w, h);
+        let (sx, sy) = (img.width as f64 / w as f64, img.height as f64 / h as f64);
+        Ok(self
+            .detector
+            .detect(&small, 0)?
+            .into_iter()
+            .map(|d| Detection {
+                rect: Rect {
+                    left: (d.rect.left as f64 * sx).round() as i64,
+                    top: (d.rect.top as f64 * sy).round() as i64,
+                    right: (d.rect.right as f64 * sx).round() as i64,
+                    bottom: (d.rect.bottom as f64 * sy).round() as i64,
+                },
+                confidence: d.confidence,
+            })
+            .collect())
     }
 
     /// Runs every stage on every face in the image.
@@ -250,6 +279,65 @@ impl FaceEngine {
         }
         Ok(face)
     }
+}
+
+/// How an image of `width x height` is presented to the detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectionPlan {
+    /// Doublings before detection.
+    pub upsample: u32,
+    /// Shrink factor applied first (1 = none).
+    pub scale: f64,
+}
+
+/// Upsample as configured while the result stays within `max_detect_pixels`;
+/// shrink the image when even the original exceeds it.
+pub fn detection_plan(width: usize, height: usize, params: &Params) -> DetectionPlan {
+    let px = width.saturating_mul(height).max(1);
+    let max = params.max_detect_pixels.max(1);
+    let mut upsample = params.upsample.min(4);
+    while upsample > 0 && px.saturating_mul(1 << (2 * upsample)) > max {
+        upsample -= 1;
+    }
+    let scale = if px > max {
+        (max as f64 / px as f64).sqrt()
+    } else {
+        1.0
+    };
+    DetectionPlan { upsample, scale }
+}
+
+/// Plain bilinear resize (for shrinking oversized photos before detection).
+fn resize_bilinear(img: &RgbImage, w: usize, h: usize) -> RgbImage {
+    let mut out = RgbImage::new(w, h);
+    if img.width == 0 || img.height == 0 {
+        return out;
+    }
+    let (fx, fy) = (img.width as f64 / w as f64, img.height as f64 / h as f64);
+    for y in 0..h {
+        let sy = ((y as f64 + 0.5) * fy - 0.5).clamp(0.0, (img.height - 1) as f64);
+        let (y0, ty) = (sy.floor() as usize, sy - sy.floor());
+        let y1 = (y0 + 1).min(img.height - 1);
+        for x in 0..w {
+            let sx = ((x as f64 + 0.5) * fx - 0.5).clamp(0.0, (img.width - 1) as f64);
+            let (x0, tx) = (sx.floor() as usize, sx - sx.floor());
+            let x1 = (x0 + 1).min(img.width - 1);
+            let (a, b, c, d) = (
+                img.get(x0, y0),
+                img.get(x1, y0),
+                img.get(x0, y1),
+                img.get(x1, y1),
+            );
+            let mut p = [0u8; 3];
+            for ch in 0..3 {
+                let top = f64::from(a[ch]) * (1.0 - tx) + f64::from(b[ch]) * tx;
+                let bot = f64::from(c[ch]) * (1.0 - tx) + f64::from(d[ch]) * tx;
+                p[ch] = (top * (1.0 - ty) + bot * ty).round().clamp(0.0, 255.0) as u8;
+            }
+            out.put(x, y, p);
+        }
+    }
+    out
 }
 
 /// Euclidean distance between two embeddings (dlib's metric: same person below ~0.6).
@@ -329,5 +417,55 @@ fn quality(img: &RgbImage, d: &Detection, chip: &RgbImage) -> Quality {
         exposure,
         in_frame,
         weakest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_plan_bounds_the_detector_input() {
+        let p = Params::default();
+        // The reference portraits (up to 3.35 MP) keep face_recognition's one upsampling.
+        assert_eq!(
+            detection_plan(1434, 2333, &p),
+            DetectionPlan {
+                upsample: 1,
+                scale: 1.0
+            }
+        );
+        // A 12 MP phone photo is not upsampled.
+        assert_eq!(
+            detection_plan(4000, 3000, &p),
+            DetectionPlan {
+                upsample: 0,
+                scale: 1.0
+            }
+        );
+        // A 40 MP image is shrunk to at most 16 MP.
+        let plan = detection_plan(8000, 5000, &p);
+        assert_eq!(plan.upsample, 0);
+        let shrunk = (8000.0 * plan.scale) * (5000.0 * plan.scale);
+        assert!(
+            shrunk <= 16_000_000.0 + 1.0 && shrunk > 15_000_000.0,
+            "{shrunk}"
+        );
+        // Degenerate sizes do not panic.
+        let _ = detection_plan(0, 0, &p);
+        let _ = detection_plan(usize::MAX, usize::MAX, &p);
+    }
+
+    #[test]
+    fn shrinking_keeps_content_in_place() {
+        let mut img = RgbImage::new(40, 20);
+        for y in 0..20 {
+            for x in 20..40 {
+                img.put(x, y, [255, 255, 255]);
+            }
+        }
+        let small = resize_bilinear(&img, 20, 10);
+        assert_eq!(small.get(2, 5), [0, 0, 0]);
+        assert_eq!(small.get(17, 5), [255, 255, 255]);
     }
 }
