@@ -572,7 +572,7 @@ fn to_hex(bytes: &[u8]) -> String {
 
 fn from_hex(s: &str) -> Result<Vec<u8>, StoreError> {
     let bad = || StoreError::Corrupt("the key check record is not hex".into());
-    if s.len() % 2 != 0 || s.len() > 1024 {
+    if !s.len().is_multiple_of(2) || s.len() > 1024 {
         return Err(bad());
     }
     (0..s.len())
