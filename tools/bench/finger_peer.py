@@ -38,8 +38,11 @@ import statistics
 import sys
 import time
 
-import numpy as np
-from PIL import Image
+try:
+    import numpy as np
+    from PIL import Image
+except ImportError:  # only --synth needs them; --self-test runs without
+    np = Image = None
 
 NAME_RE = re.compile(r"^(\d{5})_(\d+)\.png$")
 
@@ -410,7 +413,41 @@ def cpu_model():
     return platform.processor()
 
 
+def self_test():
+    """Checks the accuracy code on the cases ipseity-eval's own tests use, and the pair counts."""
+    g = [0.5, 0.7, 0.9, 0.95]
+    s = summarize([0.8, 0.9, 0.95], [0.1, 0.2, 0.3, 0.4])
+    assert s["eer"] == 0.0 and s["eer_threshold"] == 0.8, s
+    s = summarize([0.5, 0.9], [0.1, 0.5])
+    assert abs(s["eer"] - 0.25) < 1e-12 and s["eer_threshold"] == 0.9, s
+    s = summarize([0.4], [0.2, 0.5])
+    assert abs(s["eer"] - 0.5) < 1e-12, s
+    s = summarize(g, g)
+    assert abs(s["eer"] - 0.5) < 1e-3, s
+    impostor = [i / 1000 for i in range(1000)]
+    genuine = [0.9 + i / 1000 for i in range(100)]
+    s = summarize(genuine, impostor)
+    assert 0.998 < s["threshold_at_fmr_1e3"] <= 0.999, s
+    assert s["fnmr_at_fmr_1e3"] == 0.99 and s["fnmr_at_fmr_1e4"] is None, s
+    assert threshold_for_fmr(sorted(impostor[:999]), 1e-3) is None
+    assert threshold_for_fmr([0.2, 0.5], 1.0) == 0.2
+    assert 0.2 < threshold_for_fmr([0.2, 0.5], 0.5) <= 0.5
+    # Ties must all be rejected.
+    assert threshold_for_fmr([0.5, 0.5], 0.5) > 0.5
+    sets = {f: {k: "" for k in range(1, 5)} for f in range(1, 7)}
+    gp, ip = pairs(sets, "fvc")
+    assert len(gp) == 6 * 4 * 3 // 2 and len(ip) == 6 * 5 // 2
+    assert all(a[0] == b[0] and a[1] < b[1] for a, b in gp)
+    assert all(a[1] == 1 and b[1] == 1 and a[0] < b[0] for a, b in ip)
+    _, ip = pairs(sets, "all")
+    assert len(ip) == 6 * 5 // 2 * 16
+    print("self-test: all checks passed")
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", required=True, help="directory of {finger:05}_{impression}.png")
     ap.add_argument("--out", required=True, help="JSON report to write")
