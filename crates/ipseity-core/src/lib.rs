@@ -78,6 +78,8 @@ impl fmt::Display for SubjectId {
 pub enum Modality {
     /// Face embedding from the dlib ResNet model.
     Face,
+    /// Fingerprint minutiae template of one finger.
+    Fingerprint,
 }
 
 impl Modality {
@@ -85,6 +87,7 @@ impl Modality {
     pub fn code(self) -> u8 {
         match self {
             Modality::Face => 1,
+            Modality::Fingerprint => 2,
         }
     }
 
@@ -92,6 +95,7 @@ impl Modality {
     pub fn from_code(code: u8) -> Option<Self> {
         match code {
             1 => Some(Modality::Face),
+            2 => Some(Modality::Fingerprint),
             _ => None,
         }
     }
@@ -222,10 +226,10 @@ mod tests {
 
     #[test]
     fn modality_codes_round_trip() {
-        assert_eq!(
-            Modality::from_code(Modality::Face.code()),
-            Some(Modality::Face)
-        );
+        for m in [Modality::Face, Modality::Fingerprint] {
+            assert_eq!(Modality::from_code(m.code()), Some(m));
+        }
         assert_eq!(Modality::from_code(0), None);
+        assert_eq!(Modality::from_code(3), None);
     }
 }

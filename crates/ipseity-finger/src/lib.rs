@@ -12,6 +12,8 @@
 #![deny(missing_docs)]
 
 pub mod extract;
+pub mod fusion;
+// pub mod gallery; (enabled once the matcher lands)
 pub mod iso;
 pub mod matcher;
 mod minutia;
