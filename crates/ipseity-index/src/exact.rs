@@ -405,7 +405,7 @@ where
     }
 }
 
-fn hit_order<K: Ord>(a: &Hit<K>, b: &Hit<K>) -> Ordering {
+pub(crate) fn hit_order<K: Ord>(a: &Hit<K>, b: &Hit<K>) -> Ordering {
     b.similarity
         .total_cmp(&a.similarity)
         .then_with(|| a.subject.cmp(&b.subject))

@@ -11,7 +11,11 @@
 //!   [`Storage::F32`], [`Storage::F16`] or [`Storage::Int8`]; the quantised
 //!   kinds re-rank their candidates in f32 with a proven error bound, so the
 //!   answer always equals the f32 brute-force answer (see [`exact`]).
-//! - [`Index`]: the trait an approximate index can implement later.
+//! - [`HnswIndex`]: an approximate graph index (HNSW) for galleries past the
+//!   size where the exact scan meets its latency target; its returned scores
+//!   are exact f32 cosines, only the candidate set is approximate (see
+//!   [`hnsw`] and `docs/BENCHMARKS-index.md` for recall and the switch point).
+//! - [`Index`]: the trait both implement; callers hold `dyn Index<K>`.
 //! - [`kernels`]: SIMD dot products with runtime dispatch and scalar twins.
 //! - [`synth`]: a deterministic generator of face-like galleries for tests and
 //!   benchmarks.
@@ -22,10 +26,12 @@
 #![deny(missing_docs)]
 
 pub mod exact;
+pub mod hnsw;
 pub mod kernels;
 pub mod synth;
 
 pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
 
 /// Errors raised by an index.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
