@@ -67,6 +67,7 @@ rows = [
     ("extraction images/s", "-" if par is None else f'{par["images_per_second"]:.1f} with {par["jobs"]} processes'),
     ("minutiae/img", f'mean {r["minutiae_per_image"]["mean"]:.1f}'),
     ("comparisons/s, 1 core", f'{c["per_second"]:.0f} wall, {c["per_cpu_second"]:.0f} per cpu-second'),
+    ("  genuine / impostor", f'{c["genuine_per_cpu_second"]:.0f} / {c["impostor_per_cpu_second"]:.0f} per cpu-second'),
     ("genuine / impostor pairs", f'{r["genuine_pairs"]} / {r["impostor_pairs"]} ({d["impostor_protocol"]})'),
     ("EER", pct(a["eer"])),
     ("FNMR @ FMR 1e-3", pct(a["fnmr_at_fmr_1e3"])),
