@@ -7,19 +7,21 @@
 # Usage: tools/bench/finger_peer.sh DIR [N] [K] [extra finger_peer.py args]
 #   DIR  impressions (8-bit grayscale, 500 ppi, dark ridges on light)
 #   N    fingers 1..N (default: all)       K  impressions 1..K (default: all)
-#   extra args, e.g. --synth (write a synthetic development set into DIR
-#   first; needs N and K), --impostors all, --jobs 1
+#   extra args, e.g. --synth (first write a synthetic development set of
+#   N x K, default 20 x 8, into DIR), --impostors all, --jobs 1
 # Output goes to $FINGER_PEER_OUT (default .ipseity-cache/finger-peer):
 #   peer.json, scores.csv, freeze.txt, lscpu.txt.
 set -euo pipefail
 if [ $# -lt 1 ]; then
-  sed -n '2,14p' "$0" >&2
+  sed -n '2,13p' "$0" >&2
   exit 2
 fi
 DIR=$1
-N=${2:-}
-K=${3:-}
-shift $(($# < 3 ? $# : 3))
+shift
+N=
+K=
+if [[ ${1:-} =~ ^[0-9]+$ ]]; then N=$1; shift; fi
+if [[ ${1:-} =~ ^[0-9]+$ ]]; then K=$1; shift; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REQ="$ROOT/tools/bench/finger_peer_requirements.txt"
 VENV="$ROOT/.ipseity-cache/fingerpeer-venv"
@@ -64,7 +66,7 @@ rows = [
     ("set", f'{d["fingers"]} fingers x {d["impressions_per_finger"]} impressions ({d["images"]} images)'),
     ("extraction ms/img (wall)", f'mean {r["extraction_ms"]["mean"]:.1f}, median {r["extraction_ms"]["median"]:.1f}'),
     ("extraction ms/img (cpu)", f'mean {r["extraction_cpu_ms"]["mean"]:.1f}, median {r["extraction_cpu_ms"]["median"]:.1f}'),
-    ("extraction images/s", "-" if par is None else f'{par["images_per_second"]:.1f} with {par["jobs"]} processes'),
+    ("extraction images/s", "-" if par is None else f'{par["images_per_second"]:.1f} with {par["jobs"]} process(es)'),
     ("minutiae/img", f'mean {r["minutiae_per_image"]["mean"]:.1f}'),
     ("comparisons/s, 1 core", f'{c["per_second"]:.0f} wall, {c["per_cpu_second"]:.0f} per cpu-second'),
     ("  genuine / impostor", f'{c["genuine_per_cpu_second"]:.0f} / {c["impostor_per_cpu_second"]:.0f} per cpu-second'),
