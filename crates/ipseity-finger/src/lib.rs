@@ -13,7 +13,7 @@
 
 pub mod extract;
 pub mod fusion;
-// pub mod gallery; (enabled once the matcher lands)
+pub mod gallery;
 pub mod iso;
 pub mod matcher;
 mod minutia;
