@@ -546,6 +546,22 @@ where
         Ok(node)
     }
 
+    /// Reserves room for `extra` more nodes, so that a bulk build holds no
+    /// spare capacity from doubling.
+    fn reserve(&mut self, extra: usize) {
+        let dim = self.dim;
+        self.f32s.reserve_exact(extra * dim);
+        if self.storage == Storage::Int8 {
+            self.codes.reserve_exact(extra * dim);
+            self.scales.reserve_exact(extra);
+        }
+        self.links0.reserve_exact(extra * (self.m0 + 1));
+        self.level.reserve_exact(extra);
+        self.deleted.reserve_exact(extra);
+        self.owner.reserve_exact(extra);
+        self.tid.reserve_exact(extra);
+    }
+
     fn has_template(&self, key: &K, template_id: u64) -> bool {
         self.subjects.get(key).is_some_and(|e| {
             e.nodes
@@ -751,6 +767,7 @@ where
             }
         }
         let from = g.n;
+        g.reserve(items.len());
         for ((key, tid, _), v) in items.iter().zip(&vs) {
             g.push(key.clone(), *tid, v)?;
         }
@@ -778,6 +795,7 @@ where
             return 0;
         }
         let mut fresh = Graph::new(self.dim, &self.params);
+        fresh.reserve(g.live);
         let mut keys: Vec<(&K, &SubjectEntry)> = g.subjects.iter().collect();
         keys.sort_by(|a, b| a.0.cmp(b.0));
         for (key, e) in keys {
