@@ -1,0 +1,257 @@
+//! Matcher tests on synthetic minutiae (see `synthetic.rs`).
+
+use super::synthetic::{eer, impression, master, rigid, Master, Noise};
+use super::*;
+use crate::{FingerPosition, Minutia, MinutiaKind};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn template(minutiae: Vec<Minutia>) -> FingerTemplate {
+    FingerTemplate {
+        width: 400,
+        height: 480,
+        resolution_ppi: 500,
+        position: FingerPosition::RightIndex,
+        quality: 60,
+        minutiae,
+    }
+}
+
+fn fingers(n: usize, seed: u64) -> (Vec<Master>, ChaCha8Rng) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let masters = (0..n).map(|_| master(&mut rng)).collect();
+    (masters, rng)
+}
+
+/// Two prepared impressions per finger.
+fn impressions(n: usize, seed: u64, noise: &Noise) -> Vec<(Prepared, Prepared)> {
+    let cfg = MatcherConfig::default();
+    let (masters, mut rng) = fingers(n, seed);
+    masters
+        .iter()
+        .map(|m| {
+            let a = impression(m, noise, &mut rng);
+            let b = impression(m, noise, &mut rng);
+            (prepare(&a, &cfg), prepare(&b, &cfg))
+        })
+        .collect()
+}
+
+fn genuine_impostor(set: &[(Prepared, Prepared)]) -> (Vec<f32>, Vec<f32>) {
+    let genuine = set.iter().map(|(a, b)| score(a, b)).collect();
+    let mut impostor = Vec::new();
+    for (i, (a, _)) in set.iter().enumerate() {
+        for (j, (_, b)) in set.iter().enumerate() {
+            if i != j {
+                impostor.push(score(a, b));
+            }
+        }
+    }
+    (genuine, impostor)
+}
+
+#[test]
+fn self_match_scores_high() {
+    let (masters, _) = fingers(20, 1);
+    let cfg = MatcherConfig::default();
+    for m in &masters {
+        let p = prepare(&template(m.minutiae.clone()), &cfg);
+        let s = score(&p, &p);
+        assert!(s > 0.99, "self score {s}");
+    }
+}
+
+#[test]
+fn genuine_pairs_beat_impostors() {
+    let set = impressions(100, 2, &Noise::default());
+    let (genuine, impostor) = genuine_impostor(&set);
+    let e = eer(&genuine, &impostor);
+    let mean_g = genuine.iter().sum::<f32>() / genuine.len() as f32;
+    let mean_i = impostor.iter().sum::<f32>() / impostor.len() as f32;
+    eprintln!("synthetic EER {e:.4}, mean genuine {mean_g:.3}, mean impostor {mean_i:.3}");
+    assert!(mean_g > 2.0 * mean_i);
+    // Measured 0.050 on this seed (mean genuine 0.063, impostor 0.013).
+    assert!(e < 0.10, "EER {e}");
+}
+
+#[test]
+fn scores_are_exactly_symmetric_and_bounded() {
+    let set = impressions(30, 3, &Noise::default());
+    for (a, _) in &set {
+        for (_, b) in &set {
+            let (x, y) = (score(a, b), score(b, a));
+            assert_eq!(x.to_bits(), y.to_bits());
+            assert!((0.0..=1.0).contains(&x));
+        }
+    }
+}
+
+#[test]
+fn rotation_and_translation_invariant() {
+    let (masters, _) = fingers(10, 4);
+    let cfg = MatcherConfig::default();
+    for (k, m) in masters.iter().enumerate() {
+        let t = template(m.minutiae.clone());
+        let p = prepare(&t, &cfg);
+        // Pairs are only formed between minutiae within a right angle of each other, so
+        // rotations well inside ±90° are the supported range (as in MCC).
+        for rot_deg in [-60.0f32, -45.0, 13.0, 30.0, 60.0] {
+            let moved: Vec<Minutia> = m
+                .minutiae
+                .iter()
+                .map(|x| rigid(x, rot_deg.to_radians(), 31.5 + k as f32, -17.25))
+                .collect();
+            let q = prepare(&template(moved), &cfg);
+            let s = score(&p, &q);
+            assert!(s > 0.9, "rotation {rot_deg}: {s}");
+        }
+    }
+}
+
+#[test]
+fn tiny_templates_score_zero() {
+    let cfg = MatcherConfig::default();
+    let empty = prepare(&template(vec![]), &cfg);
+    let one = prepare(
+        &template(vec![Minutia::new(
+            100.0,
+            100.0,
+            1.0,
+            MinutiaKind::Ending,
+            50,
+        )]),
+        &cfg,
+    );
+    let (masters, _) = fingers(1, 5);
+    let full = prepare(&template(masters[0].minutiae.clone()), &cfg);
+    for (a, b) in [
+        (&empty, &empty),
+        (&empty, &full),
+        (&one, &one),
+        (&one, &full),
+    ] {
+        assert_eq!(score(a, b), 0.0);
+        assert_eq!(score(b, a), 0.0);
+    }
+    assert!(descriptor(&empty).iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn dispatched_kernel_matches_scalar_twin() {
+    let set = impressions(5, 6, &Noise::default());
+    for (a, b) in &set {
+        let (a, b) = (&a.inner, &b.inner);
+        let min_common = a.consolidation.min_common_cells;
+        let mut fast = Vec::new();
+        cylinder::local_similarities(
+            &a.points,
+            &a.cylinders,
+            &b.angles,
+            &b.cylinders,
+            min_common,
+            &mut fast,
+        );
+        let mut slow = Vec::new();
+        cylinder::local_similarities_scalar(
+            &a.points,
+            &a.cylinders,
+            &b.points,
+            &b.cylinders,
+            min_common,
+            &mut slow,
+        );
+        assert!(!fast.is_empty());
+        assert_eq!(fast.len(), slow.len());
+        for (x, y) in fast.iter().zip(&slow) {
+            assert_eq!((x.i, x.j, x.sim.to_bits()), (y.i, y.j, y.sim.to_bits()));
+        }
+    }
+}
+
+#[test]
+fn descriptor_ranks_mates_first() {
+    let set = impressions(200, 7, &Noise::default());
+    let da: Vec<Vec<f32>> = set.iter().map(|(a, _)| descriptor(a)).collect();
+    let db: Vec<Vec<f32>> = set.iter().map(|(_, b)| descriptor(b)).collect();
+    for d in da.iter().chain(&db) {
+        assert_eq!(d.len(), DESCRIPTOR_DIM);
+        let n: f32 = d.iter().map(|v| v * v).sum();
+        assert!((n - 1.0).abs() < 1e-4);
+    }
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f32>();
+    let mut in_top10 = 0;
+    for (i, q) in da.iter().enumerate() {
+        let mate = dot(q, &db[i]);
+        let better = db.iter().filter(|g| dot(q, g) > mate).count();
+        if better < 10 {
+            in_top10 += 1;
+        }
+    }
+    let rate = in_top10 as f32 / set.len() as f32;
+    eprintln!("descriptor: mate in top 10 of 200 for {rate:.3}");
+    // Measured 0.445 on this seed.
+    assert!(rate > 0.30, "top-10 rate {rate}");
+}
+
+fn arb_template() -> impl Strategy<Value = FingerTemplate> {
+    let minutia = (
+        -50.0f32..600.0,
+        -50.0f32..600.0,
+        -10.0f32..10.0,
+        0u8..3,
+        0u8..=100,
+    )
+        .prop_map(|(x, y, a, k, q)| {
+            Minutia::new(
+                x,
+                y,
+                a,
+                MinutiaKind::from_code(k).unwrap_or(MinutiaKind::Other),
+                q,
+            )
+        });
+    proptest::collection::vec(minutia, 0..70).prop_map(template)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn never_panics_and_stays_in_range(a in arb_template(), b in arb_template()) {
+        let cfg = MatcherConfig::default();
+        let (pa, pb) = (prepare(&a, &cfg), prepare(&b, &cfg));
+        let s = score(&pa, &pb);
+        prop_assert!((0.0..=1.0).contains(&s));
+        prop_assert_eq!(s.to_bits(), score(&pb, &pa).to_bits());
+        let d = descriptor(&pa);
+        prop_assert_eq!(d.len(), DESCRIPTOR_DIM);
+        prop_assert!(d.iter().all(|v| v.is_finite() && *v >= 0.0));
+    }
+}
+
+#[test]
+fn non_finite_minutiae_are_ignored() {
+    let (masters, _) = fingers(1, 8);
+    let mut m = masters[0].minutiae.clone();
+    let cfg = MatcherConfig::default();
+    let clean = prepare(&template(m.clone()), &cfg);
+    m.push(Minutia {
+        x: f32::NAN,
+        y: 3.0,
+        angle: 0.0,
+        kind: MinutiaKind::Ending,
+        quality: 1,
+    });
+    m.push(Minutia {
+        x: 3.0,
+        y: f32::INFINITY,
+        angle: 0.0,
+        kind: MinutiaKind::Ending,
+        quality: 1,
+    });
+    let dirty = prepare(&template(m), &cfg);
+    assert_eq!(
+        score(&clean, &dirty).to_bits(),
+        score(&clean, &clean).to_bits()
+    );
+}
