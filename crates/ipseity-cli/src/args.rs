@@ -267,4 +267,11 @@ pub struct BenchSearchArgs {
     /// Probes checked against the f32 brute force for recall@1
     #[arg(long, default_value_t = 100)]
     pub truth: usize,
+    /// Index kind: exact (the default everywhere) or hnsw (approximate; its
+    /// storage is int8 or f32)
+    #[arg(long, default_value = "exact", value_parser = ["exact", "hnsw"])]
+    pub index: String,
+    /// HNSW search beam width
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
 }

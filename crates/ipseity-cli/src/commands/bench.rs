@@ -3,12 +3,15 @@
 //! machine they deploy on. The fuller comparison with peer engines is the
 //! `search` bench of `ipseity-index` (`docs/BENCHMARKS-index.md`); this
 //! command measures the same quantities with the same generator and seeds.
+//! `--index hnsw` measures the approximate graph index instead (recall@1 then
+//! falls below 1); exact stays the default.
 
 use std::io::{self, Write};
 use std::time::Instant;
 
+use ipseity_index::exact::MemoryUsage;
 use ipseity_index::synth::{gallery, probes, SynthParams};
-use ipseity_index::{kernels, ExactIndex, Index, Storage};
+use ipseity_index::{kernels, ExactIndex, HnswIndex, HnswParams, Index, Storage};
 use serde::Serialize;
 
 use crate::args::{BenchSearchArgs, BenchStorage};
@@ -70,21 +73,45 @@ pub fn search(ctx: &Ctx, a: &BenchSearchArgs) -> anyhow::Result<ExitStatus> {
         )
         .into());
     }
-    let (storage, name) = match a.storage {
-        BenchStorage::Int8 => (Storage::Int8, "exact-int8"),
-        BenchStorage::F16 => (Storage::F16, "exact-f16"),
-        BenchStorage::F32 => (Storage::F32, "exact-f32"),
+    let (storage, kind) = match a.storage {
+        BenchStorage::Int8 => (Storage::Int8, "int8"),
+        BenchStorage::F16 => (Storage::F16, "f16"),
+        BenchStorage::F32 => (Storage::F32, "f32"),
     };
+    let hnsw = a.index == "hnsw";
+    if hnsw && (storage == Storage::F16 || a.ef == 0) {
+        return Err(CliError::input(
+            "usage",
+            "--index hnsw takes --storage int8 or f32 and a positive --ef",
+        )
+        .into());
+    }
     let p = SynthParams::new(a.gallery, a.dim);
     let g = gallery(&p);
     let (qs, _) = probes(&g, &p, a.queries, PROBE_SEED);
 
     let t = Instant::now();
-    let idx: ExactIndex<u64> = ExactIndex::new(a.dim, storage);
     let items: Vec<(u64, u64, &[f32])> = (0..g.len())
         .map(|i| (g.identity[i], i as u64, g.row(i)))
         .collect();
-    idx.extend(&items)?;
+    let (idx, mem, name): (Box<dyn Index<u64>>, MemoryUsage, String) = if hnsw {
+        let i: HnswIndex<u64> = HnswIndex::new(
+            a.dim,
+            HnswParams {
+                storage,
+                ef_search: a.ef,
+                ..HnswParams::default()
+            },
+        )?;
+        i.extend(&items)?;
+        let mem = i.memory();
+        (Box::new(i), mem, format!("hnsw-{kind}-ef{}", a.ef))
+    } else {
+        let i: ExactIndex<u64> = ExactIndex::new(a.dim, storage);
+        i.extend(&items)?;
+        let mem = i.memory();
+        (Box::new(i), mem, format!("exact-{kind}"))
+    };
     drop(items);
     let build_s = t.elapsed().as_secs_f64();
 
@@ -116,9 +143,8 @@ pub fn search(ctx: &Ctx, a: &BenchSearchArgs) -> anyhow::Result<ExitStatus> {
             got.first().map(|h| h.template_id) == Some(best.1 as u64)
         })
         .count();
-    let mem = idx.memory();
     ctx.out.emit(&SearchBench {
-        index: name.to_owned(),
+        index: name,
         gallery: a.gallery,
         dim: a.dim,
         queries: a.queries,
