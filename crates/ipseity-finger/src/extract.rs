@@ -133,7 +133,7 @@ impl Default for ExtractConfig {
             break_distance: 1.5,
             break_max_angle: 40f32.to_radians(),
             cluster_distance: 0.6,
-            border_margin: 14.0,
+            border_margin: 18.0,
             min_minutia_quality: 10,
             min_minutiae: 8,
             min_score: 20,
