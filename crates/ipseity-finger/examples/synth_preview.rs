@@ -1,7 +1,7 @@
 //! Writes a few synthetic masters and impressions as PNG files for a person to look at:
 //! `cargo run --release -p ipseity-finger --example synth_preview -- OUT_DIR [FINGERS] [SEED]`.
-//! With `-` as OUT_DIR nothing is written and the example only times the generator
-//! (one master and eight impressions per finger, on the calling thread).
+//! With `-` as OUT_DIR nothing is written and the example only times the generator, on the
+//! calling thread: `synth_preview - [FINGERS] [SEED] [IMPRESSIONS_PER_FINGER (8)]`.
 
 use ipseity_finger::synth::{self, SynthConfig};
 use std::time::Instant;
@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let fingers: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
     let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let per_finger: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
     let cfg = SynthConfig::default();
     if dir.as_os_str() == "-" {
         let (mut tm, mut ti, mut n) = (0.0, 0.0, 0usize);
@@ -23,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tm += t.elapsed().as_secs_f64();
             n += m.minutiae.len();
             let t = Instant::now();
-            for i in 0..8 {
+            for i in 0..per_finger {
                 std::hint::black_box(synth::impression(&cfg, &m, seed, f, i));
             }
             ti += t.elapsed().as_secs_f64();
@@ -32,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{fingers} fingers: master {:.1} ms, impression {:.1} ms, {:.1} minutiae per master",
             tm / k * 1e3,
-            ti / k / 8.0 * 1e3,
+            ti / k / f64::from(per_finger.max(1)) * 1e3,
             n as f64 / k
         );
         return Ok(());

@@ -33,7 +33,9 @@ use rand_chacha::ChaCha8Rng;
 /// Generator settings. The default is a 500-ppi live-scan of about 400x480 pixels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthConfig {
-    /// Image width, pixels (clamped to 64..=4096).
+    /// Image width, pixels (clamped to 64..=4096). Every other knob is clamped to a
+    /// workable range too (e.g. `distortion` to 40 pixels), and a non-finite one takes its
+    /// default.
     pub width: u32,
     /// Image height, pixels (clamped to 64..=4096).
     pub height: u32,
@@ -95,6 +97,41 @@ impl SynthConfig {
         )
     }
 
+    /// A copy with every knob finite and in a workable range; non-finite values take the
+    /// default.
+    fn sanitised(&self) -> Self {
+        let d = Self::default();
+        let bound = |v: f32, lo: f32, hi: f32, default: f32| {
+            if v.is_finite() {
+                v.clamp(lo, hi)
+            } else {
+                default
+            }
+        };
+        Self {
+            width: self.width,
+            height: self.height,
+            min_ridge_period: self.min_ridge_period,
+            max_ridge_period: self.max_ridge_period,
+            seed_spacing: bound(self.seed_spacing, 8.0, 1000.0, d.seed_spacing),
+            gabor_iterations: self.gabor_iterations.min(64),
+            max_translation: bound(self.max_translation, 0.0, 1000.0, d.max_translation),
+            max_rotation_deg: bound(self.max_rotation_deg, 0.0, 180.0, d.max_rotation_deg),
+            // Larger displacements would fold the distortion over itself.
+            distortion: bound(self.distortion, 0.0, 40.0, d.distortion),
+            pressure: bound(self.pressure, 0.0, 1.0, d.pressure),
+            noise: bound(self.noise, 0.0, 128.0, d.noise),
+            partial_contact: bound(self.partial_contact, 0.0, 1.0, d.partial_contact),
+            border_margin: bound(self.border_margin, 0.0, 200.0, d.border_margin),
+            min_minutia_distance: bound(
+                self.min_minutia_distance,
+                0.0,
+                100.0,
+                d.min_minutia_distance,
+            ),
+        }
+    }
+
     fn periods(&self) -> (f32, f32) {
         let lo = if self.min_ridge_period.is_finite() {
             self.min_ridge_period.clamp(4.0, 20.0)
@@ -153,17 +190,14 @@ fn impression_rng(seed: u64, finger: u32, impression: u32) -> ChaCha8Rng {
 
 /// Generates master finger `finger` of the population `seed`.
 pub fn master(cfg: &SynthConfig, seed: u64, finger: u32) -> Master {
+    let cfg = &cfg.sanitised();
     let (w, h) = cfg.size();
     let (pmin, pmax) = cfg.periods();
     let mut rng = finger_rng(seed, finger);
     let shape = field::draw_shape(&mut rng, w as f32, h as f32);
     let model = field::draw_model(&mut rng, &shape);
     let periods = field::PeriodMap::draw(&mut rng, pmin, pmax);
-    let spacing = if cfg.seed_spacing.is_finite() {
-        cfg.seed_spacing.clamp(8.0, 1000.0)
-    } else {
-        48.0
-    };
+    let spacing = cfg.seed_spacing;
     let ridge = ridges::grow(
         w,
         h,
@@ -173,7 +207,7 @@ pub fn master(cfg: &SynthConfig, seed: u64, finger: u32) -> Master {
         (pmin, pmax),
         &mut rng,
         spacing,
-        cfg.gabor_iterations.min(64),
+        cfg.gabor_iterations,
     );
     let mut skel = skeleton::binarise(&ridge, w, h, &shape);
     skeleton::thin(&mut skel, w, h);
@@ -182,8 +216,8 @@ pub fn master(cfg: &SynthConfig, seed: u64, finger: u32) -> Master {
         w,
         h,
         &shape,
-        cfg.border_margin.max(0.0),
-        cfg.min_minutia_distance.max(0.0),
+        cfg.border_margin,
+        cfg.min_minutia_distance,
     );
     let mut pixels = Vec::with_capacity(w * h);
     for y in 0..h {
@@ -222,6 +256,7 @@ pub fn impression_with(
     master: &Master,
     params: &ImpressionParams,
 ) -> Impression {
+    let cfg = &cfg.sanitised();
     let warp = Warp::new(cfg, params);
     Impression {
         image: render::render(cfg, master, params, &warp),
@@ -524,6 +559,30 @@ mod tests {
             }
         }
         assert!(checked > 20);
+    }
+
+    #[test]
+    fn hostile_config_does_not_panic() {
+        let cfg = SynthConfig {
+            width: 10,
+            height: 100_000,
+            min_ridge_period: f32::NAN,
+            max_ridge_period: -3.0,
+            seed_spacing: f32::INFINITY,
+            gabor_iterations: u32::MAX,
+            max_translation: f32::INFINITY,
+            max_rotation_deg: f32::NAN,
+            distortion: 1e30,
+            pressure: -1.0,
+            noise: f32::NEG_INFINITY,
+            partial_contact: 7.0,
+            border_margin: f32::NAN,
+            min_minutia_distance: -1.0,
+        };
+        let m = master(&cfg, 0, 0);
+        assert_eq!(m.image.dimensions(), (64, 4096));
+        let imp = impression(&cfg, &m, 0, 0, 0);
+        assert_eq!(imp.image.dimensions(), (64, 4096));
     }
 
     #[test]

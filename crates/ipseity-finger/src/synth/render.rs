@@ -88,6 +88,7 @@ impl ImpressionParams {
         finger: u32,
         impression: u32,
     ) -> Self {
+        let cfg = &cfg.sanitised();
         let mut rng = super::impression_rng(seed, finger, impression);
         let (w, h) = cfg.size();
         let (w, h) = (w as f32, h as f32);
