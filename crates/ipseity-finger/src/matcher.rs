@@ -88,9 +88,12 @@ impl Default for MatcherConfig {
     fn default() -> Self {
         Self {
             radius: 70.0,
-            sigma_s: 28.0 / 3.0,
+            // The paper's 28/3 px and 0.01 suit 16 × 16 cells; with 8 × 8 cells a wider
+            // spread and lower threshold measured better on synthetic impressions (bench
+            // EER 6.0% -> 4.7%, FNMR at FMR 1e-3 16% -> 11%, 300 fingers).
+            sigma_s: 12.0,
             sigma_d: 2.0 * PI / 9.0,
-            mu_psi: 0.01,
+            mu_psi: 0.005,
             omega: 50.0,
             min_valid_cells: 0.75,
             min_neighbours: 2,
@@ -237,21 +240,54 @@ fn template_key(cylinders: &[Cylinder], n: usize) -> u64 {
 const MAX_RELAX: usize = 64;
 
 /// One candidate correspondence: minutia `i` of the first template, `j` of the second.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Pair {
     sim: f32,
     i: u16,
     j: u16,
 }
 
+/// Packs a pair (positive similarity) into a `u64` whose ascending order is decreasing
+/// similarity, then increasing `i`, then `j`: integer sorting is several times faster than
+/// sorting structs with a float comparator, and the order is total, so results do not
+/// depend on the sort algorithm.
+#[inline(always)]
+fn pair_key(sim: f32, i: u16, j: u16) -> u64 {
+    (u64::from(!sim.to_bits()) << 32) | (u64::from(i) << 16) | u64::from(j)
+}
+
+#[inline]
+fn unpack(key: u64) -> Pair {
+    Pair {
+        sim: f32::from_bits(!((key >> 32) as u32)),
+        i: (key >> 16) as u16,
+        j: key as u16,
+    }
+}
+
+/// The chosen pairs' geometry, one array per coordinate so the compatibility loop
+/// vectorises.
+#[derive(Debug, Default)]
+struct Geometry {
+    ax: Vec<f32>,
+    ay: Vec<f32>,
+    ac: Vec<f32>,
+    as_: Vec<f32>,
+    bx: Vec<f32>,
+    by: Vec<f32>,
+    bc: Vec<f32>,
+    bs: Vec<f32>,
+}
+
 #[derive(Debug, Default)]
 struct Scratch {
-    pairs: Vec<Pair>,
+    pairs: Vec<u64>,
     chosen: Vec<Pair>,
+    geometry: Geometry,
     rho: Vec<f32>,
     lambda: Vec<f32>,
     next: Vec<f32>,
-    eff: Vec<(f32, f32)>,
+    eff: Vec<u64>,
 }
 
 thread_local! {
@@ -310,26 +346,26 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
         c.min_score_pairs + ((z * (c.max_score_pairs - c.min_score_pairs) as f32).round() as usize);
     s.eff.clear();
     for (k, p) in s.chosen.iter().enumerate() {
-        let lam = s.lambda.get(k).copied().unwrap_or(0.0);
+        let lam = s.lambda.get(k).copied().unwrap_or(0.0).max(0.0);
         let e = if p.sim > 0.0 { lam / p.sim } else { 0.0 };
-        s.eff.push((e, lam));
+        // Ascending keys: decreasing efficiency, then decreasing value.
+        s.eff
+            .push((u64::from(!e.to_bits()) << 32) | u64::from(!lam.to_bits()));
     }
-    s.eff
-        .sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(y.1.total_cmp(&x.1)));
-    let total: f32 = s.eff.iter().take(n_p).map(|e| e.1).sum();
+    s.eff.sort_unstable();
+    let total: f32 = s
+        .eff
+        .iter()
+        .take(n_p)
+        .map(|&k| f32::from_bits(!(k as u32)))
+        .sum();
     // Fewer pairs than n_p count as zeros: a handful of agreeing minutiae is weak evidence.
     (total / n_p as f32).clamp(0.0, 1.0)
 }
 
 /// Keeps the best `n` pairs by similarity such that no minutia is used twice.
-fn select_one_to_one(pairs: &mut [Pair], n: usize, chosen: &mut Vec<Pair>) {
+fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>) {
     chosen.clear();
-    let by_sim = |x: &Pair, y: &Pair| {
-        y.sim
-            .total_cmp(&x.sim)
-            .then(x.i.cmp(&y.i))
-            .then(x.j.cmp(&y.j))
-    };
     let mut considered = 0usize;
     let mut used_a = [0u64; 4];
     let mut used_b = [0u64; 4];
@@ -343,25 +379,26 @@ fn select_one_to_one(pairs: &mut [Pair], n: usize, chosen: &mut Vec<Pair>) {
             *w |= 1 << (k % 64);
         }
     };
-    // Usually the best 4n pairs hold n disjoint ones; widen if not.
-    let mut window = (4 * n).max(16);
+    // Usually the best 2n pairs hold n disjoint ones; widen if not.
+    let mut window = (2 * n).max(8);
     loop {
         let end = window.min(pairs.len());
-        if end < pairs.len() {
-            let rest = &mut pairs[considered..];
-            let k = end - considered;
-            rest.select_nth_unstable_by(k, by_sim);
+        if let Some(rest) = pairs.get_mut(considered..) {
+            if end < considered + rest.len() && end > considered {
+                rest.select_nth_unstable(end - considered);
+            }
         }
         if let Some(slice) = pairs.get_mut(considered..end) {
-            slice.sort_unstable_by(by_sim);
-            for p in slice.iter() {
+            slice.sort_unstable();
+            for &key in slice.iter() {
                 if chosen.len() >= n {
                     break;
                 }
+                let p = unpack(key);
                 if !is_used(&used_a, p.i) && !is_used(&used_b, p.j) {
                     mark(&mut used_a, p.i);
                     mark(&mut used_b, p.j);
-                    chosen.push(*p);
+                    chosen.push(p);
                 }
             }
         }
@@ -373,83 +410,114 @@ fn select_one_to_one(pairs: &mut [Pair], n: usize, chosen: &mut Vec<Pair>) {
     }
 }
 
-/// Linear ramp: 1 at or below `lo`, 0 at or above `hi`.
+/// Compatibility of correspondence `p` with each later one (`q > p`), written to
+/// `row[q]`: do the two minutiae sit at the same distance, with the same relative
+/// directions, in both templates? Each factor is a ramp from 1 (within tolerance) to 0.
 #[inline]
-fn ramp_down(v: f32, lo: f32, hi: f32) -> f32 {
-    ((hi - v) / (hi - lo)).clamp(0.0, 1.0)
-}
-
-/// Linear ramp on cosines: 1 at or above `c_tol`, 0 at or below `c_max`.
-#[inline]
-fn ramp_cos(c: f32, c_tol: f32, c_max: f32) -> f32 {
-    ((c - c_max) / (c_tol - c_max)).clamp(0.0, 1.0)
-}
-
-/// Compatibility of two correspondences (both in `[0, 1]`): do the two minutiae sit at the
-/// same distance, with the same relative directions, in both templates?
-#[inline]
-fn compatibility(c: &Consolidation, ai: &Point, ak: &Point, bi: &Point, bk: &Point) -> f32 {
-    let (vax, vay) = (ak.x - ai.x, ak.y - ai.y);
-    let (vbx, vby) = (bk.x - bi.x, bk.y - bi.y);
-    let da = (vax * vax + vay * vay).sqrt();
-    let db = (vbx * vbx + vby * vby).sqrt();
-    let mean = 0.5 * (da + db);
-    let rel = c.dist_tol_rel * mean;
-    let r1 = ramp_down((da - db).abs(), c.dist_tol + rel, c.dist_max + rel);
-    if r1 == 0.0 || da < 1.0e-3 || db < 1.0e-3 {
-        return 0.0;
-    }
-    // Relative direction of k seen from i, in each template: e_k * conj(e_i).
-    let (za_re, za_im) = (
-        ak.cos * ai.cos + ak.sin * ai.sin,
-        ak.sin * ai.cos - ak.cos * ai.sin,
-    );
-    let (zb_re, zb_im) = (
-        bk.cos * bi.cos + bk.sin * bi.sin,
-        bk.sin * bi.cos - bk.cos * bi.sin,
-    );
-    let c2 = za_re * zb_re + za_im * zb_im;
-    let r2 = ramp_cos(c2, c.cos_angle_tol, c.cos_angle_max);
-    if r2 == 0.0 {
-        return 0.0;
-    }
-    // Direction of the joining segment relative to each end's own direction.
-    let inv = 1.0 / (da * db);
-    let radial = |v: (f32, f32), w: (f32, f32), pa: &Point, pb: &Point| {
-        // (v conj e_a) · conj(w conj e_b), real part, over |v||w|.
-        let (ra, ia) = (v.0 * pa.cos + v.1 * pa.sin, v.1 * pa.cos - v.0 * pa.sin);
-        let (rb, ib) = (w.0 * pb.cos + w.1 * pb.sin, w.1 * pb.cos - w.0 * pb.sin);
-        (ra * rb + ia * ib) * inv
+fn compatibility_row(c: &Consolidation, g: &Geometry, p: usize, row: &mut [f32]) {
+    let (Some(&aix), Some(&aiy), Some(&aic), Some(&ais)) =
+        (g.ax.get(p), g.ay.get(p), g.ac.get(p), g.as_.get(p))
+    else {
+        return;
     };
-    let c3 = radial((vax, vay), (vbx, vby), ai, bi);
-    let c4 = radial((-vax, -vay), (-vbx, -vby), ak, bk);
-    let r3 = ramp_cos(c3.min(c4), c.cos_angle_tol, c.cos_angle_max);
-    r1 * r2 * r3
+    let (Some(&bix), Some(&biy), Some(&bic), Some(&bis)) =
+        (g.bx.get(p), g.by.get(p), g.bc.get(p), g.bs.get(p))
+    else {
+        return;
+    };
+    let start = p + 1;
+    let n = row
+        .len()
+        .min(g.ax.len())
+        .min(g.ay.len())
+        .min(g.ac.len())
+        .min(g.as_.len())
+        .min(g.bx.len())
+        .min(g.by.len())
+        .min(g.bc.len())
+        .min(g.bs.len());
+    if start >= n {
+        return;
+    }
+    let (ax, ay, ac, as_) = (
+        &g.ax[start..n],
+        &g.ay[start..n],
+        &g.ac[start..n],
+        &g.as_[start..n],
+    );
+    let (bx, by, bc, bs) = (
+        &g.bx[start..n],
+        &g.by[start..n],
+        &g.bc[start..n],
+        &g.bs[start..n],
+    );
+    let out = &mut row[start..n];
+    let m = out.len();
+    let dist_span = c.dist_max - c.dist_tol;
+    let cos_span = c.cos_angle_tol - c.cos_angle_max;
+    for k in 0..m {
+        let (vax, vay) = (ax[k] - aix, ay[k] - aiy);
+        let (vbx, vby) = (bx[k] - bix, by[k] - biy);
+        let da = (vax * vax + vay * vay).sqrt();
+        let db = (vbx * vbx + vby * vby).sqrt();
+        let rel = c.dist_tol_rel * 0.5 * (da + db);
+        let r1 = ((c.dist_max + rel - (da - db).abs()) / dist_span).clamp(0.0, 1.0);
+        // Relative direction of k seen from i in each template, e_k * conj(e_i), compared.
+        let (za_re, za_im) = (ac[k] * aic + as_[k] * ais, as_[k] * aic - ac[k] * ais);
+        let (zb_re, zb_im) = (bc[k] * bic + bs[k] * bis, bs[k] * bic - bc[k] * bis);
+        let c2 = za_re * zb_re + za_im * zb_im;
+        // Direction of the joining segment relative to each end's own direction.
+        let inv = 1.0 / (da * db).max(1.0e-6);
+        let (ra, ia) = (vax * aic + vay * ais, vay * aic - vax * ais);
+        let (rb, ib) = (vbx * bic + vby * bis, vby * bic - vbx * bis);
+        let c3 = (ra * rb + ia * ib) * inv;
+        let (ra, ia) = (-vax * ac[k] - vay * as_[k], -vay * ac[k] + vax * as_[k]);
+        let (rb, ib) = (-vbx * bc[k] - vby * bs[k], -vby * bc[k] + vbx * bs[k]);
+        let c4 = (ra * rb + ia * ib) * inv;
+        let r2 = ((c2 - c.cos_angle_max) / cos_span).clamp(0.0, 1.0);
+        let r3 = ((c3.min(c4) - c.cos_angle_max) / cos_span).clamp(0.0, 1.0);
+        // Coincident minutiae carry no geometry.
+        let valid = if da > 1.0e-3 && db > 1.0e-3 { 1.0 } else { 0.0 };
+        out[k] = r1 * r2 * r3 * valid;
+    }
 }
 
 fn relax(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch) {
     let r = s.chosen.len();
-    s.rho.clear();
-    s.rho.resize(r * r, 0.0);
-    for (p, pp) in s.chosen.iter().enumerate() {
-        let (Some(ai), Some(bi)) = (
+    let g = &mut s.geometry;
+    for v in [
+        &mut g.ax, &mut g.ay, &mut g.ac, &mut g.as_, &mut g.bx, &mut g.by, &mut g.bc, &mut g.bs,
+    ] {
+        v.clear();
+    }
+    for pp in &s.chosen {
+        let (Some(pa), Some(pb)) = (
             a.points.get(usize::from(pp.i)),
             b.points.get(usize::from(pp.j)),
         ) else {
             continue;
         };
-        for (q, qq) in s.chosen.iter().enumerate().skip(p + 1) {
-            let (Some(ak), Some(bk)) = (
-                a.points.get(usize::from(qq.i)),
-                b.points.get(usize::from(qq.j)),
-            ) else {
-                continue;
-            };
-            let v = compatibility(c, ai, ak, bi, bk);
+        g.ax.push(pa.x);
+        g.ay.push(pa.y);
+        g.ac.push(pa.cos);
+        g.as_.push(pa.sin);
+        g.bx.push(pb.x);
+        g.by.push(pb.y);
+        g.bc.push(pb.cos);
+        g.bs.push(pb.sin);
+    }
+    s.rho.clear();
+    s.rho.resize(r * r, 0.0);
+    for p in 0..r {
+        if let Some(row) = s.rho.get_mut(p * r..(p + 1) * r) {
+            compatibility_row(c, &s.geometry, p, row);
+        }
+    }
+    // Mirror the upper triangle.
+    for p in 0..r {
+        for q in 0..p {
+            let v = s.rho.get(q * r + p).copied().unwrap_or(0.0);
             if let Some(x) = s.rho.get_mut(p * r + q) {
-                *x = v;
-            }
-            if let Some(x) = s.rho.get_mut(q * r + p) {
                 *x = v;
             }
         }

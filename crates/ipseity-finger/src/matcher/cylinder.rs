@@ -1,7 +1,7 @@
 //! Bit cylinders: construction (at prepare time) and the local-similarity kernel (the hot
 //! loop of every comparison).
 
-use super::{angle_diff, MatcherConfig, Pair, Point};
+use super::{angle_diff, pair_key, MatcherConfig, Point};
 use std::f32::consts::{FRAC_PI_2, PI, TAU};
 
 /// Cells along each side of a cylinder's square grid.
@@ -301,7 +301,7 @@ fn local_similarities_generic(
     angles_b: &[f32],
     cb: &[Cylinder],
     min_common: u32,
-    out: &mut Vec<Pair>,
+    out: &mut Vec<u64>,
 ) {
     for (i, (p, a)) in pa.iter().zip(ca).enumerate() {
         for (start, end) in window(angles_b, p.angle) {
@@ -311,11 +311,7 @@ fn local_similarities_generic(
             for (k, b) in bs.iter().enumerate() {
                 let sim = similarity(a, b, min_common);
                 if sim > 0.0 {
-                    out.push(Pair {
-                        sim,
-                        i: i as u16,
-                        j: (start + k) as u16,
-                    });
+                    out.push(pair_key(sim, i as u16, (start + k) as u16));
                 }
             }
         }
@@ -330,7 +326,7 @@ fn local_similarities_popcnt(
     angles_b: &[f32],
     cb: &[Cylinder],
     min_common: u32,
-    out: &mut Vec<Pair>,
+    out: &mut Vec<u64>,
 ) {
     local_similarities_generic(pa, ca, angles_b, cb, min_common, out);
 }
@@ -343,7 +339,7 @@ pub(super) fn local_similarities(
     angles_b: &[f32],
     cb: &[Cylinder],
     min_common: u32,
-    out: &mut Vec<Pair>,
+    out: &mut Vec<u64>,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -365,7 +361,7 @@ pub(super) fn local_similarities_scalar(
     pb: &[Point],
     cb: &[Cylinder],
     min_common: u32,
-    out: &mut Vec<Pair>,
+    out: &mut Vec<u64>,
 ) {
     let angles: Vec<f32> = pb.iter().map(|p| p.angle).collect();
     local_similarities_generic(pa, ca, &angles, cb, min_common, out);

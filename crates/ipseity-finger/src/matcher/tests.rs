@@ -71,7 +71,8 @@ fn genuine_pairs_beat_impostors() {
     let mean_i = impostor.iter().sum::<f32>() / impostor.len() as f32;
     eprintln!("synthetic EER {e:.4}, mean genuine {mean_g:.3}, mean impostor {mean_i:.3}");
     assert!(mean_g > 2.0 * mean_i);
-    // Measured 0.050 on this seed (mean genuine 0.063, impostor 0.013).
+    // Measured 0.070 on this seed (mean genuine 0.084, impostor 0.015); the bench's 1,000
+    // fingers give 0.039.
     assert!(e < 0.10, "EER {e}");
 }
 
@@ -163,8 +164,11 @@ fn dispatched_kernel_matches_scalar_twin() {
         );
         assert!(!fast.is_empty());
         assert_eq!(fast.len(), slow.len());
-        for (x, y) in fast.iter().zip(&slow) {
-            assert_eq!((x.i, x.j, x.sim.to_bits()), (y.i, y.j, y.sim.to_bits()));
+        assert_eq!(fast, slow);
+        for &k in &fast {
+            let p = unpack(k);
+            assert!(p.sim > 0.0 && p.sim <= 1.0);
+            assert_eq!(pair_key(p.sim, p.i, p.j), k);
         }
     }
 }
