@@ -144,3 +144,31 @@ fn minutiae_match_the_ground_truth_large() {
     let t = run(20, 4);
     report(&t);
 }
+
+#[test]
+fn quality_falls_as_the_impression_degrades() {
+    use rand::{Rng, SeedableRng};
+    let cfg = SynthConfig::default();
+    let xcfg = ExtractConfig::default();
+    let m = master(&cfg, 2024, 0);
+    let imp = impression(&cfg, &m, 2024, 0, 0);
+    let mut scores = Vec::new();
+    // Uniform noise of growing amplitude, added after rendering (the generator blurs its own).
+    for amp in [0.0f32, 100.0, 200.0, 300.0] {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut img = imp.image.clone();
+        for p in img.pixels_mut() {
+            let n = if amp > 0.0 {
+                rng.gen_range(-amp..amp)
+            } else {
+                0.0
+            };
+            p.0[0] = (f32::from(p.0[0]) + n).clamp(0.0, 255.0) as u8;
+        }
+        let q = ipseity_finger::extract::quality(&img, &xcfg).unwrap();
+        scores.push(q.score);
+    }
+    eprintln!("scores by added noise 0, 100, 200, 300: {scores:?}");
+    assert!(scores.windows(2).all(|w| w[1] <= w[0]), "{scores:?}");
+    assert!(scores[0] >= scores[3] + 30, "{scores:?}");
+}
