@@ -12,6 +12,15 @@
 //! crops it to a contact region and renders it with pressure, noise and blur; its ground
 //! truth is the master's minutiae through the same mapping.
 //!
+//! Ground truth. A master keeps the crossing-number minutiae of its thinned ridges except
+//! those closer than [`SynthConfig::border_margin`] to the finger's edge or the image border,
+//! and both minutiae of any pair closer than [`SynthConfig::min_minutia_distance`] (bridges,
+//! spurs, islands and broken ridges, on which extractors disagree). Directions are measured
+//! 10 pixels along the skeleton: an ending towards its ridge, a bifurcation along the bisector
+//! of its two closest branches. An impression keeps a mapped minutia when a circle of radius
+//! `border_margin` around it lies inside the image and the contact ellipse; its angle is
+//! turned by the mapping's Jacobian, so rotation and distortion both show in it.
+//!
 //! Everything is a pure function of `(config, seed, finger[, impression])`: each finger and
 //! each impression has its own ChaCha8 stream, and all transcendental functions are computed
 //! here from basic arithmetic, so the bytes are the same on every machine and any number of
