@@ -128,7 +128,7 @@ impl Default for ExtractConfig {
             gabor_sigma_along: 0.5,
             trace_length: 12,
             refine_max_angle: 35f32.to_radians(),
-            spur_length: 1.5,
+            spur_length: 1.0,
             bridge_length: 1.0,
             break_distance: 1.5,
             break_max_angle: 40f32.to_radians(),

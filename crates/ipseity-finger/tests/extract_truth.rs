@@ -126,13 +126,15 @@ fn report(t: &Totals) -> (f32, f32, f32) {
 #[test]
 fn minutiae_match_the_ground_truth() {
     // Ten impressions: five fingers, two impressions each. Measured when written (generator
-    // and extractor defaults of 2026-11-23): 577 true minutiae, 508 found, 499 matched within
-    // 12 px and 30° (recall 0.865, precision 0.982); of 503 located within 12 px, 0.992 agree
-    // in direction within 30°; 0.94 of the matched have the same kind. Bounds sit below.
+    // and extractor defaults of 2026-11-23): 577 true minutiae, 527 found, 516 matched within
+    // 12 px and 30° (recall 0.894, precision 0.979); of 520 located within 12 px, 0.992 agree
+    // in direction within 30°; 0.94 of the matched have the same kind. Most misses are an
+    // ending and a fork closer than a ridge period (read as a spur) or near the contact's
+    // edge. Bounds sit below the measured values.
     let t = run(5, 2);
     let (recall, precision, agreement) = report(&t);
     assert_eq!(t.refused, 0, "synthetic impressions are all usable");
-    assert!(recall >= 0.78, "recall {recall}");
+    assert!(recall >= 0.82, "recall {recall}");
     assert!(precision >= 0.92, "precision {precision}");
     assert!(agreement >= 0.95, "direction agreement {agreement}");
 }
