@@ -366,3 +366,30 @@ pub(super) fn dump(img: &GrayImage, name: &str) {
     out.save(format!("/tmp/extract_{name}.png")).unwrap();
     eprintln!("{name}: {} minutiae, quality {:?}", ms.len(), a.report);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #[test]
+    fn arbitrary_images_never_panic(
+        w in 64u32..120,
+        h in 64u32..120,
+        seed in proptest::prelude::any::<u64>(),
+        period in 2.0f32..30.0,
+        amp in 0.0f32..128.0,
+    ) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let img = GrayImage::from_fn(w, h, |x, y| {
+            let v = 128.0 + amp * (TAU * (x as f32 + 0.3 * y as f32) / period).cos()
+                + rng.gen_range(-40.0f32..40.0);
+            image::Luma([v.clamp(0.0, 255.0) as u8])
+        });
+        let cfg = ExtractConfig { min_minutiae: 0, ..ExtractConfig::default() };
+        if let Ok(e) = extract(&img, FingerPosition::Unknown, &cfg) {
+            for m in &e.template.minutiae {
+                proptest::prop_assert!(m.x >= 0.0 && m.y >= 0.0 && m.x < w as f32 && m.y < h as f32);
+                proptest::prop_assert!((0.0..TAU).contains(&m.angle));
+            }
+        }
+        let _ = quality(&img, &cfg);
+    }
+}
