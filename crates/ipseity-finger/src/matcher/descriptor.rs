@@ -11,23 +11,37 @@
 use super::{angle_diff, Point, Prepared};
 use std::f32::consts::TAU;
 
-const DIST_BINS: usize = 4;
+// Eight by eight by eight (512 values) measured only 2 points better at top 100.
+const DIST_BINS: usize = 8;
 const A1_BINS: usize = 8;
-const A2_BINS: usize = 8;
+const A2_BINS: usize = 4;
 const D_MIN: f32 = 20.0;
 const D_MAX: f32 = 180.0;
 
 /// Length of [`descriptor`]'s vector.
 pub const DESCRIPTOR_DIM: usize = DIST_BINS * A1_BINS * A2_BINS;
 
-/// The template's descriptor: [`DESCRIPTOR_DIM`] non-negative values with unit L2 norm
-/// (all zeros when the template has no two minutiae in range). Compare by cosine (dot
-/// product); mates score clearly higher than impostors, but only [`super::score`] decides.
+/// The template's descriptor: [`DESCRIPTOR_DIM`] values with unit L2 norm (all zeros when
+/// the template has no two minutiae in range). Compare by cosine (dot product); mates score
+/// clearly higher than impostors, but only [`super::score`] decides.
+///
+/// Layout: 8 distance bands (20 to 180 px) × 8 bins of the first direction × 4 of the
+/// second; each band is centred (bench, 1,000 synthetic fingers: centring raised the mate's
+/// top-100 rate from 54% to 63%, eight bands instead of four to 70%).
 pub fn descriptor(p: &Prepared) -> Vec<f32> {
     let mut h = vec![0.0f32; DESCRIPTOR_DIM];
     accumulate(&p.inner.all, &mut h);
     for v in h.iter_mut() {
         *v = v.sqrt();
+    }
+    // Every finger has many pairs in every distance band and similar ridge-flow statistics;
+    // removing each band's mean leaves what is particular to this finger, so cosine
+    // similarity becomes a correlation of the deviations.
+    for band in h.chunks_exact_mut(A1_BINS * A2_BINS) {
+        let mean = band.iter().sum::<f32>() / band.len() as f32;
+        for v in band.iter_mut() {
+            *v -= mean;
+        }
     }
     let norm = h.iter().map(|v| v * v).sum::<f32>().sqrt();
     if norm > 0.0 {

@@ -194,8 +194,8 @@ fn descriptor_ranks_mates_first() {
     }
     let rate = in_top10 as f32 / set.len() as f32;
     eprintln!("descriptor: mate in top 10 of 200 for {rate:.3}");
-    // Measured 0.445 on this seed.
-    assert!(rate > 0.30, "top-10 rate {rate}");
+    // Measured 0.665 on this seed.
+    assert!(rate > 0.5, "top-10 rate {rate}");
 }
 
 fn arb_template() -> impl Strategy<Value = FingerTemplate> {
@@ -229,7 +229,9 @@ proptest! {
         prop_assert_eq!(s.to_bits(), score(&pb, &pa).to_bits());
         let d = descriptor(&pa);
         prop_assert_eq!(d.len(), DESCRIPTOR_DIM);
-        prop_assert!(d.iter().all(|v| v.is_finite() && *v >= 0.0));
+        prop_assert!(d.iter().all(|v| v.is_finite()));
+        let n: f32 = d.iter().map(|v| v * v).sum();
+        prop_assert!(n == 0.0 || (n - 1.0).abs() < 1e-4);
     }
 }
 
