@@ -144,6 +144,29 @@ fn every_truncation_is_an_error() {
     }
 }
 
+/// NBIS writes no restart markers; one placed where the first block's padding ends (a
+/// byte boundary between codes, as an encoder would) must be skipped without changing a
+/// pixel.
+#[test]
+fn restart_markers_between_codes_are_skipped() {
+    let bytes = read("ridges_253x317_r150.wsq");
+    let plain = wsq::decode(&bytes).expect("decode");
+    let markers = marker_offsets(&bytes);
+    let first_sob = markers
+        .iter()
+        .position(|&m| bytes[m + 1] == 0xA3)
+        .expect("a block");
+    let block_end = markers[first_sob + 1];
+    let mut with_rst = bytes[..block_end].to_vec();
+    with_rst.extend_from_slice(&[0xFF, 0xB0]);
+    with_rst.extend_from_slice(&bytes[block_end..]);
+    let restarted = wsq::decode(&with_rst).expect("decode with RST0");
+    assert_eq!(restarted.image, plain.image);
+    // A marker the format does not define inside block data is an error.
+    with_rst[block_end + 1] = 0xC0;
+    assert!(wsq::decode(&with_rst).is_err());
+}
+
 /// Byte offset of the first segment body after marker `marker`.
 fn segment_body(bytes: &[u8], marker: u16) -> usize {
     let at = marker_offsets(bytes)
