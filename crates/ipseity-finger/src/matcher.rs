@@ -506,34 +506,43 @@ fn relax(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch) {
         g.bc.push(pb.cos);
         g.bs.push(pb.sin);
     }
+    // Rows padded to a multiple of 8 (zeros) so the support sums run in 8 lanes.
+    let stride = r.div_ceil(8) * 8;
     s.rho.clear();
-    s.rho.resize(r * r, 0.0);
+    s.rho.resize(stride * r, 0.0);
     for p in 0..r {
-        if let Some(row) = s.rho.get_mut(p * r..(p + 1) * r) {
+        if let Some(row) = s.rho.get_mut(p * stride..p * stride + r) {
             compatibility_row(c, &s.geometry, p, row);
         }
     }
     // Mirror the upper triangle.
     for p in 0..r {
         for q in 0..p {
-            let v = s.rho.get(q * r + p).copied().unwrap_or(0.0);
-            if let Some(x) = s.rho.get_mut(p * r + q) {
+            let v = s.rho.get(q * stride + p).copied().unwrap_or(0.0);
+            if let Some(x) = s.rho.get_mut(p * stride + q) {
                 *x = v;
             }
         }
     }
     s.lambda.clear();
     s.lambda.extend(s.chosen.iter().map(|p| p.sim));
+    s.lambda.resize(stride, 0.0);
     s.next.clear();
-    s.next.resize(r, 0.0);
+    s.next.resize(stride, 0.0);
     let support_scale = if r > 1 {
         (1.0 - c.relax_keep) / (r - 1) as f32
     } else {
         0.0
     };
     for _ in 0..c.relax_iterations {
-        for (p, row) in s.rho.chunks_exact(r).enumerate() {
-            let support: f32 = row.iter().zip(&s.lambda).map(|(x, l)| x * l).sum();
+        for (p, row) in s.rho.chunks_exact(stride).enumerate() {
+            let mut acc = [0.0f32; 8];
+            for (x, l) in row.chunks_exact(8).zip(s.lambda.chunks_exact(8)) {
+                for k in 0..8 {
+                    acc[k] += x[k] * l[k];
+                }
+            }
+            let support: f32 = acc.iter().sum();
             if let (Some(n), Some(l)) = (s.next.get_mut(p), s.lambda.get(p)) {
                 *n = c.relax_keep * l + support_scale * support;
             }
