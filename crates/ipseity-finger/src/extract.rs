@@ -4,17 +4,17 @@
 //! [`ExtractConfig`]:
 //!
 //! 1. local normalisation (zero mean, unit variance over a 17-px window; ridges positive);
-//! 2. fields on 8-px cells ([`field`]): gradient structure tensor (orientation and coherence,
+//! 2. fields on 8-px cells (`field`): gradient structure tensor (orientation and coherence,
 //!    smoothed in the doubled-angle domain), gray-level contrast, an oriented x-signature per
 //!    cell giving the ridge period (from zero crossings) and the ridge clarity (share of the
 //!    local variance that is constant along the ridges);
 //! 3. segmentation: cells with contrast, coherence and clarity, then opening, closing, hole
 //!    filling and the largest connected component;
 //! 4. the quality score (below) — [`quality`] stops here;
-//! 5. contextual enhancement ([`enhance`]): per cell, the even Gabor kernel of the quantised
+//! 5. contextual enhancement (`enhance`): per cell, the even Gabor kernel of the quantised
 //!    orientation (16 steps) and period (1.5-px steps), thresholded at zero;
-//! 6. thinning ([`skeleton`]): lookup-table Zhang–Suen plus removal of staircase corners;
-//! 7. minutiae ([`minutiae`]): crossing number 1 (ending) or 3 (bifurcation); direction by
+//! 6. thinning (`skeleton`): lookup-table Zhang–Suen plus removal of staircase corners;
+//! 7. minutiae (`minutiae`): crossing number 1 (ending) or 3 (bifurcation); direction by
 //!    tracing the skeleton 12 px (an ending towards its ridge, a fork between its two closest
 //!    branches), averaged with the orientation field when they agree within 35°; removal of
 //!    spurs, short fragments, bridges, opposed endings across a break, minutiae near the edge
