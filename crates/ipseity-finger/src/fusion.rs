@@ -81,7 +81,7 @@ impl ScoreCalibration {
                 j += 1;
             }
             let fmr = j as f64 / n;
-            let keep = fmr <= 1e-2 || table.len() % 16 == 0 || j == sorted.len();
+            let keep = fmr <= 1e-2 || table.len().is_multiple_of(16) || j == sorted.len();
             if keep {
                 table.push((s, fmr));
             }
