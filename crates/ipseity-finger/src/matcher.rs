@@ -60,6 +60,11 @@ pub struct MatcherConfig {
     pub min_neighbours: usize,
     /// Two cylinders are compared only if this fraction of the disc is valid in both.
     pub min_common_cells: f32,
+    /// Pairs whose local similarity is at or below this never enter the consolidation.
+    /// Off (0) by default: on synthetic impressions a floor of 0.3 changed nothing and 0.4
+    /// doubled speed but raised FNMR at FMR 1e-3 from 10% to 22%, because impostors left
+    /// with few pairs then get more relaxation support each.
+    pub min_local_similarity: f32,
     /// Most pairs entering the relaxation.
     pub max_relax_pairs: usize,
     /// Relaxation iterations.
@@ -98,6 +103,7 @@ impl Default for MatcherConfig {
             min_valid_cells: 0.75,
             min_neighbours: 2,
             min_common_cells: 0.6,
+            min_local_similarity: 0.0,
             max_relax_pairs: 24,
             relax_iterations: 5,
             relax_keep: 0.5,
@@ -137,6 +143,7 @@ struct Consolidation {
     cos_angle_tol: f32,
     cos_angle_max: f32,
     min_common_cells: u32,
+    min_local_similarity: f32,
 }
 
 /// A template ready for [`score`]: cylinders and geometry, sorted by minutia direction.
@@ -203,6 +210,11 @@ pub fn prepare(t: &FingerTemplate, cfg: &MatcherConfig) -> Prepared {
         dist_tol_rel: cfg.dist_tol_rel,
         cos_angle_tol: cfg.angle_tol.cos(),
         cos_angle_max: cfg.angle_max.cos().min(cfg.angle_tol.cos() - 1.0e-4),
+        min_local_similarity: if cfg.min_local_similarity.is_finite() {
+            cfg.min_local_similarity.max(0.0)
+        } else {
+            0.0
+        },
         min_common_cells: (cfg.min_common_cells * cylinder::disc_cells() as f32).ceil() as u32,
     };
     Prepared {
@@ -322,6 +334,7 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
         &b.angles,
         &b.cylinders,
         c.min_common_cells,
+        c.min_local_similarity,
         &mut s.pairs,
     );
     if s.pairs.is_empty() {

@@ -301,6 +301,7 @@ fn local_similarities_generic(
     angles_b: &[f32],
     cb: &[Cylinder],
     min_common: u32,
+    floor: f32,
     out: &mut Vec<u64>,
 ) {
     for (i, (p, a)) in pa.iter().zip(ca).enumerate() {
@@ -310,7 +311,7 @@ fn local_similarities_generic(
             };
             for (k, b) in bs.iter().enumerate() {
                 let sim = similarity(a, b, min_common);
-                if sim > 0.0 {
+                if sim > floor {
                     out.push(pair_key(sim, i as u16, (start + k) as u16));
                 }
             }
@@ -326,9 +327,10 @@ fn local_similarities_popcnt(
     angles_b: &[f32],
     cb: &[Cylinder],
     min_common: u32,
+    floor: f32,
     out: &mut Vec<u64>,
 ) {
-    local_similarities_generic(pa, ca, angles_b, cb, min_common, out);
+    local_similarities_generic(pa, ca, angles_b, cb, min_common, floor, out);
 }
 
 /// Every pair (first template's minutia, second's) with directions within a right angle and
@@ -339,6 +341,7 @@ pub(super) fn local_similarities(
     angles_b: &[f32],
     cb: &[Cylinder],
     min_common: u32,
+    floor: f32,
     out: &mut Vec<u64>,
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -346,11 +349,11 @@ pub(super) fn local_similarities(
         if std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports popcnt (checked just above), the only feature the
             // function is compiled with.
-            unsafe { local_similarities_popcnt(pa, ca, angles_b, cb, min_common, out) };
+            unsafe { local_similarities_popcnt(pa, ca, angles_b, cb, min_common, floor, out) };
             return;
         }
     }
-    local_similarities_generic(pa, ca, angles_b, cb, min_common, out);
+    local_similarities_generic(pa, ca, angles_b, cb, min_common, floor, out);
 }
 
 /// Scalar twin of the dispatched kernel, for tests.
@@ -361,8 +364,9 @@ pub(super) fn local_similarities_scalar(
     pb: &[Point],
     cb: &[Cylinder],
     min_common: u32,
+    floor: f32,
     out: &mut Vec<u64>,
 ) {
     let angles: Vec<f32> = pb.iter().map(|p| p.angle).collect();
-    local_similarities_generic(pa, ca, &angles, cb, min_common, out);
+    local_similarities_generic(pa, ca, &angles, cb, min_common, floor, out);
 }

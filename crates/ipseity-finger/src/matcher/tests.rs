@@ -151,6 +151,7 @@ fn dispatched_kernel_matches_scalar_twin() {
             &b.angles,
             &b.cylinders,
             min_common,
+            0.0,
             &mut fast,
         );
         let mut slow = Vec::new();
@@ -160,6 +161,7 @@ fn dispatched_kernel_matches_scalar_twin() {
             &b.points,
             &b.cylinders,
             min_common,
+            0.0,
             &mut slow,
         );
         assert!(!fast.is_empty());
