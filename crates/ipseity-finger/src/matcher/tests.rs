@@ -64,16 +64,16 @@ fn self_match_scores_high() {
 
 #[test]
 fn genuine_pairs_beat_impostors() {
-    let set = impressions(100, 2, &Noise::default());
+    let set = impressions(300, 2, &Noise::default());
     let (genuine, impostor) = genuine_impostor(&set);
     let e = eer(&genuine, &impostor);
     let mean_g = genuine.iter().sum::<f32>() / genuine.len() as f32;
     let mean_i = impostor.iter().sum::<f32>() / impostor.len() as f32;
     eprintln!("synthetic EER {e:.4}, mean genuine {mean_g:.3}, mean impostor {mean_i:.3}");
     assert!(mean_g > 2.0 * mean_i);
-    // Measured 0.070 on this seed (mean genuine 0.084, impostor 0.015); the bench's 1,000
-    // fingers give 0.039.
-    assert!(e < 0.10, "EER {e}");
+    // Measured 0.037 on this seed (mean genuine 0.163, impostor 0.015); 100 fingers are too
+    // few for a stable EER (one mate is a whole percent).
+    assert!(e < 0.06, "EER {e}");
 }
 
 #[test]
