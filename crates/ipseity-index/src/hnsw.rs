@@ -922,3 +922,54 @@ where
         self.read().live
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_i8_matches_naive_for_every_tail_length() {
+        let mut rng = Rng::new(5);
+        for len in 0..70 {
+            let a: Vec<i8> = (0..len)
+                .map(|_| (rng.below(255) as i32 - 127) as i8)
+                .collect();
+            let b: Vec<i8> = (0..len)
+                .map(|_| (rng.below(255) as i32 - 127) as i8)
+                .collect();
+            let naive: i32 = a.iter().zip(&b).map(|(&x, &y)| x as i32 * y as i32).sum();
+            assert_eq!(dot_i8(&a, &b), naive, "len {len}");
+        }
+    }
+
+    #[test]
+    fn quantised_dot_is_close_to_f32() {
+        let mut rng = Rng::new(9);
+        for _ in 0..50 {
+            let x = normalize(&(0..64).map(|_| rng.normal()).collect::<Vec<_>>()).unwrap();
+            let y = normalize(&(0..64).map(|_| rng.normal()).collect::<Vec<_>>()).unwrap();
+            let ((qx, sx), (qy, sy)) = (quantise(&x), quantise(&y));
+            let approx = sx * sy * dot_i8(&qx, &qy) as f32;
+            let exact = kernels::dot_f32(&x, &y);
+            assert!((approx - exact).abs() < 0.02, "{approx} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn visited_marks_reset_on_epoch_wrap() {
+        let mut v = Visited {
+            marks: Vec::new(),
+            epoch: 0,
+        };
+        v.begin(4);
+        assert!(v.insert(3));
+        assert!(!v.insert(3));
+        assert!(!v.insert(9), "out of range is never new");
+        // Run the epoch round to wrap: the mark left at epoch 1 must not
+        // read as visited when epoch 1 comes again.
+        v.epoch = u32::MAX;
+        v.begin(4);
+        assert_eq!(v.epoch, 1);
+        assert!(v.insert(3));
+    }
+}
