@@ -85,6 +85,142 @@ pub enum Command {
     /// Benchmarks
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Fingerprints: synthetic prints, ISO/ANSI templates, enrolment, verification,
+    /// identification and evaluation
+    #[command(subcommand)]
+    Finger(FingerCommand),
+}
+
+/// `ipseity finger ...`
+#[derive(Debug, Subcommand)]
+pub enum FingerCommand {
+    /// Generate synthetic fingerprints: impressions as PNG and their ground-truth minutiae
+    Synth(FingerSynthArgs),
+    /// Extract minutiae from an impression and write an ISO/IEC 19794-2 or ANSI INCITS 378 record
+    Extract(FingerExtractArgs),
+    /// Enrol a subject's fingers (500-ppi images: PNG, TIFF, BMP, WSQ; or ISO/ANSI records)
+    Enroll(FingerEnrollArgs),
+    /// Compare fingers with one enrolled subject (1:1); prints a decision, never a score
+    Verify(FingerVerifyArgs),
+    /// Search the enrolled subjects for fingers (1:N); prints candidates and decisions
+    Identify(FingerIdentifyArgs),
+    /// Evaluation over a synthetic set (FVC protocol): EER, FNMR at FMR 1e-3 and 1e-4,
+    /// DET plot, extraction accuracy against ground truth, speed; optionally calibrates
+    Eval(FingerEvalArgs),
+}
+
+/// `ipseity finger synth`
+#[derive(Debug, Args)]
+pub struct FingerSynthArgs {
+    /// Distinct fingers (masters)
+    #[arg(long, default_value_t = 10)]
+    pub fingers: u32,
+    /// Impressions per finger
+    #[arg(long, default_value_t = 8)]
+    pub impressions: u32,
+    /// Seed; the same seed gives the same images on every machine
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output directory: FFFFF_I.png and FFFFF_I.minutiae.json
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How hard the impressions are: `standard` (moderate displacement, distortion and
+    /// noise) or `hard` (large rotation, strong elastic distortion, heavy noise, pressure
+    /// changes and small partial contact)
+    #[arg(long, value_enum, default_value = "standard")]
+    pub difficulty: SynthDifficulty,
+}
+
+/// Impression difficulty of `ipseity finger synth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthDifficulty {
+    /// The generator's defaults
+    Standard,
+    /// Harsher capture conditions
+    Hard,
+}
+
+/// Standard minutiae record format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordFormat {
+    /// ISO/IEC 19794-2:2005
+    Iso,
+    /// ANSI INCITS 378-2004
+    Ansi,
+}
+
+/// `ipseity finger extract`
+#[derive(Debug, Args)]
+pub struct FingerExtractArgs {
+    /// The impression (500 ppi grayscale: PNG, TIFF, BMP or WSQ)
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// Finger position (right-thumb ... left-little, or its code 0-10)
+    #[arg(long, default_value = "unknown")]
+    pub position: String,
+    /// Record format
+    #[arg(long, value_enum, default_value = "iso")]
+    pub format: RecordFormat,
+    /// Where to write the record (it holds biometric data)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `ipseity finger enroll`
+#[derive(Debug, Args)]
+pub struct FingerEnrollArgs {
+    /// Subject id; a subject enrolled by face gets fingers added
+    #[arg(long)]
+    pub subject: String,
+    /// A finger as POSITION=FILE (e.g. right-index=ri.png) or FILE for an unknown
+    /// position; up to ten, each an image or an ISO/ANSI record
+    #[arg(long, num_args = 1.., required = true, value_name = "POSITION=FILE")]
+    pub finger: Vec<String>,
+    /// Enrol even if the fingers match another subject (recorded in the audit log)
+    #[arg(long)]
+    pub allow_duplicate: bool,
+}
+
+/// `ipseity finger verify`
+#[derive(Debug, Args)]
+pub struct FingerVerifyArgs {
+    /// The claimed subject id
+    #[arg(long)]
+    pub subject: String,
+    /// Probe finger(s) as POSITION=FILE or FILE; several are fused
+    #[arg(long, num_args = 1.., required = true, value_name = "POSITION=FILE")]
+    pub finger: Vec<String>,
+}
+
+/// `ipseity finger identify`
+#[derive(Debug, Args)]
+pub struct FingerIdentifyArgs {
+    /// Probe finger(s) as POSITION=FILE or FILE; several are fused
+    #[arg(long, num_args = 1.., required = true, value_name = "POSITION=FILE")]
+    pub finger: Vec<String>,
+    /// Most candidates to print
+    #[arg(long, default_value_t = DEFAULT_TOP)]
+    pub top: usize,
+}
+
+/// `ipseity finger eval`
+#[derive(Debug, Args)]
+pub struct FingerEvalArgs {
+    /// Directory written by `ipseity finger synth` (FFFFF_I.png, optional FFFFF_I.minutiae.json)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Use only the first N fingers
+    #[arg(long)]
+    pub fingers: Option<usize>,
+    /// Where to write the DET plot
+    #[arg(long, value_name = "OUT.svg", default_value = "finger_det.svg")]
+    pub det: PathBuf,
+    /// Write finger_calibration.json into the data directory from the impostor scores
+    #[arg(long)]
+    pub calibrate: bool,
+    /// Write every genuine and impostor score to this CSV (evaluation only)
+    #[arg(long, value_name = "FILE.csv")]
+    pub scores: Option<PathBuf>,
 }
 
 /// `ipseity models ...`

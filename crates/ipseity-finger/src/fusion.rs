@@ -44,9 +44,34 @@ pub struct ScoreCalibration {
     /// `(score, fmr)`: the fraction of impostor scores at or above `score`. Scores increase
     /// and FMRs decrease along the table.
     pub table: Vec<(f32, f64)>,
+    /// Exponential model of the impostor tail above the top [`TAIL_FRACTION`] of scores.
+    pub tail: Tail,
     /// Where the scores came from, for people.
     pub source: String,
 }
+
+/// Fraction of the highest impostor scores the tail model is fitted to.
+pub const TAIL_FRACTION: f64 = 0.01;
+
+/// The impostor tail as peaks over a threshold: above `threshold`, the FMR of a score `s`
+/// is `fmr_at_threshold * exp(-(s - threshold) / scale)`, the exponential (shape-zero
+/// generalised Pareto) law whose maximum-likelihood scale is the mean excess. A few
+/// thousand impostor pairs cannot measure an FMR of 1e-8, which a 1:N search of a large
+/// gallery needs per comparison; the fitted tail extrapolates it, and is a model, not a
+/// measurement: the evaluation reports how it compares with the measured points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tail {
+    /// Score where the model takes over from the table.
+    pub threshold: f32,
+    /// Measured FMR at `threshold`.
+    pub fmr_at_threshold: f64,
+    /// Mean excess of the impostor scores above `threshold`.
+    pub scale: f64,
+}
+
+/// Smallest FMR ever reported: far below any operating point, so decisions never hinge on
+/// how far the extrapolation is trusted past it.
+pub const MIN_FMR: f64 = 1e-15;
 
 /// Smallest number of impostor scores [`ScoreCalibration::from_impostor_scores`] accepts.
 pub const MIN_IMPOSTORS: usize = 1000;
@@ -71,7 +96,21 @@ impl ScoreCalibration {
         let mut sorted = scores.to_vec();
         sorted.sort_by(|a, b| b.total_cmp(a)); // descending
         let n = sorted.len() as f64;
+        let k = ((n * TAIL_FRACTION) as usize).max(10).min(sorted.len() - 1);
+        let threshold = sorted[k];
+        let excess: f64 = sorted[..k]
+            .iter()
+            .map(|s| f64::from(*s - threshold))
+            .sum::<f64>()
+            / k as f64;
+        let tail = Tail {
+            threshold,
+            fmr_at_threshold: k as f64 / n,
+            // A degenerate tail (all equal) would claim infinite evidence; keep a scale.
+            scale: excess.max(1e-6),
+        };
         let mut table = Vec::new();
+        let mut distinct = 0usize;
         let mut i = 0;
         while i < sorted.len() {
             let s = sorted[i];
@@ -81,7 +120,9 @@ impl ScoreCalibration {
                 j += 1;
             }
             let fmr = j as f64 / n;
-            let keep = fmr <= 1e-2 || table.len().is_multiple_of(16) || j == sorted.len();
+            // Every distinct score where decisions are made, one in 16 above.
+            let keep = fmr <= 1e-2 || distinct.is_multiple_of(16) || j == sorted.len();
+            distinct += 1;
             if keep {
                 table.push((s, fmr));
             }
@@ -91,6 +132,7 @@ impl ScoreCalibration {
         Ok(Self {
             impostor_pairs: sorted.len(),
             table,
+            tail,
             source: source.into(),
         })
     }
@@ -111,42 +153,48 @@ impl ScoreCalibration {
         if self
             .table
             .iter()
-            .any(|(s, f)| !s.is_finite() || !(*f > 0.0 && *f <= 1.0))
+            .any(|(s, f)| !(s.is_finite() && *f > 0.0 && *f <= 1.0))
+        {
+            return Err(CalibrationError::NonFinite);
+        }
+        let t = self.tail;
+        if !(t.threshold.is_finite()
+            && t.fmr_at_threshold > 0.0
+            && t.fmr_at_threshold <= 1.0
+            && t.scale.is_finite()
+            && t.scale > 0.0)
         {
             return Err(CalibrationError::NonFinite);
         }
         Ok(())
     }
 
-    /// Smallest FMR the table can vouch for: one impostor in all those measured. Scores above
-    /// the highest impostor are given this value rather than an extrapolated smaller one, so
-    /// fused decisions never claim more than was measured per finger.
-    pub fn floor(&self) -> f64 {
-        1.0 / self.impostor_pairs.max(1) as f64
-    }
-
-    /// Estimated FMR of one comparison scoring `score`: the fraction of impostors at or above
-    /// it, interpolated between table points, never below [`ScoreCalibration::floor`].
+    /// Estimated FMR of one comparison scoring `score`: the measured fraction of impostors at
+    /// or above it (interpolated between table points) up to the tail threshold, the fitted
+    /// [`Tail`] above it, never below [`MIN_FMR`].
     pub fn fmr_at(&self, score: f32) -> f64 {
         let t = &self.table;
         let Some(first) = t.first() else {
             return 1.0;
         };
         if !score.is_finite() || score <= first.0 {
-            return 1.0_f64.min(first.1.max(self.floor()));
+            return first.1.min(1.0);
+        }
+        let tail = self.tail;
+        if score > tail.threshold {
+            let f = tail.fmr_at_threshold * (-f64::from(score - tail.threshold) / tail.scale).exp();
+            return f.max(MIN_FMR);
         }
         // First point with a score above the probe's.
         let idx = t.partition_point(|(s, _)| *s <= score);
-        if idx >= t.len() {
-            return self.floor();
-        }
+        let Some(&(s1, f1)) = t.get(idx) else {
+            return t[t.len() - 1].1;
+        };
         let (s0, f0) = t[idx - 1];
-        let (s1, f1) = t[idx];
-        // The FMR at `score` is that of the next impostor score above it (f1), but between
-        // sparse points interpolate in log space so the estimate stays monotone and smooth.
+        // Between sparse points interpolate in log space so the estimate stays monotone.
         let w = f64::from((score - s0) / (s1 - s0).max(f32::MIN_POSITIVE));
         let lf = f0.ln() * (1.0 - w) + f1.ln() * w;
-        lf.exp().max(f1).max(self.floor())
+        lf.exp().max(f1)
     }
 }
 
@@ -224,8 +272,13 @@ mod tests {
         // Scores are i/10000: exactly 100 impostors at or above 0.99.
         let f = cal.fmr_at(0.99);
         assert!((f - 1e-2).abs() < 2e-4, "{f}");
-        assert!((cal.fmr_at(0.9995) - 5e-4).abs() < 2e-4);
-        assert_eq!(cal.fmr_at(2.0), 1e-4);
+        // Above the top 1% the exponential tail takes over: uniform scores have a mean
+        // excess of about 0.005 over 0.99, so the model falls by e every 0.005.
+        assert!((cal.tail.threshold - 0.99).abs() < 1e-3);
+        assert!((cal.tail.scale - 0.005).abs() < 1e-3, "{:?}", cal.tail);
+        let f = cal.fmr_at(0.995);
+        assert!((f - 1e-2 * (-1.0f64).exp()).abs() < 1e-3, "{f}");
+        assert!(cal.fmr_at(2.0) >= MIN_FMR && cal.fmr_at(2.0) < 1e-12);
         assert_eq!(cal.fmr_at(-1.0), 1.0);
         assert_eq!(cal.fmr_at(f32::NAN), 1.0);
         // Monotone.
@@ -250,6 +303,12 @@ mod tests {
             Err(CalibrationError::NonFinite)
         );
         let mut cal = ScoreCalibration::from_impostor_scores(&uniform_scores(2000), "t").unwrap();
+        // Thinned above FMR 1e-2, exact below: 20 points in the tail, ~1980/16 above.
+        assert!(
+            cal.table.len() > 20 + 100 && cal.table.len() < 20 + 140,
+            "{}",
+            cal.table.len()
+        );
         cal.table.swap(0, 1);
         assert_eq!(cal.validate(), Err(CalibrationError::NotMonotone));
     }

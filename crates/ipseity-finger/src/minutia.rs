@@ -235,7 +235,8 @@ impl FingerTemplate {
 
     /// Inverse of [`FingerTemplate::to_vector`]; validates every field.
     pub fn from_vector(v: &[f32]) -> Result<Self, TemplateVectorError> {
-        if v.len() < VECTOR_HEADER || !(v.len() - VECTOR_HEADER).is_multiple_of(VECTOR_PER_MINUTIA) {
+        if v.len() < VECTOR_HEADER || !(v.len() - VECTOR_HEADER).is_multiple_of(VECTOR_PER_MINUTIA)
+        {
             return Err(TemplateVectorError::Length(v.len()));
         }
         let n = (v.len() - VECTOR_HEADER) / VECTOR_PER_MINUTIA;

@@ -8,12 +8,13 @@ mod embed;
 mod enroll;
 mod erase;
 mod eval;
+mod finger;
 mod identify;
 mod list;
 mod models;
 mod verify;
 
-use crate::args::{BenchCommand, Command, ModelsCommand};
+use crate::args::{BenchCommand, Command, FingerCommand, ModelsCommand};
 use crate::context::Ctx;
 use crate::error::ExitStatus;
 
@@ -31,6 +32,12 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Eval(a) => eval::run(ctx, a),
         Command::Dedup(a) => dedup::run(ctx, a),
         Command::Bench(BenchCommand::Search(a)) => bench::search(ctx, a),
+        Command::Finger(FingerCommand::Synth(a)) => finger::synth(ctx, a),
+        Command::Finger(FingerCommand::Extract(a)) => finger::extract(ctx, a),
+        Command::Finger(FingerCommand::Enroll(a)) => finger::enroll(ctx, a),
+        Command::Finger(FingerCommand::Verify(a)) => finger::verify(ctx, a),
+        Command::Finger(FingerCommand::Identify(a)) => finger::identify(ctx, a),
+        Command::Finger(FingerCommand::Eval(a)) => finger::eval::run(ctx, a),
     }
 }
 

@@ -1,0 +1,812 @@
+//! `ipseity finger ...`: the fingerprint modality on the embedded store.
+//!
+//! Samples are 500-ppi impressions (PNG, TIFF, BMP, WSQ) or ISO/ANSI minutiae records. A
+//! subject holds up to ten fingers with positions. Decisions come from the fused false-match
+//! rate ([`ipseity_finger::fusion`]); no score is printed outside `finger eval`.
+
+pub mod eval;
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use ipseity_core::{Decision, Modality, SubjectId, Template};
+use ipseity_finger::extract::{self, ExtractConfig, QualityReport};
+use ipseity_finger::fusion::{FmrPolicy, ScoreCalibration, MODEL_ID};
+use ipseity_finger::gallery::{FingerGallery, ProbeFinger};
+use ipseity_finger::matcher::MatcherConfig;
+use ipseity_finger::{iso, synth, wsq, FingerPosition, FingerTemplate};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::args::{
+    FingerEnrollArgs, FingerExtractArgs, FingerIdentifyArgs, FingerSynthArgs, FingerVerifyArgs,
+    RecordFormat, SynthDifficulty,
+};
+use crate::context::Ctx;
+use crate::error::{CliError, ExitStatus};
+use crate::output::Render;
+
+/// File name of a programme's own fingerprint calibration inside the data directory.
+pub const CALIBRATION_FILE: &str = "finger_calibration.json";
+
+/// Largest sample file read, in bytes (a 2000 x 2000 8-bit image is 4 MB uncompressed).
+const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// Largest image side accepted before decoding.
+const MAX_SIDE: u32 = 2000;
+
+/// Most fingers one record may hold.
+const MAX_FINGERS: usize = 10;
+
+/// Shortlist per probe finger in large galleries.
+const SHORTLIST: usize = 200;
+
+/// The calibration measured by `ipseity finger eval --calibrate` on the synthetic set
+/// described in `docs/BENCHMARKS-finger.md`, used until a programme calibrates on its own.
+const BUILTIN_CALIBRATION: &str = include_str!("builtin_calibration.json");
+
+/// One finger given on the command line.
+pub struct FingerSpec {
+    /// Position, or unknown.
+    pub position: FingerPosition,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// Parses `POSITION=FILE` or `FILE`.
+pub fn parse_spec(s: &str) -> anyhow::Result<FingerSpec> {
+    if let Some((pos, path)) = s.split_once('=') {
+        if let Some(position) = FingerPosition::parse(pos) {
+            return Ok(FingerSpec {
+                position,
+                path: PathBuf::from(path),
+            });
+        }
+        if !Path::new(s).exists() {
+            return Err(CliError::input(
+                "usage",
+                format!(
+                    "unknown finger position {pos:?}: use right-thumb ... right-little, \
+                     left-thumb ... left-little, unknown, or a code 0-10"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(FingerSpec {
+        position: FingerPosition::Unknown,
+        path: PathBuf::from(s),
+    })
+}
+
+/// A loaded sample: its template and, for images, the quality report.
+pub struct Sample {
+    /// The template.
+    pub template: FingerTemplate,
+    /// Quality of an image sample; `None` for a record.
+    pub quality: Option<QualityReport>,
+}
+
+fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(CliError::input(
+            "image_too_large",
+            format!(
+                "{}: {} bytes, more than the {} allowed",
+                path.display(),
+                meta.len(),
+                MAX_FILE_BYTES
+            ),
+        )
+        .into());
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Decodes an impression to 8-bit grey, refusing huge or corrupt images before allocating.
+pub fn decode_impression(bytes: &[u8], path: &Path) -> anyhow::Result<image::GrayImage> {
+    let name = path.display();
+    if wsq::is_wsq(bytes) {
+        // The decoder's own bound (8192 a side) would let a few kilobytes of zero runs
+        // describe a 600 MB image; nothing larger than the extractor takes is decoded.
+        let limits = wsq::WsqLimits {
+            max_side: MAX_SIDE,
+            max_pixels: u64::from(MAX_SIDE) * u64::from(MAX_SIDE),
+        };
+        let img = wsq::decode_with_limits(bytes, &limits)
+            .map_err(|e| CliError::input("corrupt_image", format!("{name}: WSQ: {e}")))?;
+        if let Some(ppi) = img.ppi {
+            if !(450..=550).contains(&ppi) {
+                return Err(CliError::input(
+                    "unsupported_resolution",
+                    format!("{name}: {ppi} ppi; fingerprints must be scanned at 500 ppi"),
+                )
+                .into());
+            }
+        }
+        return Ok(img.image);
+    }
+    let reader = image::ImageReader::new(io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| CliError::input("cannot_read_file", format!("{name}: {e}")))?;
+    if reader.format().is_none() {
+        return Err(CliError::input(
+            "not_an_image",
+            format!("{name}: not a PNG, TIFF, BMP or WSQ image, nor an ISO/ANSI record"),
+        )
+        .into());
+    }
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| CliError::input("corrupt_image", format!("{name}: {e}")))?;
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(CliError::input(
+            "image_too_large",
+            format!("{name}: {w}x{h}; at most {MAX_SIDE} pixels a side at 500 ppi"),
+        )
+        .into());
+    }
+    let mut reader = image::ImageReader::new(io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| CliError::input("cannot_read_file", format!("{name}: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(64 << 20);
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| CliError::input("corrupt_image", format!("{name}: {e}")))?;
+    Ok(img.into_luma8())
+}
+
+/// Loads one finger: an ISO/ANSI record (first view) or an impression to extract.
+pub fn load_sample(spec: &FingerSpec, cfg: &ExtractConfig) -> anyhow::Result<Sample> {
+    let bytes = read_bounded(&spec.path)?;
+    let name = spec.path.display();
+    if iso::detect(&bytes).is_some() {
+        let (_, views) = iso::read(&bytes)
+            .map_err(|e| CliError::input("bad_template", format!("{name}: {e}")))?;
+        let mut template = match <[FingerTemplate; 1]>::try_from(views) {
+            Ok([t]) => t,
+            Err(views) => {
+                return Err(CliError::input(
+                    "bad_template",
+                    format!(
+                        "{name}: the record holds {} finger views; give one finger per file",
+                        views.len()
+                    ),
+                )
+                .into())
+            }
+        };
+        if spec.position != FingerPosition::Unknown {
+            if template.position != FingerPosition::Unknown && template.position != spec.position {
+                return Err(CliError::input(
+                    "usage",
+                    format!(
+                        "{name}: the record is for {}, not {}",
+                        template.position.name(),
+                        spec.position.name()
+                    ),
+                )
+                .into());
+            }
+            template.position = spec.position;
+        }
+        if template.minutiae.len() < 2 {
+            return Err(CliError::input(
+                "low_quality",
+                format!("{name}: the record holds too few minutiae to compare"),
+            )
+            .into());
+        }
+        return Ok(Sample {
+            template,
+            quality: None,
+        });
+    }
+    let img = decode_impression(&bytes, &spec.path)?;
+    let ex =
+        extract::extract(&img, spec.position, cfg).map_err(|e| extract_error(&e, &spec.path))?;
+    Ok(Sample {
+        template: ex.template,
+        quality: Some(ex.quality),
+    })
+}
+
+fn extract_error(e: &extract::ExtractError, path: &Path) -> CliError {
+    use extract::ExtractError as E;
+    let code = match e {
+        E::TooSmall { .. } => "image_too_small",
+        E::TooLarge { .. } => "image_too_large",
+        E::LowQuality { .. } => "low_quality",
+        _ => "extraction_failed",
+    };
+    CliError::input(code, format!("{}: {e}", path.display()))
+}
+
+fn load_all(specs: &[String]) -> anyhow::Result<Vec<Sample>> {
+    if specs.len() > MAX_FINGERS {
+        return Err(CliError::input(
+            "usage",
+            format!("{} fingers given; at most {MAX_FINGERS}", specs.len()),
+        )
+        .into());
+    }
+    let specs = specs
+        .iter()
+        .map(|s| parse_spec(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut seen = BTreeSet::new();
+    for s in &specs {
+        if s.position != FingerPosition::Unknown && !seen.insert(s.position) {
+            return Err(CliError::input(
+                "usage",
+                format!("finger position {} given twice", s.position.name()),
+            )
+            .into());
+        }
+    }
+    let cfg = ExtractConfig::default();
+    specs
+        .par_iter()
+        .map(|s| load_sample(s, &cfg))
+        .collect::<anyhow::Result<Vec<_>>>()
+}
+
+/// The fingerprint calibration in force and a description of it.
+pub fn calibration(ctx: &Ctx) -> anyhow::Result<(ScoreCalibration, String)> {
+    let path = ctx.data_dir.join(CALIBRATION_FILE);
+    let (text, source) = match std::fs::read_to_string(&path) {
+        Ok(t) => (t, path.display().to_string()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            (BUILTIN_CALIBRATION.to_owned(), "built-in".to_owned())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let bad = |why: String| CliError::input("bad_calibration", format!("{source}: {why}"));
+    let cal: ScoreCalibration =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a calibration ({e})")))?;
+    cal.validate().map_err(|e| bad(e.to_string()))?;
+    let described = format!(
+        "FMR {:e} per search, calibrated on {} impostor comparisons ({}) [{source}]",
+        FmrPolicy::default().accept_fmr,
+        cal.impostor_pairs,
+        cal.source
+    );
+    Ok((cal, described))
+}
+
+fn finger_templates(
+    store: &ipseity_store::Store,
+) -> anyhow::Result<Vec<(SubjectId, FingerTemplate)>> {
+    store
+        .all_templates(Modality::Fingerprint)?
+        .into_iter()
+        .filter(|(_, t)| t.model == MODEL_ID)
+        .map(|(s, t)| {
+            let ft = FingerTemplate::from_vector(&t.vector)
+                .with_context(|| format!("stored fingerprint template of {s}"))?;
+            Ok((s, ft))
+        })
+        .collect()
+}
+
+fn gallery(
+    templates: Vec<(SubjectId, FingerTemplate)>,
+    cal: ScoreCalibration,
+) -> anyhow::Result<FingerGallery<SubjectId>> {
+    let cfg = MatcherConfig::default();
+    let prepared: Vec<_> = templates
+        .par_iter()
+        .map(|(s, t)| {
+            (
+                s.clone(),
+                t.position,
+                ipseity_finger::matcher::prepare(t, &cfg),
+            )
+        })
+        .collect();
+    let mut g = FingerGallery::new(cal);
+    for (s, p, prep) in prepared {
+        g.add(s, p, prep);
+    }
+    if g.len() >= FingerGallery::<SubjectId>::EXHAUSTIVE_BELOW {
+        g.build_prefilter()?;
+    }
+    Ok(g)
+}
+
+fn probes(samples: &[Sample]) -> Vec<ProbeFinger> {
+    let cfg = MatcherConfig::default();
+    samples
+        .iter()
+        .map(|s| ProbeFinger::new(&s.template, &cfg))
+        .collect()
+}
+
+/// A finger's quality as printed: a score and, for images, whether it was usable.
+#[derive(Serialize)]
+struct FingerQuality {
+    position: &'static str,
+    quality: u8,
+    minutiae: usize,
+}
+
+fn qualities(samples: &[Sample]) -> Vec<FingerQuality> {
+    samples
+        .iter()
+        .map(|s| FingerQuality {
+            position: s.template.position.name(),
+            quality: s.quality.as_ref().map_or(s.template.quality, |q| q.score),
+            minutiae: s.template.minutiae.len(),
+        })
+        .collect()
+}
+
+fn write_qualities(w: &mut dyn Write, q: &[FingerQuality]) -> io::Result<()> {
+    for f in q {
+        writeln!(
+            w,
+            "  {}: quality {}, {} minutiae",
+            f.position, f.quality, f.minutiae
+        )?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// synth
+
+#[derive(Serialize)]
+struct SynthReport {
+    difficulty: &'static str,
+    fingers: u32,
+    impressions: u32,
+    seed: u64,
+    out: PathBuf,
+    files: usize,
+}
+
+impl Render for SynthReport {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "wrote {} fingers x {} {} impressions (seed {}) to {} ({} files)",
+            self.fingers,
+            self.impressions,
+            self.difficulty,
+            self.seed,
+            self.out.display(),
+            self.files
+        )
+    }
+}
+
+/// The generator settings for a difficulty.
+pub fn synth_config(d: SynthDifficulty) -> synth::SynthConfig {
+    let standard = synth::SynthConfig::default();
+    match d {
+        SynthDifficulty::Standard => standard,
+        SynthDifficulty::Hard => synth::SynthConfig {
+            max_translation: 60.0,
+            max_rotation_deg: 35.0,
+            distortion: 22.0,
+            pressure: 0.5,
+            noise: 32.0,
+            partial_contact: 0.9,
+            ..standard
+        },
+    }
+}
+
+pub fn synth(ctx: &Ctx, args: &FingerSynthArgs) -> anyhow::Result<ExitStatus> {
+    if args.fingers == 0 || args.impressions == 0 || args.impressions > 100 {
+        return Err(CliError::input(
+            "usage",
+            "--fingers must be at least 1 and --impressions 1 to 100",
+        )
+        .into());
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let cfg = synth_config(args.difficulty);
+    let bar = super::progress(args.fingers as usize, "synth");
+    (1..=args.fingers)
+        .into_par_iter()
+        .map(|f| -> anyhow::Result<()> {
+            let master = synth::master(&cfg, args.seed, f);
+            for k in 1..=args.impressions {
+                let imp = synth::impression(&cfg, &master, args.seed, f, k);
+                let stem = args.out.join(format!("{f:05}_{k}"));
+                let png = stem.with_extension("png");
+                imp.image
+                    .save(&png)
+                    .with_context(|| format!("writing {}", png.display()))?;
+                let truth = stem.with_extension("minutiae.json");
+                std::fs::write(&truth, synth::write_truth_json(&imp.minutiae))
+                    .with_context(|| format!("writing {}", truth.display()))?;
+            }
+            bar.inc(1);
+            Ok(())
+        })
+        .collect::<anyhow::Result<()>>()?;
+    bar.finish_and_clear();
+    ctx.out.emit(&SynthReport {
+        difficulty: match args.difficulty {
+            SynthDifficulty::Standard => "standard",
+            SynthDifficulty::Hard => "hard",
+        },
+        fingers: args.fingers,
+        impressions: args.impressions,
+        seed: args.seed,
+        out: args.out.clone(),
+        files: 2 * (args.fingers * args.impressions) as usize,
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+// ---------------------------------------------------------------------------------------
+// extract
+
+#[derive(Serialize)]
+struct Extracted {
+    out: PathBuf,
+    format: &'static str,
+    position: &'static str,
+    minutiae: usize,
+    quality: u8,
+}
+
+impl Render for Extracted {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "wrote {} ({} record, {}, {} minutiae, quality {})",
+            self.out.display(),
+            self.format,
+            self.position,
+            self.minutiae,
+            self.quality
+        )
+    }
+}
+
+pub fn extract(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus> {
+    let position = FingerPosition::parse(&args.position).ok_or_else(|| {
+        CliError::input(
+            "usage",
+            format!("unknown finger position {:?}", args.position),
+        )
+    })?;
+    let spec = FingerSpec {
+        position,
+        path: args.image.clone(),
+    };
+    let bytes = read_bounded(&spec.path)?;
+    let img = decode_impression(&bytes, &spec.path)?;
+    let ex = extract::extract(&img, position, &ExtractConfig::default())
+        .map_err(|e| extract_error(&e, &spec.path))?;
+    let format = match args.format {
+        RecordFormat::Iso => iso::Format::Iso19794_2,
+        RecordFormat::Ansi => iso::Format::Ansi378,
+    };
+    let record = iso::write(std::slice::from_ref(&ex.template), format)
+        .map_err(|e| CliError::input("bad_template", e.to_string()))?;
+    write_atomic(&args.out, &record)?;
+    ctx.out.emit(&Extracted {
+        out: args.out.clone(),
+        format: format.name(),
+        position: position.name(),
+        minutiae: ex.template.minutiae.len(),
+        quality: ex.quality.score,
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+/// Writes a file through a temporary sibling and a rename, so a crash leaves either the old
+/// file or the new one.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp-ipseity");
+    {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// enroll
+
+#[derive(Serialize)]
+struct Enrolled {
+    subject: SubjectId,
+    fingers: Vec<FingerQuality>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_duplicate_of: Vec<SubjectId>,
+}
+
+impl Render for Enrolled {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "enrolled {} with {} finger(s)",
+            self.subject,
+            self.fingers.len()
+        )?;
+        write_qualities(w, &self.fingers)?;
+        if !self.allowed_duplicate_of.is_empty() {
+            let ids: Vec<&str> = self
+                .allowed_duplicate_of
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            writeln!(w, "possible duplicate of {} (allowed)", ids.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn enroll(ctx: &Ctx, args: &FingerEnrollArgs) -> anyhow::Result<ExitStatus> {
+    let subject = super::subject_id(&args.subject)?;
+    let mut store = ctx.open_store()?;
+    let existing = match store.templates(&subject) {
+        Ok(ts) => Some(ts),
+        Err(ipseity_store::StoreError::UnknownSubject(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if existing
+        .as_ref()
+        .is_some_and(|ts| ts.iter().any(|t| t.modality == Modality::Fingerprint))
+    {
+        return Err(ipseity_store::StoreError::DuplicateSubject(subject).into());
+    }
+    let samples = load_all(&args.finger)?;
+    let (cal, _) = calibration(ctx)?;
+    let policy = FmrPolicy::default();
+    let g = gallery(finger_templates(&store)?, cal)?;
+    let n = g.subjects().max(1) as f64;
+    let matches: Vec<SubjectId> = g
+        .identify(&probes(&samples), 5, SHORTLIST)
+        .into_iter()
+        .filter(|m| m.subject != subject && policy.decide(m.fmr * n) == Decision::Accept)
+        .map(|m| m.subject)
+        .collect();
+    let ids = || {
+        matches
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if !matches.is_empty() && !args.allow_duplicate {
+        store.record_audit(
+            "finger_enroll",
+            Some(&subject),
+            ctx.purpose(),
+            "refused",
+            Some(&format!("possible_duplicate_of={}", ids())),
+        )?;
+        return Err(CliError::with_exit(
+            "possible_duplicate",
+            format!(
+                "possible duplicate enrolment: the fingers match subject {}; nothing was \
+                 written (pass --allow-duplicate to enrol anyway)",
+                ids()
+            ),
+            ExitStatus::PossibleDuplicate,
+        )
+        .into());
+    }
+    let templates = samples
+        .iter()
+        .map(|s| {
+            Ok(Template::new(
+                Modality::Fingerprint,
+                MODEL_ID,
+                s.template.to_vector(),
+                s.quality.as_ref().map_or(s.template.quality, |q| q.score),
+            )?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if existing.is_some() {
+        store.add_templates(&subject, &templates, ctx.purpose())?;
+    } else {
+        store.enroll(&subject, &templates, ctx.purpose())?;
+    }
+    if !matches.is_empty() {
+        store.record_audit(
+            "finger_enroll_duplicate",
+            Some(&subject),
+            ctx.purpose(),
+            "allowed",
+            Some(&format!("possible_duplicate_of={}", ids())),
+        )?;
+    }
+    ctx.out.emit(&Enrolled {
+        subject,
+        fingers: qualities(&samples),
+        allowed_duplicate_of: matches,
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+// ---------------------------------------------------------------------------------------
+// verify
+
+#[derive(Serialize)]
+struct Verification {
+    subject: SubjectId,
+    decision: Decision,
+    fingers_compared: usize,
+    operating_point: String,
+    fingers: Vec<FingerQuality>,
+}
+
+impl Render for Verification {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(w, "{}", self.decision)?;
+        writeln!(w, "subject: {}", self.subject)?;
+        writeln!(w, "fingers compared: {}", self.fingers_compared)?;
+        writeln!(w, "operating point: {}", self.operating_point)?;
+        writeln!(w, "probe:")?;
+        write_qualities(w, &self.fingers)
+    }
+}
+
+pub fn verify(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> {
+    let subject = super::subject_id(&args.subject)?;
+    let mut store = ctx.open_store()?;
+    let mut refs = Vec::new();
+    for t in store.templates(&subject)? {
+        if t.modality == Modality::Fingerprint && t.model == MODEL_ID {
+            let ft = FingerTemplate::from_vector(&t.vector)
+                .with_context(|| format!("stored fingerprint template of {subject}"))?;
+            refs.push((subject.clone(), ft));
+        }
+    }
+    if refs.is_empty() {
+        return Err(CliError::input(
+            "no_templates",
+            format!("subject {subject} has no fingerprint templates"),
+        )
+        .into());
+    }
+    let samples = load_all(&args.finger)?;
+    let (cal, described) = calibration(ctx)?;
+    let g = gallery(refs, cal)?;
+    let policy = FmrPolicy::default();
+    let m = g.verify(&subject, &probes(&samples));
+    let (decision, fingers_compared) = match m {
+        Some(m) if m.fingers_compared > 0 => (policy.decide(m.fmr), m.fingers_compared),
+        _ => {
+            return Err(CliError::input(
+                "no_templates",
+                format!(
+                    "subject {subject} has no enrolled finger at the positions given; \
+                     give the positions enrolled or `unknown`"
+                ),
+            )
+            .into())
+        }
+    };
+    store.record_audit(
+        "finger_verify",
+        Some(&subject),
+        ctx.purpose(),
+        &decision.to_string(),
+        Some(&format!("fingers={fingers_compared}")),
+    )?;
+    ctx.out.emit(&Verification {
+        subject,
+        decision,
+        fingers_compared,
+        operating_point: described.replace(" per search", " per comparison"),
+        fingers: qualities(&samples),
+    })?;
+    Ok(decision.into())
+}
+
+// ---------------------------------------------------------------------------------------
+// identify
+
+#[derive(Serialize)]
+struct Candidate {
+    rank: usize,
+    subject: SubjectId,
+    decision: Decision,
+}
+
+#[derive(Serialize)]
+struct Identification {
+    candidates: Vec<Candidate>,
+    gallery_subjects: usize,
+    operating_point: String,
+    fingers: Vec<FingerQuality>,
+}
+
+impl Render for Identification {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        if self.candidates.is_empty() {
+            writeln!(w, "no match among {} subjects", self.gallery_subjects)?;
+        }
+        for c in &self.candidates {
+            writeln!(w, "{:>3}. {}  {}", c.rank, c.subject, c.decision)?;
+        }
+        writeln!(w, "operating point: {}", self.operating_point)?;
+        writeln!(w, "probe:")?;
+        write_qualities(w, &self.fingers)
+    }
+}
+
+pub fn identify(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStatus> {
+    // A 1:N search starts from a person who is present and a recorded reason.
+    if ctx.purpose().is_none() {
+        return Err(CliError::input(
+            "purpose_required",
+            "a fingerprint search of the whole gallery must state why with --purpose \
+             (it is recorded in the audit log)",
+        )
+        .into());
+    }
+    let mut store = ctx.open_store()?;
+    let samples = load_all(&args.finger)?;
+    let (cal, described) = calibration(ctx)?;
+    let g = gallery(finger_templates(&store)?, cal)?;
+    let policy = FmrPolicy::default();
+    // The stated rate holds per search: n comparisons each at FMR f give about n f false
+    // matches, so each candidate is decided on n f.
+    let n = g.subjects().max(1) as f64;
+    let candidates: Vec<Candidate> = g
+        .identify(&probes(&samples), args.top, SHORTLIST)
+        .into_iter()
+        .map(|m| (m.subject, policy.decide(m.fmr * n)))
+        .filter(|(_, d)| *d != Decision::Reject)
+        .enumerate()
+        .map(|(i, (subject, decision))| Candidate {
+            rank: i + 1,
+            subject,
+            decision,
+        })
+        .collect();
+    let any_accept = candidates.iter().any(|c| c.decision == Decision::Accept);
+    let status = if any_accept {
+        ExitStatus::Success
+    } else if candidates.is_empty() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::NeedsReview
+    };
+    let outcome = if any_accept {
+        "match"
+    } else if candidates.is_empty() {
+        "no_match"
+    } else {
+        "needs_review"
+    };
+    store.record_audit(
+        "finger_identify",
+        None,
+        ctx.purpose(),
+        outcome,
+        Some(&format!(
+            "candidates={} gallery={}",
+            candidates.len(),
+            g.subjects()
+        )),
+    )?;
+    ctx.out.emit(&Identification {
+        candidates,
+        gallery_subjects: g.subjects(),
+        operating_point: described,
+        fingers: qualities(&samples),
+    })?;
+    Ok(status)
+}

@@ -1,0 +1,361 @@
+//! The fingerprint commands end to end on synthetic prints: synth, extract to ISO/ANSI,
+//! enrol (images and records), verify, identify, duplicate refusal, evaluation, and bad
+//! input that must change nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{error_code, ipseity, json, run};
+
+/// Writes `fingers x impressions` synthetic prints into `dir` and returns it.
+fn synth(dir: &Path, fingers: u32, impressions: u32, seed: u64) -> PathBuf {
+    let out = dir.join(format!("synth-{seed}"));
+    let (code, stdout, stderr) = run(ipseity(&dir.join("unused"))
+        .args(["--json", "finger", "synth", "--fingers"])
+        .arg(fingers.to_string())
+        .arg("--impressions")
+        .arg(impressions.to_string())
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    out
+}
+
+fn imp(dir: &Path, finger: u32, k: u32) -> String {
+    dir.join(format!("{finger:05}_{k}.png"))
+        .display()
+        .to_string()
+}
+
+fn subjects(data: &Path) -> usize {
+    let (code, stdout, _) = run(ipseity(data).args(["--json", "list"]));
+    assert_eq!(code, 0);
+    json(&stdout)["subjects"].as_array().map_or(0, |a| a.len())
+}
+
+#[test]
+fn synth_is_deterministic_and_writes_truth() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = synth(tmp.path(), 2, 2, 7);
+    let b_dir = tmp.path().join("again");
+    std::fs::create_dir_all(&b_dir).expect("mkdir");
+    let b = synth(&b_dir, 2, 2, 7);
+    for name in ["00001_1.png", "00002_2.png", "00001_2.minutiae.json"] {
+        let x = std::fs::read(a.join(name)).expect("read");
+        let y = std::fs::read(b.join(name)).expect("read");
+        assert!(x == y, "{name} differs between two runs with the same seed");
+    }
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("00001_1.minutiae.json")).expect("read"))
+            .expect("json");
+    assert!(truth.as_array().is_some_and(|m| m.len() > 5), "{truth}");
+}
+
+#[test]
+fn enrol_verify_identify_and_refuse_duplicates() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prints = synth(tmp.path(), 3, 3, 11);
+    let data = tmp.path().join("data");
+
+    // Alice: fingers 1 and 2 as right index and right middle.
+    let (code, stdout, stderr) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "alice",
+        "--finger",
+        &format!("right-index={}", imp(&prints, 1, 1)),
+        &format!("right-middle={}", imp(&prints, 2, 1)),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let v = json(&stdout);
+    assert_eq!(v["fingers"].as_array().map(|a| a.len()), Some(2));
+    assert!(!stdout.contains("score"), "{stdout}");
+
+    // Bob: finger 3.
+    let (code, stdout, stderr) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "bob",
+        "--finger",
+        &format!("left-thumb={}", imp(&prints, 3, 1)),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // Genuine verification with another impression of the same finger.
+    let (code, stdout, stderr) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "verify",
+        "--subject",
+        "alice",
+        "--finger",
+        &format!("right-index={}", imp(&prints, 1, 2)),
+        &format!("right-middle={}", imp(&prints, 2, 3)),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(json(&stdout)["decision"], "accept");
+    assert_eq!(json(&stdout)["fingers_compared"], 2);
+
+    // Impostor: Bob's finger claimed as Alice's, position unknown so it is compared.
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "verify",
+        "--subject",
+        "alice",
+        "--finger",
+        &imp(&prints, 3, 2),
+    ]));
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(json(&stdout)["decision"], "reject");
+
+    // 1:N needs a purpose, then finds Bob.
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "identify",
+        "--finger",
+        &imp(&prints, 3, 3),
+    ]));
+    assert_eq!(code, 2);
+    assert_eq!(error_code(&stdout), "purpose_required");
+    let (code, stdout, stderr) = run(ipseity(&data).args([
+        "--json",
+        "--purpose",
+        "border check",
+        "finger",
+        "identify",
+        "--finger",
+        &imp(&prints, 3, 3),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let v = json(&stdout);
+    assert_eq!(v["candidates"][0]["subject"], "bob", "{v}");
+    assert_eq!(v["candidates"][0]["decision"], "accept");
+    assert!(
+        v["candidates"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["subject"] != "alice")),
+        "{v}"
+    );
+
+    // The same finger under a new name is refused and nothing is written.
+    let before = subjects(&data);
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "mallory",
+        "--finger",
+        &imp(&prints, 3, 2),
+    ]));
+    assert_eq!(code, 3, "{stdout}");
+    assert_eq!(error_code(&stdout), "possible_duplicate");
+    assert_eq!(subjects(&data), before);
+
+    // Enrolling Alice's fingers twice is a duplicate subject.
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "alice",
+        "--finger",
+        &imp(&prints, 1, 3),
+    ]));
+    assert_eq!(code, 2);
+    assert_eq!(error_code(&stdout), "duplicate_subject");
+
+    // The audit log has decisions, never scores.
+    let (code, stdout, _) = run(ipseity(&data).args(["--json", "audit"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("finger_verify"), "{stdout}");
+    assert!(stdout.contains("finger_identify"), "{stdout}");
+}
+
+#[test]
+fn iso_and_ansi_records_enrol_and_verify() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prints = synth(tmp.path(), 1, 2, 5);
+    let data = tmp.path().join("data");
+    for (format, subject) in [("iso", "carol"), ("ansi", "dave")] {
+        let record = tmp.path().join(format!("r.{format}"));
+        let (code, stdout, stderr) = run(ipseity(&data).args([
+            "--json",
+            "finger",
+            "extract",
+            "--image",
+            &imp(&prints, 1, 1),
+            "--position",
+            "left-index",
+            "--format",
+            format,
+            "--out",
+            &record.display().to_string(),
+        ]));
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let bytes = std::fs::read(&record).expect("record");
+        assert_eq!(&bytes[..4], b"FMR\0");
+        let (code, stdout, stderr) = run(ipseity(&data).args([
+            "--json",
+            "finger",
+            "enroll",
+            "--allow-duplicate",
+            "--subject",
+            subject,
+            "--finger",
+            &record.display().to_string(),
+        ]));
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let (code, stdout, _) = run(ipseity(&data).args([
+            "--json",
+            "finger",
+            "verify",
+            "--subject",
+            subject,
+            "--finger",
+            &format!("left-index={}", imp(&prints, 1, 2)),
+        ]));
+        assert_eq!(code, 0, "{stdout}");
+        assert_eq!(json(&stdout)["decision"], "accept");
+    }
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prints = synth(tmp.path(), 1, 1, 3);
+    let data = tmp.path().join("data");
+    let cases: Vec<(String, Vec<u8>, &str)> = vec![
+        ("empty.png".into(), Vec::new(), "not_an_image"),
+        (
+            "text.png".into(),
+            b"hello, not an image".to_vec(),
+            "not_an_image",
+        ),
+        (
+            "truncated.png".into(),
+            std::fs::read(imp(&prints, 1, 1)).expect("read")[..200].to_vec(),
+            "corrupt_image",
+        ),
+        ("blank.png".into(), blank_png(400, 400), "low_quality"),
+        ("tiny.png".into(), blank_png(20, 20), "image_too_small"),
+        (
+            "bad.iso".into(),
+            b"FMR\0 20\0\0\0\0\xff\xff\xff".to_vec(),
+            "bad_template",
+        ),
+        (
+            "bad.wsq".into(),
+            vec![0xFF, 0xA0, 0xFF, 0xA8, 0x00, 0x02],
+            "corrupt_image",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let path = tmp.path().join(&name);
+        std::fs::write(&path, bytes).expect("write");
+        let (code, stdout, _) = run(ipseity(&data).args([
+            "--json",
+            "finger",
+            "enroll",
+            "--subject",
+            "eve",
+            "--finger",
+            &path.display().to_string(),
+        ]));
+        assert_eq!(code, 2, "{name}: {stdout}");
+        assert_eq!(error_code(&stdout), want, "{name}");
+        assert_eq!(subjects(&data), 0, "{name} wrote something");
+    }
+    // A huge declared size is refused from the header.
+    let big = tmp.path().join("big.png");
+    image::GrayImage::new(3000, 10).save(&big).expect("save");
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "eve",
+        "--finger",
+        &big.display().to_string(),
+    ]));
+    assert_eq!(code, 2);
+    assert_eq!(error_code(&stdout), "image_too_large");
+    // Unknown subject, unknown position, too many fingers.
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "verify",
+        "--subject",
+        "nobody",
+        "--finger",
+        &imp(&prints, 1, 1),
+    ]));
+    assert_eq!(code, 2);
+    assert_eq!(error_code(&stdout), "unknown_subject");
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "eve",
+        "--finger",
+        "right-toe=x.png",
+    ]));
+    assert_eq!(code, 2);
+    assert_eq!(error_code(&stdout), "usage");
+    let eleven: Vec<String> = (0..11).map(|_| imp(&prints, 1, 1)).collect();
+    let (code, stdout, _) = run(ipseity(&data)
+        .args(["--json", "finger", "enroll", "--subject", "eve", "--finger"])
+        .args(&eleven));
+    assert_eq!(code, 2);
+    assert_eq!(error_code(&stdout), "usage");
+    assert_eq!(subjects(&data), 0);
+}
+
+fn blank_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::GrayImage::from_pixel(w, h, image::Luma([200]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
+    out.into_inner()
+}
+
+#[test]
+fn eval_reports_rates_truth_and_a_det_plot() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prints = synth(tmp.path(), 12, 4, 21);
+    let data = tmp.path().join("data");
+    let det = tmp.path().join("det.svg");
+    let (code, stdout, stderr) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "eval",
+        "--dir",
+        &prints.display().to_string(),
+        "--det",
+        &det.display().to_string(),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let v = json(&stdout);
+    assert_eq!(v["fingers"], 12);
+    assert_eq!(v["native"]["genuine"], 12 * 6);
+    assert_eq!(v["native"]["impostor"], 66);
+    let eer = v["native"]["eer"].as_f64().expect("eer");
+    assert!(
+        (0.0..=0.2).contains(&eer),
+        "EER {eer} on 12 synthetic fingers"
+    );
+    let recall = v["extraction_truth"]["recall"].as_f64().expect("recall");
+    assert!(recall > 0.3, "{v}");
+    let svg = std::fs::read_to_string(&det).expect("svg");
+    assert!(svg.starts_with("<svg") && svg.contains("ISO 19794-2"));
+}
