@@ -2,7 +2,8 @@
 # The README's first command: on a fresh machine, build Ipseity, install the
 # pinned models, fetch the face_recognition test portraits, and run the main job
 # on an embedded store in a fresh data directory: enrol two people, verify a
-# genuine and an impostor claim, identify a probe, refuse a duplicate enrolment.
+# genuine and an impostor claim, identify a probe, refuse a duplicate enrolment;
+# then the same with synthetic fingerprints.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -22,6 +23,18 @@ run verify --subject obama --face "$IMG/obama2.jpg"
 run verify --subject obama --face "$IMG/biden.jpg"
 run identify --face "$IMG/obama3.jpg"
 run enroll --subject someone-else --face "$IMG/obama_partial_face2.jpg"
+
+# Fingerprints: synthetic prints (no real person's data), two fingers for obama,
+# one for biden, an ISO 19794-2 record, 1:1 and 1:N, and a duplicate refused.
+FP="$DATA/synthetic-prints"
+run finger synth --fingers 3 --impressions 3 --seed 1 --out "$FP"
+run finger enroll --subject obama --finger "right-index=$FP/00001_1.png" "right-middle=$FP/00002_1.png"
+run finger extract --image "$FP/00003_1.png" --position left-thumb --format iso --out "$DATA/biden-left-thumb.iso"
+run finger enroll --subject biden --finger "$DATA/biden-left-thumb.iso"
+run finger verify --subject obama --finger "right-index=$FP/00001_2.png" "right-middle=$FP/00002_3.png"
+run finger verify --subject obama --finger "$FP/00003_2.png"
+run finger identify --finger "$FP/00003_3.png"
+run finger enroll --subject someone-else --finger "$FP/00001_3.png"
 run list
 run audit
 echo
