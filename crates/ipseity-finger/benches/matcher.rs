@@ -33,6 +33,7 @@ fn config_from_env() -> MatcherConfig {
             "min_valid_cells" => cfg.min_valid_cells = f,
             "min_common_cells" => cfg.min_common_cells = f,
             "min_local_similarity" => cfg.min_local_similarity = f,
+            "max_cylinders" => cfg.max_cylinders = f as usize,
             "max_relax_pairs" => cfg.max_relax_pairs = f as usize,
             "relax_iterations" => cfg.relax_iterations = f as usize,
             "relax_keep" => cfg.relax_keep = f,

@@ -263,3 +263,47 @@ fn non_finite_minutiae_are_ignored() {
         score(&clean, &clean).to_bits()
     );
 }
+
+#[test]
+fn cylinders_capped_to_the_most_central_minutiae() {
+    // A dense grid, so that every minutia has neighbours and a mostly valid cylinder.
+    let mut minutiae = Vec::new();
+    for i in 0..9 {
+        for j in 0..9 {
+            let (x, y) = (80.0 + 30.0 * j as f32, 80.0 + 30.0 * i as f32);
+            minutiae.push(Minutia::new(
+                x,
+                y,
+                0.3 * (i + j) as f32,
+                MinutiaKind::Ending,
+                50,
+            ));
+        }
+    }
+    let t = template(minutiae);
+    let uncapped = MatcherConfig {
+        max_cylinders: usize::MAX,
+        ..MatcherConfig::default()
+    };
+    let all = prepare(&t, &uncapped);
+    let cfg = MatcherConfig {
+        max_cylinders: 20,
+        ..MatcherConfig::default()
+    };
+    let capped = prepare(&t, &cfg);
+    assert!(all.matchable() > 20, "{}", all.matchable());
+    assert_eq!(capped.matchable(), 20);
+    // The grid's centre is (200, -200) in the matcher's y-up frame.
+    let d = |p: &Point| (p.x - 200.0).hypot(p.y + 200.0);
+    let kept_max = capped.inner.points.iter().map(d).fold(0.0f32, f32::max);
+    let dropped_min = all
+        .inner
+        .points
+        .iter()
+        .filter(|p| !capped.inner.points.contains(p))
+        .map(d)
+        .fold(f32::INFINITY, f32::min);
+    assert!(kept_max <= dropped_min, "{kept_max} > {dropped_min}");
+    // The cap changes which minutiae can pair, not how a template matches itself.
+    assert!(score(&capped, &capped) > 0.5);
+}
