@@ -22,6 +22,8 @@ pub(super) struct Cylinder {
     layers: [[u64; L]; ND],
     /// Set bits over all layers.
     norm: u32,
+    /// Its square root (the full-disc kernel's denominator term).
+    sqrt_norm: f32,
     /// Whether `mask` is the whole disc.
     full: bool,
 }
@@ -188,6 +190,7 @@ pub(super) fn build_all(points: &[Point], cfg: &MatcherConfig) -> Vec<(Point, Cy
             mask: [0; L],
             layers: [[0; L]; ND],
             norm: 0,
+            sqrt_norm: 0.0,
             full: false,
         };
         for i in 0..NS {
@@ -227,10 +230,42 @@ pub(super) fn build_all(points: &[Point], cfg: &MatcherConfig) -> Vec<(Point, Cy
             continue;
         }
         cyl.norm = cyl.layers.iter().flatten().map(|w| w.count_ones()).sum();
+        cyl.sqrt_norm = sqrt_bits(cyl.norm);
         cyl.full = cyl.mask == disc;
         out.push((*m, cyl));
     }
     out
+}
+
+/// Most set bits a cylinder can have.
+const MAX_BITS: usize = ND * NS * NS;
+
+/// Square roots of bit counts, computed at compile time (Newton in `f64`, then rounded): a
+/// lookup is several times cheaper than `sqrtss` in the kernel, where every pair needs
+/// up to three.
+static SQRT: [f32; MAX_BITS + 1] = {
+    let mut t = [0.0f32; MAX_BITS + 1];
+    let mut i = 1;
+    while i <= MAX_BITS {
+        let x = i as f64;
+        let mut r = x;
+        let mut k = 0;
+        while k < 40 {
+            r = 0.5 * (r + x / r);
+            k += 1;
+        }
+        t[i] = r as f32;
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
+pub(super) fn sqrt_bits(n: u32) -> f32 {
+    match SQRT.get(n as usize) {
+        Some(&v) => v,
+        None => (n as f32).sqrt(),
+    }
 }
 
 /// Local similarity of two cylinders (bit MCC): one minus the Hamming distance over the sum
@@ -244,9 +279,9 @@ fn similarity(a: &Cylinder, b: &Cylinder, min_common: u32) -> f32 {
                 x += (a.layers[d][w] ^ b.layers[d][w]).count_ones();
             }
         }
-        let denom = (a.norm as f32).sqrt() + (b.norm as f32).sqrt();
+        let denom = a.sqrt_norm + b.sqrt_norm;
         if denom > 0.0 {
-            1.0 - (x as f32).sqrt() / denom
+            1.0 - sqrt_bits(x) / denom
         } else {
             0.0
         }
@@ -269,9 +304,9 @@ fn similarity(a: &Cylinder, b: &Cylinder, min_common: u32) -> f32 {
                 nb += cb.count_ones();
             }
         }
-        let denom = (na as f32).sqrt() + (nb as f32).sqrt();
+        let denom = sqrt_bits(na) + sqrt_bits(nb);
         if denom > 0.0 {
-            1.0 - (x as f32).sqrt() / denom
+            1.0 - sqrt_bits(x) / denom
         } else {
             0.0
         }

@@ -307,3 +307,12 @@ fn cylinders_capped_to_the_most_central_minutiae() {
     // The cap changes which minutiae can pair, not how a template matches itself.
     assert!(score(&capped, &capped) > 0.5);
 }
+
+#[test]
+fn sqrt_table_matches_sqrt() {
+    for n in 0..=(cylinder::NS * cylinder::NS * cylinder::ND) as u32 + 2 {
+        let want = (n as f32).sqrt();
+        let got = cylinder::sqrt_bits(n);
+        assert!((got - want).abs() <= want * f32::EPSILON, "{n}: {got} vs {want}");
+    }
+}
