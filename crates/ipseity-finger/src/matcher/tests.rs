@@ -313,6 +313,9 @@ fn sqrt_table_matches_sqrt() {
     for n in 0..=(cylinder::NS * cylinder::NS * cylinder::ND) as u32 + 2 {
         let want = (n as f32).sqrt();
         let got = cylinder::sqrt_bits(n);
-        assert!((got - want).abs() <= want * f32::EPSILON, "{n}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= want * f32::EPSILON,
+            "{n}: {got} vs {want}"
+        );
     }
 }
