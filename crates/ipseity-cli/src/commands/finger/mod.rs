@@ -273,10 +273,9 @@ pub fn calibration(ctx: &Ctx) -> anyhow::Result<(ScoreCalibration, String)> {
         serde_json::from_str(&text).map_err(|e| bad(format!("not a calibration ({e})")))?;
     cal.validate().map_err(|e| bad(e.to_string()))?;
     let described = format!(
-        "FMR {:e} per search, calibrated on {} impostor comparisons ({}) [{source}]",
+        "FMR {:e} per search, calibrated on {} impostor comparisons [{source}]",
         FmrPolicy::default().accept_fmr,
         cal.impostor_pairs,
-        cal.source
     );
     Ok((cal, described))
 }
