@@ -310,8 +310,12 @@ pub struct AuditArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// CSV file with header `path,identity` (paths relative to the manifest's directory)
-    #[arg(long, value_name = "FILE.csv")]
-    pub manifest: PathBuf,
+    #[arg(long, value_name = "FILE.csv", required_unless_present = "fingers")]
+    pub manifest: Option<PathBuf>,
+    /// Evaluate fingerprints instead: a directory written by `ipseity finger synth`
+    /// (the same as `ipseity finger eval --dir DIR`; `--fmr` does not apply)
+    #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
+    pub fingers: Option<PathBuf>,
     /// Where to write the DET plot
     #[arg(long, value_name = "OUT.svg", default_value = "det.svg")]
     pub det: PathBuf,

@@ -358,4 +358,18 @@ fn eval_reports_rates_truth_and_a_det_plot() {
     assert!(recall > 0.3, "{v}");
     let svg = std::fs::read_to_string(&det).expect("svg");
     assert!(svg.starts_with("<svg") && svg.contains("ISO 19794-2"));
+
+    // `ipseity eval --fingers DIR` is the same evaluation.
+    let (code, stdout2, stderr) = run(ipseity(&data).args([
+        "--json",
+        "eval",
+        "--fingers",
+        &prints.display().to_string(),
+        "--det",
+        &det.display().to_string(),
+    ]));
+    assert_eq!(code, 0, "{stdout2}{stderr}");
+    let w = json(&stdout2);
+    assert_eq!(w["native"], v["native"]);
+    assert_eq!(w["extraction_truth"], v["extraction_truth"]);
 }

@@ -141,7 +141,22 @@ pub fn run(ctx: &Ctx, args: &EvalArgs) -> anyhow::Result<ExitStatus> {
     if args.calibrate && !(args.fmr > 0.0 && args.fmr < 1.0) {
         return Err(CliError::input("usage", "--fmr must be between 0 and 1").into());
     }
-    let rows = manifest::read(&args.manifest, &["path", "identity"])?;
+    if let Some(dir) = &args.fingers {
+        return super::finger::eval::run(
+            ctx,
+            &crate::args::FingerEvalArgs {
+                dir: dir.clone(),
+                fingers: None,
+                det: args.det.clone(),
+                calibrate: args.calibrate,
+                scores: None,
+            },
+        );
+    }
+    let Some(manifest_path) = &args.manifest else {
+        return Err(CliError::input("usage", "--manifest or --fingers is required").into());
+    };
+    let rows = manifest::read(manifest_path, &["path", "identity"])?;
     let engine = ctx.engine()?;
     let bar = super::progress(rows.len(), "embedding");
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
@@ -150,7 +165,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs) -> anyhow::Result<ExitStatus> {
     let mut failures = Vec::new();
     let mut failure_reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
     for row in &rows {
-        let path = manifest::resolve(&args.manifest, &row.fields[0]);
+        let path = manifest::resolve(manifest_path, &row.fields[0]);
         let face = load_face_image(&path).and_then(|img| single_face(&engine, &img, &path, true));
         bar.inc(1);
         match face {
@@ -194,7 +209,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs) -> anyhow::Result<ExitStatus> {
     let curve = ipseity_eval::det_curve(&genuine, &impostor)?;
     let title = format!(
         "{} ({} genuine, {} impostor pairs)",
-        args.manifest
+        manifest_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -259,7 +274,10 @@ fn calibrate(ctx: &Ctx, args: &EvalArgs, impostor: &[f32]) -> anyhow::Result<Cal
         "accept_at = smallest similarity threshold with impostor FMR <= {} over {n} impostor pairs \
          from {}; {how}",
         fmt_fmr(args.fmr),
-        args.manifest.display()
+        args.manifest
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     );
     let file = policy::save(
         &ctx.data_dir,
