@@ -319,6 +319,23 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(code, 2);
     assert_eq!(error_code(&stdout), "usage");
     assert_eq!(subjects(&data), 0);
+    // Synth sizes are bounded.
+    for (f, k) in [("0", "8"), ("4294967295", "100"), ("10", "101")] {
+        let (code, stdout, _) = run(ipseity(&data)
+            .args([
+                "--json",
+                "finger",
+                "synth",
+                "--fingers",
+                f,
+                "--impressions",
+                k,
+                "--out",
+            ])
+            .arg(tmp.path().join("never")));
+        assert_eq!(code, 2, "{f} x {k}: {stdout}");
+        assert_eq!(error_code(&stdout), "usage");
+    }
 }
 
 fn blank_png(w: u32, h: u32) -> Vec<u8> {

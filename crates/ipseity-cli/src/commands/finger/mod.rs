@@ -404,10 +404,10 @@ pub fn synth_config(d: SynthDifficulty) -> synth::SynthConfig {
 }
 
 pub fn synth(ctx: &Ctx, args: &FingerSynthArgs) -> anyhow::Result<ExitStatus> {
-    if args.fingers == 0 || args.impressions == 0 || args.impressions > 100 {
+    if !(1..=1_000_000).contains(&args.fingers) || !(1..=100).contains(&args.impressions) {
         return Err(CliError::input(
             "usage",
-            "--fingers must be at least 1 and --impressions 1 to 100",
+            "--fingers must be 1 to 1,000,000 and --impressions 1 to 100",
         )
         .into());
     }
@@ -444,7 +444,7 @@ pub fn synth(ctx: &Ctx, args: &FingerSynthArgs) -> anyhow::Result<ExitStatus> {
         impressions: args.impressions,
         seed: args.seed,
         out: args.out.clone(),
-        files: 2 * (args.fingers * args.impressions) as usize,
+        files: 2 * args.fingers as usize * args.impressions as usize,
     })?;
     Ok(ExitStatus::Success)
 }
