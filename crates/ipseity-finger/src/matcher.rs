@@ -316,6 +316,7 @@ struct Geometry {
 struct Scratch {
     pairs: Vec<u64>,
     chosen: Vec<Pair>,
+    rows: Vec<Row>,
     geometry: Geometry,
     rho: Vec<f32>,
     lambda: Vec<f32>,
@@ -367,7 +368,7 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
         .min(b.points.len())
         .min(c.max_relax_pairs)
         .min(MAX_RELAX);
-    select_one_to_one(&mut s.pairs, n_relax, &mut s.chosen);
+    select_one_to_one(&mut s.pairs, n_relax, &mut s.chosen, &mut s.rows);
     let r = s.chosen.len();
     if r == 0 {
         return 0.0;
@@ -397,23 +398,103 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
     (total / n_p as f32).clamp(0.0, 1.0)
 }
 
-/// Keeps the best `n` pairs by similarity such that no minutia is used twice.
-fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>) {
+/// One first-template minutia's run of pairs in the pair list, and its best key among the
+/// pairs whose second minutia is still free (`u64::MAX`: none, or the row is used).
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    i: u16,
+    start: u32,
+    end: u32,
+    best: u64,
+}
+
+/// Keeps the best `n` pairs by similarity such that no minutia is used twice: the result
+/// of visiting the pairs in ascending key order (best first) until `n` are disjoint.
+///
+/// The next pair that visit accepts is the smallest key whose two minutiae are both free,
+/// that is the smallest of the free rows' best free keys. So each row's best is found in
+/// one pass, and after each pick only the rows whose best lost its second minutia are
+/// rescanned. Impostor comparisons often need hundreds of the best keys to find `n`
+/// disjoint ones (a few cylinders resemble many), which rounds of selection paid for.
+fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>, rows: &mut Vec<Row>) {
     chosen.clear();
-    let mut considered = 0usize;
-    let mut used_a = [0u64; 4];
-    let mut used_b = [0u64; 4];
-    let is_used = |set: &[u64; 4], k: u16| {
-        let k = usize::from(k);
-        set.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 == 1)
-    };
-    let mark = |set: &mut [u64; 4], k: u16| {
-        let k = usize::from(k);
-        if let Some(w) = set.get_mut(k / 64) {
-            *w |= 1 << (k % 64);
+    rows.clear();
+    for (idx, &key) in pairs.iter().enumerate() {
+        let i = (key >> 16) as u16;
+        match rows.last_mut() {
+            Some(r) if r.i == i => {
+                r.end = idx as u32 + 1;
+                r.best = r.best.min(key);
+            }
+            // The kernel emits pairs grouped by first minutia; stay exact if not.
+            Some(r) if r.i > i => return select_widening(pairs, n, chosen),
+            _ => rows.push(Row {
+                i,
+                start: idx as u32,
+                end: idx as u32 + 1,
+                best: key,
+            }),
         }
-    };
-    // Usually the best 2n pairs hold n disjoint ones; widen if not.
+    }
+    let mut used = Used::default();
+    while chosen.len() < n {
+        let Some(pick) = rows.iter().map(|r| r.best).min() else {
+            break;
+        };
+        if pick == u64::MAX {
+            break;
+        }
+        used.take(pick, chosen);
+        let j = pick as u16;
+        for r in rows.iter_mut() {
+            if r.best == pick {
+                r.best = u64::MAX;
+            } else if r.best != u64::MAX && r.best as u16 == j {
+                // Branch-free: a used second minutia turns its key into u64::MAX.
+                let ub = used.b;
+                r.best = pairs
+                    .get(r.start as usize..r.end as usize)
+                    .unwrap_or(&[])
+                    .iter()
+                    .fold(u64::MAX, |m, &k| {
+                        let j = k as usize & 0xff;
+                        let taken = (ub[(j >> 6) & 3] >> (j & 63)) & 1;
+                        m.min(k | taken.wrapping_neg())
+                    });
+            }
+        }
+    }
+}
+
+/// Minutiae already in a chosen pair, per template.
+#[derive(Default)]
+struct Used {
+    a: [u64; 4],
+    b: [u64; 4],
+}
+
+impl Used {
+    /// Appends the pair to `chosen` unless one of its minutiae is already used.
+    #[inline(always)]
+    fn take(&mut self, key: u64, chosen: &mut Vec<Pair>) {
+        let p = unpack(key);
+        let (ia, ib) = (usize::from(p.i), usize::from(p.j));
+        let (Some(wa), Some(wb)) = (self.a.get_mut(ia / 64), self.b.get_mut(ib / 64)) else {
+            return;
+        };
+        if (*wa >> (ia % 64)) & 1 == 0 && (*wb >> (ib % 64)) & 1 == 0 {
+            *wa |= 1 << (ia % 64);
+            *wb |= 1 << (ib % 64);
+            chosen.push(p);
+        }
+    }
+}
+
+/// [`select_one_to_one`] by rounds of `select_nth_unstable` over a doubling window.
+fn select_widening(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>) {
+    chosen.clear();
+    let mut used = Used::default();
+    let mut considered = 0usize;
     let mut window = (2 * n).max(8);
     loop {
         let end = window.min(pairs.len());
@@ -428,12 +509,7 @@ fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>) {
                 if chosen.len() >= n {
                     break;
                 }
-                let p = unpack(key);
-                if !is_used(&used_a, p.i) && !is_used(&used_b, p.j) {
-                    mark(&mut used_a, p.i);
-                    mark(&mut used_b, p.j);
-                    chosen.push(p);
-                }
+                used.take(key, chosen);
             }
         }
         considered = end;

@@ -4,7 +4,7 @@ use super::synthetic::{eer, impression, master, rigid, Master, Noise};
 use super::*;
 use crate::{FingerPosition, Minutia, MinutiaKind};
 use proptest::prelude::*;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn template(minutiae: Vec<Minutia>) -> FingerTemplate {
@@ -317,5 +317,68 @@ fn sqrt_table_matches_sqrt() {
             (got - want).abs() <= want * f32::EPSILON,
             "{n}: {got} vs {want}"
         );
+    }
+}
+
+/// Reference for the selection: every pair in ascending key order, greedily one-to-one.
+fn select_reference(pairs: &[u64], n: usize) -> Vec<Pair> {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_unstable();
+    let (mut ua, mut ub) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    let mut out = Vec::new();
+    for key in sorted {
+        if out.len() >= n {
+            break;
+        }
+        let p = unpack(key);
+        if !ua.contains(&p.i) && !ub.contains(&p.j) {
+            ua.insert(p.i);
+            ub.insert(p.j);
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn one_to_one_selection_matches_full_sort() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let mut chosen = Vec::new();
+    for round in 0..300 {
+        // Few rows and columns (many conflicts, so the fallback runs) up to the cap.
+        let (na, nb) = if round % 3 == 0 {
+            (rng.gen_range(2..6u16), rng.gen_range(2..60u16))
+        } else {
+            (rng.gen_range(2..45u16), rng.gen_range(2..45u16))
+        };
+        let mut pairs = Vec::new();
+        for i in 0..na {
+            for j in 0..nb {
+                if rng.gen_bool(0.6) {
+                    // Coarse similarities: plenty of ties, broken by (i, j).
+                    let sim = f32::from(rng.gen_range(1..20u8)) / 20.0;
+                    pairs.push(pair_key(sim, i, j));
+                }
+            }
+        }
+        if pairs.is_empty() {
+            continue;
+        }
+        for n in [2usize, 7, 16, 40, 64] {
+            select_one_to_one(&mut pairs.clone(), n, &mut chosen, &mut Vec::new());
+            // Pairs not grouped by first minutia take the fallback; same result.
+            let mut shuffled = pairs.clone();
+            shuffled.reverse();
+            let mut from_shuffled = Vec::new();
+            select_one_to_one(&mut shuffled, n, &mut from_shuffled, &mut Vec::new());
+            assert_eq!(from_shuffled, chosen, "ungrouped, round {round}, n {n}");
+            let mut widening = Vec::new();
+            select_widening(&mut pairs.clone(), n, &mut widening);
+            assert_eq!(widening, chosen, "widening, round {round}, n {n}");
+            assert_eq!(chosen, select_reference(&pairs, n), "round {round}, n {n}");
+        }
     }
 }
