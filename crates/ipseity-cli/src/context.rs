@@ -57,6 +57,18 @@ impl Ctx {
         self.purpose.as_deref()
     }
 
+    /// The purpose, or a `purpose_required` error: every search of the whole gallery starts
+    /// from a recorded reason. `what` says what the command searches, for the message.
+    pub fn require_purpose(&self, what: &str) -> anyhow::Result<&str> {
+        self.purpose().ok_or_else(|| {
+            CliError::input(
+                "purpose_required",
+                format!("{what}: state why with --purpose (it is recorded in the audit log)"),
+            )
+            .into()
+        })
+    }
+
     /// Opens (creating on first use) the store in the data directory.
     pub fn open_store(&self) -> anyhow::Result<Store> {
         Store::open(&self.data_dir)

@@ -179,20 +179,29 @@ impl<K: Clone + Eq + Hash + Ord + Send + Sync> FingerGallery<K> {
     /// galleries, else the `shortlist` best by descriptor.
     fn candidates(&self, p: &ProbeFinger, shortlist: usize) -> Vec<u32> {
         match &self.prefilter {
+            // A probe whose descriptor is empty (too few minutiae pairs) cannot be
+            // shortlisted; it falls through to the exhaustive scan rather than finding nothing.
             Some(index) if self.refs.len() >= Self::EXHAUSTIVE_BELOW => {
-                let d = matcher::descriptor(&p.prepared);
-                index
-                    .search(&d, shortlist, -1.0)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|h| h.subject)
-                    .filter(|&i| positions_compatible(p.position, self.refs[i as usize].position))
-                    .collect()
+                match index.search(&matcher::descriptor(&p.prepared), shortlist, -1.0) {
+                    Ok(hits) => hits
+                        .into_iter()
+                        .map(|h| h.subject)
+                        .filter(|&i| {
+                            positions_compatible(p.position, self.refs[i as usize].position)
+                        })
+                        .collect(),
+                    Err(_) => self.compatible(p),
+                }
             }
-            _ => (0..self.refs.len() as u32)
-                .filter(|&i| positions_compatible(p.position, self.refs[i as usize].position))
-                .collect(),
+            _ => self.compatible(p),
         }
+    }
+
+    /// Every reference whose position is compatible with the probe's.
+    fn compatible(&self, p: &ProbeFinger) -> Vec<u32> {
+        (0..self.refs.len() as u32)
+            .filter(|&i| positions_compatible(p.position, self.refs[i as usize].position))
+            .collect()
     }
 
     /// 1:N: the `top` subjects with the smallest fused FMR, strongest first. `shortlist` is

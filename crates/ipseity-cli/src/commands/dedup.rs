@@ -112,14 +112,7 @@ pub fn run(ctx: &Ctx, args: &DedupArgs) -> anyhow::Result<ExitStatus> {
             (g, names, None)
         }
         None => {
-            if ctx.purpose().is_none() {
-                return Err(CliError::input(
-                    "purpose_required",
-                    "dedup searches every enrolled subject against every other: \
-                     state why with --purpose (it is recorded in the audit log)",
-                )
-                .into());
-            }
+            ctx.require_purpose("dedup searches every enrolled subject against every other")?;
             let store = ctx.open_store()?;
             let fg = FaceGallery::load(&store, FACE_DIM)?;
             let names: Vec<String> = fg.names.iter().map(|s| s.as_str().to_owned()).collect();

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::args::IdentifyArgs;
 use crate::context::{load_face_image, single_face, Ctx};
-use crate::error::{CliError, ExitStatus};
+use crate::error::ExitStatus;
 use crate::gallery::FaceGallery;
 use crate::output::Render;
 use crate::policy::PolicyReport;
@@ -47,15 +47,7 @@ impl Render for Identification {
 }
 
 pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
-    // A 1:N search starts from a person who is present and a recorded reason.
-    if ctx.purpose().is_none() {
-        return Err(CliError::input(
-            "purpose_required",
-            "a search of the whole gallery must state why with --purpose \
-             (it is recorded in the audit log)",
-        )
-        .into());
-    }
+    ctx.require_purpose("identify searches the whole gallery")?;
     let mut store = ctx.open_store()?;
     let policy = ctx.policy()?;
     let img = load_face_image(&args.face)?;

@@ -3,6 +3,9 @@
 //! the ones an extractor could not be expected to agree on (near the edge, or in close
 //! pairs, which are bridges, spurs, short islands and broken ridges).
 //! The image border counts as an edge: the finger runs off the bottom of the master.
+//!
+//! `extract` has its own thinning and crossing number; this one is kept separate on
+//! purpose, so the ground truth does not share code (or bugs) with the extractor it grades.
 
 use super::field::FingerShape;
 use super::math;

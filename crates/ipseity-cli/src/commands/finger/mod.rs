@@ -7,7 +7,7 @@
 pub mod eval;
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -103,7 +103,22 @@ fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
         )
         .into());
     }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    // The file may grow after the size check; never read more than the limit.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(CliError::input(
+            "image_too_large",
+            format!(
+                "{}: more than the {MAX_FILE_BYTES} bytes allowed",
+                path.display()
+            ),
+        )
+        .into());
+    }
+    Ok(bytes)
 }
 
 /// Decodes an impression to 8-bit grey, refusing huge or corrupt images before allocating.
@@ -746,15 +761,7 @@ impl Render for Identification {
 }
 
 pub fn identify(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStatus> {
-    // A 1:N search starts from a person who is present and a recorded reason.
-    if ctx.purpose().is_none() {
-        return Err(CliError::input(
-            "purpose_required",
-            "a fingerprint search of the whole gallery must state why with --purpose \
-             (it is recorded in the audit log)",
-        )
-        .into());
-    }
+    ctx.require_purpose("a fingerprint identify searches the whole gallery")?;
     let mut store = ctx.open_store()?;
     let samples = load_all(&args.finger)?;
     let (cal, described) = calibration(ctx)?;
