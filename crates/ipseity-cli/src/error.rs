@@ -49,6 +49,27 @@ impl From<Decision> for ExitStatus {
     }
 }
 
+impl ExitStatus {
+    /// The status of a 1:N search from its candidates' decisions, the same for every
+    /// modality: 0 when any candidate is accepted, 4 when there are candidates but all
+    /// need review (a person must look before the answer is no), 1 when there are none.
+    pub fn of_search(decisions: impl IntoIterator<Item = Decision>) -> Self {
+        let mut any = false;
+        for d in decisions {
+            match d {
+                Decision::Accept => return ExitStatus::Success,
+                Decision::NeedsReview => any = true,
+                Decision::Reject => {}
+            }
+        }
+        if any {
+            ExitStatus::NeedsReview
+        } else {
+            ExitStatus::Failure
+        }
+    }
+}
+
 /// An error raised by the CLI itself, with its code and exit status.
 #[derive(Debug)]
 pub struct CliError {
@@ -188,4 +209,21 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>()
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod search_status_tests {
+    use super::*;
+
+    #[test]
+    fn search_status_follows_the_best_decision() {
+        use Decision::*;
+        let st = |d: &[Decision]| ExitStatus::of_search(d.iter().copied()).code();
+        assert_eq!(st(&[]), 1);
+        assert_eq!(st(&[Reject, Reject]), 1);
+        assert_eq!(st(&[NeedsReview]), 4);
+        assert_eq!(st(&[Reject, NeedsReview]), 4);
+        assert_eq!(st(&[NeedsReview, Accept]), 0);
+        assert_eq!(st(&[Accept, Reject]), 0);
+    }
 }

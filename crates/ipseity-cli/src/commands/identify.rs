@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
         })
         .collect();
 
-    let any_accept = candidates.iter().any(|c| c.decision == Decision::Accept);
+    let status = ExitStatus::of_search(candidates.iter().map(|c| c.decision));
     let outcome = match candidates.first() {
         Some(c) => c.decision.to_string(),
         None => "no_match".to_owned(),
@@ -97,9 +97,5 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
         operating_point: policy.report,
         quality: face.quality,
     })?;
-    Ok(if any_accept {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Failure
-    })
+    Ok(status)
 }

@@ -783,13 +783,7 @@ pub fn identify(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStat
         })
         .collect();
     let any_accept = candidates.iter().any(|c| c.decision == Decision::Accept);
-    let status = if any_accept {
-        ExitStatus::Success
-    } else if candidates.is_empty() {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::NeedsReview
-    };
+    let status = ExitStatus::of_search(candidates.iter().map(|c| c.decision));
     let outcome = if any_accept {
         "match"
     } else if candidates.is_empty() {
