@@ -44,16 +44,41 @@
 //! template id.
 
 use crate::kernels::{self, BLOCK};
+use crate::spill::SealedRows;
 use crate::{Hit, Index, IndexError, Result, Storage};
 use half::f16;
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+/// Where the f32 copies of the rows, read only by the exact re-rank of the
+/// quantised storages, are kept. [`Storage::F32`] scans its f32 copy, so it
+/// always keeps it in memory and ignores this choice.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RerankRows {
+    /// In RAM: `4·dim` bytes per template on top of the scan codes.
+    #[default]
+    InMemory,
+    /// In an unlinked temporary file per shard, each row sealed with
+    /// AES-256-GCM under a key drawn at creation and held only in memory, so
+    /// the file is unreadable once the process is gone and nothing is left
+    /// behind even after a crash. RAM then holds the scan codes, ids and
+    /// subject tables only; a search reads its re-rank candidates back with
+    /// positioned reads (about 64 rows per shard and query with the default
+    /// depth) and an I/O or authentication failure is an error, never a
+    /// wrong answer. Costs are measured in `docs/BENCHMARKS-index.md`.
+    SealedFile {
+        /// Directory of the files; the OS temporary directory when `None`.
+        /// Choose one on a local disk: the re-rank reads are latency-bound.
+        dir: Option<PathBuf>,
+    },
+}
+
 /// Tuning constants of [`ExactIndex`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
     /// Number of shards (`0`: twice the rayon thread count).
     pub shards: usize,
@@ -68,6 +93,8 @@ pub struct Params {
     /// Int8 only: the per-dimension scales are refitted (and the shard
     /// re-encoded) whenever a shard reaches this many rows times a power of 2.
     pub calibrate_from: usize,
+    /// Where the f32 re-rank rows live.
+    pub rerank: RerankRows,
 }
 
 impl Default for Params {
@@ -78,6 +105,7 @@ impl Default for Params {
             rerank_factor: 4,
             chunk_rows: 2048,
             calibrate_from: 256,
+            rerank: RerankRows::InMemory,
         }
     }
 }
@@ -87,8 +115,9 @@ impl Default for Params {
 pub struct MemoryUsage {
     /// Bytes read by a scan: the scan codes plus per-row ids.
     pub scan: usize,
-    /// The f32 re-rank copy (zero extra for [`Storage::F32`], whose scan copy
-    /// is the f32 copy).
+    /// The f32 re-rank copy in RAM (zero extra for [`Storage::F32`], whose
+    /// scan copy is the f32 copy, and zero with [`RerankRows::SealedFile`],
+    /// whose file is reported by [`ExactIndex::spill_bytes`]).
     pub rerank: usize,
     /// Subject tables and per-shard quantiser state (estimated).
     pub other: usize,
@@ -103,6 +132,12 @@ impl MemoryUsage {
 
 /// L2-normalises a vector, rejecting non-finite components and zero vectors.
 pub fn normalize(v: &[f32]) -> Result<Vec<f32>> {
+    let inv = 1.0 / norm(v)?;
+    Ok(v.iter().map(|&x| (x as f64 * inv) as f32).collect())
+}
+
+/// The L2 norm, or the error [`normalize`] reports.
+fn norm(v: &[f32]) -> Result<f64> {
     if v.iter().any(|x| !x.is_finite()) {
         return Err(IndexError::InvalidVector("non-finite component"));
     }
@@ -110,8 +145,7 @@ pub fn normalize(v: &[f32]) -> Result<Vec<f32>> {
     if n2 <= f64::MIN_POSITIVE {
         return Err(IndexError::InvalidVector("zero vector"));
     }
-    let inv = 1.0 / n2.sqrt();
-    Ok(v.iter().map(|&x| (x as f64 * inv) as f32).collect())
+    Ok(n2.sqrt())
 }
 
 /// Exhaustive-scan index; see the module docs for the method.
@@ -134,23 +168,71 @@ struct Shard<K> {
     groups: usize,
     storage: Storage,
     n: usize,
+    /// The f32 rows, unless they are sealed in `sealed` (then empty).
     f32s: Vec<f32>,
+    sealed: Option<SealedRows>,
     f16s: Vec<f16>,
-    packed: Vec<u8>,
     owner: Vec<u32>,
     tid: Vec<u64>,
     slots: Vec<Option<K>>,
     free_slots: Vec<u32>,
     subjects: HashMap<K, SubjectEntry>,
     scale: Vec<f32>,
-    err: Vec<f32>,
-    l1max: u32,
-    /// Largest `‖x − x̂‖₂` of a row (int8 and f16).
-    resid_max: f64,
-    /// Largest `‖x̂‖₂` of a row (int8).
-    xhat_max: f64,
+    /// Int8 codes and their error bookkeeping (f16 uses `q.err` only).
+    q: Codes,
     calibrated_at: usize,
     calibrate_from: usize,
+}
+
+/// Packed int8 codes of a shard and the error measures their bound needs.
+struct Codes {
+    packed: Vec<u8>,
+    /// Largest reconstruction error seen per dimension (int8 and f16).
+    err: Vec<f32>,
+    l1max: u32,
+    /// Largest `‖x − x̂‖₂` of a row.
+    resid_max: f64,
+    /// Largest `‖x̂‖₂` of a row.
+    xhat_max: f64,
+}
+
+impl Codes {
+    fn new(dim: usize, groups: usize, rows: usize) -> Self {
+        Codes {
+            packed: vec![128; rows.div_ceil(BLOCK) * groups * 64],
+            err: vec![0.0; dim],
+            l1max: 0,
+            resid_max: 0.0,
+            xhat_max: 0.0,
+        }
+    }
+
+    /// Quantises normalised row `x` as row `r` with `scale`.
+    fn encode(&mut self, scale: &[f32], groups: usize, r: usize, x: &[f32]) {
+        let mut q = vec![0i8; groups * 4];
+        let mut l1 = 0u32;
+        let (mut res2, mut xh2) = (0f64, 0f64);
+        for (d, (&x, &s)) in x.iter().zip(scale).enumerate() {
+            let v = (x / s).round().clamp(-127.0, 127.0);
+            q[d] = v as i8;
+            l1 += v.abs() as u32;
+            let e = (x - s * v).abs();
+            if e > self.err[d] {
+                self.err[d] = e;
+            }
+            let xh = s as f64 * v as f64;
+            res2 += (x as f64 - xh) * (x as f64 - xh);
+            xh2 += xh * xh;
+        }
+        self.l1max = self.l1max.max(l1);
+        self.resid_max = self.resid_max.max(res2.sqrt());
+        self.xhat_max = self.xhat_max.max(xh2.sqrt());
+        let need = (r / BLOCK + 1) * groups * 64;
+        if self.packed.len() < need {
+            self.packed.resize(need, 128);
+        }
+        kernels::pack_row(&mut self.packed, groups, r, &q);
+    }
 }
 
 /// A candidate row with its approximate score.
@@ -253,7 +335,9 @@ where
         Self::build(dim.max(1), storage, p)
     }
 
-    /// An empty index with explicit parameters.
+    /// An empty index with explicit parameters. With
+    /// [`RerankRows::SealedFile`] this creates the (unlinked) spill files, so
+    /// it fails with [`IndexError::SpillIo`] when the directory is unusable.
     pub fn with_params(dim: usize, storage: Storage, params: Params) -> Result<Self> {
         if dim == 0 {
             return Err(IndexError::InvalidParameter("dim must be > 0"));
@@ -263,7 +347,16 @@ where
                 "rerank_min and chunk_rows must be > 0",
             ));
         }
-        Ok(Self::build(dim, storage, params))
+        let mut idx = Self::build(dim, storage, params);
+        if let (RerankRows::SealedFile { dir }, false) =
+            (&idx.params.rerank, storage == Storage::F32)
+        {
+            for shard in &mut idx.shards {
+                let shard = shard.get_mut().unwrap_or_else(|e| e.into_inner());
+                shard.sealed = Some(SealedRows::create(dir.as_deref(), dim)?);
+            }
+        }
+        Ok(idx)
     }
 
     fn build(dim: usize, storage: Storage, mut params: Params) -> Self {
@@ -288,8 +381,22 @@ where
     }
 
     /// The parameters in force.
-    pub fn params(&self) -> Params {
-        self.params
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Bytes of the sealed spill files ([`RerankRows::SealedFile`]): held by
+    /// the file system (disk or page cache), not by this process; zero when
+    /// the re-rank rows are in memory.
+    pub fn spill_bytes(&self) -> u64 {
+        (0..self.shards.len())
+            .map(|i| {
+                self.read(i)
+                    .sealed
+                    .as_ref()
+                    .map_or(0, SealedRows::file_bytes)
+            })
+            .sum()
     }
 
     fn shard_of(&self, key: &K) -> usize {
@@ -319,35 +426,49 @@ where
     }
 
     /// Adds many templates at once, shards in parallel (the fast way to build).
-    /// Either all are added or, on the first invalid vector, none.
+    /// Either all are added or, on the first error (an invalid vector, a
+    /// duplicate, a spill file that cannot be written), none. The shards that
+    /// receive rows stay write-locked until the whole batch is in.
     pub fn extend(&self, items: &[(K, u64, &[f32])]) -> Result<()> {
-        let mut per_shard: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); self.shards.len()];
+        let mut per_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
         for (i, (key, _, v)) in items.iter().enumerate() {
             self.check_dim(v)?;
-            per_shard[self.shard_of(key)].push((i, normalize(v)?));
+            norm(v)?;
+            per_shard[self.shard_of(key)].push(i);
         }
-        let errors: Vec<IndexError> = per_shard
-            .into_par_iter()
+        // Locks are taken in shard order; nothing else holds two at once.
+        let mut guards: Vec<(RwLockWriteGuard<'_, Shard<K>>, Vec<usize>)> = per_shard
+            .into_iter()
             .enumerate()
-            .filter_map(|(s, rows)| {
-                let mut shard = self.write(s);
-                let touched = !rows.is_empty();
-                for (i, v) in rows {
-                    let (key, tid, _) = &items[i];
-                    if let Err(e) = shard.add(key.clone(), *tid, &v) {
-                        return Some(e);
-                    }
-                }
-                if touched {
-                    shard.finish_bulk();
-                }
-                None
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(s, rows)| (self.write(s), rows))
+            .collect();
+        let mut work: Vec<(&mut Shard<K>, usize, Vec<usize>)> = guards
+            .iter_mut()
+            .map(|(g, rows)| {
+                let n0 = g.n;
+                (&mut **g, n0, std::mem::take(rows))
             })
             .collect();
-        match errors.into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(()),
+        let failed = work
+            .par_iter_mut()
+            .map(|(shard, _, rows)| -> Result<()> {
+                for &i in rows.iter() {
+                    let (key, tid, v) = &items[i];
+                    shard.add(key.clone(), *tid, &normalize(v)?, true)?;
+                }
+                shard.finish_bulk()
+            })
+            .collect::<Vec<Result<()>>>()
+            .into_iter()
+            .find_map(|r| r.err());
+        if let Some(e) = failed {
+            for (shard, n0, _) in work {
+                shard.truncate_to(n0);
+            }
+            return Err(e);
         }
+        Ok(())
     }
 
     /// Memory held, by kind.
@@ -359,10 +480,10 @@ where
             let codes = match self.storage {
                 Storage::F32 => s.f32s.capacity() * 4,
                 Storage::F16 => s.f16s.capacity() * 2,
-                Storage::Int8 => s.packed.capacity(),
+                Storage::Int8 => s.q.packed.capacity(),
             };
             m.scan += ids + codes;
-            if self.storage != Storage::F32 {
+            if self.storage != Storage::F32 && s.sealed.is_none() {
                 m.rerank += s.f32s.capacity() * 4;
             }
             // Hash map entry: key + slot + row vector header, plus rows.
@@ -382,15 +503,15 @@ where
     }
 
     /// Scans every shard for a block of normalised queries.
-    fn search_normalized(&self, ys: &[f32], k: usize, threshold: f32) -> Vec<Vec<Hit<K>>> {
+    fn search_normalized(&self, ys: &[f32], k: usize, threshold: f32) -> Result<Vec<Vec<Hit<K>>>> {
         let nq = ys.len() / self.dim;
         if k == 0 || nq == 0 {
-            return vec![Vec::new(); nq];
+            return Ok(vec![Vec::new(); nq]);
         }
         let per_shard: Vec<Vec<Vec<Hit<K>>>> = (0..self.shards.len())
             .into_par_iter()
             .map(|s| self.read(s).search(ys, k, threshold, &self.params))
-            .collect();
+            .collect::<Result<_>>()?;
         let mut out: Vec<Vec<Hit<K>>> = vec![Vec::new(); nq];
         for lists in per_shard {
             for (q, hits) in lists.into_iter().enumerate() {
@@ -401,7 +522,7 @@ where
             hits.sort_by(hit_order);
             hits.truncate(k);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -424,7 +545,7 @@ where
         self.check_dim(vector)?;
         let v = normalize(vector)?;
         let s = self.shard_of(&subject);
-        self.write(s).add(subject, template_id, &v)
+        self.write(s).add(subject, template_id, &v, false)
     }
 
     fn remove_subject(&self, subject: &K) -> usize {
@@ -445,7 +566,11 @@ where
         let mut shard = self.write(s);
         shard.remove(&subject);
         for ((tid, _), v) in templates.iter().zip(&vs) {
-            shard.add(subject.clone(), *tid, v)?;
+            if let Err(e) = shard.add(subject.clone(), *tid, v, false) {
+                // Never leave a half-replaced subject: it goes entirely.
+                shard.remove(&subject);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -464,7 +589,7 @@ where
         for q in queries.chunks_exact(self.dim) {
             ys.extend(normalize(q)?);
         }
-        Ok(self.search_normalized(&ys, k, threshold))
+        self.search_normalized(&ys, k, threshold)
     }
 
     fn len(&self) -> usize {
@@ -487,97 +612,80 @@ where
             storage,
             n: 0,
             f32s: Vec::new(),
+            sealed: None,
             f16s: Vec::new(),
-            packed: Vec::new(),
             owner: Vec::new(),
             tid: Vec::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
             subjects: HashMap::new(),
             scale: vec![s0; dim],
-            err: vec![0.0; dim],
-            l1max: 0,
-            resid_max: 0.0,
-            xhat_max: 0.0,
+            q: Codes::new(dim, groups, 0),
             calibrated_at: 0,
             calibrate_from: calibrate_from.max(1),
         }
     }
 
+    /// Row `r` of the in-memory f32 copy (empty when the rows are sealed).
     fn row(&self, r: usize) -> &[f32] {
-        &self.f32s[r * self.dim..(r + 1) * self.dim]
+        self.f32s
+            .get(r * self.dim..(r + 1) * self.dim)
+            .unwrap_or(&[])
     }
 
-    /// Quantises a normalised row to int8, updating the error bookkeeping.
-    fn encode_int8(&mut self, r: usize) {
+    /// Calls `f(r, row)` for every row in order, wherever the rows live.
+    fn each_row(&self, mut f: impl FnMut(usize, &[f32])) -> Result<()> {
+        match &self.sealed {
+            Some(s) => s.for_each(&self.tid[..self.n], f),
+            None => {
+                for (r, x) in self.f32s.chunks_exact(self.dim).take(self.n).enumerate() {
+                    f(r, x);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Refits the int8 scales to the rows held and re-encodes them. Nothing
+    /// changes unless every row could be read.
+    fn calibrate(&mut self) -> Result<()> {
         let (dim, groups) = (self.dim, self.groups);
-        let mut q = vec![0i8; groups * 4];
-        let mut l1 = 0u32;
-        let (mut res2, mut xh2) = (0f64, 0f64);
-        for d in 0..dim {
-            let x = self.f32s[r * dim + d];
-            let s = self.scale[d];
-            let v = (x / s).round().clamp(-127.0, 127.0);
-            q[d] = v as i8;
-            l1 += v.abs() as u32;
-            let e = (x - s * v).abs();
-            if e > self.err[d] {
-                self.err[d] = e;
-            }
-            let xh = s as f64 * v as f64;
-            res2 += (x as f64 - xh) * (x as f64 - xh);
-            xh2 += xh * xh;
-        }
-        self.l1max = self.l1max.max(l1);
-        self.resid_max = self.resid_max.max(res2.sqrt());
-        self.xhat_max = self.xhat_max.max(xh2.sqrt());
-        let need = (r / BLOCK + 1) * groups * 64;
-        if self.packed.len() < need {
-            self.packed.resize(need, 128);
-        }
-        kernels::pack_row(&mut self.packed, groups, r, &q);
-    }
-
-    /// Refits the int8 scales to the rows held and re-encodes them.
-    fn calibrate(&mut self) {
-        let dim = self.dim;
         let mut m = vec![0f32; dim];
-        for r in 0..self.n {
-            for d in 0..dim {
-                m[d] = m[d].max(self.f32s[r * dim + d].abs());
+        self.each_row(|_, x| {
+            for (m, &x) in m.iter_mut().zip(x) {
+                *m = m.max(x.abs());
             }
-        }
-        for d in 0..dim {
-            self.scale[d] = if m[d] > 0.0 {
-                m[d] / 127.0
-            } else {
-                1.0 / 127.0
-            };
-        }
-        self.err.iter_mut().for_each(|e| *e = 0.0);
-        self.l1max = 0;
-        self.resid_max = 0.0;
-        self.xhat_max = 0.0;
-        for r in 0..self.n {
-            self.encode_int8(r);
-        }
+        })?;
+        let scale: Vec<f32> = m
+            .iter()
+            .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 / 127.0 })
+            .collect();
+        let mut q = Codes::new(dim, groups, self.n);
+        self.each_row(|r, x| q.encode(&scale, groups, r, x))?;
+        self.scale = scale;
+        self.q = q;
         self.calibrated_at = self.n;
+        Ok(())
     }
 
-    /// After a bulk insert: refit the int8 scales to everything held and
-    /// release spare capacity.
-    fn finish_bulk(&mut self) {
+    /// After a bulk insert (whose int8 rows were not encoded yet): refit the
+    /// int8 scales to everything held and release spare capacity.
+    fn finish_bulk(&mut self) -> Result<()> {
         if self.storage == Storage::Int8 && self.n > 0 {
-            self.calibrate();
+            self.calibrate()?;
         }
         self.f32s.shrink_to_fit();
         self.f16s.shrink_to_fit();
-        self.packed.shrink_to_fit();
+        self.q.packed.shrink_to_fit();
         self.owner.shrink_to_fit();
         self.tid.shrink_to_fit();
+        Ok(())
     }
 
-    fn add(&mut self, key: K, template_id: u64, v: &[f32]) -> Result<()> {
+    /// Adds a normalised row. With `bulk` the int8 code is left for
+    /// [`Shard::finish_bulk`] (the caller holds the lock until then). On error
+    /// the shard is unchanged.
+    fn add(&mut self, key: K, template_id: u64, v: &[f32], bulk: bool) -> Result<()> {
         if let Some(e) = self.subjects.get(&key) {
             if e.rows.iter().any(|&r| self.tid[r as usize] == template_id) {
                 return Err(IndexError::DuplicateTemplate { template_id });
@@ -585,6 +693,10 @@ where
         }
         let row = self.n;
         let row32 = u32::try_from(row).map_err(|_| IndexError::Capacity)?;
+        match &mut self.sealed {
+            Some(s) => s.push(template_id, v)?,
+            None => self.f32s.extend_from_slice(v),
+        }
         let slot = match self.subjects.get_mut(&key) {
             Some(e) => {
                 e.rows.push(row32);
@@ -611,7 +723,6 @@ where
                 slot
             }
         };
-        self.f32s.extend_from_slice(v);
         self.owner.push(slot);
         self.tid.push(template_id);
         self.n += 1;
@@ -621,21 +732,59 @@ where
                 for (d, &x) in v.iter().enumerate() {
                     let h = f16::from_f32(x);
                     let e = (x - h.to_f32()).abs();
-                    if e > self.err[d] {
-                        self.err[d] = e;
+                    if e > self.q.err[d] {
+                        self.q.err[d] = e;
                     }
                     self.f16s.push(h);
                 }
             }
+            Storage::Int8 if bulk => {}
             Storage::Int8 => {
-                if self.n >= self.calibrate_from && self.n >= 2 * self.calibrated_at {
-                    self.calibrate();
-                } else {
-                    self.encode_int8(row);
+                let refit = self.n >= self.calibrate_from && self.n >= 2 * self.calibrated_at;
+                // A refit that cannot read the rows only loses tightness:
+                // the row is then coded with the scales in force.
+                if !refit || self.calibrate().is_err() {
+                    self.q.encode(&self.scale, self.groups, row, v);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Drops rows `n0..` (all added after `n0`, so each is the last row of
+    /// its subject's list), undoing an unfinished bulk insert.
+    fn truncate_to(&mut self, n0: usize) {
+        for r in (n0..self.n).rev() {
+            let slot = self.owner[r];
+            let Some(key) = self.slots[slot as usize].clone() else {
+                continue;
+            };
+            if let Some(e) = self.subjects.get_mut(&key) {
+                e.rows.retain(|&x| x as usize != r);
+                if e.rows.is_empty() {
+                    self.subjects.remove(&key);
+                    self.slots[slot as usize] = None;
+                    self.free_slots.push(slot);
+                }
+            }
+        }
+        let dim = self.dim;
+        self.n = self.n.min(n0);
+        self.f32s.truncate(self.n * dim);
+        if let Some(s) = &mut self.sealed {
+            s.truncate(self.n);
+        }
+        self.f16s.truncate(self.n * dim);
+        self.owner.truncate(self.n);
+        self.tid.truncate(self.n);
+        if self.storage == Storage::Int8 {
+            // Rows past `n` never reach a score (the scan stops at `n`);
+            // longer packed buffers are only trimmed.
+            let keep = self.n.div_ceil(BLOCK) * self.groups * 64;
+            if self.q.packed.len() > keep {
+                self.q.packed.truncate(keep);
+            }
+        }
     }
 
     fn remove(&mut self, key: &K) -> usize {
@@ -656,12 +805,19 @@ where
     fn swap_remove(&mut self, r: usize) {
         let last = self.n - 1;
         let dim = self.dim;
+        if let Some(s) = &mut self.sealed {
+            // On failure the spill marks itself broken: this shard's searches
+            // then fail instead of re-ranking against the wrong row.
+            s.swap_remove(r, self.tid[last]);
+        }
         if r != last {
-            self.f32s.copy_within(last * dim..(last + 1) * dim, r * dim);
+            if self.sealed.is_none() {
+                self.f32s.copy_within(last * dim..(last + 1) * dim, r * dim);
+            }
             match self.storage {
                 Storage::F32 => {}
                 Storage::F16 => self.f16s.copy_within(last * dim..(last + 1) * dim, r * dim),
-                Storage::Int8 => kernels::move_row(&mut self.packed, self.groups, last, r),
+                Storage::Int8 => kernels::move_row(&mut self.q.packed, self.groups, last, r),
             }
             self.owner[r] = self.owner[last];
             self.tid[r] = self.tid[last];
@@ -684,7 +840,8 @@ where
         self.tid.truncate(last);
         self.n = last;
         if self.storage == Storage::Int8 {
-            self.packed
+            self.q
+                .packed
                 .truncate(last.div_ceil(BLOCK) * self.groups * 64);
         }
     }
@@ -701,7 +858,7 @@ where
                 bound: 0.0,
             },
             Storage::F16 => {
-                let e: f32 = (0..dim).map(|d| self.err[d] * y[d].abs()).sum();
+                let e: f32 = (0..dim).map(|d| self.q.err[d] * y[d].abs()).sum();
                 Prepared {
                     y: y.to_vec(),
                     r: Vec::new(),
@@ -722,15 +879,16 @@ where
                     sumr += v as i32;
                 }
                 // Two valid bounds; keep the smaller (see the module docs).
-                let e: f32 = (0..dim).map(|d| self.err[d] * y[d].abs()).sum();
-                let per_dim = e + 0.5 * t * self.l1max as f32 * (1.0 + 1e-3);
+                let e: f32 = (0..dim).map(|d| self.q.err[d] * y[d].abs()).sum();
+                let per_dim = e + 0.5 * t * self.q.l1max as f32 * (1.0 + 1e-3);
                 let (mut dy2, mut y2) = (0f64, 0f64);
                 for d in 0..dim {
                     let yhat = t as f64 * r[d] as f64 / self.scale[d] as f64;
                     dy2 += (y[d] as f64 - yhat).powi(2);
                     y2 += (y[d] as f64).powi(2);
                 }
-                let cs = (self.resid_max * y2.sqrt() + self.xhat_max * dy2.sqrt()) * (1.0 + 1e-6);
+                let cs =
+                    (self.q.resid_max * y2.sqrt() + self.q.xhat_max * dy2.sqrt()) * (1.0 + 1e-6);
                 let bound = per_dim.min(cs as f32) + eps;
                 Prepared {
                     y: y.to_vec(),
@@ -768,7 +926,7 @@ where
                 // r0 is a multiple of BLOCK; the last block may be partial.
                 let bb = self.groups * 64;
                 let (b0, b1) = (r0 / BLOCK, r1.div_ceil(BLOCK));
-                let blocks = &self.packed[b0 * bb..b1 * bb];
+                let blocks = &self.q.packed[b0 * bb..b1 * bb];
                 let nb = b1 - b0;
                 let dp = self.groups * 4;
                 let mut raw = vec![0i32; 8 * nb * BLOCK];
@@ -812,11 +970,11 @@ where
         }
     }
 
-    fn search(&self, ys: &[f32], k: usize, threshold: f32, p: &Params) -> Vec<Vec<Hit<K>>> {
+    fn search(&self, ys: &[f32], k: usize, threshold: f32, p: &Params) -> Result<Vec<Vec<Hit<K>>>> {
         let dim = self.dim;
         let nq = ys.len() / dim;
         if self.n == 0 {
-            return vec![Vec::new(); nq];
+            return Ok(vec![Vec::new(); nq]);
         }
         let qs: Vec<Prepared> = ys.chunks_exact(dim).map(|y| self.prepare(y)).collect();
         let cap = (p.rerank_factor.saturating_mul(k)).max(p.rerank_min);
@@ -836,27 +994,49 @@ where
                 let amin = c.heap.peek().map_or(f32::NEG_INFINITY, |x| x.a);
                 let overflowed = c.overflowed;
                 let rows: Vec<u32> = c.heap.into_iter().map(|x| x.row).collect();
-                let (hits, needed) = self.rerank(&q.y, &rows, k, threshold);
+                let (hits, needed) = self.rerank(&q.y, &rows, k, threshold)?;
                 if !overflowed || amin + q.bound < needed {
-                    return hits;
+                    return Ok(hits);
                 }
                 // Adaptive depth: keep every row whose bound reaches `needed`.
                 let mut all = [Collector::new(usize::MAX, needed - q.bound)];
                 self.scan(std::slice::from_ref(q), &mut all, 0, self.n);
                 let [c] = all;
                 let rows: Vec<u32> = c.heap.into_iter().map(|x| x.row).collect();
-                self.rerank(&q.y, &rows, k, threshold).0
+                Ok(self.rerank(&q.y, &rows, k, threshold)?.0)
             })
             .collect()
     }
 
     /// Exact scores of `rows`, best template per subject, top k; also returns
     /// the k-th score (or the threshold when fewer than k subjects pass).
-    fn rerank(&self, y: &[f32], rows: &[u32], k: usize, threshold: f32) -> (Vec<Hit<K>>, f32) {
+    /// Sealed rows are read back one positioned read each; a read or
+    /// authentication failure fails the search.
+    fn rerank(
+        &self,
+        y: &[f32],
+        rows: &[u32],
+        k: usize,
+        threshold: f32,
+    ) -> Result<(Vec<Hit<K>>, f32)> {
         let mut best: HashMap<u32, (f32, u64)> = HashMap::with_capacity(rows.len());
+        let mut sealed = self.sealed.as_ref().map(|s| (s, s.scratch()));
+        let mut order;
+        let rows = if sealed.is_some() {
+            // File order: neighbouring records share pages. The result does
+            // not depend on the order (ties are settled by template id).
+            order = rows.to_vec();
+            order.sort_unstable();
+            &order[..]
+        } else {
+            rows
+        };
         for &r in rows {
             let r = r as usize;
-            let s = kernels::dot_f32(self.row(r), y);
+            let s = match &mut sealed {
+                Some((file, scratch)) => kernels::dot_f32(file.read(r, self.tid[r], scratch)?, y),
+                None => kernels::dot_f32(self.row(r), y),
+            };
             if s < threshold {
                 continue;
             }
@@ -883,7 +1063,7 @@ where
         } else {
             threshold
         };
-        (hits, needed)
+        Ok((hits, needed))
     }
 }
 
@@ -975,5 +1155,106 @@ mod tests {
         );
         assert_eq!(idx.len(), 33);
         assert!(idx.search(&vs[3], 0, -1.0).unwrap().is_empty());
+    }
+
+    fn sealed(shards: usize) -> Params {
+        Params {
+            shards,
+            calibrate_from: 16,
+            rerank: RerankRows::SealedFile { dir: None },
+            ..Params::default()
+        }
+    }
+
+    #[test]
+    fn sealed_rerank_rows_leave_ram_and_answer_the_same() {
+        let dim = 24;
+        let vs = vecs(900, dim, 11);
+        for storage in [Storage::F16, Storage::Int8] {
+            let mem: ExactIndex<u64> = ExactIndex::with_params(
+                dim,
+                storage,
+                Params {
+                    shards: 3,
+                    calibrate_from: 16,
+                    ..Params::default()
+                },
+            )
+            .unwrap();
+            let spill: ExactIndex<u64> = ExactIndex::with_params(dim, storage, sealed(3)).unwrap();
+            let items: Vec<(u64, u64, &[f32])> = vs[..600]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64 / 4, i as u64, v.as_slice()))
+                .collect();
+            for idx in [&mem, &spill] {
+                idx.extend(&items).unwrap();
+                for (i, v) in vs[600..].iter().enumerate() {
+                    idx.add(1000 + i as u64 / 2, i as u64, v).unwrap();
+                }
+                for s in (0..150).step_by(7) {
+                    assert_eq!(idx.remove_subject(&s), 4);
+                }
+                idx.replace_subject(3, &[(5, &vs[1][..]), (6, &vs[2][..])])
+                    .unwrap();
+            }
+            let qs: Vec<f32> = vecs(30, dim, 99).concat();
+            let want = mem.search_batch(&qs, 7, -1.0).unwrap();
+            assert_eq!(
+                spill.search_batch(&qs, 7, -1.0).unwrap(),
+                want,
+                "{storage:?}"
+            );
+            for (q, w) in qs.chunks_exact(dim).zip(&want) {
+                assert_eq!(&spill.search(q, 7, -1.0).unwrap(), w);
+            }
+            assert_eq!(spill.len(), mem.len());
+            assert_eq!(spill.memory().rerank, 0);
+            // In RAM the copy is counted by capacity.
+            assert!(mem.memory().rerank >= mem.len() * dim * 4);
+            assert_eq!(spill.spill_bytes(), (spill.len() * (24 + 4 * dim)) as u64);
+            assert_eq!(mem.spill_bytes(), 0);
+        }
+        // The f32 storage scans its f32 copy: nothing to spill.
+        let f32s: ExactIndex<u64> = ExactIndex::with_params(dim, Storage::F32, sealed(2)).unwrap();
+        f32s.add(1, 1, &vs[0]).unwrap();
+        assert_eq!(f32s.spill_bytes(), 0);
+    }
+
+    #[test]
+    fn a_corrupted_spill_row_fails_the_search() {
+        let idx: ExactIndex<u64> = ExactIndex::with_params(8, Storage::Int8, sealed(1)).unwrap();
+        let vs = vecs(40, 8, 4);
+        for (i, v) in vs.iter().enumerate() {
+            idx.add(i as u64, i as u64, v).unwrap();
+        }
+        assert_eq!(idx.search(&vs[5], 3, -1.0).unwrap()[0].subject, 5);
+        // Every row is a re-rank candidate of this small shard.
+        let rec = (24 + 4 * 8) as u64;
+        idx.read(0)
+            .sealed
+            .as_ref()
+            .unwrap()
+            .corrupt(17 * rec + 30)
+            .unwrap();
+        assert_eq!(
+            idx.search(&vs[5], 3, -1.0),
+            Err(IndexError::SpillCorrupt { row: 17 })
+        );
+        assert!(idx.search_batch(&vs[..16].concat(), 3, -1.0).is_err());
+    }
+
+    #[test]
+    fn an_unusable_spill_directory_is_a_typed_error() {
+        let p = Params {
+            rerank: RerankRows::SealedFile {
+                dir: Some(PathBuf::from("/nonexistent/ipseity-spill")),
+            },
+            ..Params::default()
+        };
+        assert!(matches!(
+            ExactIndex::<u64>::with_params(8, Storage::Int8, p),
+            Err(IndexError::SpillIo { op: "create", .. })
+        ));
     }
 }

@@ -20,17 +20,20 @@
 //! - [`synth`]: a deterministic generator of face-like galleries for tests and
 //!   benchmarks.
 //!
-//! Architecture invariant: this crate does no I/O, knows nothing of the store,
-//! of images or of models, and prints nothing. `unsafe` appears only in
+//! Architecture invariant: this crate knows nothing of the store, of images or
+//! of models, and prints nothing. Its only I/O is the optional sealed spill
+//! file of [`exact::RerankRows::SealedFile`]: an unlinked temporary file of
+//! rows encrypted under a key that lives only in memory. `unsafe` appears only in
 //! [`kernels`], for SIMD.
 #![deny(missing_docs)]
 
 pub mod exact;
 pub mod hnsw;
 pub mod kernels;
+mod spill;
 pub mod synth;
 
-pub use exact::ExactIndex;
+pub use exact::{ExactIndex, RerankRows};
 pub use hnsw::{HnswIndex, HnswParams};
 
 /// Errors raised by an index.
@@ -60,6 +63,22 @@ pub enum IndexError {
     /// The index is full (more than `u32::MAX` templates in one shard).
     #[error("index capacity exceeded")]
     Capacity,
+    /// Reading or writing the sealed spill file of re-rank rows failed
+    /// ([`exact::RerankRows::SealedFile`]); the search or insert was not done.
+    #[error("re-rank spill file: {op} failed: {kind}")]
+    SpillIo {
+        /// What was being done.
+        op: &'static str,
+        /// The operating system's error class.
+        kind: std::io::ErrorKind,
+    },
+    /// A row of the sealed spill file failed authentication (the file was
+    /// altered or misread); no score was computed from it.
+    #[error("re-rank spill file: row {row} failed authentication")]
+    SpillCorrupt {
+        /// The row's position in its shard.
+        row: usize,
+    },
 }
 
 /// Result alias for this crate.

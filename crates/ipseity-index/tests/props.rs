@@ -1,8 +1,9 @@
 //! Property tests: every storage kind returns exactly the f32 brute-force
-//! answer, and concurrent mutation never leaks a removed subject.
+//! answer, and concurrent mutation never leaks a removed subject, with the
+//! re-rank rows in memory and in the sealed spill file alike.
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
-use ipseity_index::exact::{normalize, Params};
+use ipseity_index::exact::{normalize, Params, RerankRows};
 use ipseity_index::kernels::dot_f32;
 use ipseity_index::{ExactIndex, Hit, Index, Storage};
 use proptest::prelude::*;
@@ -42,6 +43,11 @@ fn brute(gallery: &[(u32, u64, Vec<f32>)], q: &[f32], k: usize, t: f32) -> Vec<H
     hits
 }
 
+/// Both places the re-rank rows can live.
+fn rerank_kinds() -> [RerankRows; 2] {
+    [RerankRows::InMemory, RerankRows::SealedFile { dir: None }]
+}
+
 /// dim, gallery rows (subject, components), queries, k, threshold, shallow re-rank.
 type Case = (usize, Vec<(u32, Vec<i8>)>, Vec<Vec<i8>>, usize, f32, bool);
 
@@ -71,14 +77,18 @@ proptest! {
             .map(|(i, (s, v))| (*s, i as u64, v.iter().map(|&x| x as f32 + 0.01 * (i % 3) as f32).collect()))
             .collect();
         // A shallow re-rank depth forces the adaptive second pass.
-        let params = Params {
-            shards: 3,
-            rerank_min: if shallow { 1 } else { 64 },
-            rerank_factor: if shallow { 1 } else { 4 },
-            chunk_rows: 32,
-            calibrate_from: 16,
-        };
-        for storage in [Storage::F32, Storage::F16, Storage::Int8] {
+        for (storage, rerank) in [Storage::F32, Storage::F16, Storage::Int8]
+            .into_iter()
+            .flat_map(|s| rerank_kinds().map(|r| (s, r)))
+        {
+            let params = Params {
+                shards: 3,
+                rerank_min: if shallow { 1 } else { 64 },
+                rerank_factor: if shallow { 1 } else { 4 },
+                chunk_rows: 32,
+                calibrate_from: 16,
+                rerank: rerank.clone(),
+            };
             let idx = ExactIndex::with_params(dim, storage, params).unwrap();
             for (s, tid, v) in &gallery {
                 idx.add(*s, *tid, v).unwrap();
@@ -92,8 +102,8 @@ proptest! {
             let batch = idx.search_batch(&flat, k, t).unwrap();
             for (q, got) in qs.iter().zip(&batch) {
                 let want = brute(&gallery, q, k, t);
-                prop_assert_eq!(got, &want, "{:?} batch", storage);
-                prop_assert_eq!(&idx.search(q, k, t).unwrap(), &want, "{:?} single", storage);
+                prop_assert_eq!(got, &want, "{:?} {:?} batch", storage, rerank);
+                prop_assert_eq!(&idx.search(q, k, t).unwrap(), &want, "{:?} {:?} single", storage, rerank);
             }
         }
     }
@@ -110,23 +120,39 @@ fn clustered_int8_equals_brute_force() {
     let rows: Vec<(u32, u64, Vec<f32>)> = (0..g.len())
         .map(|i| ((g.identity[i] % 1000) as u32, i as u64, g.row(i).to_vec()))
         .collect();
-    let idx = ExactIndex::new(64, Storage::Int8);
     let items: Vec<(u32, u64, &[f32])> = rows
         .iter()
         .map(|(s, t, v)| (*s, *t, v.as_slice()))
         .collect();
-    idx.extend(&items).unwrap();
     let (qs, _) = probes(&g, &p, 40, 9);
-    let got = idx.search_batch(&qs, 10, -1.0).unwrap();
-    for (q, hits) in qs.chunks_exact(64).zip(&got) {
-        assert_eq!(hits, &brute(&rows, q, 10, -1.0));
+    for rerank in rerank_kinds() {
+        let params = Params {
+            rerank: rerank.clone(),
+            ..Params::default()
+        };
+        let idx = ExactIndex::with_params(64, Storage::Int8, params).unwrap();
+        idx.extend(&items).unwrap();
+        let got = idx.search_batch(&qs, 10, -1.0).unwrap();
+        for (q, hits) in qs.chunks_exact(64).zip(&got) {
+            assert_eq!(hits, &brute(&rows, q, 10, -1.0), "{rerank:?}");
+        }
     }
 }
 
 #[test]
 fn concurrent_mutation_never_leaks_removed_subjects() {
+    for rerank in rerank_kinds() {
+        concurrent_mutation(rerank);
+    }
+}
+
+fn concurrent_mutation(rerank: RerankRows) {
     const DIM: usize = 16;
-    let idx = Arc::new(ExactIndex::<u64>::new(DIM, Storage::Int8));
+    let params = Params {
+        rerank,
+        ..Params::default()
+    };
+    let idx = Arc::new(ExactIndex::<u64>::with_params(DIM, Storage::Int8, params).unwrap());
     let v = |s: u64, j: u64| -> Vec<f32> {
         (0..DIM as u64)
             .map(|d| ((s * 31 + j * 7 + d * 13) % 17) as f32 - 8.0 + 0.5)
