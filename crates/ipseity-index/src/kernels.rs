@@ -18,7 +18,18 @@
 //! Floating-point kernels sum in a different order from their scalar twins, so
 //! they agree to rounding, not bit for bit; the int8 kernels agree exactly.
 //! Every caller that needs reproducible scores (the re-rank and the reference
-//! brute force in the tests) uses the same dispatched kernel.
+//! brute force in the tests) uses the same dispatched kernel. What the exact
+//! index relies on is order-free: every f32/f16 kernel rounds each product
+//! (or fuses it) and each addition once in f32, so it stays within
+//! `γ_n · Σ|a_i b_i|`, `γ_n = n·u / (1 − n·u)`, of the exact dot product (the
+//! tests check this bound, not just agreement with the twin), and the f16
+//! kernels widen to f32 exactly.
+//!
+//! On AArch64, [`Level::Neon`] covers all three kernels with Armv8.0 NEON;
+//! [`Level::NeonDotprod`] replaces the int8 kernel by one built on `SDOT`.
+//! Both int8 kernels flip the gallery bytes back to signed and add
+//! `128 · Σ q` at the end, so they return the same raw sums as the others.
+//! `tools/test-aarch64.sh` runs these tests under qemu (docs/PORTABILITY.md).
 
 use half::f16;
 use std::sync::OnceLock;
@@ -36,8 +47,11 @@ pub enum Level {
     Avx2,
     /// x86-64 AVX-512 F/BW with VNNI (int8 dot products), plus AVX2 + F16C.
     Avx512Vnni,
-    /// AArch64 NEON (f32 kernel; f16 and int8 use the scalar code).
+    /// AArch64 NEON (Armv8.0): all three kernels, int8 by widening
+    /// multiplies.
     Neon,
+    /// AArch64 NEON with the dot-product extension (`SDOT` for int8).
+    NeonDotprod,
 }
 
 /// The best level this CPU supports, detected once.
@@ -71,6 +85,9 @@ pub fn available() -> &'static [Level] {
         {
             if std::arch::is_aarch64_feature_detected!("neon") {
                 v.push(Level::Neon);
+                if std::arch::is_aarch64_feature_detected!("dotprod") {
+                    v.push(Level::NeonDotprod);
+                }
             }
         }
         v
@@ -108,7 +125,7 @@ pub fn dot_f32_at(level: Level, a: &[f32], b: &[f32]) -> f32 {
     }
     #[cfg(target_arch = "aarch64")]
     {
-        if level == Level::Neon && has(Level::Neon) {
+        if matches!(level, Level::Neon | Level::NeonDotprod) && has(Level::Neon) {
             // SAFETY: the CPU supports NEON (checked by `has`); the slices have
             // equal length (asserted above).
             return unsafe { neon::dot_f32_neon(a, b) };
@@ -144,6 +161,14 @@ pub fn dot_f16_at(level: Level, a: &[f16], b: &[f32]) -> f32 {
             // SAFETY: the CPU supports AVX2, FMA and F16C (checked by `has`);
             // the slices have equal length (asserted above).
             return unsafe { x86::dot_f16_avx2(a, b) };
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if matches!(level, Level::Neon | Level::NeonDotprod) && has(Level::Neon) {
+            // SAFETY: the CPU supports NEON (checked by `has`); the slices have
+            // equal length (asserted above).
+            return unsafe { neon::dot_f16_neon(a, b) };
         }
     }
     let _ = level;
@@ -196,6 +221,21 @@ pub fn i8_scores_at(level: Level, blocks: &[u8], groups: usize, queries: &[i8], 
             // SAFETY: the CPU supports AVX2 (checked by `has`); slice lengths
             // checked above.
             unsafe { x86::i8_scores_avx2(blocks, groups, nblocks, queries, nq, out) };
+            return;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if level == Level::NeonDotprod && has(Level::NeonDotprod) {
+            // SAFETY: the CPU supports NEON and dotprod (checked by `has`);
+            // slice lengths checked above.
+            unsafe { neon::i8_scores_neon_dot(blocks, groups, nblocks, queries, nq, out) };
+            return;
+        }
+        if matches!(level, Level::Neon | Level::NeonDotprod) && has(Level::Neon) {
+            // SAFETY: the CPU supports NEON (checked by `has`); slice lengths
+            // checked above.
+            unsafe { neon::i8_scores_neon(blocks, groups, nblocks, queries, nq, out) };
             return;
         }
     }
@@ -551,7 +591,10 @@ mod x86 {
 
 #[cfg(target_arch = "aarch64")]
 mod neon {
+    use super::BLOCK;
+    use half::f16;
     use std::arch::aarch64::*;
+    use std::arch::asm;
 
     /// # Safety
     /// The CPU must support NEON; `a.len() == b.len()`.
@@ -578,6 +621,277 @@ mod neon {
         }
         sum
     }
+
+    /// Eight f16 (as raw bits) widened exactly to two vectors of four f32.
+    ///
+    /// `FCVTL`/`FCVTL2` from half precision are base Armv8.0 Advanced SIMD
+    /// (the `fp16` extension adds half-precision *arithmetic*, not this), so
+    /// plain NEON suffices. The `vcvt_f32_f16` intrinsic would do the same but
+    /// needs a newer Rust than the crate's MSRV, hence the assembly.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn widen_f16x8(h: uint16x8_t) -> (float32x4_t, float32x4_t) {
+        let (lo, hi): (float32x4_t, float32x4_t);
+        // SAFETY: two register-to-register conversions; no memory, stack or
+        // flags touched. Linux runs with FPCR.AHP = 0 (IEEE half precision),
+        // which is the format `half::f16` holds.
+        unsafe {
+            asm!(
+                "fcvtl {lo:v}.4s, {h:v}.4h",
+                "fcvtl2 {hi:v}.4s, {h:v}.8h",
+                h = in(vreg) h,
+                lo = out(vreg) lo,
+                hi = out(vreg) hi,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        (lo, hi)
+    }
+
+    /// # Safety
+    /// The CPU must support NEON; `a.len() == b.len()`.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn dot_f16_neon(a: &[f16], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr() as *const u16, b.as_ptr());
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut i = 0;
+        while i + 16 <= n {
+            for u in 0..2 {
+                // SAFETY: i + 8u + 8 <= n; f16 is a 2-byte plain value, so
+                // 8 of them are 8 readable u16.
+                let h = unsafe { vld1q_u16(pa.add(i + 8 * u)) };
+                let (lo, hi) = widen_f16x8(h);
+                // SAFETY: i + 8u + 8 <= n, within `b`.
+                let (y0, y1) = unsafe {
+                    (
+                        vld1q_f32(pb.add(i + 8 * u)),
+                        vld1q_f32(pb.add(i + 8 * u + 4)),
+                    )
+                };
+                acc[2 * u] = vfmaq_f32(acc[2 * u], lo, y0);
+                acc[2 * u + 1] = vfmaq_f32(acc[2 * u + 1], hi, y1);
+            }
+            i += 16;
+        }
+        let s = vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3]));
+        let mut sum = vaddvq_f32(s);
+        while i < n {
+            sum += a[i].to_f32() * b[i];
+            i += 1;
+        }
+        sum
+    }
+
+    /// `128 · Σ q` for each of `NQ` queries: the kernels below flip the
+    /// gallery bytes to signed (`g_u8 − 128`, an XOR with 0x80) so that
+    /// `Σ g_u8·q = Σ (g_u8 − 128)·q + 128·Σ q`. Wrapping arithmetic, like the
+    /// vector lanes: the result is exact whenever the true sum fits in i32.
+    ///
+    /// # Safety
+    /// `q` points at `NQ` queries of `dp` bytes spaced `qstride` apart.
+    #[inline(always)]
+    unsafe fn biases<const NQ: usize>(q: *const i8, dp: usize, qstride: usize) -> [i32; NQ] {
+        let mut bias = [0i32; NQ];
+        for (qi, b) in bias.iter_mut().enumerate() {
+            // SAFETY: query qi's dp bytes lie inside the caller's slice.
+            let s = unsafe { std::slice::from_raw_parts(q.add(qi * qstride), dp) };
+            let sum = s.iter().fold(0i32, |a, &v| a.wrapping_add(v as i32));
+            *b = sum.wrapping_mul(128);
+        }
+        bias
+    }
+
+    /// Baseline micro-kernel: one packed block against `NQ` queries, by
+    /// widening multiplies (`smull`, exact in i16 since |g·q| ≤ 128²) and
+    /// pairwise widening accumulation (`sadalp`) into i32.
+    ///
+    /// # Safety
+    /// The CPU must support NEON; `blk` points at one packed block of
+    /// `groups * 64` bytes, `q` at `NQ` queries of `groups * 4` bytes spaced
+    /// `qstride` apart, and `out` at `NQ` rows of at least 16 i32 spaced
+    /// `ostride` apart.
+    #[target_feature(enable = "neon")]
+    unsafe fn kern_mull<const NQ: usize>(
+        blk: *const u8,
+        groups: usize,
+        q: *const i8,
+        qstride: usize,
+        out: *mut i32,
+        ostride: usize,
+    ) {
+        let flip = vdupq_n_u8(0x80);
+        // lo[qi][u] holds rows 4u, 4u+1 and hi[qi][u] rows 4u+2, 4u+3, each
+        // row as two partial sums.
+        let mut lo = [[vdupq_n_s32(0); 4]; NQ];
+        let mut hi = [[vdupq_n_s32(0); 4]; NQ];
+        for j in 0..groups {
+            let mut g = [vdupq_n_s8(0); 4];
+            for (u, gu) in g.iter_mut().enumerate() {
+                // SAFETY: bytes 64j + 16u .. +16 lie inside the block.
+                let raw = unsafe { vld1q_u8(blk.add(64 * j + 16 * u)) };
+                *gu = vreinterpretq_s8_u8(veorq_u8(raw, flip));
+            }
+            for qi in 0..NQ {
+                // SAFETY: bytes 4j..4j+4 of query qi lie inside it.
+                let word = unsafe { (q.add(qi * qstride + 4 * j) as *const i32).read_unaligned() };
+                let qv = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                let ql = vget_low_s8(qv);
+                for u in 0..4 {
+                    lo[qi][u] = vpadalq_s16(lo[qi][u], vmull_s8(vget_low_s8(g[u]), ql));
+                    hi[qi][u] = vpadalq_s16(hi[qi][u], vmull_high_s8(g[u], qv));
+                }
+            }
+        }
+        // SAFETY: as the caller guarantees for `q`.
+        let bias = unsafe { biases::<NQ>(q, groups * 4, qstride) };
+        for qi in 0..NQ {
+            let bv = vdupq_n_s32(bias[qi]);
+            for u in 0..4 {
+                let rows = vaddq_s32(vpaddq_s32(lo[qi][u], hi[qi][u]), bv);
+                // SAFETY: out row qi has room for 16 i32 from this offset.
+                unsafe { vst1q_s32(out.add(qi * ostride + 4 * u), rows) };
+            }
+        }
+    }
+
+    /// `acc + Σ_4 g·q` per 32-bit lane (`SDOT`). The `vdotq_s32` intrinsic is
+    /// not stable at the crate's MSRV, hence the assembly.
+    #[inline]
+    #[target_feature(enable = "neon,dotprod")]
+    fn sdot(acc: int32x4_t, g: int8x16_t, q: int8x16_t) -> int32x4_t {
+        let mut acc = acc;
+        // SAFETY: one register-to-register instruction of the `dotprod`
+        // extension, which this function requires; no memory, stack or flags.
+        unsafe {
+            asm!(
+                "sdot {acc:v}.4s, {g:v}.16b, {q:v}.16b",
+                acc = inout(vreg) acc,
+                g = in(vreg) g,
+                q = in(vreg) q,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        acc
+    }
+
+    /// Dot-product micro-kernel: as [`kern_mull`], but one `SDOT` adds the
+    /// four products of each of four rows, as `vpdpbusd` does on x86.
+    ///
+    /// # Safety
+    /// As [`kern_mull`], and the CPU must support `dotprod`.
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn kern_sdot<const NQ: usize>(
+        blk: *const u8,
+        groups: usize,
+        q: *const i8,
+        qstride: usize,
+        out: *mut i32,
+        ostride: usize,
+    ) {
+        let flip = vdupq_n_u8(0x80);
+        let mut acc = [[vdupq_n_s32(0); 4]; NQ];
+        for j in 0..groups {
+            let mut g = [vdupq_n_s8(0); 4];
+            for (u, gu) in g.iter_mut().enumerate() {
+                // SAFETY: bytes 64j + 16u .. +16 lie inside the block.
+                let raw = unsafe { vld1q_u8(blk.add(64 * j + 16 * u)) };
+                *gu = vreinterpretq_s8_u8(veorq_u8(raw, flip));
+            }
+            for qi in 0..NQ {
+                // SAFETY: bytes 4j..4j+4 of query qi lie inside it.
+                let word = unsafe { (q.add(qi * qstride + 4 * j) as *const i32).read_unaligned() };
+                let qv = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                for u in 0..4 {
+                    acc[qi][u] = sdot(acc[qi][u], g[u], qv);
+                }
+            }
+        }
+        // SAFETY: as the caller guarantees for `q`.
+        let bias = unsafe { biases::<NQ>(q, groups * 4, qstride) };
+        for qi in 0..NQ {
+            let bv = vdupq_n_s32(bias[qi]);
+            for u in 0..4 {
+                // SAFETY: out row qi has room for 16 i32 from this offset.
+                unsafe { vst1q_s32(out.add(qi * ostride + 4 * u), vaddq_s32(acc[qi][u], bv)) };
+            }
+        }
+    }
+
+    /// Walks every (query group, block) pair with the micro-kernel `$kern`,
+    /// `$nq` queries at a time, then one at a time.
+    macro_rules! drive {
+        ($kern:ident, $nq:literal, $blocks:ident, $groups:ident, $nblocks:ident,
+         $queries:ident, $nq_total:ident, $out:ident) => {{
+            let bb = $groups * 64;
+            let dp = $groups * 4;
+            let ostride = $nblocks * BLOCK;
+            let (pb, pq, po) = ($blocks.as_ptr(), $queries.as_ptr(), $out.as_mut_ptr());
+            // SAFETY (all calls below): every (block, query) pair addressed
+            // is inside the slices, whose sizes the caller guarantees.
+            unsafe {
+                let mut q0 = 0;
+                while q0 + $nq <= $nq_total {
+                    for b in 0..$nblocks {
+                        $kern::<$nq>(
+                            pb.add(b * bb),
+                            $groups,
+                            pq.add(q0 * dp),
+                            dp,
+                            po.add(q0 * ostride + b * BLOCK),
+                            ostride,
+                        );
+                    }
+                    q0 += $nq;
+                }
+                while q0 < $nq_total {
+                    for b in 0..$nblocks {
+                        $kern::<1>(
+                            pb.add(b * bb),
+                            $groups,
+                            pq.add(q0 * dp),
+                            dp,
+                            po.add(q0 * ostride + b * BLOCK),
+                            ostride,
+                        );
+                    }
+                    q0 += 1;
+                }
+            }
+        }};
+    }
+
+    /// # Safety
+    /// The CPU must support NEON; `blocks.len() == nblocks * groups * 64`,
+    /// `queries.len() == nq * groups * 4`, `out.len() == nq * nblocks * 16`.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn i8_scores_neon(
+        blocks: &[u8],
+        groups: usize,
+        nblocks: usize,
+        queries: &[i8],
+        nq: usize,
+        out: &mut [i32],
+    ) {
+        // Two queries share each block load: 16 accumulators + 4 gallery
+        // vectors stay within the 32 registers.
+        drive!(kern_mull, 2, blocks, groups, nblocks, queries, nq, out)
+    }
+
+    /// # Safety
+    /// As [`i8_scores_neon`], and the CPU must support `dotprod`.
+    #[target_feature(enable = "neon,dotprod")]
+    pub unsafe fn i8_scores_neon_dot(
+        blocks: &[u8],
+        groups: usize,
+        nblocks: usize,
+        queries: &[i8],
+        nq: usize,
+        out: &mut [i32],
+    ) {
+        // Four queries per block load: 16 accumulators, 4 gallery vectors.
+        drive!(kern_sdot, 4, blocks, groups, nblocks, queries, nq, out)
+    }
 }
 
 #[cfg(test)]
@@ -591,29 +905,104 @@ mod tests {
         *seed >> 33
     }
 
+    /// Lengths from 0 to 70 (every tail of every unrolled loop) and a few
+    /// long ones.
+    fn lengths() -> impl Iterator<Item = usize> {
+        (0..=70).chain([127, 128, 129, 255, 512, 515, 1000])
+    }
+
+    /// Uniform in [-scale, scale).
+    fn uniform(seed: &mut u64, scale: f32) -> f32 {
+        ((lcg(seed) % 2_000_001) as f32 / 1_000_000.0 - 1.0) * scale
+    }
+
+    /// Checks `got` against the exact dot product: any f32 summation order
+    /// with one rounding per product and per addition stays within
+    /// `γ_n · Σ|a_i b_i|`, `γ_n = n·u / (1 − n·u)`, which is what the exact
+    /// index's ε (`16·D·f32::EPSILON`) is sized to cover.
+    fn assert_within_dot_bound(got: f32, a: &[f32], b: &[f32], what: &str) {
+        let n = a.len() as f64;
+        let exact: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+        let abs: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| (x as f64 * y as f64).abs())
+            .sum();
+        let u = f32::EPSILON as f64 / 2.0;
+        let bound = n * u / (1.0 - n * u) * abs;
+        assert!(
+            (got as f64 - exact).abs() <= bound,
+            "{what}: got {got}, exact {exact}, bound {bound}"
+        );
+    }
+
     #[test]
-    fn f32_and_f16_kernels_match_scalar_twins() {
+    fn f32_and_f16_kernels_stay_within_the_dot_product_bound() {
         let mut s = 7u64;
-        for n in [0usize, 1, 7, 8, 15, 16, 31, 32, 33, 100, 128, 512, 515] {
-            let a: Vec<f32> = (0..n)
-                .map(|_| (lcg(&mut s) % 2000) as f32 / 1000.0 - 1.0)
-                .collect();
-            let b: Vec<f32> = (0..n)
-                .map(|_| (lcg(&mut s) % 2000) as f32 / 1000.0 - 1.0)
-                .collect();
+        for n in lengths() {
+            // Mixed magnitudes so that rounding differs between orders.
+            for scale in [1.0f32, 1e3] {
+                let a: Vec<f32> = (0..n).map(|_| uniform(&mut s, scale)).collect();
+                let b: Vec<f32> = (0..n).map(|_| uniform(&mut s, 1.0)).collect();
+                let h: Vec<f16> = a.iter().map(|&x| f16::from_f32(x)).collect();
+                let hf: Vec<f32> = h.iter().map(|x| x.to_f32()).collect();
+                assert_within_dot_bound(dot_f32_scalar(&a, &b), &a, &b, "f32 scalar");
+                assert_within_dot_bound(dot_f16_scalar(&h, &b), &hf, &b, "f16 scalar");
+                for &level in available() {
+                    let what = format!("{level:?} n={n} scale={scale}");
+                    assert_within_dot_bound(dot_f32_at(level, &a, &b), &a, &b, &what);
+                    assert_within_dot_bound(dot_f16_at(level, &h, &b), &hf, &b, &what);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kernels_agree_exactly_when_every_partial_sum_is_exact() {
+        // Small integers: every product and partial sum is an exact f32, so
+        // every summation order gives the same bits; a lane or tail element
+        // read twice, skipped or misplaced changes the result.
+        let mut s = 3u64;
+        for n in lengths() {
+            let a: Vec<f32> = (0..n).map(|_| (lcg(&mut s) % 17) as f32 - 8.0).collect();
+            let b: Vec<f32> = (0..n).map(|_| (lcg(&mut s) % 17) as f32 - 8.0).collect();
             let h: Vec<f16> = a.iter().map(|&x| f16::from_f32(x)).collect();
-            let r = dot_f32_scalar(&a, &b);
-            let rh = dot_f16_scalar(&h, &b);
+            let want = dot_f32_scalar(&a, &b);
+            assert_eq!(dot_f16_scalar(&h, &b), want);
             for &level in available() {
-                let tol = 1e-5 * (n as f32 + 1.0);
-                assert!(
-                    (dot_f32_at(level, &a, &b) - r).abs() <= tol,
-                    "{level:?} n={n}"
-                );
-                assert!(
-                    (dot_f16_at(level, &h, &b) - rh).abs() <= tol,
-                    "{level:?} n={n}"
-                );
+                assert_eq!(dot_f32_at(level, &a, &b), want, "f32 {level:?} n={n}");
+                assert_eq!(dot_f16_at(level, &h, &b), want, "f16 {level:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_kernels_widen_special_values_like_half() {
+        // Subnormal, largest finite and infinite halves, each alone in one
+        // lane position and in the scalar tail.
+        let specials = [
+            f16::from_bits(0x0001),
+            f16::from_bits(0x83ff),
+            f16::MAX,
+            f16::MIN,
+            f16::INFINITY,
+            f16::NEG_INFINITY,
+        ];
+        for n in [16usize, 19] {
+            for pos in 0..n {
+                for &v in &specials {
+                    let mut h = vec![f16::from_f32(0.5); n];
+                    h[pos] = v;
+                    let b = vec![1.0f32; n];
+                    let want = dot_f16_scalar(&h, &b);
+                    for &level in available() {
+                        let got = dot_f16_at(level, &h, &b);
+                        assert!(
+                            got == want || (got.is_nan() && want.is_nan()),
+                            "{level:?} n={n} pos={pos} {v:?}: {got} vs {want}"
+                        );
+                    }
+                }
             }
         }
     }
@@ -621,9 +1010,9 @@ mod tests {
     #[test]
     fn int8_kernels_match_scalar_twin_exactly() {
         let mut s = 11u64;
-        for groups in [1usize, 2, 3, 32, 128] {
-            for nblocks in [1usize, 3, 5] {
-                for nq in [1usize, 3, 4, 8, 13] {
+        for groups in [1usize, 2, 3, 5, 7, 32, 128] {
+            for nblocks in [1usize, 2, 3, 5] {
+                for nq in [1usize, 2, 3, 4, 5, 7, 8, 9, 13] {
                     let blocks: Vec<u8> = (0..nblocks * groups * 64)
                         .map(|_| lcg(&mut s) as u8)
                         .collect();
@@ -640,6 +1029,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn int8_kernels_are_exact_at_the_extremes() {
+        // Every byte pairing of the extremes, over a long row, so that any
+        // lane saturating or overflowing its i16 products shows.
+        let groups = 256;
+        for (g, qv) in [
+            (0u8, -128i8),
+            (0, 127),
+            (255, -128),
+            (255, 127),
+            (128, -128),
+        ] {
+            let blocks = vec![g; 2 * groups * 64];
+            let q = vec![qv; 3 * groups * 4];
+            let mut want = vec![0; 3 * 2 * BLOCK];
+            i8_scores_scalar(&blocks, groups, &q, &mut want);
+            assert_eq!(want[0], g as i32 * qv as i32 * (groups * 4) as i32);
+            for &level in available() {
+                let mut got = vec![0; want.len()];
+                i8_scores_at(level, &blocks, groups, &q, &mut got);
+                assert_eq!(got, want, "{level:?} g={g} q={qv}");
+            }
+        }
+    }
+
+    #[test]
+    fn detection_finds_the_expected_level() {
+        // tools/test-aarch64.sh names the level each emulated CPU must reach,
+        // so a detection bug cannot quietly leave a kernel untested.
+        if let Ok(want) = std::env::var("IPSEITY_EXPECT_KERNEL") {
+            assert_eq!(format!("{:?}", detected()), want);
+        }
+        assert_eq!(available().first(), Some(&Level::Scalar));
+        #[cfg(target_arch = "aarch64")]
+        assert!(has(Level::Neon), "NEON is mandatory on AArch64 Linux");
     }
 
     #[test]
