@@ -1,14 +1,24 @@
 //! Search benchmark: build time, queries/s at batch 1 and batch N, recall@1
 //! against an f32 brute force, memory per template, and the machine's memory
-//! bandwidth, printed as JSON lines (one per storage kind, one for bandwidth).
+//! bandwidth, printed as JSON lines (one per storage kind and re-rank row
+//! source, one for bandwidth).
 //!
 //! `cargo bench -p ipseity-index --bench search -- --n 1000000 --dim 128`
 //! Options: `--n`, `--dim`, `--storage int8,f16,f32`, `--single 200`
 //! (queries timed one by one), `--batch 1000`, `--k 10`, `--truth 100`
-//! (queries checked against brute force).
+//! (queries checked against brute force), `--rerank memory,sealed` (where the
+//! f32 re-rank rows live: RAM, or the sealed spill file), `--spill-dir DIR`
+//! (the spill file's directory; the OS temporary directory by default).
+//!
+//! Memory per template: `scan` is what a scan reads, `held` every byte the
+//! index holds in RAM (by capacity), `spill` the sealed file's bytes (disk or
+//! page cache, outside the process), `rss` the growth of the process's
+//! resident set while the index was built (the gallery and probes were
+//! already resident).
 
+use ipseity_index::exact::Params;
 use ipseity_index::synth::{gallery, probes, SynthParams};
-use ipseity_index::{kernels, ExactIndex, Index, Storage};
+use ipseity_index::{kernels, ExactIndex, Index, RerankRows, Storage};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -70,6 +80,12 @@ fn main() {
     let k = num(&args, "--k", 10);
     let truth = num(&args, "--truth", 100);
     let storages = arg(&args, "--storage", "int8");
+    let reranks = arg(&args, "--rerank", "memory");
+    let spill_dir = args
+        .iter()
+        .position(|a| a == "--spill-dir")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
     let threads = rayon::current_num_threads();
 
     if !args.iter().any(|a| a == "--no-bandwidth") {
@@ -109,15 +125,37 @@ fn main() {
         .collect();
     let brute_qps = truth as f64 / t.elapsed().as_secs_f64();
 
-    for st in storages.split(',') {
+    let variants = storages
+        .split(',')
+        .flat_map(|st| reranks.split(',').map(move |rr| (st, rr)));
+    for (st, rr) in variants {
         let storage = match st {
             "f32" => Storage::F32,
             "f16" => Storage::F16,
             _ => Storage::Int8,
         };
+        let (rerank, label) = match rr {
+            "sealed" => (
+                RerankRows::SealedFile {
+                    dir: spill_dir.clone(),
+                },
+                format!("exact-{st}-sealed"),
+            ),
+            _ => (RerankRows::InMemory, format!("exact-{st}")),
+        };
         let rss0 = rss_bytes();
         let t = Instant::now();
-        let idx: ExactIndex<u64> = ExactIndex::new(dim, storage);
+        let params = Params {
+            rerank,
+            ..Params::default()
+        };
+        let idx: ExactIndex<u64> = match ExactIndex::with_params(dim, storage, params) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("cannot create the index: {e}");
+                std::process::exit(2);
+            }
+        };
         let items: Vec<(u64, u64, &[f32])> = (0..g.len())
             .map(|i| (g.identity[i], i as u64, g.row(i)))
             .collect();
@@ -134,7 +172,7 @@ fn main() {
         let t = Instant::now();
         let mut hits1 = Vec::with_capacity(single);
         for q in qs.chunks_exact(dim).take(single) {
-            hits1.push(idx.search(q, k, -1.0).unwrap_or_default());
+            hits1.push(idx.search(q, k, -1.0).unwrap_or_else(|e| fail(&e)));
         }
         let qps1 = single as f64 / t.elapsed().as_secs_f64();
 
@@ -142,7 +180,7 @@ fn main() {
         let t = Instant::now();
         let hb = idx
             .search_batch(&qs[..batch * dim], k, -1.0)
-            .unwrap_or_default();
+            .unwrap_or_else(|e| fail(&e));
         let qps_b = batch as f64 / t.elapsed().as_secs_f64();
 
         // Recall@1 by template against the brute force; a subject's best
@@ -157,11 +195,25 @@ fn main() {
         let recall = ok as f64 / res.len().max(1) as f64;
         let agree = hits1.iter().zip(&hb).all(|(a, b)| a == b);
         println!(
-            "{{\"engine\":\"ipseity\",\"index\":\"exact-{st}\",\"n\":{n},\"dim\":{dim},\"k\":{k},\"threads\":{threads},\"kernel\":\"{:?}\",\"build_s\":{build_s:.3},\"qps_batch1\":{qps1:.1},\"qps_batch{batch}\":{qps_b:.1},\"recall_at_1\":{recall:.4},\"batch_equals_single\":{agree},\"bytes_per_template_scan\":{:.1},\"bytes_per_template_total\":{:.1},\"rss_bytes_per_template\":{:.1},\"gen_s\":{gen_s:.2},\"brute_force_qps\":{brute_qps:.2}}}",
+            "{{\"engine\":\"ipseity\",\"index\":\"{label}\",\"n\":{n},\"dim\":{dim},\"k\":{k},\"threads\":{threads},\"kernel\":\"{:?}\",\"build_s\":{build_s:.3},\"qps_batch1\":{qps1:.1},\"qps_batch{batch}\":{qps_b:.1},\"recall_at_1\":{recall:.4},\"batch_equals_single\":{agree},\"bytes_per_template_scan\":{:.1},\"bytes_per_template_total\":{:.1},\"spill_bytes_per_template\":{:.1},\"rss_bytes_per_template\":{:.1},\"load_avg\":\"{}\",\"gen_s\":{gen_s:.2},\"brute_force_qps\":{brute_qps:.2}}}",
             kernels::detected(),
             mem.scan as f64 / n as f64,
             mem.total() as f64 / n as f64,
+            idx.spill_bytes() as f64 / n as f64,
             rss as f64 / n as f64,
+            load_avg(),
         );
     }
+}
+
+fn fail(e: &ipseity_index::IndexError) -> ! {
+    eprintln!("search failed: {e}");
+    std::process::exit(2);
+}
+
+/// The 1, 5 and 15 minute load averages (the machine may be shared).
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }

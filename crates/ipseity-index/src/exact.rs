@@ -9,7 +9,9 @@
 //! `remove_subject` returned cannot see that subject, and `replace_subject` is
 //! atomic. Every template is stored normalised in f32 (the re-rank copy and the
 //! scan of [`Storage::F32`]) and, for the quantised kinds, again as f16 or as
-//! packed int8 (see [`crate::kernels`]) for the scan.
+//! packed int8 (see [`crate::kernels`]) for the scan. The f32 re-rank copy of
+//! the quantised kinds lives in RAM or, with [`RerankRows::SealedFile`], in an
+//! encrypted spill file outside the process's memory (see `spill.rs`).
 //!
 //! # Why the quantised answer is exact
 //! For a query `y` and a stored row `x` with scan code `x̂`, the scan yields an
@@ -31,27 +33,33 @@
 //!   of the two bounds is used.
 //! - f16: `E = Σ_d e_d |y_d| + ε`, with `e_d` the largest f16 rounding error.
 //!
-//! Each shard keeps the `C = max(4k, 64)` rows of highest `a`, re-ranks them in
-//! f32, groups them by subject and takes the shard's top k. Let `s` be the k-th
-//! subject's exact score (or the threshold when fewer than k subjects pass). A
-//! row that did not make the candidate set has `a ≤ a_min` (the smallest kept
-//! score), so its exact score is at most `a_min + E`; when `a_min + E < s` no
-//! such row can enter the top k nor change a subject's best template, and the
-//! answer is exact. Otherwise the shard is scanned again for this query,
-//! keeping *every* row with `a ≥ s − E`, and all of those are re-ranked: the
-//! re-rank depth adapts to the data and the answer is exact in every case. The
-//! shards' exact top-k lists are merged; ties are broken by subject key, then
-//! template id.
+//! Each shard keeps the `C = max(4k, 64)` rows of highest `a` and re-ranks
+//! them in f32, best `a` first, grouping them by subject. Let `s` be the score
+//! a row must reach to matter: the larger of the shard's k-th subject score so
+//! far (or the threshold while fewer than k subjects pass) and the k-th score
+//! any other shard has reached for the query (shared through an atomic; k
+//! subjects at or above it exist, so the global k-th score is at least that).
+//! A row's exact score is at most `a + E`, so once `a + E < s` no later
+//! candidate can enter the top k nor change a top subject's best template and
+//! the re-rank stops: usually after a few rows, not `C`, which matters when
+//! each re-ranked row is a read from the spill file. A row that did not make
+//! the candidate set has `a ≤ a_min` (the smallest kept score); when
+//! `a_min + E < s` the answer is exact. Otherwise the shard is scanned again
+//! for this query, keeping *every* row with `a ≥ s − E`, and those not yet
+//! seen are re-ranked the same way: the depth adapts to the data and the
+//! answer is exact in every case. The shards' exact top-k lists are merged;
+//! ties are broken by subject key, then template id.
 
 use crate::kernels::{self, BLOCK};
-use crate::spill::SealedRows;
+use crate::spill::{Scratch, SealedRows};
 use crate::{Hit, Index, IndexError, Result, Storage};
 use half::f16;
 use rayon::prelude::*;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Where the f32 copies of the rows, read only by the exact re-rank of the
@@ -508,9 +516,14 @@ where
         if k == 0 || nq == 0 {
             return Ok(vec![Vec::new(); nq]);
         }
+        // Each query's best k-th score so far, shared by the shards so that
+        // one shard's find lets the others stop re-ranking earlier.
+        let floors: Vec<AtomicU32> = (0..nq)
+            .map(|_| AtomicU32::new(ordered(threshold)))
+            .collect();
         let per_shard: Vec<Vec<Vec<Hit<K>>>> = (0..self.shards.len())
             .into_par_iter()
-            .map(|s| self.read(s).search(ys, k, threshold, &self.params))
+            .map(|s| self.read(s).search(ys, k, threshold, &self.params, &floors))
             .collect::<Result<_>>()?;
         let mut out: Vec<Vec<Hit<K>>> = vec![Vec::new(); nq];
         for lists in per_shard {
@@ -970,7 +983,20 @@ where
         }
     }
 
-    fn search(&self, ys: &[f32], k: usize, threshold: f32, p: &Params) -> Result<Vec<Vec<Hit<K>>>> {
+    /// Scans for every query of the block, then re-ranks each query's
+    /// candidates lazily, best approximate score first: a candidate whose
+    /// upper bound `a + E` falls below the score a row must reach to matter
+    /// (this shard's k-th subject so far, or `floors[q]`, the best k-th score
+    /// any shard has published for the query) ends the re-rank, as every
+    /// later candidate is bounded lower still.
+    fn search(
+        &self,
+        ys: &[f32],
+        k: usize,
+        threshold: f32,
+        p: &Params,
+        floors: &[AtomicU32],
+    ) -> Result<Vec<Vec<Hit<K>>>> {
         let dim = self.dim;
         let nq = ys.len() / dim;
         if self.n == 0 {
@@ -988,68 +1014,124 @@ where
             self.scan(&qs, &mut cols, r0, r1);
             r0 = r1;
         }
+        let mut scratch = self.sealed.as_ref().map(SealedRows::scratch);
         qs.iter()
             .zip(cols)
-            .map(|(q, c)| {
+            .zip(floors)
+            .map(|((q, c), floor)| {
                 let amin = c.heap.peek().map_or(f32::NEG_INFINITY, |x| x.a);
                 let overflowed = c.overflowed;
-                let rows: Vec<u32> = c.heap.into_iter().map(|x| x.row).collect();
-                let (hits, needed) = self.rerank(&q.y, &rows, k, threshold)?;
-                if !overflowed || amin + q.bound < needed {
-                    return Ok(hits);
+                let mut top = TopK::new(k, threshold);
+                let mut done = HashSet::new();
+                self.rerank(
+                    q,
+                    c.heap.into_vec(),
+                    &mut top,
+                    &mut done,
+                    floor,
+                    &mut scratch,
+                )?;
+                let needed = top.needed.max(load_floor(floor));
+                if overflowed && amin + q.bound >= needed {
+                    // Adaptive depth: every row whose bound reaches `needed`.
+                    let mut all = [Collector::new(usize::MAX, needed - q.bound)];
+                    self.scan(std::slice::from_ref(q), &mut all, 0, self.n);
+                    let [c] = all;
+                    self.rerank(
+                        q,
+                        c.heap.into_vec(),
+                        &mut top,
+                        &mut done,
+                        floor,
+                        &mut scratch,
+                    )?;
                 }
-                // Adaptive depth: keep every row whose bound reaches `needed`.
-                let mut all = [Collector::new(usize::MAX, needed - q.bound)];
-                self.scan(std::slice::from_ref(q), &mut all, 0, self.n);
-                let [c] = all;
-                let rows: Vec<u32> = c.heap.into_iter().map(|x| x.row).collect();
-                Ok(self.rerank(&q.y, &rows, k, threshold)?.0)
+                Ok(top.into_hits(&self.slots))
             })
             .collect()
     }
 
-    /// Exact scores of `rows`, best template per subject, top k; also returns
-    /// the k-th score (or the threshold when fewer than k subjects pass).
+    /// Exact scores of `cands` (best approximate score first) into `top`,
+    /// skipping rows in `done`, until the bound shows no later row matters.
     /// Sealed rows are read back one positioned read each; a read or
     /// authentication failure fails the search.
     fn rerank(
         &self,
-        y: &[f32],
-        rows: &[u32],
-        k: usize,
-        threshold: f32,
-    ) -> Result<(Vec<Hit<K>>, f32)> {
-        let mut best: HashMap<u32, (f32, u64)> = HashMap::with_capacity(rows.len());
-        let mut sealed = self.sealed.as_ref().map(|s| (s, s.scratch()));
-        let mut order;
-        let rows = if sealed.is_some() {
-            // File order: neighbouring records share pages. The result does
-            // not depend on the order (ties are settled by template id).
-            order = rows.to_vec();
-            order.sort_unstable();
-            &order[..]
-        } else {
-            rows
-        };
-        for &r in rows {
-            let r = r as usize;
-            let s = match &mut sealed {
-                Some((file, scratch)) => kernels::dot_f32(file.read(r, self.tid[r], scratch)?, y),
-                None => kernels::dot_f32(self.row(r), y),
-            };
-            if s < threshold {
+        q: &Prepared,
+        mut cands: Vec<Cand>,
+        top: &mut TopK,
+        done: &mut HashSet<u32>,
+        floor: &AtomicU32,
+        scratch: &mut Option<Scratch>,
+    ) -> Result<()> {
+        cands.sort_unstable_by(|x, y| y.a.total_cmp(&x.a).then(x.row.cmp(&y.row)));
+        for c in cands {
+            if c.a + q.bound < top.needed.max(load_floor(floor)) {
+                break;
+            }
+            if !done.insert(c.row) {
                 continue;
             }
-            let t = self.tid[r];
-            let e = best.entry(self.owner[r]).or_insert((s, t));
-            if s > e.0 || (s == e.0 && t < e.1) {
-                *e = (s, t);
+            let r = c.row as usize;
+            let s = match (&self.sealed, scratch.as_mut()) {
+                (Some(file), Some(sc)) => kernels::dot_f32(file.read(r, self.tid[r], sc)?, &q.y),
+                _ => kernels::dot_f32(self.row(r), &q.y),
+            };
+            if top.offer(self.owner[r], self.tid[r], s) {
+                floor.fetch_max(ordered(top.needed), AtomicOrdering::Relaxed);
             }
         }
-        let mut hits: Vec<Hit<K>> = best
+        Ok(())
+    }
+}
+
+/// The best template of each subject re-ranked so far, and the score a row
+/// must reach to change the top k.
+struct TopK {
+    k: usize,
+    threshold: f32,
+    best: HashMap<u32, (f32, u64)>,
+    /// The k-th best subject score, or the threshold while fewer than k
+    /// subjects pass it; it only grows.
+    needed: f32,
+}
+
+impl TopK {
+    fn new(k: usize, threshold: f32) -> Self {
+        TopK {
+            k,
+            threshold,
+            best: HashMap::new(),
+            needed: threshold,
+        }
+    }
+
+    /// Records exact score `s` of template `t` of subject slot `slot`;
+    /// returns whether `needed` rose.
+    fn offer(&mut self, slot: u32, t: u64, s: f32) -> bool {
+        if s < self.threshold {
+            return false;
+        }
+        let e = self.best.entry(slot).or_insert((s, t));
+        if s > e.0 || (s == e.0 && t < e.1) {
+            *e = (s, t);
+        }
+        if s < self.needed || self.best.len() < self.k {
+            return false;
+        }
+        let mut v: Vec<f32> = self.best.values().map(|e| e.0).collect();
+        let (_, kth, _) = v.select_nth_unstable_by(self.k - 1, |a, b| b.total_cmp(a));
+        let rose = *kth > self.needed;
+        self.needed = self.needed.max(*kth);
+        rose
+    }
+
+    fn into_hits<K: Clone + Ord>(self, slots: &[Option<K>]) -> Vec<Hit<K>> {
+        let mut hits: Vec<Hit<K>> = self
+            .best
             .into_iter()
             .filter_map(|(slot, (s, t))| {
-                self.slots[slot as usize].as_ref().map(|key| Hit {
+                slots.get(slot as usize)?.as_ref().map(|key| Hit {
                     subject: key.clone(),
                     template_id: t,
                     similarity: s,
@@ -1057,14 +1139,24 @@ where
             })
             .collect();
         hits.sort_by(hit_order);
-        hits.truncate(k);
-        let needed = if hits.len() == k {
-            hits[k - 1].similarity
-        } else {
-            threshold
-        };
-        Ok((hits, needed))
+        hits.truncate(self.k);
+        hits
     }
+}
+
+/// Maps an f32 to a u32 of the same order (for an atomic maximum).
+fn ordered(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+fn load_floor(floor: &AtomicU32) -> f32 {
+    let u = floor.load(AtomicOrdering::Relaxed);
+    f32::from_bits(if u >> 31 == 1 { u & 0x7fff_ffff } else { !u })
 }
 
 /// The smallest raw int8 sum that may reach approximate score `cut`, lowered
@@ -1228,8 +1320,7 @@ mod tests {
         for (i, v) in vs.iter().enumerate() {
             idx.add(i as u64, i as u64, v).unwrap();
         }
-        assert_eq!(idx.search(&vs[5], 3, -1.0).unwrap()[0].subject, 5);
-        // Every row is a re-rank candidate of this small shard.
+        assert_eq!(idx.search(&vs[17], 3, -1.0).unwrap()[0].subject, 17);
         let rec = (24 + 4 * 8) as u64;
         idx.read(0)
             .sealed
@@ -1237,11 +1328,17 @@ mod tests {
             .unwrap()
             .corrupt(17 * rec + 30)
             .unwrap();
+        // Row 17 is the best candidate of its own vector, so it is read.
         assert_eq!(
-            idx.search(&vs[5], 3, -1.0),
+            idx.search(&vs[17], 3, -1.0),
             Err(IndexError::SpillCorrupt { row: 17 })
         );
-        assert!(idx.search_batch(&vs[..16].concat(), 3, -1.0).is_err());
+        assert!(idx.search_batch(&vs[10..20].concat(), 3, -1.0).is_err());
+        // A probe far from row 17 need not read it; if it does, it fails.
+        match idx.search(&vs[5], 1, -1.0) {
+            Ok(hits) => assert_eq!(hits[0].subject, 5),
+            Err(e) => assert_eq!(e, IndexError::SpillCorrupt { row: 17 }),
+        }
     }
 
     #[test]
