@@ -4,6 +4,13 @@
 //!
 //! `cargo bench -p ipseity-finger --bench matcher` (set `MATCHER_BENCH_FINGERS`, default
 //! 1000, to change the number of fingers).
+//!
+//! With `MATCHER_BENCH_DIR=D` (a directory written by `ipseity finger synth`, images named
+//! `FFFFF_I.png`) it instead measures extracted templates, as `ipseity finger eval` pairs
+//! them (FVC protocol): comparisons per CPU-second of the impostor pairs on one thread over
+//! `MATCHER_BENCH_RUNS` runs (default 7; median and range), EER and FNMR, and a hash of
+//! every score's bits so that a change meant to be exact can be checked as exact. Templates
+//! are extracted once and cached in `D/matcher-bench-templates.json`.
 
 use ipseity_finger::matcher::{descriptor, prepare, score, MatcherConfig, Prepared};
 use ipseity_finger::{FingerPosition, FingerTemplate, Minutia, MinutiaKind};
@@ -63,7 +70,195 @@ fn thread_cpu_s() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// CPU time of the calling thread in nanoseconds, from the scheduler's statistics (finer
+/// than the 10 ms ticks of `stat`); falls back to [`thread_cpu_s`].
+fn thread_cpu_ns() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok();
+    if let Some(ns) = s.and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()) {
+        return Some(ns);
+    }
+    thread_cpu_s().map(|s| s * 1e9)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// FNV-1a over the scores' bits.
+fn score_hash(scores: &[f32]) -> u64 {
+    scores.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, s| {
+        (h ^ u64::from(s.to_bits())).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// FNMR at the impostor-score quantiles for FMR 1e-3 and 1e-4 (scores above the threshold
+/// accept), as fractions.
+fn fnmr_at(genuine: &[f32], impostor: &[f32], fmr: f64) -> f64 {
+    let mut imp = impostor.to_vec();
+    imp.sort_by(|a, b| b.total_cmp(a));
+    let k = ((fmr * imp.len() as f64) as usize).min(imp.len().saturating_sub(1));
+    let thr = imp.get(k).copied().unwrap_or(1.0);
+    genuine.iter().filter(|&&g| g <= thr).count() as f64 / genuine.len().max(1) as f64
+}
+
+/// Extracted templates of a synthetic set, by (finger, impression); `None` where
+/// extraction failed (such samples score 0, as in `ipseity finger eval`).
+fn load_extracted(dir: &std::path::Path) -> Vec<((u32, u32), Option<FingerTemplate>)> {
+    use ipseity_finger::extract::{extract, ExtractConfig};
+    use rayon::prelude::*;
+    let cache = dir.join("matcher-bench-templates.json");
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if let Ok(v) = serde_json::from_str(&text) {
+            return v;
+        }
+    }
+    let mut items: Vec<((u32, u32), std::path::PathBuf)> = std::fs::read_dir(dir)
+        .expect("MATCHER_BENCH_DIR readable")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let stem = path.file_name()?.to_str()?.strip_suffix(".png")?;
+            let (f, i) = stem.split_once('_')?;
+            Some(((f.parse().ok()?, i.parse().ok()?), path))
+        })
+        .collect();
+    items.sort();
+    let cfg = ExtractConfig::default();
+    let t0 = Instant::now();
+    let out: Vec<((u32, u32), Option<FingerTemplate>)> = items
+        .par_iter()
+        .map(|(k, path)| {
+            let img = image::open(path).expect("image").to_luma8();
+            let t = extract(&img, FingerPosition::Unknown, &cfg)
+                .ok()
+                .map(|e| e.template);
+            (*k, t)
+        })
+        .collect();
+    println!(
+        "extracted {} impressions in {:.1} s (cached in {})",
+        out.len(),
+        t0.elapsed().as_secs_f64(),
+        cache.display()
+    );
+    std::fs::write(&cache, serde_json::to_string(&out).expect("json")).expect("write cache");
+    out
+}
+
+fn extracted_bench(dir: &std::path::Path) {
+    let items = load_extracted(dir);
+    let cfg = config_from_env();
+    let prepared: Vec<Option<Prepared>> = items
+        .iter()
+        .map(|(_, t)| t.as_ref().map(|t| prepare(t, &cfg)))
+        .collect();
+    let used: Vec<usize> = prepared.iter().flatten().map(|p| p.matchable()).collect();
+    let minutiae: Vec<usize> = items
+        .iter()
+        .filter_map(|(_, t)| t.as_ref().map(|t| t.minutiae.len()))
+        .collect();
+    println!(
+        "{} impressions, {} failed; {:.1} minutiae and {:.1} cylinders per template on average",
+        items.len(),
+        items.iter().filter(|(_, t)| t.is_none()).count(),
+        minutiae.iter().sum::<usize>() as f64 / minutiae.len().max(1) as f64,
+        used.iter().sum::<usize>() as f64 / used.len().max(1) as f64,
+    );
+    // FVC protocol: all pairs within a finger; first impressions across fingers.
+    let mut by_finger: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (k, ((f, _), _)) in items.iter().enumerate() {
+        by_finger.entry(*f).or_default().push(k);
+    }
+    let mut genuine_pairs = Vec::new();
+    let mut firsts = Vec::new();
+    for idx in by_finger.values() {
+        for a in 0..idx.len() {
+            for b in a + 1..idx.len() {
+                genuine_pairs.push((idx[a], idx[b]));
+            }
+        }
+        firsts.push(idx[0]);
+    }
+    let mut impostor_pairs = Vec::new();
+    for a in 0..firsts.len() {
+        for b in a + 1..firsts.len() {
+            impostor_pairs.push((firsts[a], firsts[b]));
+        }
+    }
+    let run = |pairs: &[(usize, usize)]| -> Vec<f32> {
+        pairs
+            .iter()
+            .map(|&(a, b)| match (&prepared[a], &prepared[b]) {
+                (Some(x), Some(y)) => score(x, y),
+                _ => 0.0,
+            })
+            .collect()
+    };
+    let genuine = run(&genuine_pairs);
+    let impostor = run(&impostor_pairs);
+    println!(
+        "{} genuine, {} impostor pairs; EER {:.2}%, FNMR {:.2}% / {:.2}% at FMR 1e-3 / 1e-4",
+        genuine.len(),
+        impostor.len(),
+        100.0 * synthetic::eer(&genuine, &impostor),
+        100.0 * fnmr_at(&genuine, &impostor, 1e-3),
+        100.0 * fnmr_at(&genuine, &impostor, 1e-4),
+    );
+    println!(
+        "score hash: genuine {:016x}, impostor {:016x}",
+        score_hash(&genuine),
+        score_hash(&impostor)
+    );
+
+    let timed: Vec<(&Prepared, &Prepared)> = impostor_pairs
+        .iter()
+        .filter_map(|&(a, b)| Some((prepared[a].as_ref()?, prepared[b].as_ref()?)))
+        .collect();
+    let runs: usize = std::env::var("MATCHER_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    println!("load before: {}", loadavg());
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let (c0, t0) = (thread_cpu_ns(), Instant::now());
+        let mut sink = 0.0f32;
+        let mut done = 0usize;
+        // About a second per run at the target speed.
+        while done < 100_000 && !timed.is_empty() {
+            for (a, b) in &timed {
+                sink += score(a, b);
+            }
+            done += timed.len();
+        }
+        std::hint::black_box(sink);
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = thread_cpu_ns().zip(c0).map(|(b, a)| (b - a) * 1e-9);
+        let per_cpu = cpu.filter(|&c| c > 0.0).map(|c| done as f64 / c);
+        println!(
+            "  {done} comparisons: {:.0}/s wall, {}",
+            done as f64 / wall,
+            per_cpu.map_or("no CPU time".into(), |r| format!("{r:.0} per CPU-second"))
+        );
+        rates.extend(per_cpu);
+    }
+    println!("load after: {}", loadavg());
+    rates.sort_by(f64::total_cmp);
+    if let (Some(lo), Some(hi)) = (rates.first(), rates.last()) {
+        println!(
+            "comparisons per CPU-second, one thread: median {:.0} ({} runs, {lo:.0}-{hi:.0})",
+            rates[rates.len() / 2],
+            rates.len()
+        );
+    }
+}
+
 fn main() {
+    if let Some(dir) = std::env::var_os("MATCHER_BENCH_DIR") {
+        extracted_bench(std::path::Path::new(&dir));
+        return;
+    }
     let n: usize = std::env::var("MATCHER_BENCH_FINGERS")
         .ok()
         .and_then(|v| v.parse().ok())

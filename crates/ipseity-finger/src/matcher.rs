@@ -38,7 +38,7 @@ pub(crate) mod synthetic;
 #[cfg(test)]
 mod tests;
 
-use cylinder::Cylinder;
+use cylinder::{Cylinder, Cylinders};
 pub use descriptor::{descriptor, DESCRIPTOR_DIM};
 
 /// Matcher parameters. [`Default`] is tuned for 500-ppi templates.
@@ -172,7 +172,7 @@ struct Inner {
     /// Their angles, same order (the kernel's search keys).
     angles: Vec<f32>,
     /// Their cylinders, same order.
-    cylinders: Vec<Cylinder>,
+    cylinders: Cylinders,
     /// Every minutia (with or without a cylinder), for the descriptor.
     all: Vec<Point>,
     /// Minutiae in the template (before dropping invalid cylinders).
@@ -219,6 +219,7 @@ pub fn prepare(t: &FingerTemplate, cfg: &MatcherConfig) -> Prepared {
     }
     built.sort_by(|a, b| a.0.angle.total_cmp(&b.0.angle));
     let (points, cylinders): (Vec<Point>, Vec<Cylinder>) = built.into_iter().unzip();
+    let cylinders = Cylinders::new(&cylinders);
     let key = template_key(&cylinders, points.len());
     let consolidation = Consolidation {
         max_relax_pairs: cfg.max_relax_pairs.clamp(2, MAX_RELAX),
@@ -258,13 +259,11 @@ impl Prepared {
     }
 }
 
-fn template_key(cylinders: &[Cylinder], n: usize) -> u64 {
+fn template_key(cylinders: &Cylinders, n: usize) -> u64 {
     // FNV-1a over the cylinder bits: any deterministic total order on templates works.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ n as u64;
-    for c in cylinders {
-        for w in c.words() {
-            h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
-        }
+    for w in cylinders.words() {
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
 }

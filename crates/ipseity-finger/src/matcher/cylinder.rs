@@ -14,9 +14,8 @@ const _: () = assert!((NS * NS).is_multiple_of(64));
 
 /// One minutia's cylinder: a validity mask of the disc's cells, one bit plane per
 /// direction layer (bits outside the mask are zero), and norms for the common case where
-/// both cylinders are entirely valid.
+/// both cylinders are entirely valid. Prepared templates keep them as [`Cylinders`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[repr(C, align(64))]
 pub(super) struct Cylinder {
     mask: [u64; L],
     layers: [[u64; L]; ND],
@@ -28,40 +27,34 @@ pub(super) struct Cylinder {
     full: bool,
 }
 
-impl Cylinder {
-    /// The bits, for hashing.
-    pub(super) fn words(&self) -> impl Iterator<Item = u64> + '_ {
-        self.mask
-            .iter()
-            .chain(self.layers.iter().flatten())
-            .copied()
-    }
-}
-
-fn cell_offset(k: usize, radius: f32) -> f32 {
+const fn cell_offset(k: usize, radius: f32) -> f32 {
     let delta = 2.0 * radius / NS as f32;
     (k as f32 + 0.5) * delta - radius
 }
 
 /// The disc's cells (centre within one radius of the cylinder's centre), as a mask.
-fn disc_mask() -> [u64; L] {
+const DISC: [u64; L] = {
     let mut m = [0u64; L];
     // Unit radius: membership depends only on the grid.
-    for i in 0..NS {
-        for j in 0..NS {
+    let mut i = 0;
+    while i < NS {
+        let mut j = 0;
+        while j < NS {
             let (u, v) = (cell_offset(j, 1.0), cell_offset(i, 1.0));
             if u * u + v * v <= 1.0 {
                 let c = i * NS + j;
                 m[c / 64] |= 1 << (c % 64);
             }
+            j += 1;
         }
+        i += 1;
     }
     m
-}
+};
 
 /// Number of cells in the disc.
 pub(super) fn disc_cells() -> u32 {
-    disc_mask().iter().map(|w| w.count_ones()).sum()
+    DISC.iter().map(|w| w.count_ones()).sum()
 }
 
 /// Error function, Abramowitz and Stegun 7.1.26 (absolute error below 2e-7).
@@ -152,7 +145,7 @@ pub(super) fn build_all(points: &[Point], cfg: &MatcherConfig) -> Vec<(Point, Cy
     let sigma_s = cfg.sigma_s.max(0.5);
     let sigma_d = cfg.sigma_d.max(0.01);
     let hull = convex_hull(points);
-    let disc = disc_mask();
+    let disc = DISC;
     let disc_n: u32 = disc.iter().map(|w| w.count_ones()).sum();
     let min_valid = (cfg.min_valid_cells * disc_n as f32).ceil() as u32;
     let reach = radius + 3.0 * sigma_s;
@@ -268,6 +261,73 @@ pub(super) fn sqrt_bits(n: u32) -> f32 {
     }
 }
 
+/// A template's cylinders, one plane at a time: plane 0 holds every cylinder's validity
+/// mask, plane `1 + d` every cylinder's layer `d`, each padded with zeros to a multiple of
+/// eight cylinders. The vector kernel compares one cylinder with eight of the other
+/// template at once, which needs the eight cylinders' same word side by side; 7 words and
+/// a root per cylinder is also half the memory of a cache-aligned array of structs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Cylinders {
+    n: usize,
+    stride: usize,
+    words: Vec<u64>,
+    sqrt_norm: Vec<f32>,
+    full: Vec<bool>,
+}
+
+/// Planes per cylinder: the mask and the layers, one word each.
+const PLANES: usize = 1 + ND;
+// The kernels keep a cylinder in one word per plane.
+const _: () = assert!(L == 1);
+
+impl Cylinders {
+    pub(super) fn new(cylinders: &[Cylinder]) -> Self {
+        let n = cylinders.len();
+        let stride = n.div_ceil(8) * 8;
+        let mut words = vec![0u64; PLANES * stride];
+        for (j, c) in cylinders.iter().enumerate() {
+            words[j] = c.mask[0];
+            for d in 0..ND {
+                words[(1 + d) * stride + j] = c.layers[d][0];
+            }
+        }
+        Self {
+            n,
+            stride,
+            words,
+            sqrt_norm: cylinders.iter().map(|c| c.sqrt_norm).collect(),
+            full: cylinders.iter().map(|c| c.full).collect(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Cylinder `j` (all zeros past the end).
+    #[inline(always)]
+    pub(super) fn get(&self, j: usize) -> Cylinder {
+        let w = |p: usize| self.words.get(p * self.stride + j).copied().unwrap_or(0);
+        let mut layers = [[0u64; L]; ND];
+        for (d, l) in layers.iter_mut().enumerate() {
+            l[0] = w(1 + d);
+        }
+        let sqrt_norm = self.sqrt_norm.get(j).copied().unwrap_or(0.0);
+        Cylinder {
+            mask: [w(0)],
+            layers,
+            norm: 0,
+            sqrt_norm,
+            full: self.full.get(j).copied().unwrap_or(false),
+        }
+    }
+
+    /// Every cylinder's words in turn (mask, then layers), for hashing.
+    pub(super) fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.n).flat_map(move |j| (0..PLANES).map(move |p| self.words[p * self.stride + j]))
+    }
+}
+
 /// Local similarity of two cylinders (bit MCC): one minus the Hamming distance over the sum
 /// of the two norms, on the cells valid in both; zero if too few cells are common.
 #[inline(always)]
@@ -334,22 +394,21 @@ fn window(angles: &[f32], theta: f32) -> [(usize, usize); 2] {
 #[inline(always)]
 fn local_similarities_generic(
     pa: &[Point],
-    ca: &[Cylinder],
+    ca: &Cylinders,
     angles_b: &[f32],
-    cb: &[Cylinder],
+    cb: &Cylinders,
     min_common: u32,
     floor: f32,
     out: &mut Vec<u64>,
 ) {
-    for (i, (p, a)) in pa.iter().zip(ca).enumerate() {
+    let nb = cb.len().min(angles_b.len());
+    for (i, p) in pa.iter().enumerate().take(ca.len()) {
+        let a = ca.get(i);
         for (start, end) in window(angles_b, p.angle) {
-            let Some(bs) = cb.get(start..end) else {
-                continue;
-            };
-            for (k, b) in bs.iter().enumerate() {
-                let sim = similarity(a, b, min_common);
+            for j in start..end.min(nb) {
+                let sim = similarity(&a, &cb.get(j), min_common);
                 if sim > floor {
-                    out.push(pair_key(sim, i as u16, (start + k) as u16));
+                    out.push(pair_key(sim, i as u16, j as u16));
                 }
             }
         }
@@ -360,9 +419,9 @@ fn local_similarities_generic(
 #[target_feature(enable = "popcnt")]
 fn local_similarities_popcnt(
     pa: &[Point],
-    ca: &[Cylinder],
+    ca: &Cylinders,
     angles_b: &[f32],
-    cb: &[Cylinder],
+    cb: &Cylinders,
     min_common: u32,
     floor: f32,
     out: &mut Vec<u64>,
@@ -370,19 +429,153 @@ fn local_similarities_popcnt(
     local_similarities_generic(pa, ca, angles_b, cb, min_common, floor, out);
 }
 
+/// Whether this CPU runs [`local_similarities_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+/// [`local_similarities_generic`] eight second-template cylinders at a time: the same
+/// pairs, in the same order, with bit-identical similarities (the square roots of bit
+/// counts are exact in `f32` either way, and every other step is one correctly rounded
+/// operation in the same order).
+///
+/// # Safety
+/// The CPU must support the enabled features ([`has_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,popcnt")]
+unsafe fn local_similarities_avx512(
+    pa: &[Point],
+    ca: &Cylinders,
+    angles_b: &[f32],
+    cb: &Cylinders,
+    min_common: u32,
+    floor: f32,
+    out: &mut Vec<u64>,
+) {
+    use std::arch::x86_64::*;
+    let na = pa.len().min(ca.len());
+    let nb = cb.len().min(angles_b.len());
+    // Every lane is stored and only the kept ones counted, so the last store may write
+    // up to 8 keys past the kept ones: room for all pairs plus one vector.
+    out.reserve(na * nb + 8);
+    let spare = out.spare_capacity_mut();
+    let room = spare.len();
+    let dst = spare.as_mut_ptr().cast::<u64>();
+    let mut len = 0usize;
+    let disc = _mm512_set1_epi64(DISC[0] as i64);
+    let lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    let low32 = _mm512_set1_epi64(0xffff_ffff);
+    let min_common_v = _mm512_set1_epi64(i64::from(min_common));
+    let one = _mm256_set1_ps(1.0);
+    let zero_ps = _mm256_setzero_ps();
+    let floor_v = _mm256_set1_ps(floor);
+    let plane = |p: usize| cb.words.as_ptr().wrapping_add(p * cb.stride);
+    for (i, p) in pa.iter().enumerate().take(na) {
+        let a = ca.get(i);
+        let am = _mm512_set1_epi64(a.mask[0] as i64);
+        let al: [__m512i; ND] = std::array::from_fn(|d| _mm512_set1_epi64(a.layers[d][0] as i64));
+        let sa = _mm256_set1_ps(a.sqrt_norm);
+        let ikey = _mm512_set1_epi64((i as i64) << 16);
+        for (start, end) in window(angles_b, p.angle) {
+            let end = end.min(nb);
+            let mut j = start;
+            while j < end {
+                let k: __mmask8 = if end - j >= 8 {
+                    0xff
+                } else {
+                    (1u8 << (end - j)) - 1
+                };
+                // SAFETY (loads): lanes in `k` are cylinders `j..end`, `end <= n`, inside
+                // every plane; masked-off lanes are not read.
+                let bm = unsafe { _mm512_maskz_loadu_epi64(k, plane(0).add(j).cast()) };
+                let full = if a.full {
+                    _mm512_mask_cmpeq_epi64_mask(k, bm, disc)
+                } else {
+                    0
+                };
+                let sim = if full == k {
+                    // Both discs whole: the norms are known and only the XORs are counted.
+                    let mut x = _mm512_setzero_si512();
+                    for (d, &ald) in al.iter().enumerate() {
+                        let bl = unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
+                        x = _mm512_add_epi64(x, _mm512_popcnt_epi64(_mm512_xor_si512(ald, bl)));
+                    }
+                    let sb = unsafe { _mm256_maskz_loadu_ps(k, cb.sqrt_norm.as_ptr().add(j)) };
+                    let sx = _mm256_sqrt_ps(_mm512_cvtepi64_ps(x));
+                    let denom = _mm256_add_ps(sa, sb);
+                    let pos = _mm256_cmp_ps_mask::<_CMP_GT_OQ>(denom, zero_ps);
+                    _mm256_maskz_sub_ps(pos, one, _mm256_div_ps(sx, denom))
+                } else {
+                    let m = _mm512_and_si512(am, bm);
+                    let common = _mm512_popcnt_epi64(m);
+                    let (mut x, mut xa, mut xb) = (
+                        _mm512_setzero_si512(),
+                        _mm512_setzero_si512(),
+                        _mm512_setzero_si512(),
+                    );
+                    for (d, &ald) in al.iter().enumerate() {
+                        let bl = unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
+                        let (ca_, cb_) = (_mm512_and_si512(ald, m), _mm512_and_si512(bl, m));
+                        x = _mm512_add_epi64(x, _mm512_popcnt_epi64(_mm512_xor_si512(ca_, cb_)));
+                        xa = _mm512_add_epi64(xa, _mm512_popcnt_epi64(ca_));
+                        xb = _mm512_add_epi64(xb, _mm512_popcnt_epi64(cb_));
+                    }
+                    // Whole discs skip the common-cells test, as in the scalar kernel.
+                    let enough = _mm512_cmpge_epu64_mask(common, min_common_v) | full;
+                    let sx = _mm256_sqrt_ps(_mm512_cvtepi64_ps(x));
+                    let denom = _mm256_add_ps(
+                        _mm256_sqrt_ps(_mm512_cvtepi64_ps(xa)),
+                        _mm256_sqrt_ps(_mm512_cvtepi64_ps(xb)),
+                    );
+                    let pos = _mm256_cmp_ps_mask::<_CMP_GT_OQ>(denom, zero_ps) & enough;
+                    _mm256_maskz_sub_ps(pos, one, _mm256_div_ps(sx, denom))
+                };
+                let keep = _mm256_mask_cmp_ps_mask::<_CMP_GT_OQ>(k, sim, floor_v);
+                let bits = _mm512_cvtepu32_epi64(_mm256_castps_si256(sim));
+                let hi = _mm512_slli_epi64::<32>(_mm512_xor_si512(bits, low32));
+                let jv = _mm512_add_epi64(_mm512_set1_epi64(j as i64), lanes);
+                let keys = _mm512_or_si512(hi, _mm512_or_si512(ikey, jv));
+                // Compress in a register, then one full store: a compressing store to
+                // memory is microcoded and slow on some cores.
+                let packed = _mm512_maskz_compress_epi64(keep, keys);
+                if len + 8 <= room {
+                    // SAFETY: `len + 8 <= room`, within the spare capacity.
+                    unsafe { _mm512_storeu_si512(dst.add(len).cast(), packed) };
+                    len += keep.count_ones() as usize;
+                }
+                j += 8;
+            }
+        }
+    }
+    let new_len = out.len() + len;
+    // SAFETY: the first `len` spare slots were written above (`len + 8 <= room` at every
+    // store, and `len` only grows by the lanes that store wrote).
+    unsafe { out.set_len(new_len) };
+}
+
 /// Every pair (first template's minutia, second's) with directions within a right angle and
-/// a positive local similarity, appended to `out`.
+/// a positive local similarity, appended to `out`, grouped by first minutia.
 pub(super) fn local_similarities(
     pa: &[Point],
-    ca: &[Cylinder],
+    ca: &Cylinders,
     angles_b: &[f32],
-    cb: &[Cylinder],
+    cb: &Cylinders,
     min_common: u32,
     floor: f32,
     out: &mut Vec<u64>,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
+        if has_avx512() {
+            // SAFETY: the CPU supports every feature the function is compiled with.
+            unsafe { local_similarities_avx512(pa, ca, angles_b, cb, min_common, floor, out) };
+            return;
+        }
         if std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports popcnt (checked just above), the only feature the
             // function is compiled with.
@@ -397,9 +590,9 @@ pub(super) fn local_similarities(
 #[cfg(test)]
 pub(super) fn local_similarities_scalar(
     pa: &[Point],
-    ca: &[Cylinder],
+    ca: &Cylinders,
     pb: &[Point],
-    cb: &[Cylinder],
+    cb: &Cylinders,
     min_common: u32,
     floor: f32,
     out: &mut Vec<u64>,
@@ -411,6 +604,149 @@ pub(super) fn local_similarities_scalar(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A random cylinder: the whole disc or a random part of it (sometimes too little to
+    /// compare), layers random within the mask (sometimes empty), norms as `build_all` sets.
+    fn random_cylinder(rng: &mut ChaCha8Rng) -> Cylinder {
+        let disc = DISC[0];
+        let mask = match rng.gen_range(0..4) {
+            0 | 1 => disc,
+            2 => disc & rng.gen::<u64>() & rng.gen::<u64>(),
+            _ => disc & !(u64::MAX << rng.gen_range(20..64)),
+        };
+        let density = rng.gen_range(0..4);
+        let layers = std::array::from_fn(|_| {
+            let mut w = rng.gen::<u64>();
+            for _ in 0..density {
+                w &= rng.gen::<u64>();
+            }
+            [if density == 3 && rng.gen_bool(0.3) {
+                0
+            } else {
+                w & mask
+            }]
+        });
+        let mut c = Cylinder {
+            mask: [mask],
+            layers,
+            norm: 0,
+            sqrt_norm: 0.0,
+            full: mask == disc,
+        };
+        c.norm = c.layers.iter().flatten().map(|w| w.count_ones()).sum();
+        c.sqrt_norm = sqrt_bits(c.norm);
+        c
+    }
+
+    /// `n` random cylinders (the first `shared.len().min(n / 4)` copied from `shared`, so
+    /// that similarities of 1 occur) at random sorted angles.
+    fn random_template(
+        rng: &mut ChaCha8Rng,
+        n: usize,
+        shared: &[Cylinder],
+    ) -> (Vec<Point>, Vec<Cylinder>) {
+        let mut cyl: Vec<Cylinder> = (0..n).map(|_| random_cylinder(rng)).collect();
+        for (c, s) in cyl.iter_mut().zip(shared).take(n / 4) {
+            *c = *s;
+        }
+        let mut angles: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..TAU)).collect();
+        angles.sort_by(f32::total_cmp);
+        let points = angles
+            .iter()
+            .map(|&angle| Point {
+                x: 0.0,
+                y: 0.0,
+                angle,
+                cos: angle.cos(),
+                sin: angle.sin(),
+            })
+            .collect();
+        (points, cyl)
+    }
+
+    #[test]
+    fn kernels_match_scalar_twin_on_random_cylinders() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let disc = disc_cells();
+        let (mut pairs, mut exact) = (0usize, 0usize);
+        for round in 0..400 {
+            let (na, nb) = (rng.gen_range(0..48), rng.gen_range(0..48));
+            let (pa, ca) = random_template(&mut rng, na, &[]);
+            let (pb, cb) = random_template(&mut rng, nb, &ca);
+            let (ca, cb) = (Cylinders::new(&ca), Cylinders::new(&cb));
+            let angles_b: Vec<f32> = pb.iter().map(|p| p.angle).collect();
+            let min_common = match round % 4 {
+                0 => 0,
+                1 => (0.6 * disc as f32).ceil() as u32,
+                2 => disc,
+                _ => disc + 1,
+            };
+            let floor = if round % 5 == 0 { 0.3 } else { 0.0 };
+            let mut want = Vec::new();
+            local_similarities_scalar(&pa, &ca, &pb, &cb, min_common, floor, &mut want);
+            pairs += want.len();
+            exact += want
+                .iter()
+                .filter(|&&k| (k >> 32) as u32 == !1.0f32.to_bits())
+                .count();
+            let mut got = vec![7u64];
+            local_similarities(&pa, &ca, &angles_b, &cb, min_common, floor, &mut got);
+            assert_eq!(got.first(), Some(&7), "round {round}: appends");
+            assert_eq!(&got[1..], &want[..], "round {round}: dispatched");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("popcnt") {
+                    let mut got = Vec::new();
+                    // SAFETY: popcnt is supported (checked above).
+                    unsafe {
+                        local_similarities_popcnt(
+                            &pa, &ca, &angles_b, &cb, min_common, floor, &mut got,
+                        )
+                    };
+                    assert_eq!(got, want, "round {round}: popcnt");
+                }
+                if has_avx512() {
+                    let mut got = Vec::new();
+                    // SAFETY: every feature it is compiled with is supported (checked above).
+                    unsafe {
+                        local_similarities_avx512(
+                            &pa, &ca, &angles_b, &cb, min_common, floor, &mut got,
+                        )
+                    };
+                    assert_eq!(got, want, "round {round}: avx512");
+                } else {
+                    eprintln!("no AVX-512 here: vector kernel not tested");
+                }
+            }
+        }
+        // The cases the kernels branch on all occurred.
+        assert!(
+            pairs > 10_000 && exact > 50,
+            "{pairs} pairs, {exact} of similarity 1"
+        );
+    }
+
+    #[test]
+    fn cylinders_round_trip_through_planes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for n in [0usize, 1, 7, 8, 9, 40] {
+            let cyl: Vec<Cylinder> = (0..n).map(|_| random_cylinder(&mut rng)).collect();
+            let planes = Cylinders::new(&cyl);
+            assert_eq!(planes.len(), n);
+            for (j, c) in cyl.iter().enumerate() {
+                let back = planes.get(j);
+                assert_eq!((back.mask, back.layers), (c.mask, c.layers));
+                assert_eq!((back.sqrt_norm, back.full), (c.sqrt_norm, c.full));
+            }
+            let words: Vec<u64> = cyl
+                .iter()
+                .flat_map(|c| c.mask.iter().chain(c.layers.iter().flatten()).copied())
+                .collect();
+            assert_eq!(planes.words().collect::<Vec<_>>(), words);
+        }
+    }
 
     /// The windows by binary search, for comparison.
     fn window_reference(angles: &[f32], theta: f32) -> [(usize, usize); 2] {
