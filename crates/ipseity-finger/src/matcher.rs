@@ -347,9 +347,38 @@ pub fn score(a: &Prepared, b: &Prepared) -> f32 {
 }
 
 fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cylinder::has_avx512() {
+            // SAFETY: the CPU supports every feature the function is compiled with.
+            return unsafe { score_with_avx512(a, b, s) };
+        }
+    }
+    score_body(a, b, s, cylinder::local_similarities)
+}
+
+/// The whole comparison compiled for AVX-512, so that selection and relaxation are
+/// vectorised as well; the same operations in the same order, so the same score.
+///
+/// # Safety
+/// The CPU must support the enabled features ([`cylinder::has_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,avx512bw,avx2,popcnt")]
+unsafe fn score_with_avx512(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
+    score_body(a, b, s, |pa, ca, ab, cb, m, f, out| {
+        // SAFETY: this function's features are the kernel's.
+        unsafe { cylinder::local_similarities_avx512(pa, ca, ab, cb, m, f, out) }
+    })
+}
+
+#[inline(always)]
+fn score_body<K>(a: &Inner, b: &Inner, s: &mut Scratch, kernel: K) -> f32
+where
+    K: Fn(&[Point], &Cylinders, &[f32], &Cylinders, u32, f32, &mut Vec<u64>),
+{
     let c = &a.consolidation;
     s.pairs.clear();
-    cylinder::local_similarities(
+    kernel(
         &a.points,
         &a.cylinders,
         &b.angles,

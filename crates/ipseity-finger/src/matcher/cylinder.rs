@@ -432,11 +432,13 @@ fn local_similarities_popcnt(
 /// Whether this CPU runs [`local_similarities_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn has_avx512() -> bool {
+pub(super) fn has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
         && std::arch::is_x86_feature_detected!("avx512dq")
         && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx2")
 }
 
 /// [`local_similarities_generic`] eight second-template cylinders at a time: the same
@@ -447,8 +449,8 @@ fn has_avx512() -> bool {
 /// # Safety
 /// The CPU must support the enabled features ([`has_avx512`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,popcnt")]
-unsafe fn local_similarities_avx512(
+#[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,avx512bw,avx2,popcnt")]
+pub(super) unsafe fn local_similarities_avx512(
     pa: &[Point],
     ca: &Cylinders,
     angles_b: &[f32],
