@@ -316,6 +316,7 @@ struct Scratch {
     pairs: Vec<u64>,
     chosen: Vec<Pair>,
     rows: Vec<Row>,
+    row_table: RowTable,
     geometry: Geometry,
     rho: Vec<f32>,
     lambda: Vec<f32>,
@@ -354,49 +355,66 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
             return unsafe { score_with_avx512(a, b, s) };
         }
     }
-    score_body(a, b, s, cylinder::local_similarities)
+    score_body(a, b, s, |a, b, n, s| {
+        cylinder::local_similarities(
+            &a.points,
+            &a.cylinders,
+            &b.angles,
+            &b.cylinders,
+            a.consolidation.min_common_cells,
+            a.consolidation.min_local_similarity,
+            &mut s.pairs,
+        );
+        select_one_to_one(&mut s.pairs, n, &mut s.chosen, &mut s.rows);
+    })
 }
 
-/// The whole comparison compiled for AVX-512, so that selection and relaxation are
-/// vectorised as well; the same operations in the same order, so the same score.
+/// The whole comparison compiled for AVX-512: the vector kernel also reports each first
+/// minutia's run of pairs and best key, the selection runs on those in vectors, and the
+/// relaxation is vectorised by the compiler; the same operations in the same order, so
+/// the same score.
 ///
 /// # Safety
 /// The CPU must support the enabled features ([`cylinder::has_avx512`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,avx512bw,avx2,popcnt")]
 unsafe fn score_with_avx512(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
-    score_body(a, b, s, |pa, ca, ab, cb, m, f, out| {
-        // SAFETY: this function's features are the kernel's.
-        unsafe { cylinder::local_similarities_avx512(pa, ca, ab, cb, m, f, out) }
+    score_body(a, b, s, |a, b, n, s| {
+        // SAFETY: this function's features are the callees'.
+        unsafe {
+            cylinder::local_similarities_avx512(
+                &a.points,
+                &a.cylinders,
+                &b.angles,
+                &b.cylinders,
+                a.consolidation.min_common_cells,
+                a.consolidation.min_local_similarity,
+                &mut s.pairs,
+                &mut s.row_table,
+            );
+            select_rows_avx512(&s.pairs, &mut s.row_table, n, &mut s.chosen);
+        }
     })
 }
 
+/// A comparison from the pair selection on; `pairs_and_select` fills `s.chosen` with at
+/// most `n` one-to-one pairs.
 #[inline(always)]
-fn score_body<K>(a: &Inner, b: &Inner, s: &mut Scratch, kernel: K) -> f32
+fn score_body<F>(a: &Inner, b: &Inner, s: &mut Scratch, pairs_and_select: F) -> f32
 where
-    K: Fn(&[Point], &Cylinders, &[f32], &Cylinders, u32, f32, &mut Vec<u64>),
+    F: Fn(&Inner, &Inner, usize, &mut Scratch),
 {
     let c = &a.consolidation;
     s.pairs.clear();
-    kernel(
-        &a.points,
-        &a.cylinders,
-        &b.angles,
-        &b.cylinders,
-        c.min_common_cells,
-        c.min_local_similarity,
-        &mut s.pairs,
-    );
-    if s.pairs.is_empty() {
-        return 0.0;
-    }
+    s.row_table.clear();
+    s.chosen.clear();
     let n_relax = a
         .points
         .len()
         .min(b.points.len())
         .min(c.max_relax_pairs)
         .min(MAX_RELAX);
-    select_one_to_one(&mut s.pairs, n_relax, &mut s.chosen, &mut s.rows);
+    pairs_and_select(a, b, n_relax, s);
     let r = s.chosen.len();
     if r == 0 {
         return 0.0;
@@ -546,6 +564,131 @@ fn select_widening(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>) {
         }
         window *= 2;
     }
+}
+
+/// Each first minutia's run of pairs, as the vector kernel reports them: `pairs[start[r]..
+/// end[r]]` holds row `r`'s keys and `best[r]` the smallest of them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct RowTable {
+    pub(super) start: Vec<u32>,
+    pub(super) end: Vec<u32>,
+    pub(super) best: Vec<u64>,
+}
+
+impl RowTable {
+    fn clear(&mut self) {
+        self.start.clear();
+        self.end.clear();
+        self.best.clear();
+    }
+
+    #[inline(always)]
+    pub(super) fn push(&mut self, start: usize, end: usize, best: u64) {
+        self.start.push(start as u32);
+        self.end.push(end as u32);
+        self.best.push(best);
+    }
+}
+
+/// [`select_one_to_one`] on the kernel's rows, eight rows or keys at a time: the same
+/// picks in the same order. A row is one first minutia, so it retires when picked, and
+/// only the second minutiae need a used set.
+///
+/// # Safety
+/// The CPU must support the enabled features ([`cylinder::has_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,avx512bw,avx2,popcnt")]
+unsafe fn select_rows_avx512(pairs: &[u64], rows: &mut RowTable, n: usize, chosen: &mut Vec<Pair>) {
+    use std::arch::x86_64::*;
+    chosen.clear();
+    let nr = rows.best.len().min(rows.start.len()).min(rows.end.len());
+    rows.best.truncate(nr);
+    // Padding rows hold no key.
+    rows.best.resize(nr.div_ceil(8) * 8, u64::MAX);
+    let none = _mm512_set1_epi64(-1);
+    let low16 = _mm512_set1_epi64(0xffff);
+    // Second minutiae already paired; lanes 4 to 7 stay zero (indices are below 256).
+    let mut used = [0u64; 8];
+    while chosen.len() < n {
+        let mut m = none;
+        for v in rows.best.chunks_exact(8) {
+            // SAFETY: a chunk is 8 `u64`s.
+            m = _mm512_min_epu64(m, unsafe { _mm512_loadu_epi64(v.as_ptr().cast()) });
+        }
+        let pick = _mm512_reduce_min_epu64(m);
+        if pick == u64::MAX {
+            break;
+        }
+        let p = unpack(pick);
+        chosen.push(p);
+        if chosen.len() >= n {
+            break;
+        }
+        let j = usize::from(p.j) & 0xff;
+        used[(j >> 6) & 3] |= 1 << (j & 63);
+        // SAFETY: `used` is 8 `u64`s.
+        let used_v = unsafe { _mm512_loadu_epi64(used.as_ptr().cast()) };
+        let (pick_v, j_v) = (
+            _mm512_set1_epi64(pick as i64),
+            _mm512_set1_epi64(i64::from(p.j)),
+        );
+        for (v, chunk) in rows.best.chunks_exact_mut(8).enumerate() {
+            // SAFETY: a chunk is 8 `u64`s.
+            let b = unsafe { _mm512_loadu_epi64(chunk.as_ptr().cast()) };
+            let is_pick = _mm512_cmpeq_epu64_mask(b, pick_v);
+            // Padding and spent rows hold u64::MAX, whose second index (0xffff) is no
+            // minutia's.
+            let mut stale = _mm512_cmpeq_epu64_mask(_mm512_and_si512(b, low16), j_v) & !is_pick;
+            if is_pick != 0 {
+                // SAFETY: a chunk is 8 `u64`s; only the picked lane is written.
+                unsafe { _mm512_mask_storeu_epi64(chunk.as_mut_ptr().cast(), is_pick, none) };
+            }
+            while stale != 0 {
+                let lane = stale.trailing_zeros() as usize;
+                stale &= stale - 1;
+                let r = v * 8 + lane;
+                let (Some(&start), Some(&end), Some(slot)) =
+                    (rows.start.get(r), rows.end.get(r), chunk.get_mut(lane))
+                else {
+                    continue;
+                };
+                let keys = pairs
+                    .get(start as usize..(end as usize).min(pairs.len()))
+                    .unwrap_or(&[]);
+                // SAFETY: same features as this function.
+                *slot = unsafe { best_free_avx512(keys, used_v) };
+            }
+        }
+    }
+}
+
+/// The smallest key whose second minutia is not in `used` (bit `j` of lane `j / 64`), or
+/// `u64::MAX`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,avx512bw,avx2,popcnt")]
+#[inline]
+unsafe fn best_free_avx512(keys: &[u64], used: std::arch::x86_64::__m512i) -> u64 {
+    use std::arch::x86_64::*;
+    let (low8, low6, one) = (
+        _mm512_set1_epi64(0xff),
+        _mm512_set1_epi64(63),
+        _mm512_set1_epi64(1),
+    );
+    let mut m = _mm512_set1_epi64(-1);
+    let mut k = 0;
+    while k < keys.len() {
+        let rest = keys.len() - k;
+        let lanes: __mmask8 = if rest >= 8 { 0xff } else { (1u8 << rest) - 1 };
+        // SAFETY: the lanes read are `keys[k..k + rest.min(8)]`.
+        let v = unsafe { _mm512_maskz_loadu_epi64(lanes, keys.as_ptr().add(k).cast()) };
+        let j = _mm512_and_si512(v, low8);
+        let word = _mm512_permutexvar_epi64(_mm512_srli_epi64::<6>(j), used);
+        let bit = _mm512_srlv_epi64(word, _mm512_and_si512(j, low6));
+        let free = _mm512_mask_testn_epi64_mask(lanes, bit, one);
+        m = _mm512_mask_min_epu64(m, free, m, v);
+        k += 8;
+    }
+    _mm512_reduce_min_epu64(m)
 }
 
 /// Compatibility of correspondence `p` with each later one (`q > p`), written to

@@ -1,7 +1,7 @@
 //! Bit cylinders: construction (at prepare time) and the local-similarity kernel (the hot
 //! loop of every comparison).
 
-use super::{angle_diff, pair_key, MatcherConfig, Point};
+use super::{angle_diff, pair_key, MatcherConfig, Point, RowTable};
 use std::f32::consts::{FRAC_PI_2, PI, TAU};
 
 /// Cells along each side of a cylinder's square grid.
@@ -444,12 +444,14 @@ pub(super) fn has_avx512() -> bool {
 /// [`local_similarities_generic`] eight second-template cylinders at a time: the same
 /// pairs, in the same order, with bit-identical similarities (the square roots of bit
 /// counts are exact in `f32` either way, and every other step is one correctly rounded
-/// operation in the same order).
+/// operation in the same order). Each first minutia with pairs also gets a row in `rows`
+/// (its run of keys in `out` and the smallest of them).
 ///
 /// # Safety
 /// The CPU must support the enabled features ([`has_avx512`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,avx512bw,avx2,popcnt")]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn local_similarities_avx512(
     pa: &[Point],
     ca: &Cylinders,
@@ -458,8 +460,10 @@ pub(super) unsafe fn local_similarities_avx512(
     min_common: u32,
     floor: f32,
     out: &mut Vec<u64>,
+    rows: &mut RowTable,
 ) {
     use std::arch::x86_64::*;
+    let base = out.len();
     let na = pa.len().min(ca.len());
     let nb = cb.len().min(angles_b.len());
     // Every lane is stored and only the kept ones counted, so the last store may write
@@ -483,6 +487,8 @@ pub(super) unsafe fn local_similarities_avx512(
         let al: [__m512i; ND] = std::array::from_fn(|d| _mm512_set1_epi64(a.layers[d][0] as i64));
         let sa = _mm256_set1_ps(a.sqrt_norm);
         let ikey = _mm512_set1_epi64((i as i64) << 16);
+        let row_start = len;
+        let mut row_min = _mm512_set1_epi64(-1);
         for (start, end) in window(angles_b, p.angle) {
             let end = end.min(nb);
             let mut j = start;
@@ -544,6 +550,7 @@ pub(super) unsafe fn local_similarities_avx512(
                 let keys = _mm512_or_si512(hi, _mm512_or_si512(ikey, jv));
                 // Compress in a register, then one full store: a compressing store to
                 // memory is microcoded and slow on some cores.
+                row_min = _mm512_mask_min_epu64(row_min, keep, row_min, keys);
                 let packed = _mm512_maskz_compress_epi64(keep, keys);
                 if len + 8 <= room {
                     // SAFETY: `len + 8 <= room`, within the spare capacity.
@@ -553,8 +560,15 @@ pub(super) unsafe fn local_similarities_avx512(
                 j += 8;
             }
         }
+        if len > row_start {
+            rows.push(
+                base + row_start,
+                base + len,
+                _mm512_reduce_min_epu64(row_min),
+            );
+        }
     }
-    let new_len = out.len() + len;
+    let new_len = base + len;
     // SAFETY: the first `len` spare slots were written above (`len + 8 <= room` at every
     // store, and `len` only grows by the lanes that store wrote).
     unsafe { out.set_len(new_len) };
@@ -575,7 +589,18 @@ pub(super) fn local_similarities(
     {
         if has_avx512() {
             // SAFETY: the CPU supports every feature the function is compiled with.
-            unsafe { local_similarities_avx512(pa, ca, angles_b, cb, min_common, floor, out) };
+            unsafe {
+                local_similarities_avx512(
+                    pa,
+                    ca,
+                    angles_b,
+                    cb,
+                    min_common,
+                    floor,
+                    out,
+                    &mut RowTable::default(),
+                )
+            };
             return;
         }
         if std::arch::is_x86_feature_detected!("popcnt") {
@@ -604,7 +629,7 @@ pub(super) fn local_similarities_scalar(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -668,6 +693,25 @@ mod tests {
         (points, cyl)
     }
 
+    /// The runs of equal first minutia in `keys[from..]`, with their smallest keys.
+    pub(in crate::matcher) fn rows_of(keys: &[u64], from: usize) -> RowTable {
+        let mut rows = RowTable::default();
+        let mut k = from;
+        while k < keys.len() {
+            let i = keys[k] >> 16 & 0xffff;
+            let end = (k..keys.len())
+                .find(|&e| keys[e] >> 16 & 0xffff != i)
+                .unwrap_or(keys.len());
+            rows.push(
+                k,
+                end,
+                keys[k..end].iter().copied().min().unwrap_or(u64::MAX),
+            );
+            k = end;
+        }
+        rows
+    }
+
     #[test]
     fn kernels_match_scalar_twin_on_random_cylinders() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -710,14 +754,16 @@ mod tests {
                     assert_eq!(got, want, "round {round}: popcnt");
                 }
                 if has_avx512() {
-                    let mut got = Vec::new();
+                    let mut got = vec![9u64; round % 3];
+                    let mut rows = RowTable::default();
                     // SAFETY: every feature it is compiled with is supported (checked above).
                     unsafe {
                         local_similarities_avx512(
-                            &pa, &ca, &angles_b, &cb, min_common, floor, &mut got,
+                            &pa, &ca, &angles_b, &cb, min_common, floor, &mut got, &mut rows,
                         )
                     };
-                    assert_eq!(got, want, "round {round}: avx512");
+                    assert_eq!(&got[round % 3..], &want[..], "round {round}: avx512");
+                    assert_eq!(rows, rows_of(&got, round % 3), "round {round}: rows");
                 } else {
                     eprintln!("no AVX-512 here: vector kernel not tested");
                 }

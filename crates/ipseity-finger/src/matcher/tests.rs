@@ -348,16 +348,17 @@ fn one_to_one_selection_matches_full_sort() {
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     let mut chosen = Vec::new();
     for round in 0..300 {
-        // Few rows and columns (many conflicts, so the fallback runs) up to the cap.
-        let (na, nb) = if round % 3 == 0 {
-            (rng.gen_range(2..6u16), rng.gen_range(2..60u16))
-        } else {
-            (rng.gen_range(2..45u16), rng.gen_range(2..45u16))
+        // Few rows and columns (many conflicts, so the fallback runs) up to the cap, and
+        // second indices across all four words of the used set.
+        let (na, nb, density) = match round % 3 {
+            0 => (rng.gen_range(2..6u16), rng.gen_range(2..60u16), 0.6),
+            1 => (rng.gen_range(2..45u16), rng.gen_range(2..45u16), 0.6),
+            _ => (rng.gen_range(2..70u16), 255, 0.1),
         };
         let mut pairs = Vec::new();
         for i in 0..na {
             for j in 0..nb {
-                if rng.gen_bool(0.6) {
+                if rng.gen_bool(density) {
                     // Coarse similarities: plenty of ties, broken by (i, j).
                     let sim = f32::from(rng.gen_range(1..20u8)) / 20.0;
                     pairs.push(pair_key(sim, i, j));
@@ -379,6 +380,14 @@ fn one_to_one_selection_matches_full_sort() {
             select_widening(&mut pairs.clone(), n, &mut widening);
             assert_eq!(widening, chosen, "widening, round {round}, n {n}");
             assert_eq!(chosen, select_reference(&pairs, n), "round {round}, n {n}");
+            #[cfg(target_arch = "x86_64")]
+            if cylinder::has_avx512() {
+                let mut rows = cylinder::tests::rows_of(&pairs, 0);
+                let mut fast = Vec::new();
+                // SAFETY: every feature it is compiled with is supported (checked above).
+                unsafe { select_rows_avx512(&pairs, &mut rows, n, &mut fast) };
+                assert_eq!(fast, chosen, "avx512, round {round}, n {n}");
+            }
         }
     }
 }
