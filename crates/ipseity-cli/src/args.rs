@@ -414,4 +414,11 @@ pub struct BenchSearchArgs {
     /// HNSW search beam width
     #[arg(long, default_value_t = 64)]
     pub ef: usize,
+    /// Exact index: where the f32 re-rank rows live, in RAM (memory) or in an
+    /// encrypted, unlinked spill file (sealed)
+    #[arg(long, default_value = "memory", value_parser = ["memory", "sealed"])]
+    pub rerank: String,
+    /// Directory of the sealed spill file (default: the OS temporary directory)
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
 }
