@@ -191,6 +191,10 @@ struct Shard<K> {
     free_slots: Vec<u32>,
     subjects: HashMap<K, SubjectEntry>,
     scale: Vec<f32>,
+    /// Largest `|x_d|` of the rows held, per dimension (the int8 refit's
+    /// input); an upper bound only after a removal, until the next refit.
+    amax: Vec<f32>,
+    amax_exact: bool,
     /// Int8 codes and their error bookkeeping (f16 uses `q.err` only).
     q: Codes,
     calibrated_at: usize,
@@ -642,6 +646,8 @@ where
             free_slots: Vec::new(),
             subjects: HashMap::new(),
             scale: vec![s0; dim],
+            amax: vec![0.0; dim],
+            amax_exact: true,
             q: Codes::new(dim, groups, 0),
             calibrated_at: 0,
             calibrate_from: calibrate_from.max(1),
@@ -672,12 +678,17 @@ where
     /// changes unless every row could be read.
     fn calibrate(&mut self) -> Result<()> {
         let (dim, groups) = (self.dim, self.groups);
-        let mut m = vec![0f32; dim];
-        self.each_row(|_, x| {
-            for (m, &x) in m.iter_mut().zip(x) {
-                *m = m.max(x.abs());
-            }
-        })?;
+        // The running maximum saves a pass over the rows (a file read when
+        // they are sealed) unless a removal may have lowered it.
+        let mut m = self.amax.clone();
+        if !self.amax_exact {
+            m.iter_mut().for_each(|m| *m = 0.0);
+            self.each_row(|_, x| {
+                for (m, &x) in m.iter_mut().zip(x) {
+                    *m = m.max(x.abs());
+                }
+            })?;
+        }
         let scale: Vec<f32> = m
             .iter()
             .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 / 127.0 })
@@ -686,6 +697,8 @@ where
         self.each_row(|r, x| q.encode(&scale, groups, r, x))?;
         self.scale = scale;
         self.q = q;
+        self.amax = m;
+        self.amax_exact = true;
         self.calibrated_at = self.n;
         Ok(())
     }
@@ -693,6 +706,9 @@ where
     /// After a bulk insert (whose int8 rows were not encoded yet): refit the
     /// int8 scales to everything held and release spare capacity.
     fn finish_bulk(&mut self) -> Result<()> {
+        if let Some(s) = &mut self.sealed {
+            s.flush()?;
+        }
         if self.storage == Storage::Int8 && self.n > 0 {
             self.calibrate()?;
         }
@@ -716,8 +732,11 @@ where
         let row = self.n;
         let row32 = u32::try_from(row).map_err(|_| IndexError::Capacity)?;
         match &mut self.sealed {
-            Some(s) => s.push(template_id, v)?,
+            Some(s) => s.push(template_id, v, bulk)?,
             None => self.f32s.extend_from_slice(v),
+        }
+        for (m, &x) in self.amax.iter_mut().zip(v) {
+            *m = m.max(x.abs());
         }
         let slot = match self.subjects.get_mut(&key) {
             Some(e) => {
@@ -776,6 +795,7 @@ where
     /// Drops rows `n0..` (all added after `n0`, so each is the last row of
     /// its subject's list), undoing an unfinished bulk insert.
     fn truncate_to(&mut self, n0: usize) {
+        self.amax_exact = false;
         for r in (n0..self.n).rev() {
             let slot = self.owner[r];
             let Some(key) = self.slots[slot as usize].clone() else {
@@ -825,6 +845,7 @@ where
 
     /// Moves the last row into `r` and shrinks by one.
     fn swap_remove(&mut self, r: usize) {
+        self.amax_exact = false;
         let last = self.n - 1;
         let dim = self.dim;
         if let Some(s) = &mut self.sealed {

@@ -34,7 +34,8 @@ use zeroize::Zeroize;
 const HEAD: usize = 8;
 /// GCM tag length.
 const TAG: usize = 16;
-/// Records read per call when every row is streamed (calibration).
+/// Records read per call when every row is streamed (calibration), and
+/// records gathered per write by a bulk insert.
 const STREAM_ROWS: usize = 256;
 
 fn io_err(op: &'static str, e: &std::io::Error) -> IndexError {
@@ -47,7 +48,12 @@ pub(crate) struct SealedRows {
     cipher: Aes256Gcm,
     dim: usize,
     rec: usize,
+    /// Rows held, written or pending.
     len: usize,
+    /// Rows written to the file; `pending` holds the sealed records of rows
+    /// `flushed..len` (a bulk insert gathers them into large writes).
+    flushed: usize,
+    pending: Vec<u8>,
     next_nonce: u64,
     broken: Option<ErrorKind>,
 }
@@ -96,6 +102,8 @@ impl SealedRows {
             dim,
             rec,
             len: 0,
+            flushed: 0,
+            pending: Vec::new(),
             next_nonce: 0,
             broken: None,
         })
@@ -198,8 +206,10 @@ impl SealedRows {
         pwrite(&self.file, &buf, off).map_err(|e| io_err("write", &e))
     }
 
-    /// Appends row `v` of template `tid`. On error nothing is added.
-    pub(crate) fn push(&mut self, tid: u64, v: &[f32]) -> Result<()> {
+    /// Appends row `v` of template `tid`. With `gather` the sealed record
+    /// may wait in memory for [`SealedRows::flush`] (a bulk insert); rows
+    /// cannot be read before that. On error nothing is added.
+    pub(crate) fn push(&mut self, tid: u64, v: &[f32], gather: bool) -> Result<()> {
         self.check()?;
         if v.len() != self.dim {
             return Err(IndexError::DimensionMismatch {
@@ -207,8 +217,39 @@ impl SealedRows {
                 got: v.len(),
             });
         }
-        self.write_at(self.len, tid, v)?;
+        if !gather {
+            self.flush()?;
+            self.write_at(self.len, tid, v)?;
+            self.len += 1;
+            self.flushed = self.len;
+            return Ok(());
+        }
+        let at = self.pending.len();
+        self.pending.resize(at + self.rec, 0);
+        let mut rec = std::mem::take(&mut self.pending);
+        let sealed = self.seal(self.len, tid, v, &mut rec[at..]);
+        self.pending = rec;
+        if let Err(e) = sealed {
+            self.pending.truncate(at);
+            return Err(e);
+        }
         self.len += 1;
+        if self.pending.len() >= STREAM_ROWS * self.rec {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the gathered records. On error they stay pending (and
+    /// unreadable); the caller undoes the insert with [`SealedRows::truncate`].
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let off = self.offset(self.flushed)?;
+        pwrite(&self.file, &self.pending, off).map_err(|e| io_err("write", &e))?;
+        self.pending.clear();
+        self.flushed = self.len;
         Ok(())
     }
 
@@ -216,7 +257,7 @@ impl SealedRows {
     /// left in `s` and returned.
     pub(crate) fn read<'s>(&self, r: usize, tid: u64, s: &'s mut Scratch) -> Result<&'s [f32]> {
         self.check()?;
-        if r >= self.len {
+        if r >= self.flushed {
             return Err(IndexError::SpillCorrupt { row: r });
         }
         let off = self.offset(r)?;
@@ -229,7 +270,7 @@ impl SealedRows {
     /// `tids[r]` is row `r`'s template id.
     pub(crate) fn for_each(&self, tids: &[u64], mut f: impl FnMut(usize, &[f32])) -> Result<()> {
         self.check()?;
-        let n = self.len.min(tids.len());
+        let n = self.flushed.min(tids.len());
         let mut bytes = vec![0u8; self.rec * STREAM_ROWS.min(n.max(1))];
         let mut row = vec![0f32; self.dim];
         let mut r0 = 0;
@@ -252,6 +293,13 @@ impl SealedRows {
         if self.broken.is_some() || self.len == 0 {
             return;
         }
+        if let Err(e) = self.flush() {
+            self.broken = Some(match e {
+                IndexError::SpillIo { kind, .. } => kind,
+                _ => ErrorKind::InvalidData,
+            });
+            return;
+        }
         let last = self.len - 1;
         if r != last {
             let mut s = self.scratch();
@@ -271,6 +319,7 @@ impl SealedRows {
             }
         }
         self.len = last;
+        self.flushed = last;
         // Shrinking is only housekeeping: a stale tail is ciphertext that the
         // next push overwrites under a fresh nonce.
         let _ = self.file.set_len(self.file_bytes());
@@ -278,10 +327,19 @@ impl SealedRows {
 
     /// Drops every row from `len` on (rolling back an unfinished bulk insert).
     pub(crate) fn truncate(&mut self, len: usize) {
-        if len < self.len {
-            self.len = len;
-            let _ = self.file.set_len(self.file_bytes());
+        if len >= self.len {
+            return;
         }
+        if len >= self.flushed {
+            self.pending.truncate((len - self.flushed) * self.rec);
+        } else {
+            self.pending.clear();
+            self.flushed = len;
+            let _ = self
+                .file
+                .set_len((len as u64).saturating_mul(self.rec as u64));
+        }
+        self.len = len;
     }
 
     /// Test hook: overwrites one byte of the file, as a faulty disk would.
@@ -357,10 +415,13 @@ mod tests {
         let dim = 5;
         let mut s = SealedRows::create(None, dim).unwrap();
         for i in 0..10 {
-            s.push(100 + i as u64, &row(i, dim)).unwrap();
+            s.push(100 + i as u64, &row(i, dim), i % 3 == 0).unwrap();
         }
         assert_eq!(s.file_bytes(), 10 * (24 + 20));
         let mut sc = s.scratch();
+        // Row 9 was gathered and is not readable before the flush.
+        assert!(s.read(9, 109, &mut sc).is_err());
+        s.flush().unwrap();
         for i in 0..10 {
             assert_eq!(
                 s.read(i, 100 + i as u64, &mut sc).unwrap(),
@@ -392,11 +453,32 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_bulk_insert_leaves_no_row() {
+        let dim = 3;
+        let mut s = SealedRows::create(None, dim).unwrap();
+        s.push(0, &row(0, dim), false).unwrap();
+        for i in 1..6 {
+            s.push(i, &row(i as usize, dim), true).unwrap();
+        }
+        s.truncate(4);
+        s.flush().unwrap();
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.file_bytes(), 4 * (24 + 12));
+        let mut sc = s.scratch();
+        assert_eq!(s.read(3, 3, &mut sc).unwrap(), &row(3, dim)[..]);
+        assert!(s.read(4, 4, &mut sc).is_err());
+        s.truncate(1);
+        s.push(9, &row(9, dim), false).unwrap();
+        assert_eq!(s.read(1, 9, &mut sc).unwrap(), &row(9, dim)[..]);
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
     fn a_flipped_byte_is_an_error_not_a_value() {
         let dim = 4;
         let mut s = SealedRows::create(None, dim).unwrap();
-        s.push(7, &row(0, dim)).unwrap();
-        s.push(8, &row(1, dim)).unwrap();
+        s.push(7, &row(0, dim), false).unwrap();
+        s.push(8, &row(1, dim), false).unwrap();
         let mut sc = s.scratch();
         // A byte of row 1's ciphertext, then a byte of row 0's nonce counter.
         s.corrupt((24 + 16) as u64 + 8 + 3).unwrap();
