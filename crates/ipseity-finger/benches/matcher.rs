@@ -296,7 +296,7 @@ fn main() {
 
     // Comparisons: every first impression against every second impression.
     let skip_score = std::env::var_os("MATCHER_BENCH_DESCRIPTOR_ONLY").is_some();
-    let cpu0 = thread_cpu_s();
+    let cpu0 = thread_cpu_ns();
     let t0 = Instant::now();
     let mut genuine = Vec::with_capacity(n);
     let mut impostor = Vec::with_capacity(n * (n - 1));
@@ -311,7 +311,7 @@ fn main() {
         }
     }
     let cmp_s = t0.elapsed().as_secs_f64();
-    let cmp_cpu = thread_cpu_s().zip(cpu0).map(|(b, a)| b - a);
+    let cmp_cpu = thread_cpu_ns().zip(cpu0).map(|(b, a)| (b - a) * 1e-9);
     let comparisons = (n * n) as f64;
     println!(
         "score: {:.0} comparisons/s on one thread ({comparisons} in {cmp_s:.2} s)",
