@@ -17,7 +17,11 @@
 //! (high 4 bits) with impression type (low 4 bits), finger quality (0 to 100) and the number
 //! of minutiae, then 6 bytes per minutia (2 type bits + 14 bits of x; 2 reserved bits + 14
 //! bits of y; angle; quality 0 to 100), then a 2-byte extended data length and that many
-//! bytes, which this reader skips. Type bits are `01` ridge ending, `10` bifurcation, `00`
+//! bytes of extended data blocks (ridge counts, cores and deltas, vendor data), which the
+//! reader parses and validates: [`read`] checks and drops them, [`read_with_extended`]
+//! returns them as [`ExtendedData`] and [`write_with_extended`] writes them back byte for
+//! byte (layout, sources and the ridge count indexing convention in the `extended`
+//! submodule's documentation). Type bits are `01` ridge ending, `10` bifurcation, `00`
 //! other; `11` is reserved and refused. Angles are counter-clockwise from the x axis, the
 //! convention of [`Minutia`], so no reflection is needed.
 //!
@@ -39,6 +43,13 @@
 
 use crate::{FingerPosition, FingerTemplate, Minutia, MinutiaKind};
 use std::f64::consts::TAU;
+
+mod extended;
+
+pub use extended::{
+    Core, CoresAndDeltas, Delta, ExtendedBlock, ExtendedData, RidgeCount, RidgeCountMethod,
+    RidgeCounts,
+};
 
 const MAGIC: &[u8; 8] = b"FMR\0 20\0";
 const ISO_HEADER: usize = 24;
@@ -188,6 +199,71 @@ pub enum RecordError {
         /// The first template's resolution.
         first: u16,
     },
+    /// An extended data block whose length field is under 4 or runs past the end of its
+    /// view's extended data area (or fewer than 4 bytes left for a block header).
+    #[error(
+        "finger view {view}: extended data block (type {type_code:?}) of {length} bytes does not fit the {available} bytes left in the area (a block needs at least 4)"
+    )]
+    ExtendedBlockLength {
+        /// Index of the finger view.
+        view: usize,
+        /// The block's type code, when its header was complete.
+        type_code: Option<u16>,
+        /// The block's declared length (or the bytes left, when the header was cut short).
+        length: usize,
+        /// Bytes left in the area where the block starts.
+        available: usize,
+    },
+    /// An extended data block whose content does not match its type's layout.
+    #[error("finger view {view}: {what}")]
+    ExtendedBlockContent {
+        /// Index of the finger view.
+        view: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A ridge count names a minutia the view does not have (indices are 1-based, 0 means
+    /// none, so at most the number of minutiae).
+    #[error(
+        "finger view {view}: ridge count refers to minutia {index} but the view has {minutiae}"
+    )]
+    RidgeCountIndex {
+        /// Index of the finger view.
+        view: usize,
+        /// The offending minutia index.
+        index: u8,
+        /// Number of minutiae in the view.
+        minutiae: usize,
+    },
+    /// On write, an extended data block or area longer than its 16-bit length field holds.
+    #[error("finger view {view}: {length} bytes of extended data do not fit a 16-bit length")]
+    ExtendedTooLong {
+        /// Index of the finger view.
+        view: usize,
+        /// The length that overflowed.
+        length: usize,
+    },
+    /// On write, more cores or deltas than the format can count (63 ISO, 15 ANSI).
+    #[error("finger view {view}: {count} {what} in a core and delta block, at most {max}")]
+    TooManyPoints {
+        /// Index of the finger view.
+        view: usize,
+        /// `"cores"` or `"deltas"`.
+        what: &'static str,
+        /// How many were given.
+        count: usize,
+        /// The format's limit.
+        max: usize,
+    },
+    /// On ANSI write, some cores (or deltas) of one block have angles and some do not; ANSI
+    /// has one flag per list.
+    #[error("finger view {view}: ANSI records need angles on all {what} of a block or none")]
+    MixedAngles {
+        /// Index of the finger view.
+        view: usize,
+        /// `"cores"` or `"deltas"`.
+        what: &'static str,
+    },
 }
 
 /// Tells which of the two formats `bytes` holds, or `None` if it is not a finger minutiae
@@ -237,7 +313,25 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
 /// Each template gets the record's image size and resolution. Pixels per centimetre become
 /// the pixels-per-inch value that [`write`] maps back to the same number, preferring a
 /// multiple of 5 (197 reads as 500 ppi, 394 as 1000 ppi).
+///
+/// Each view's extended data is parsed and validated as [`read_with_extended`] does, then
+/// dropped: a malformed extended data area makes the record an error.
 pub fn read(bytes: &[u8]) -> Result<(Format, Vec<FingerTemplate>), RecordError> {
+    let (format, views) = read_with_extended(bytes)?;
+    Ok((format, views.into_iter().map(|(t, _)| t).collect()))
+}
+
+/// Reads a record as [`read`] does, returning each view's template together with its
+/// extended data (ridge counts, cores and deltas, vendor blocks), in record order.
+///
+/// Refused beyond what [`read`] refuses: blocks that do not fill the area exactly (a length
+/// under 4 or past the area's end), the reserved type code 0, ridge count data with an
+/// unknown extraction method, a partial entry or a minutia index above the view's number of
+/// minutiae, and core and delta data that does not follow its format's layout (reserved
+/// bits set, ANSI angles above 179, counts beyond the format's, bytes left over).
+pub fn read_with_extended(
+    bytes: &[u8],
+) -> Result<(Format, Vec<(FingerTemplate, ExtendedData)>), RecordError> {
     if !bytes.starts_with(MAGIC) {
         return Err(if MAGIC.starts_with(bytes) {
             RecordError::Truncated("format identifier")
@@ -288,7 +382,7 @@ pub fn read(bytes: &[u8]) -> Result<(Format, Vec<FingerTemplate>), RecordError> 
     })?;
 
     let mut templates = Vec::with_capacity(usize::from(views).min(r.remaining() / MIN_VIEW));
-    for _ in 0..views {
+    for view in 0..usize::from(views) {
         let position = r.u8("finger view header")?;
         let position = FingerPosition::from_code(position).ok_or(RecordError::Field {
             field: "finger position",
@@ -306,15 +400,19 @@ pub fn read(bytes: &[u8]) -> Result<(Format, Vec<FingerTemplate>), RecordError> 
             minutiae.push(read_minutia(&mut r, format)?);
         }
         let extended = usize::from(r.u16("extended data length")?);
-        r.skip(extended, "extended data")?;
-        templates.push(FingerTemplate {
-            width,
-            height,
-            resolution_ppi,
-            position,
-            quality,
-            minutiae,
-        });
+        let area = r.take(extended, "extended data")?;
+        let extended = extended::parse(area, format, minutiae.len(), view)?;
+        templates.push((
+            FingerTemplate {
+                width,
+                height,
+                resolution_ppi,
+                position,
+                quality,
+                minutiae,
+            },
+            extended,
+        ));
     }
     if r.remaining() > 0 {
         return Err(RecordError::TrailingBytes(r.remaining()));
@@ -374,9 +472,40 @@ fn quality(value: u8, field: &'static str) -> Result<u8, RecordError> {
 /// Refused: no templates, more than 255 views or 16 of one finger, more than 255 minutiae
 /// in a view, a position outside `0..=16383` after rounding or not finite, a non-finite
 /// angle, a quality above 100, a resolution of 0 or 1 ppi or one that differs between
-/// templates.
+/// templates. No view carries extended data.
 pub fn write(templates: &[FingerTemplate], format: Format) -> Result<Vec<u8>, RecordError> {
-    let first = templates.first().ok_or(RecordError::NoTemplates)?;
+    let views: Vec<(&FingerTemplate, Vec<u8>)> =
+        templates.iter().map(|t| (t, Vec::new())).collect();
+    write_views(&views, format)
+}
+
+/// Writes one record as [`write`] does, each view followed by its extended data, so that
+/// `write_with_extended(&read_with_extended(r)?.1, format)` gives back `r` for every record
+/// this module writes.
+///
+/// Refused beyond what [`write`] refuses: an extended data area or block over 65535 bytes,
+/// a vendor block with a type code below 3, a ridge count index above the view's number of
+/// minutiae, more than 63 (ISO) or 15 (ANSI) cores or deltas in a block, a core or delta
+/// coordinate above 16383, an ANSI angle code above 179, and ANSI blocks where only some
+/// cores (or deltas) have angles.
+pub fn write_with_extended(
+    views: &[(FingerTemplate, ExtendedData)],
+    format: Format,
+) -> Result<Vec<u8>, RecordError> {
+    let mut encoded = Vec::with_capacity(views.len());
+    for (view, (t, ext)) in views.iter().enumerate() {
+        encoded.push((t, extended::encode(ext, format, t.minutiae.len(), view)?));
+    }
+    write_views(&encoded, format)
+}
+
+/// Writes views whose extended data areas are already encoded (each at most 65535 bytes).
+fn write_views(
+    views: &[(&FingerTemplate, Vec<u8>)],
+    format: Format,
+) -> Result<Vec<u8>, RecordError> {
+    let templates = views;
+    let first = templates.first().ok_or(RecordError::NoTemplates)?.0;
     if templates.len() > usize::from(u8::MAX) {
         return Err(RecordError::TooManyViews {
             count: templates.len(),
@@ -387,7 +516,7 @@ pub fn write(templates: &[FingerTemplate], format: Format) -> Result<Vec<u8>, Re
         value: u64::from(first.resolution_ppi),
     })?;
     let mut body_len = 0usize;
-    for (view, t) in templates.iter().enumerate() {
+    for (view, &(t, ref area)) in templates.iter().enumerate() {
         if t.resolution_ppi != first.resolution_ppi {
             return Err(RecordError::MixedResolution {
                 view,
@@ -401,7 +530,7 @@ pub fn write(templates: &[FingerTemplate], format: Format) -> Result<Vec<u8>, Re
                 count: t.minutiae.len(),
             });
         }
-        body_len += MIN_VIEW + MINUTIA_BYTES * t.minutiae.len();
+        body_len += MIN_VIEW + MINUTIA_BYTES * t.minutiae.len() + area.len();
     }
     let (header_len, long_ansi) = match format {
         Format::Iso19794_2 => (ISO_HEADER, false),
@@ -411,7 +540,8 @@ pub fn write(templates: &[FingerTemplate], format: Format) -> Result<Vec<u8>, Re
         Format::Ansi378 => (ANSI_HEADER, false),
     };
     let total = header_len + body_len;
-    // 255 views of 255 minutiae stay far below 4 GiB; the conversion cannot fail.
+    // 255 views of 255 minutiae and 64 KiB of extended data each stay far below 4 GiB; the
+    // conversion cannot fail.
     let total32 = u32::try_from(total).map_err(|_| RecordError::TooManyViews {
         count: templates.len(),
     })?;
@@ -440,7 +570,7 @@ pub fn write(templates: &[FingerTemplate], format: Format) -> Result<Vec<u8>, Re
     out.push(0); // reserved
 
     let mut views_of = [0usize; FingerPosition::ALL.len()];
-    for (view, t) in templates.iter().enumerate() {
+    for (view, &(t, ref area)) in templates.iter().enumerate() {
         let number = &mut views_of[usize::from(t.position.code())];
         if *number >= MAX_VIEWS_PER_FINGER {
             return Err(RecordError::TooManyViews { count: *number + 1 });
@@ -474,7 +604,13 @@ pub fn write(templates: &[FingerTemplate], format: Format) -> Result<Vec<u8>, Re
             })?);
             out.push(quality(m.quality, "minutia quality")?);
         }
-        out.extend_from_slice(&[0, 0]); // no extended data
+        // encode() keeps areas within 16 bits; write() passes empty ones.
+        let area_len = u16::try_from(area.len()).map_err(|_| RecordError::ExtendedTooLong {
+            view,
+            length: area.len(),
+        })?;
+        out.extend_from_slice(&area_len.to_be_bytes());
+        out.extend_from_slice(area);
     }
     debug_assert_eq!(out.len(), total);
     Ok(out)
