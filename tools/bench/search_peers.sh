@@ -4,6 +4,9 @@
 # and prints one JSON line per engine.
 #
 # Usage: tools/bench/search_peers.sh [N] [DIM] [QUERIES]
+# Environment (passed to search_peers.py): SINGLE=200 probes timed one by one,
+# HNSW=0 skips usearch's HNSW, HNSW_LIMIT_S=900 abandons an HNSW build after
+# that many seconds (reported as capped).
 set -euo pipefail
 N=${1:-1000000}
 DIM=${2:-128}
@@ -23,4 +26,8 @@ if [ ! -f "$DATA/gallery_${N}_${DIM}.npy" ]; then
   cargo run --quiet --release -p ipseity-index --example export_gallery -- "$N" "$DIM" "$Q" "$DATA"
 fi
 "$VENV/bin/python" "$ROOT/tools/bench/search_peers.py" "$DATA/gallery_${N}_${DIM}.npy" "$DATA/queries_${N}_${DIM}.npy"
-cargo bench --quiet -p ipseity-index --bench search -- --n "$N" --dim "$DIM" --batch "$Q" --storage int8 2>/dev/null | grep '^{'
+load() { echo "{\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"at\":\"$1\"}"; }
+load "ipseity start"
+cargo bench --quiet -p ipseity-index --bench search -- --n "$N" --dim "$DIM" --batch "$Q" \
+  --single "${SINGLE:-200}" --storage int8 2>/dev/null | grep '^{'
+load "ipseity end"

@@ -468,6 +468,17 @@ mod tests {
     #[ignore = "timing; writes N templates to a temporary store"]
     fn startup_rebuild_time() {
         use ipseity_core::Template;
+        let status_kib = |key: &str| -> u64 {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with(key))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse().ok())
+                })
+                .unwrap_or(0)
+        };
         let n: usize = std::env::var("IPSEITY_STARTUP_N")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -488,16 +499,35 @@ mod tests {
             store.enroll(&id, &templates, None).expect("enroll");
         }
         let write_s = t.elapsed().as_secs_f64();
+        let write_rss = status_kib("VmRSS:");
+        fn disk_bytes(p: &std::path::Path) -> u64 {
+            std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        let store_bytes = disk_bytes(dir.path());
         let t = std::time::Instant::now();
         let all = store.all_templates(Modality::Face).expect("read");
         let decrypt_s = t.elapsed().as_secs_f64();
+        let decrypt_rss = status_kib("VmRSS:");
         let t = std::time::Instant::now();
         let mut g = FaceGallery::new(FACE_DIM);
         g.add(all.iter().map(|(s, t)| (s, t))).expect("add");
         let build_s = t.elapsed().as_secs_f64();
+        let built_rss = status_kib("VmRSS:");
         assert_eq!(g.gallery.len(), n);
+        // Peak and per-phase resident memory, so the start-up cost can be
+        // read in RAM as well as seconds (Linux only; 0 elsewhere).
         eprintln!(
-            "{{\"templates\":{n},\"write_s\":{write_s:.2},\"decrypt_s\":{decrypt_s:.3},\"build_s\":{build_s:.3}}}"
+            "{{\"templates\":{n},\"write_s\":{write_s:.2},\"decrypt_s\":{decrypt_s:.3},\"build_s\":{build_s:.3},\"store_bytes\":{store_bytes},\"rss_after_write_kib\":{write_rss},\"rss_after_decrypt_kib\":{decrypt_rss},\"rss_after_build_kib\":{built_rss},\"peak_rss_kib\":{}}}",
+            status_kib("VmHWM:")
         );
     }
 }
