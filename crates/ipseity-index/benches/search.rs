@@ -8,7 +8,8 @@
 //! (queries timed one by one), `--batch 1000`, `--k 10`, `--truth 100`
 //! (queries checked against brute force), `--rerank memory,sealed` (where the
 //! f32 re-rank rows live: RAM, or the sealed spill file), `--spill-dir DIR`
-//! (the spill file's directory; the OS temporary directory by default).
+//! (the spill file's directory; the OS temporary directory by default),
+//! `--rerank-min 64` (the first-pass candidate depth per shard).
 //!
 //! Memory per template: `scan` is what a scan reads, `held` every byte the
 //! index holds in RAM (by capacity), `spill` the sealed file's bytes (disk or
@@ -81,6 +82,7 @@ fn main() {
     let truth = num(&args, "--truth", 100);
     let storages = arg(&args, "--storage", "int8");
     let reranks = arg(&args, "--rerank", "memory");
+    let rerank_min = num(&args, "--rerank-min", Params::default().rerank_min);
     let spill_dir = args
         .iter()
         .position(|a| a == "--spill-dir")
@@ -147,6 +149,7 @@ fn main() {
         let t = Instant::now();
         let params = Params {
             rerank,
+            rerank_min,
             ..Params::default()
         };
         let idx: ExactIndex<u64> = match ExactIndex::with_params(dim, storage, params) {
