@@ -471,18 +471,31 @@ where
                 (&mut **g, n0, std::mem::take(rows))
             })
             .collect();
-        let failed = work
-            .par_iter_mut()
-            .map(|(shard, _, rows)| -> Result<()> {
-                for &i in rows.iter() {
-                    let (key, tid, v) = &items[i];
-                    shard.add(key.clone(), *tid, &normalize(v)?, true)?;
-                }
-                shard.finish_bulk()
-            })
-            .collect::<Vec<Result<()>>>()
-            .into_iter()
-            .find_map(|r| r.err());
+        let fill = |shard: &mut Shard<K>, rows: &[usize]| -> Result<()> {
+            for &i in rows {
+                let (key, tid, v) = &items[i];
+                shard.add(key.clone(), *tid, &normalize(v)?, true)?;
+            }
+            shard.finish_bulk()
+        };
+        // Scoped threads, not the rayon pool: this thread holds the write
+        // locks while it waits, and a rayon wait could steal a task (a search
+        // of this index from an outer parallel loop) that blocks on them.
+        let failed = std::thread::scope(|sc| {
+            let handles: Vec<_> = work
+                .iter_mut()
+                .map(|(shard, _, rows)| {
+                    let fill = &fill;
+                    sc.spawn(move || fill(shard, rows))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Vec<Result<()>>>()
+        })
+        .into_iter()
+        .find_map(|r| r.err());
         if let Some(e) = failed {
             for (shard, n0, _) in work {
                 shard.truncate_to(n0);
@@ -1419,5 +1432,42 @@ mod tests {
             ExactIndex::<u64>::with_params(8, Storage::Int8, p),
             Err(IndexError::SpillIo { op: "create", .. })
         ));
+    }
+
+    #[test]
+    fn a_failed_extend_leaves_every_shard_as_it_was() {
+        let dim = 12;
+        let vs = vecs(300, dim, 21);
+        for params in [
+            Params {
+                shards: 3,
+                calibrate_from: 16,
+                ..Params::default()
+            },
+            sealed(3),
+        ] {
+            let idx: ExactIndex<u64> = ExactIndex::with_params(dim, Storage::Int8, params).unwrap();
+            let first: Vec<(u64, u64, &[f32])> = (0..100)
+                .map(|i| (i as u64 / 2, i as u64, vs[i].as_slice()))
+                .collect();
+            idx.extend(&first).unwrap();
+            let qs = vecs(12, dim, 5).concat();
+            let before = idx.search_batch(&qs, 5, -1.0).unwrap();
+            // New rows for many subjects in every shard, then a duplicate.
+            let mut more: Vec<(u64, u64, &[f32])> = (100..300)
+                .map(|i| (i as u64 / 2, i as u64, vs[i].as_slice()))
+                .collect();
+            more.push((7, 14, vs[0].as_slice()));
+            assert_eq!(
+                idx.extend(&more),
+                Err(IndexError::DuplicateTemplate { template_id: 14 })
+            );
+            assert_eq!(idx.len(), 100);
+            assert_eq!(idx.subjects(), 50);
+            assert_eq!(idx.search_batch(&qs, 5, -1.0).unwrap(), before);
+            more.pop();
+            idx.extend(&more).unwrap();
+            assert_eq!(idx.len(), 300);
+        }
     }
 }
