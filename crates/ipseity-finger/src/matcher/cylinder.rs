@@ -521,25 +521,36 @@ pub(super) unsafe fn local_similarities_avx512(
                 } else {
                     let m = _mm512_and_si512(am, bm);
                     let common = _mm512_popcnt_epi64(m);
-                    let (mut x, mut xa, mut xb) = (
-                        _mm512_setzero_si512(),
-                        _mm512_setzero_si512(),
-                        _mm512_setzero_si512(),
-                    );
-                    for (d, &ald) in al.iter().enumerate() {
-                        let bl = unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
-                        let (ca_, cb_) = (_mm512_and_si512(ald, m), _mm512_and_si512(bl, m));
-                        x = _mm512_add_epi64(x, _mm512_popcnt_epi64(_mm512_xor_si512(ca_, cb_)));
-                        xa = _mm512_add_epi64(xa, _mm512_popcnt_epi64(ca_));
-                        xb = _mm512_add_epi64(xb, _mm512_popcnt_epi64(cb_));
-                    }
+                    let (mut x, mut xa) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                    let sb = if a.full {
+                        // The common cells are all of b's: b's count is its norm.
+                        for (d, &ald) in al.iter().enumerate() {
+                            let bl =
+                                unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
+                            let ca_ = _mm512_and_si512(ald, m);
+                            x = _mm512_add_epi64(x, _mm512_popcnt_epi64(_mm512_xor_si512(ca_, bl)));
+                            xa = _mm512_add_epi64(xa, _mm512_popcnt_epi64(ca_));
+                        }
+                        unsafe { _mm256_maskz_loadu_ps(k, cb.sqrt_norm.as_ptr().add(j)) }
+                    } else {
+                        let mut xb = _mm512_setzero_si512();
+                        for (d, &ald) in al.iter().enumerate() {
+                            let bl =
+                                unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
+                            let (ca_, cb_) = (_mm512_and_si512(ald, m), _mm512_and_si512(bl, m));
+                            x = _mm512_add_epi64(
+                                x,
+                                _mm512_popcnt_epi64(_mm512_xor_si512(ca_, cb_)),
+                            );
+                            xa = _mm512_add_epi64(xa, _mm512_popcnt_epi64(ca_));
+                            xb = _mm512_add_epi64(xb, _mm512_popcnt_epi64(cb_));
+                        }
+                        _mm256_sqrt_ps(_mm512_cvtepi64_ps(xb))
+                    };
                     // Whole discs skip the common-cells test, as in the scalar kernel.
                     let enough = _mm512_cmpge_epu64_mask(common, min_common_v) | full;
                     let sx = _mm256_sqrt_ps(_mm512_cvtepi64_ps(x));
-                    let denom = _mm256_add_ps(
-                        _mm256_sqrt_ps(_mm512_cvtepi64_ps(xa)),
-                        _mm256_sqrt_ps(_mm512_cvtepi64_ps(xb)),
-                    );
+                    let denom = _mm256_add_ps(_mm256_sqrt_ps(_mm512_cvtepi64_ps(xa)), sb);
                     let pos = _mm256_cmp_ps_mask::<_CMP_GT_OQ>(denom, zero_ps) & enough;
                     _mm256_maskz_sub_ps(pos, one, _mm256_div_ps(sx, denom))
                 };
