@@ -332,11 +332,7 @@ thread_local! {
 /// symmetric. Templates prepared with different configurations are compared with the
 /// first argument's consolidation settings after ordering, so use one configuration.
 pub fn score(a: &Prepared, b: &Prepared) -> f32 {
-    let (a, b) = if (a.inner.key, a.inner.points.len()) <= (b.inner.key, b.inner.points.len()) {
-        (&a.inner, &b.inner)
-    } else {
-        (&b.inner, &a.inner)
-    };
+    let (a, b) = ordered(a, b);
     if a.points.len() < 2 || b.points.len() < 2 {
         return 0.0;
     }
@@ -347,6 +343,15 @@ pub fn score(a: &Prepared, b: &Prepared) -> f32 {
     })
 }
 
+/// The two templates in the order [`score`] compares them.
+fn ordered<'a>(a: &'a Prepared, b: &'a Prepared) -> (&'a Inner, &'a Inner) {
+    if (a.inner.key, a.inner.points.len()) <= (b.inner.key, b.inner.points.len()) {
+        (&a.inner, &b.inner)
+    } else {
+        (&b.inner, &a.inner)
+    }
+}
+
 fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -355,6 +360,11 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
             return unsafe { score_with_avx512(a, b, s) };
         }
     }
+    score_portable(a, b, s)
+}
+
+/// The comparison without AVX-512: the popcount kernel and the scalar selection.
+fn score_portable(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
     score_body(a, b, s, |a, b, n, s| {
         cylinder::local_similarities(
             &a.points,

@@ -176,6 +176,28 @@ fn dispatched_kernel_matches_scalar_twin() {
 }
 
 #[test]
+fn dispatched_and_portable_comparisons_score_alike() {
+    // On a CPU with AVX-512 this checks the vector path against the portable one.
+    let set = impressions(40, 9, &Noise::default());
+    let mut scratch = Scratch::default();
+    let mut nonzero = 0;
+    for (a, _) in &set {
+        for (_, b) in &set {
+            let (p, q) = ordered(a, b);
+            let want = if p.points.len() < 2 || q.points.len() < 2 {
+                0.0
+            } else {
+                score_portable(p, q, &mut scratch)
+            };
+            let got = score(a, b);
+            assert_eq!(got.to_bits(), want.to_bits());
+            nonzero += usize::from(got > 0.0);
+        }
+    }
+    assert!(nonzero > 1000, "{nonzero}");
+}
+
+#[test]
 fn descriptor_ranks_mates_first() {
     let set = impressions(200, 7, &Noise::default());
     let da: Vec<Vec<f32>> = set.iter().map(|(a, _)| descriptor(a)).collect();
