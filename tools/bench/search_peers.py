@@ -5,8 +5,8 @@ example and prints JSON lines: queries/s at batch 1 and batch N, recall@1
 against faiss's exact answer, memory per template, build time and the load
 average when each line was printed.
 
-Environment: SINGLE (probes timed one by one, default 200), HNSW=0 to skip
-usearch's HNSW indexes, HNSW_LIMIT_S (default 900): an HNSW build is fed in
+Environment: SINGLE (probes timed one by one, default 200), USEARCH=0 to
+measure faiss only, HNSW=0 to skip usearch's HNSW indexes, HNSW_LIMIT_S (default 900): an HNSW build is fed in
 chunks and abandoned once it has taken longer than this; its line then says
 how many rows were inserted in how long instead of search figures.
 """
@@ -66,6 +66,8 @@ def main():
                       f"qps_batch{nq}": round(qpsb, 1), "recall_at_1": 1.0,
                       "rss_bytes_per_template": round(mem, 1), "load": load()}), flush=True)
     del flat
+    if os.environ.get("USEARCH", "1") == "0":
+        return
 
     import usearch
     from usearch.index import Index, search as brute_search, MetricKind

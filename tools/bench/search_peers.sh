@@ -5,8 +5,9 @@
 #
 # Usage: tools/bench/search_peers.sh [N] [DIM] [QUERIES]
 # Environment (passed to search_peers.py): SINGLE=200 probes timed one by one,
-# HNSW=0 skips usearch's HNSW, HNSW_LIMIT_S=900 abandons an HNSW build after
-# that many seconds (reported as capped).
+# USEARCH=0 skips usearch entirely, HNSW=0 skips usearch's HNSW,
+# HNSW_LIMIT_S=900 abandons an HNSW build after that many seconds (reported as
+# capped).
 set -euo pipefail
 N=${1:-1000000}
 DIM=${2:-128}
