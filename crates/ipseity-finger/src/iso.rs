@@ -20,8 +20,8 @@
 //! bytes of extended data blocks (ridge counts, cores and deltas, vendor data), which the
 //! reader parses and validates: [`read`] checks and drops them, [`read_with_extended`]
 //! returns them as [`ExtendedData`] and [`write_with_extended`] writes them back byte for
-//! byte (layout, sources and the ridge count indexing convention in the `extended`
-//! submodule's documentation). Type bits are `01` ridge ending, `10` bifurcation, `00`
+//! byte (their layout, its sources and the ridge count indexing convention are documented
+//! in `src/iso/extended.rs`). Type bits are `01` ridge ending, `10` bifurcation, `00`
 //! other; `11` is reserved and refused. Angles are counter-clockwise from the x axis, the
 //! convention of [`Minutia`], so no reflection is needed.
 //!
