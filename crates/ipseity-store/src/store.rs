@@ -405,31 +405,99 @@ impl Store {
         &self,
         modality: Modality,
     ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
-             WHERE modality = ?1 ORDER BY subject_id, id",
+        let mut all = Vec::new();
+        // One chunk holds everything, so the first chunk becomes the result without a copy.
+        self.read_template_chunks(modality, usize::MAX, |chunk| {
+            if all.is_empty() {
+                all = chunk;
+            } else {
+                all.extend(chunk);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(all)
+    }
+
+    /// How many templates of one modality are stored; a capacity hint for a caller that
+    /// then reads them with [`Store::for_each_template_chunk`] (a write between the two
+    /// calls can change the figure).
+    pub fn count_templates(&self, modality: Modality) -> Result<usize, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM templates WHERE modality = ?1",
+            [modality.code()],
+            |r| r.get(0),
         )?;
-        let rows = stmt
-            .query_map([modality.code()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    SealedRow {
-                        id: r.get(1)?,
-                        modality: r.get(2)?,
-                        model: r.get(3)?,
-                        nonce: r.get(4)?,
-                        ciphertext: r.get(5)?,
-                    },
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(id, row)| {
-                let subject = subject_from_sql(id)?;
-                let t = row.unseal(&self.sealer, &subject)?;
-                Ok((subject, t))
-            })
-            .collect()
+        usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("template count {n}")))
+    }
+
+    /// Every stored template of one modality with its subject, in the order of
+    /// [`Store::all_templates`], handed to `f` in chunks of at most `chunk_rows` rows
+    /// (at least one), so that only one chunk of decrypted templates is alive at a time.
+    ///
+    /// Each chunk is fully decrypted and checked before `f` sees it. On the first error
+    /// (a row that fails to decrypt or decode, or an error from `f`) reading stops and the
+    /// error is returned; the chunks handed over before it were valid, the one being
+    /// decrypted is dropped, so a caller building something from the chunks must discard
+    /// it on error.
+    pub fn for_each_template_chunk<E, F>(
+        &self,
+        modality: Modality,
+        chunk_rows: usize,
+        mut f: F,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+        F: FnMut(&[(SubjectId, Template)]) -> Result<(), E>,
+    {
+        self.read_template_chunks(modality, chunk_rows, |chunk| f(&chunk))
+    }
+
+    /// The reader behind [`Store::all_templates`] and [`Store::for_each_template_chunk`]:
+    /// rows are decrypted as they are read (no chunk of ciphertexts is kept) and handed over
+    /// by value, `chunk_rows` at a time.
+    fn read_template_chunks<E, F>(
+        &self,
+        modality: Modality,
+        chunk_rows: usize,
+        mut f: F,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+        F: FnMut(Vec<(SubjectId, Template)>) -> Result<(), E>,
+    {
+        // Bounds the up-front allocation whatever `chunk_rows` is; a larger chunk grows.
+        const MAX_PREALLOC: usize = 1 << 16;
+        let chunk_rows = chunk_rows.max(1);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
+                 WHERE modality = ?1 ORDER BY subject_id, id",
+            )
+            .map_err(StoreError::from)?;
+        let mut rows = stmt.query([modality.code()]).map_err(StoreError::from)?;
+        let new_chunk = || Vec::with_capacity(chunk_rows.min(MAX_PREALLOC));
+        let mut chunk = new_chunk();
+        while let Some(r) = rows.next().map_err(StoreError::from)? {
+            let id: String = r.get(0).map_err(StoreError::from)?;
+            let row = SealedRow {
+                id: r.get(1).map_err(StoreError::from)?,
+                modality: r.get(2).map_err(StoreError::from)?,
+                model: r.get(3).map_err(StoreError::from)?,
+                nonce: r.get(4).map_err(StoreError::from)?,
+                ciphertext: r.get(5).map_err(StoreError::from)?,
+            };
+            let subject = subject_from_sql(id)?;
+            let t = row.unseal(&self.sealer, &subject)?;
+            chunk.push((subject, t));
+            if chunk.len() == chunk_rows {
+                f(std::mem::replace(&mut chunk, new_chunk()))?;
+            }
+        }
+        if !chunk.is_empty() {
+            f(chunk)?;
+        }
+        Ok(())
     }
 
     /// All enrolled subjects, ordered by id.
@@ -611,6 +679,120 @@ mod tests {
         assert!(from_hex("abc").is_err());
         assert!(from_hex("zz").is_err());
         assert!(from_hex("é1").is_err());
+    }
+
+    /// A store holding `n` templates, two per subject, enrolled in reverse subject order
+    /// (so the read order, by subject, differs from the insertion order).
+    fn store_with(n: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let mut subjects: Vec<Vec<Template>> = Vec::new();
+        for i in 0..n {
+            if i % 2 == 0 {
+                subjects.push(Vec::new());
+            }
+            subjects.last_mut().unwrap().push(tpl(i as f32));
+        }
+        for (k, ts) in subjects.iter().enumerate().rev() {
+            s.enroll(&id(&format!("s{k:03}")), ts, None).unwrap();
+        }
+        (dir, s)
+    }
+
+    /// The chunks `for_each_template_chunk` hands over, as owned vectors.
+    fn chunks(s: &Store, rows: usize) -> Result<Vec<Vec<(SubjectId, Template)>>, StoreError> {
+        let mut out = Vec::new();
+        s.for_each_template_chunk(Modality::Face, rows, |c| {
+            out.push(c.to_vec());
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn chunks_cover_every_template_in_order_at_each_boundary() {
+        const C: usize = 3;
+        for n in [0, 1, C, C + 1, 2 * C, 2 * C + 1] {
+            let (_dir, s) = store_with(n);
+            let all = s.all_templates(Modality::Face).unwrap();
+            assert_eq!(all.len(), n);
+            assert_eq!(s.count_templates(Modality::Face).unwrap(), n);
+            assert_eq!(s.count_templates(Modality::Fingerprint).unwrap(), 0);
+            // Ordered by subject, then insertion, although enrolled in reverse.
+            let keys: Vec<(&str, f32)> =
+                all.iter().map(|(i, t)| (i.as_str(), t.vector[0])).collect();
+            let mut sorted = keys.clone();
+            sorted.sort_by(|a, b| a.0.cmp(b.0).then(a.1.total_cmp(&b.1)));
+            assert_eq!(keys, sorted);
+            let got = chunks(&s, C).unwrap();
+            assert_eq!(got.len(), n.div_ceil(C), "n = {n}");
+            // Every chunk is full but the last, and none is empty.
+            for (i, c) in got.iter().enumerate() {
+                assert!(!c.is_empty() && c.len() <= C);
+                if i + 1 < got.len() {
+                    assert_eq!(c.len(), C);
+                }
+            }
+            assert_eq!(got.concat(), all, "n = {n}");
+            // A chunk size of 0 reads one row at a time; a huge one reads everything at once.
+            assert_eq!(chunks(&s, 0).unwrap().len(), n);
+            assert_eq!(chunks(&s, usize::MAX).unwrap().concat(), all);
+        }
+    }
+
+    #[test]
+    fn a_tampered_row_stops_the_chunks_before_its_own() {
+        const C: usize = 3;
+        let (_dir, s) = store_with(2 * C + 1);
+        let all = s.all_templates(Modality::Face).unwrap();
+        // Tamper the second row of the second chunk, in read order.
+        let victim: i64 = s
+            .conn
+            .query_row(
+                "SELECT id FROM templates ORDER BY subject_id, id LIMIT 1 OFFSET ?1",
+                [C as i64 + 1],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut ct: Vec<u8> = s
+            .conn
+            .query_row(
+                "SELECT ciphertext FROM templates WHERE id = ?1",
+                [victim],
+                |r| r.get(0),
+            )
+            .unwrap();
+        ct[0] ^= 0x01;
+        s.conn
+            .execute(
+                "UPDATE templates SET ciphertext = ?1 WHERE id = ?2",
+                params![ct, victim],
+            )
+            .unwrap();
+        let mut seen = Vec::new();
+        let r = s.for_each_template_chunk(Modality::Face, C, |c| {
+            seen.push(c.to_vec());
+            Ok::<(), StoreError>(())
+        });
+        assert!(matches!(r, Err(StoreError::Crypto)), "{r:?}");
+        // Only the first, intact chunk was handed over.
+        assert_eq!(seen, vec![all[..C].to_vec()]);
+        assert!(matches!(
+            s.all_templates(Modality::Face),
+            Err(StoreError::Crypto)
+        ));
+    }
+
+    #[test]
+    fn an_error_from_the_callback_stops_the_reading() {
+        let (_dir, s) = store_with(7);
+        let mut calls = 0;
+        let r = s.for_each_template_chunk(Modality::Face, 2, |_| {
+            calls += 1;
+            Err(StoreError::InvalidInput("stop".into()))
+        });
+        assert!(matches!(r, Err(StoreError::InvalidInput(_))));
+        assert_eq!(calls, 1);
     }
 
     #[test]
