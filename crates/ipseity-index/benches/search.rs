@@ -9,7 +9,8 @@
 //! (queries checked against brute force), `--rerank memory,sealed` (where the
 //! f32 re-rank rows live: RAM, or the sealed spill file), `--spill-dir DIR`
 //! (the spill file's directory; the OS temporary directory by default),
-//! `--rerank-min 64` (the first-pass candidate depth per shard).
+//! `--rerank-min N` (the first-pass candidate depth per shard; by default
+//! `Params::depth_for(dim)`).
 //!
 //! Memory per template: `scan` is what a scan reads, `held` every byte the
 //! index holds in RAM (by capacity), `spill` the sealed file's bytes (disk or
@@ -145,6 +146,11 @@ fn main() {
             ),
             _ => (RerankRows::InMemory, format!("exact-{st}")),
         };
+        let depth = if rerank_min == 0 {
+            Params::depth_for(dim)
+        } else {
+            rerank_min
+        };
         let rss0 = rss_bytes();
         let t = Instant::now();
         let params = Params {
@@ -179,6 +185,8 @@ fn main() {
         }
         let qps1 = single as f64 / t.elapsed().as_secs_f64();
 
+        let rescans1 = idx.second_passes();
+
         // Batch N.
         let t = Instant::now();
         let hb = idx
@@ -198,8 +206,9 @@ fn main() {
         let recall = ok as f64 / res.len().max(1) as f64;
         let agree = hits1.iter().zip(&hb).all(|(a, b)| a == b);
         println!(
-            "{{\"engine\":\"ipseity\",\"index\":\"{label}\",\"n\":{n},\"dim\":{dim},\"k\":{k},\"threads\":{threads},\"kernel\":\"{:?}\",\"build_s\":{build_s:.3},\"qps_batch1\":{qps1:.1},\"qps_batch{batch}\":{qps_b:.1},\"recall_at_1\":{recall:.4},\"batch_equals_single\":{agree},\"bytes_per_template_scan\":{:.1},\"bytes_per_template_total\":{:.1},\"spill_bytes_per_template\":{:.1},\"rss_bytes_per_template\":{:.1},\"load_avg\":\"{}\",\"gen_s\":{gen_s:.2},\"brute_force_qps\":{brute_qps:.2}}}",
+            "{{\"engine\":\"ipseity\",\"index\":\"{label}\",\"n\":{n},\"dim\":{dim},\"k\":{k},\"depth\":{depth},\"threads\":{threads},\"kernel\":\"{:?}\",\"build_s\":{build_s:.3},\"qps_batch1\":{qps1:.1},\"qps_batch{batch}\":{qps_b:.1},\"rescans_batch1\":{rescans1},\"rescans_batch{batch}\":{},\"recall_at_1\":{recall:.4},\"batch_equals_single\":{agree},\"bytes_per_template_scan\":{:.1},\"bytes_per_template_total\":{:.1},\"spill_bytes_per_template\":{:.1},\"rss_bytes_per_template\":{:.1},\"load_avg\":\"{}\",\"gen_s\":{gen_s:.2},\"brute_force_qps\":{brute_qps:.2}}}",
             kernels::detected(),
+            idx.second_passes() - rescans1,
             mem.scan as f64 / n as f64,
             mem.total() as f64 / n as f64,
             idx.spill_bytes() as f64 / n as f64,

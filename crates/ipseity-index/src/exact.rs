@@ -64,7 +64,7 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Where the f32 copies of the rows, read only by the exact re-rank of the
@@ -95,7 +95,11 @@ pub enum RerankRows {
 pub struct Params {
     /// Number of shards (`0`: twice the rayon thread count).
     pub shards: usize,
-    /// Minimum re-rank depth per shard.
+    /// Minimum first-pass candidate depth per shard; `0` (the default)
+    /// picks it from the dimension, see [`Params::depth_for`]. The depth
+    /// only trades speed: too shallow a first pass sends the shard-query to
+    /// the adaptive second pass, which rescans the shard; the answer is
+    /// exact either way.
     pub rerank_min: usize,
     /// Re-rank depth per shard as a multiple of k (the depth is the larger of
     /// the two).
@@ -114,11 +118,34 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             shards: 0,
-            rerank_min: 64,
+            rerank_min: 0,
             rerank_factor: 4,
             chunk_rows: 2048,
             calibrate_from: 256,
             rerank: RerankRows::InMemory,
+        }
+    }
+}
+
+impl Params {
+    /// The first-pass depth used when `rerank_min` is `0`: half the
+    /// dimension within `64..=4096`, so 64 up to 128 dimensions, 128 at 256
+    /// and 256 at 512. The proven bound `E` grows with the dimension (more
+    /// rounding terms) while the gap between the k-th score and the rest of
+    /// the gallery does not, so more rows fall inside the k-th score's bound
+    /// window: at 512-D a depth of 64 sent almost every shard-query to the
+    /// full rescan, while at 128-D a deeper first pass only adds re-rank
+    /// work (figures in `docs/BENCHMARKS-index.md`).
+    pub fn depth_for(dim: usize) -> usize {
+        (dim / 2).clamp(64, 4096)
+    }
+
+    /// The effective minimum depth for `dim`.
+    fn min_depth(&self, dim: usize) -> usize {
+        if self.rerank_min == 0 {
+            Self::depth_for(dim)
+        } else {
+            self.rerank_min
         }
     }
 }
@@ -169,6 +196,9 @@ pub struct ExactIndex<K> {
     storage: Storage,
     params: Params,
     shards: Vec<RwLock<Shard<K>>>,
+    /// Shard-queries that fell into the adaptive second pass (a diagnostic
+    /// for choosing the first-pass depth).
+    rescans: AtomicU64,
 }
 
 struct SubjectEntry {
@@ -363,10 +393,8 @@ where
         if dim == 0 {
             return Err(IndexError::InvalidParameter("dim must be > 0"));
         }
-        if params.rerank_min == 0 || params.chunk_rows == 0 {
-            return Err(IndexError::InvalidParameter(
-                "rerank_min and chunk_rows must be > 0",
-            ));
+        if params.chunk_rows == 0 {
+            return Err(IndexError::InvalidParameter("chunk_rows must be > 0"));
         }
         let mut idx = Self::build(dim, storage, params);
         if let (RerankRows::SealedFile { dir }, false) =
@@ -393,7 +421,17 @@ where
             storage,
             params,
             shards,
+            rescans: AtomicU64::new(0),
         }
+    }
+
+    /// How many times, since the index was built, a shard's first-pass
+    /// candidates could not settle a query's top k and the shard was
+    /// rescanned for it (the adaptive second pass). Only speed depends on
+    /// it; a high count means [`Params::rerank_min`] is too shallow for the
+    /// data.
+    pub fn second_passes(&self) -> u64 {
+        self.rescans.load(AtomicOrdering::Relaxed)
     }
 
     /// The storage kind.
@@ -549,7 +587,10 @@ where
             .collect();
         let per_shard: Vec<Vec<Vec<Hit<K>>>> = (0..self.shards.len())
             .into_par_iter()
-            .map(|s| self.read(s).search(ys, k, threshold, &self.params, &floors))
+            .map(|s| {
+                self.read(s)
+                    .search(ys, k, threshold, &self.params, &floors, &self.rescans)
+            })
             .collect::<Result<_>>()?;
         let mut out: Vec<Vec<Hit<K>>> = vec![Vec::new(); nq];
         for lists in per_shard {
@@ -1043,6 +1084,7 @@ where
         threshold: f32,
         p: &Params,
         floors: &[AtomicU32],
+        rescans: &AtomicU64,
     ) -> Result<Vec<Vec<Hit<K>>>> {
         let dim = self.dim;
         let nq = ys.len() / dim;
@@ -1050,7 +1092,7 @@ where
             return Ok(vec![Vec::new(); nq]);
         }
         let qs: Vec<Prepared> = ys.chunks_exact(dim).map(|y| self.prepare(y)).collect();
-        let cap = (p.rerank_factor.saturating_mul(k)).max(p.rerank_min);
+        let cap = (p.rerank_factor.saturating_mul(k)).max(p.min_depth(dim));
         let mut cols: Vec<Collector> = qs
             .iter()
             .map(|q| Collector::new(cap, threshold - q.bound))
@@ -1081,6 +1123,7 @@ where
                 let needed = top.needed.max(load_floor(floor));
                 if overflowed && amin + q.bound >= needed {
                     // Adaptive depth: every row whose bound reaches `needed`.
+                    rescans.fetch_add(1, AtomicOrdering::Relaxed);
                     let mut all = [Collector::new(usize::MAX, needed - q.bound)];
                     self.scan(std::slice::from_ref(q), &mut all, 0, self.n);
                     let [c] = all;
@@ -1267,6 +1310,34 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn depth_follows_the_dimension_and_only_changes_speed() {
+        assert_eq!(Params::depth_for(128), 64);
+        assert_eq!(Params::depth_for(512), 256);
+        assert_eq!(Params::depth_for(usize::MAX), 4096);
+        let build = |rerank_min, rerank_factor| {
+            let p = Params {
+                shards: 2,
+                rerank_min,
+                rerank_factor,
+                ..Params::default()
+            };
+            let idx = ExactIndex::with_params(64, Storage::Int8, p).unwrap();
+            for (i, v) in vecs(3000, 64, 11).iter().enumerate() {
+                idx.add(i as u64 / 2, i as u64, v).unwrap();
+            }
+            idx
+        };
+        let (auto, shallow) = (build(0, 4), build(1, 1));
+        let qs: Vec<f32> = vecs(30, 64, 12).concat();
+        assert_eq!(
+            auto.search_batch(&qs, 5, -1.0).unwrap(),
+            shallow.search_batch(&qs, 5, -1.0).unwrap()
+        );
+        // The shallow first pass cannot settle the top 5 from 5 candidates.
+        assert!(shallow.second_passes() > auto.second_passes());
     }
 
     #[test]
