@@ -33,8 +33,9 @@
 //!   of the two bounds is used.
 //! - f16: `E = Σ_d e_d |y_d| + ε`, with `e_d` the largest f16 rounding error.
 //!
-//! Each shard keeps the `C = max(4k, 64)` rows of highest `a` and re-ranks
-//! them in f32, best `a` first, grouping them by subject. Let `s` be the score
+//! Each shard keeps the `C = max(4k, depth)` rows of highest `a` (the depth
+//! is [`Params::rerank_min`], by default [`Params::depth_for`] of the
+//! dimension) and re-ranks them in f32, best `a` first, grouping them by subject. Let `s` be the score
 //! a row must reach to matter: the larger of the shard's k-th subject score so
 //! far (or the threshold while fewer than k subjects pass) and the k-th score
 //! any other shard has reached for the query (shared through an atomic; k
@@ -81,7 +82,7 @@ pub enum RerankRows {
     /// behind even after a crash. RAM then holds the scan codes, ids and
     /// subject tables only; a search reads its re-rank candidates back with
     /// positioned reads (about 64 rows per shard and query with the default
-    /// depth) and an I/O or authentication failure is an error, never a
+    /// depth at 128-D) and an I/O or authentication failure is an error, never a
     /// wrong answer. Costs are measured in `docs/BENCHMARKS-index.md`.
     SealedFile {
         /// Directory of the files; the OS temporary directory when `None`.
@@ -128,16 +129,16 @@ impl Default for Params {
 }
 
 impl Params {
-    /// The first-pass depth used when `rerank_min` is `0`: half the
-    /// dimension within `64..=4096`, so 64 up to 128 dimensions, 128 at 256
-    /// and 256 at 512. The proven bound `E` grows with the dimension (more
+    /// The first-pass depth used when `rerank_min` is `0`: `dim² / 512`
+    /// within `64..=4096`, so 64 up to 182 dimensions, 128 at 256 and 512 at
+    /// 512. The proven bound `E` grows with the dimension (more
     /// rounding terms) while the gap between the k-th score and the rest of
     /// the gallery does not, so more rows fall inside the k-th score's bound
     /// window: at 512-D a depth of 64 sent almost every shard-query to the
     /// full rescan, while at 128-D a deeper first pass only adds re-rank
     /// work (figures in `docs/BENCHMARKS-index.md`).
     pub fn depth_for(dim: usize) -> usize {
-        (dim / 2).clamp(64, 4096)
+        (dim.saturating_mul(dim) / 512).clamp(64, 4096)
     }
 
     /// The effective minimum depth for `dim`.
@@ -1315,7 +1316,8 @@ mod tests {
     #[test]
     fn depth_follows_the_dimension_and_only_changes_speed() {
         assert_eq!(Params::depth_for(128), 64);
-        assert_eq!(Params::depth_for(512), 256);
+        assert_eq!(Params::depth_for(256), 128);
+        assert_eq!(Params::depth_for(512), 512);
         assert_eq!(Params::depth_for(usize::MAX), 4096);
         let build = |rerank_min, rerank_factor| {
             let p = Params {
