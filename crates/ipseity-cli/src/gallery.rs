@@ -66,6 +66,11 @@ pub const FACE_DIM: usize = 128;
 /// Initial candidate depth in subjects when the caller has no `top`.
 pub const MIN_DEPTH: usize = 50;
 
+/// Templates decrypted at a time by [`FaceGallery::load`]: large enough that
+/// per-chunk overhead vanishes, small enough (about 40 MB of 128-D templates)
+/// that the chunk is negligible beside the gallery.
+pub const LOAD_CHUNK: usize = 1 << 16;
+
 /// Raw templates grouped by subject ordinal (`0..subjects()`), with the
 /// cosine index over them.
 pub struct Gallery {
@@ -75,6 +80,8 @@ pub struct Gallery {
     by_subject: Vec<Vec<u32>>,
     /// Subjects owning a row the index refused: always scored.
     unindexed: Vec<u32>,
+    /// The rows the index refused, ascending.
+    refused_rows: Vec<u32>,
     norm_min: f64,
     norm_max: f64,
     index: ExactIndex<u32>,
@@ -96,6 +103,7 @@ impl Gallery {
             owner: Vec::new(),
             by_subject: Vec::new(),
             unindexed: Vec::new(),
+            refused_rows: Vec::new(),
             norm_min: f64::INFINITY,
             norm_max: 0.0,
             index: ExactIndex::new(dim, Storage::Int8),
@@ -131,7 +139,25 @@ impl Gallery {
     /// subject takes the next number). Vectors of another dimension are an
     /// error.
     pub fn extend(&mut self, items: &[(u32, &[f32])]) -> anyhow::Result<()> {
-        let mut indexed: Vec<(u32, u64, &[f32])> = Vec::with_capacity(items.len());
+        let from = self.len();
+        self.push_rows(items)?;
+        self.index_rows(from)
+    }
+
+    /// Reserves room for `rows` more templates, so that a load of known size
+    /// leaves no slack from doubling vectors.
+    pub fn reserve(&mut self, rows: usize) -> anyhow::Result<()> {
+        let floats = rows
+            .checked_mul(self.dim)
+            .ok_or_else(|| anyhow::anyhow!("{rows} templates do not fit in memory"))?;
+        self.vectors.try_reserve_exact(floats)?;
+        self.owner.try_reserve_exact(rows)?;
+        Ok(())
+    }
+
+    /// Appends rows without indexing them: [`Gallery::index_rows`] must
+    /// follow before any search.
+    fn push_rows(&mut self, items: &[(u32, &[f32])]) -> anyhow::Result<()> {
         for &(subject, v) in items {
             anyhow::ensure!(
                 v.len() == self.dim,
@@ -152,12 +178,32 @@ impl Gallery {
             if ipseity_index::exact::normalize(v).is_ok() {
                 self.norm_min = self.norm_min.min(n);
                 self.norm_max = self.norm_max.max(n);
-                indexed.push((subject, u64::from(row), v));
-            } else if !self.unindexed.contains(&subject) {
-                self.unindexed.push(subject);
+            } else {
+                self.refused_rows.push(row);
+                if !self.unindexed.contains(&subject) {
+                    self.unindexed.push(subject);
+                }
             }
         }
-        self.index.extend(&indexed)?;
+        Ok(())
+    }
+
+    /// Indexes rows `from..len()` in one [`ExactIndex::extend`]. That call
+    /// refits the int8 scales of each shard it touches over all the shard's
+    /// rows, so a load indexes once at the end, not once per chunk read
+    /// (which would re-encode the whole index per chunk).
+    fn index_rows(&mut self, from: usize) -> anyhow::Result<()> {
+        let first_refused = self.refused_rows.partition_point(|&r| (r as usize) < from);
+        let mut refused = self.refused_rows[first_refused..].iter().peekable();
+        let mut items: Vec<(u32, u64, &[f32])> = Vec::new();
+        items.try_reserve_exact(self.len().saturating_sub(from))?;
+        for r in from..self.len() {
+            if refused.next_if(|&&x| x as usize == r).is_some() {
+                continue;
+            }
+            items.push((self.owner[r], r as u64, self.row(r)));
+        }
+        self.index.extend(&items)?;
         Ok(())
     }
 
@@ -314,16 +360,48 @@ impl FaceGallery {
 
     /// Every face template of the current model in the store (ordered by
     /// subject, so ordinals follow subject-id order).
+    ///
+    /// The templates are decrypted [`LOAD_CHUNK`] at a time straight into the
+    /// gallery's raw rows (reserved up front from the store's count), so no
+    /// full list of decrypted templates is ever held; the index is then built
+    /// from those rows in one pass.
     pub fn load(store: &Store, dim: usize) -> anyhow::Result<Self> {
+        Self::load_with(store, dim, LOAD_CHUNK, || {})
+    }
+
+    /// [`FaceGallery::load`] with the chunk size given, calling `read_done`
+    /// between reading the store and building the index (the start-up
+    /// benchmark reads its phases there).
+    fn load_with(
+        store: &Store,
+        dim: usize,
+        chunk_rows: usize,
+        mut read_done: impl FnMut(),
+    ) -> anyhow::Result<Self> {
         let mut g = Self::new(dim);
-        let all = store.all_templates(Modality::Face)?;
-        g.add(all.iter().map(|(s, t)| (s, t)))?;
+        g.gallery.reserve(store.count_templates(Modality::Face)?)?;
+        store.for_each_template_chunk(Modality::Face, chunk_rows, |chunk| {
+            g.push(chunk.iter().map(|(s, t)| (s, t)))
+        })?;
+        read_done();
+        g.gallery.index_rows(0)?;
         Ok(g)
     }
 
     /// Adds templates; those of another model or dimension are skipped, as the
     /// scan skipped them.
     pub fn add<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = (&'a SubjectId, &'a ipseity_core::Template)>,
+    ) -> anyhow::Result<()> {
+        let from = self.gallery.len();
+        self.push(items)?;
+        self.gallery.index_rows(from)
+    }
+
+    /// [`FaceGallery::add`] without indexing: [`Gallery::index_rows`] must
+    /// follow.
+    fn push<'a>(
         &mut self,
         items: impl IntoIterator<Item = (&'a SubjectId, &'a ipseity_core::Template)>,
     ) -> anyhow::Result<()> {
@@ -339,7 +417,7 @@ impl FaceGallery {
             });
             rows.push((o, &t.vector));
         }
-        self.gallery.extend(&rows)
+        self.gallery.push_rows(&rows)
     }
 
     /// Subjects whose best exact similarity to `probe` is at least `floor`,
@@ -460,8 +538,77 @@ mod tests {
         assert_eq!(got, scan(&g, &probe, -1.0, None));
     }
 
-    /// Start-up cost of the "rebuild on start" choice: decrypting `N`
-    /// templates from a store and building the gallery. Run with
+    #[test]
+    fn chunked_load_equals_adding_everything_at_once() {
+        use ipseity_core::Template;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("store");
+        let mut rng = ipseity_index::synth::Rng::new(11);
+        let face = |rng: &mut ipseity_index::synth::Rng, dim: usize, model: &str| {
+            let v = (0..dim).map(|_| rng.normal() * 0.09).collect();
+            Template::new(Modality::Face, model, v, 90).expect("template")
+        };
+        // Enrolled out of subject order; with rows the gallery skips (another
+        // model, another dimension) and one the index refuses (a zero vector).
+        for s in (0..9).rev() {
+            let mut ts: Vec<Template> = (0..1 + s % 3)
+                .map(|_| face(&mut rng, FACE_DIM, ipseity_face::MODEL_ID))
+                .collect();
+            match s {
+                2 => ts.push(face(&mut rng, FACE_DIM, "other-model")),
+                4 => ts.insert(0, face(&mut rng, 16, ipseity_face::MODEL_ID)),
+                6 => ts.push(
+                    Template::new(
+                        Modality::Face,
+                        ipseity_face::MODEL_ID,
+                        vec![0.0; FACE_DIM],
+                        90,
+                    )
+                    .expect("zero"),
+                ),
+                _ => {}
+            }
+            let id = SubjectId::new(format!("s{s}")).expect("id");
+            store.enroll(&id, &ts, None).expect("enroll");
+        }
+        let mut want = FaceGallery::new(FACE_DIM);
+        let all = store.all_templates(Modality::Face).expect("all");
+        want.add(all.iter().map(|(s, t)| (s, t))).expect("add");
+        assert_eq!(want.gallery.len(), all.len() - 2);
+        assert_eq!(want.gallery.unindexed.len(), 1);
+        for chunk in [1, 2, 3, all.len(), LOAD_CHUNK] {
+            let mut reads = 0;
+            let got = FaceGallery::load_with(&store, FACE_DIM, chunk, || reads += 1).expect("load");
+            assert_eq!(reads, 1);
+            assert_eq!(got.names, want.names, "chunk {chunk}");
+            assert_eq!(got.gallery.len(), want.gallery.len());
+            assert_eq!(got.gallery.vectors, want.gallery.vectors);
+            assert_eq!(got.gallery.owner, want.gallery.owner);
+            assert_eq!(got.gallery.by_subject, want.gallery.by_subject);
+            assert_eq!(got.gallery.unindexed, want.gallery.unindexed);
+            assert_eq!(got.gallery.refused_rows, want.gallery.refused_rows);
+            assert_eq!(got.gallery.index.len(), want.gallery.index.len());
+            assert_eq!(got.gallery.index.len(), want.gallery.len() - 1);
+            for r in 0..got.gallery.len() {
+                let probe = got.gallery.row(r);
+                assert_eq!(
+                    got.matches_ordinals(probe, 0.0, 1),
+                    want.matches_ordinals(probe, 0.0, 1)
+                );
+            }
+        }
+        // Later additions still go to the index.
+        let mut got = FaceGallery::load(&store, FACE_DIM).expect("load");
+        let extra = face(&mut rng, FACE_DIM, ipseity_face::MODEL_ID);
+        let id = SubjectId::new("s9").expect("id");
+        got.add([(&id, &extra)]).expect("add");
+        assert_eq!(got.gallery.index.len(), want.gallery.index.len() + 1);
+        assert_eq!(got.matches(&extra.vector, 0.99, 1), vec![(&id, 1.0)]);
+    }
+
+    /// Start-up cost of the "rebuild on start" choice: `FaceGallery::load`
+    /// of `N` templates from a store, split into reading (decrypting straight
+    /// into the gallery's raw rows) and building the index. Run with
     /// `IPSEITY_STARTUP_N=100000 cargo test -p ipseity-cli --bin ipseity
     /// startup_rebuild -- --ignored --nocapture`.
     #[test]
@@ -485,21 +632,25 @@ mod tests {
             .unwrap_or(100_000);
         let per = 100;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(dir.path()).expect("store");
-        let mut rng = ipseity_index::synth::Rng::new(1);
         let t = std::time::Instant::now();
-        for s in 0..n.div_ceil(per) {
-            let templates: Vec<Template> = (0..per.min(n - s * per))
-                .map(|_| {
-                    let v = (0..FACE_DIM).map(|_| rng.normal() * 0.09).collect();
-                    Template::new(Modality::Face, ipseity_face::MODEL_ID, v, 90).expect("t")
-                })
-                .collect();
-            let id = SubjectId::new(format!("s{s:07}")).expect("id");
-            store.enroll(&id, &templates, None).expect("enroll");
+        {
+            // The enrolment's store and buffers are dropped before start-up.
+            let mut store = Store::open(dir.path()).expect("store");
+            let mut rng = ipseity_index::synth::Rng::new(1);
+            for s in 0..n.div_ceil(per) {
+                let templates: Vec<Template> = (0..per.min(n - s * per))
+                    .map(|_| {
+                        let v = (0..FACE_DIM).map(|_| rng.normal() * 0.09).collect();
+                        Template::new(Modality::Face, ipseity_face::MODEL_ID, v, 90).expect("t")
+                    })
+                    .collect();
+                let id = SubjectId::new(format!("s{s:07}")).expect("id");
+                store.enroll(&id, &templates, None).expect("enroll");
+            }
         }
         let write_s = t.elapsed().as_secs_f64();
         let write_rss = status_kib("VmRSS:");
+        let write_hwm = status_kib("VmHWM:");
         fn disk_bytes(p: &std::path::Path) -> u64 {
             std::fs::read_dir(p)
                 .into_iter()
@@ -513,20 +664,31 @@ mod tests {
                 .sum()
         }
         let store_bytes = disk_bytes(dir.path());
+        // Start-up as a command does it: open the store, then load.
         let t = std::time::Instant::now();
-        let all = store.all_templates(Modality::Face).expect("read");
-        let decrypt_s = t.elapsed().as_secs_f64();
-        let decrypt_rss = status_kib("VmRSS:");
-        let t = std::time::Instant::now();
-        let mut g = FaceGallery::new(FACE_DIM);
-        g.add(all.iter().map(|(s, t)| (s, t))).expect("add");
-        let build_s = t.elapsed().as_secs_f64();
+        let store = Store::open(dir.path()).expect("store");
+        let mut read = (0.0, 0, 0);
+        let g = FaceGallery::load_with(&store, FACE_DIM, LOAD_CHUNK, || {
+            read = (
+                t.elapsed().as_secs_f64(),
+                status_kib("VmRSS:"),
+                status_kib("VmHWM:"),
+            );
+        })
+        .expect("load");
+        let startup_s = t.elapsed().as_secs_f64();
         let built_rss = status_kib("VmRSS:");
         assert_eq!(g.gallery.len(), n);
-        // Peak and per-phase resident memory, so the start-up cost can be
-        // read in RAM as well as seconds (Linux only; 0 elsewhere).
+        assert_eq!(g.gallery.index.len(), n);
+        // Per-phase resident memory and the high-water mark after each phase
+        // (it cannot be reset, so the enrolment's own peak is printed too;
+        // Linux only, 0 elsewhere).
         eprintln!(
-            "{{\"templates\":{n},\"write_s\":{write_s:.2},\"decrypt_s\":{decrypt_s:.3},\"build_s\":{build_s:.3},\"store_bytes\":{store_bytes},\"rss_after_write_kib\":{write_rss},\"rss_after_decrypt_kib\":{decrypt_rss},\"rss_after_build_kib\":{built_rss},\"peak_rss_kib\":{}}}",
+            "{{\"templates\":{n},\"write_s\":{write_s:.2},\"read_decrypt_s\":{:.3},\"build_index_s\":{:.3},\"startup_s\":{startup_s:.3},\"store_bytes\":{store_bytes},\"rss_after_write_kib\":{write_rss},\"peak_after_write_kib\":{write_hwm},\"rss_after_read_kib\":{},\"peak_after_read_kib\":{},\"rss_after_build_kib\":{built_rss},\"peak_rss_kib\":{}}}",
+            read.0,
+            startup_s - read.0,
+            read.1,
+            read.2,
             status_kib("VmHWM:")
         );
     }
