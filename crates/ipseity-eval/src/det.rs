@@ -225,10 +225,50 @@ pub fn pairs_from_labels(labels: &[usize]) -> (IndexPairs, IndexPairs) {
     (genuine, impostor)
 }
 
+/// The FVC protocol's comparison pairs of a set of impressions: every pair of impressions
+/// of the same finger is genuine, and only the first impressions of different fingers are
+/// compared as impostors (so each finger pair is counted once, not once per impression).
+///
+/// `fingers[i]` is the finger of sample `i`. Fingers are taken in ascending order, the
+/// impressions of each in sample order; pairs are `(i, j)` in that order.
+pub fn fvc_pairs<L: Ord + Copy>(fingers: &[L]) -> (IndexPairs, IndexPairs) {
+    let mut by_finger: std::collections::BTreeMap<L, Vec<usize>> = Default::default();
+    for (i, &f) in fingers.iter().enumerate() {
+        by_finger.entry(f).or_default().push(i);
+    }
+    let mut genuine = Vec::new();
+    let mut firsts = Vec::new();
+    for idx in by_finger.values() {
+        for (a, &i) in idx.iter().enumerate() {
+            genuine.extend(idx[a + 1..].iter().map(|&j| (i, j)));
+        }
+        firsts.extend(idx.first());
+    }
+    let mut impostor = Vec::new();
+    for (a, &i) in firsts.iter().enumerate() {
+        impostor.extend(firsts[a + 1..].iter().map(|&j| (i, j)));
+    }
+    (genuine, impostor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn fvc_pairs_follow_the_protocol() {
+        // Fingers 7 and 3, interleaved: sorted by finger, impressions in sample order.
+        let (g, i) = fvc_pairs(&[7u32, 3, 7, 3, 7]);
+        assert_eq!(g, vec![(1, 3), (0, 2), (0, 4), (2, 4)]);
+        assert_eq!(i, vec![(1, 0)]);
+        let (g, i) = fvc_pairs::<u32>(&[]);
+        assert!(g.is_empty() && i.is_empty());
+        // 10 fingers x 8 impressions: 10 * 28 genuine, 45 impostor.
+        let labels: Vec<u32> = (0..80).map(|k| k / 8).collect();
+        let (g, i) = fvc_pairs(&labels);
+        assert_eq!((g.len(), i.len()), (280, 45));
+    }
 
     #[test]
     fn perfectly_separated_scores_have_zero_eer() {

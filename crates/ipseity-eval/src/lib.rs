@@ -18,7 +18,9 @@
 mod det;
 mod svg;
 
-pub use det::{det_curve, pairs_from_labels, summarize, threshold_for_fmr, DetPoint, Summary};
+pub use det::{
+    det_curve, fvc_pairs, pairs_from_labels, summarize, threshold_for_fmr, DetPoint, Summary,
+};
 pub use svg::det_svg;
 
 /// Errors raised by the evaluation functions.

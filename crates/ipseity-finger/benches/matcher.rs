@@ -166,26 +166,8 @@ fn extracted_bench(dir: &std::path::Path) {
         used.iter().sum::<usize>() as f64 / used.len().max(1) as f64,
     );
     // FVC protocol: all pairs within a finger; first impressions across fingers.
-    let mut by_finger: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
-    for (k, ((f, _), _)) in items.iter().enumerate() {
-        by_finger.entry(*f).or_default().push(k);
-    }
-    let mut genuine_pairs = Vec::new();
-    let mut firsts = Vec::new();
-    for idx in by_finger.values() {
-        for a in 0..idx.len() {
-            for b in a + 1..idx.len() {
-                genuine_pairs.push((idx[a], idx[b]));
-            }
-        }
-        firsts.push(idx[0]);
-    }
-    let mut impostor_pairs = Vec::new();
-    for a in 0..firsts.len() {
-        for b in a + 1..firsts.len() {
-            impostor_pairs.push((firsts[a], firsts[b]));
-        }
-    }
+    let fingers: Vec<u32> = items.iter().map(|((f, _), _)| *f).collect();
+    let (genuine_pairs, impostor_pairs) = ipseity_eval::fvc_pairs(&fingers);
     let run = |pairs: &[(usize, usize)]| -> Vec<f32> {
         pairs
             .iter()

@@ -283,26 +283,9 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
     });
 
     // FVC protocol pairs.
-    let mut genuine_pairs = Vec::new();
-    let mut firsts = Vec::new();
-    let mut by_finger: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, it) in items.iter().enumerate() {
-        by_finger.entry(it.finger).or_default().push(i);
-    }
-    for idx in by_finger.values() {
-        for a in 0..idx.len() {
-            for b in a + 1..idx.len() {
-                genuine_pairs.push((idx[a], idx[b]));
-            }
-        }
-        firsts.push(idx[0]);
-    }
-    let mut impostor_pairs = Vec::new();
-    for a in 0..firsts.len() {
-        for b in a + 1..firsts.len() {
-            impostor_pairs.push((firsts[a], firsts[b]));
-        }
-    }
+    let fingers: Vec<u32> = items.iter().map(|it| it.finger).collect();
+    let (genuine_pairs, impostor_pairs) = ipseity_eval::fvc_pairs(&fingers);
+    let finger_count = fingers.iter().collect::<BTreeSet<_>>().len();
 
     let mcfg = MatcherConfig::default();
     let t0 = Instant::now();
@@ -357,8 +340,8 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
         ],
         &format!(
             "Ipseity fingerprints: {} fingers x {} impressions (FVC protocol)",
-            by_finger.len(),
-            items.len() / by_finger.len().max(1)
+            finger_count,
+            items.len() / finger_count.max(1)
         ),
     );
     std::fs::write(&args.det, svg).with_context(|| format!("writing {}", args.det.display()))?;
@@ -386,7 +369,7 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
             format!(
                 "{} impostor pairs of {} fingers in {}",
                 impostor.len(),
-                by_finger.len(),
+                finger_count,
                 args.dir.display()
             ),
         )
@@ -409,7 +392,7 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
         prepare_us_mean: prepare_us,
     };
     ctx.out.emit(&FingerEvalReport {
-        fingers: by_finger.len(),
+        fingers: finger_count,
         impressions: items.len(),
         failed: failures.len(),
         failure_reasons: reasons,
