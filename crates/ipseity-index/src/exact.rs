@@ -56,7 +56,7 @@
 //! answer is exact in every case. The shards' exact top-k lists are merged;
 //! ties are broken by subject key, then template id.
 
-use crate::kernels::{self, BLOCK};
+use crate::kernels::{self, BLOCK, QGROUP};
 use crate::spill::{Scratch, SealedRows};
 use crate::{Hit, Index, IndexError, Result, Storage};
 use half::f16;
@@ -1083,6 +1083,13 @@ where
                     for q in qg {
                         qbuf.extend_from_slice(&q.r);
                     }
+                    if let (Ok(qg8), Ok(cg8)) = (
+                        <&[Prepared; QGROUP]>::try_from(qg),
+                        <&mut [Collector; QGROUP]>::try_from(&mut *cg),
+                    ) {
+                        self.scan_group(qg8, cg8, &qbuf, r0, r1);
+                        continue;
+                    }
                     let out = &mut raw[..qg.len() * nb * BLOCK];
                     kernels::i8_scores(blocks, self.groups, &qbuf, out);
                     for ((q, c), scores) in qg
@@ -1113,6 +1120,71 @@ where
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// [`Shard::scan`] of int8 rows `[r0, r1)` for a full group of queries
+    /// (`qbuf` their codes, one after the other): the kernel tells which
+    /// queries a block may matter to, so only those read its scores.
+    fn scan_group(
+        &self,
+        qs: &[Prepared; QGROUP],
+        cols: &mut [Collector; QGROUP],
+        qbuf: &[i8],
+        r0: usize,
+        r1: usize,
+    ) {
+        let bb = self.groups * 64;
+        let offs: [i32; QGROUP] = std::array::from_fn(|i| 128 * qs[i].sumr);
+        let mut cuts: [i32; QGROUP] =
+            std::array::from_fn(|i| int_cut(cols[i].cut(), qs[i].t, offs[i]));
+        // Queries whose collector is full: a block skipped for one of them
+        // dropped rows above its floor (what `Collector::skipped` records).
+        let full_of = |c: &Collector| c.heap.len() >= c.cap;
+        let mut full: u8 = 0;
+        for (i, c) in cols.iter().enumerate() {
+            full |= u8::from(full_of(c)) << i;
+        }
+        let mut dropped: u8 = 0;
+        let mut out = [0i32; QGROUP * BLOCK];
+        for b in r0 / BLOCK..r1.div_ceil(BLOCK) {
+            let Some(block) = self.q.packed.get(b * bb..(b + 1) * bb) else {
+                break;
+            };
+            let mask = kernels::i8_block8(block, self.groups, qbuf, &cuts, &mut out);
+            dropped |= !mask & full;
+            if mask == 0 {
+                continue;
+            }
+            for (i, ((q, c), scores)) in qs
+                .iter()
+                .zip(cols.iter_mut())
+                .zip(out.chunks_exact(BLOCK))
+                .enumerate()
+            {
+                if mask & (1 << i) == 0 {
+                    continue;
+                }
+                let (off, icut) = (offs[i], cuts[i]);
+                for (r, &v) in scores.iter().enumerate() {
+                    let row = b * BLOCK + r;
+                    if row >= r1 {
+                        break;
+                    }
+                    if v >= icut {
+                        c.push(q.t * (v - off) as f32, row as u32);
+                    } else {
+                        c.skipped();
+                    }
+                }
+                cuts[i] = int_cut(c.cut(), q.t, off);
+                full |= u8::from(full_of(c)) << i;
+            }
+        }
+        for (i, c) in cols.iter_mut().enumerate() {
+            if dropped & (1 << i) != 0 {
+                c.overflowed = true;
             }
         }
     }

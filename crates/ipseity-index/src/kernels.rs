@@ -243,6 +243,70 @@ pub fn i8_scores_at(level: Level, blocks: &[u8], groups: usize, queries: &[i8], 
     i8_scores_scalar(blocks, groups, queries, out)
 }
 
+/// Queries scored together by [`i8_block8`].
+pub const QGROUP: usize = 8;
+
+/// Scores one packed block (16 rows) against [`QGROUP`] queries, as
+/// [`i8_scores`] with one block, and returns a bit per query: bit `q` is set
+/// when some row reaches `cuts[q]`.
+///
+/// A batch scan calls this per block so that it decides, inside the kernel's
+/// registers, which (query, block) pairs need a look; the scores of the rest
+/// are never read back (for a deep gallery almost all of them).
+///
+/// # Panics
+/// If `block.len() != groups * 64` or `queries.len() != 8 * groups * 4`.
+#[inline]
+pub fn i8_block8(
+    block: &[u8],
+    groups: usize,
+    queries: &[i8],
+    cuts: &[i32; QGROUP],
+    out: &mut [i32; QGROUP * BLOCK],
+) -> u8 {
+    i8_block8_at(detected(), block, groups, queries, cuts, out)
+}
+
+/// [`i8_block8`] with a chosen kernel level.
+///
+/// # Panics
+/// As [`i8_block8`].
+pub fn i8_block8_at(
+    level: Level,
+    block: &[u8],
+    groups: usize,
+    queries: &[i8],
+    cuts: &[i32; QGROUP],
+    out: &mut [i32; QGROUP * BLOCK],
+) -> u8 {
+    assert!(groups > 0, "i8_block8: zero groups");
+    assert_eq!(block.len(), groups * 64, "i8_block8: block size");
+    assert_eq!(queries.len(), QGROUP * groups * 4, "i8_block8: queries");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if level == Level::Avx512Vnni && has(Level::Avx512Vnni) {
+            // SAFETY: the CPU supports AVX-512F/BW/VNNI (checked by `has`);
+            // the block and query lengths were checked above.
+            return unsafe {
+                x86::block8_vnni(block.as_ptr(), groups, queries.as_ptr(), cuts, out)
+            };
+        }
+    }
+    i8_scores_at(level, block, groups, queries, out);
+    reach_mask(out, cuts)
+}
+
+/// Bit `q` set when some score of query `q`'s row of `out` reaches `cuts[q]`.
+fn reach_mask(out: &[i32; QGROUP * BLOCK], cuts: &[i32; QGROUP]) -> u8 {
+    let mut mask = 0u8;
+    for (q, (scores, &cut)) in out.chunks_exact(BLOCK).zip(cuts).enumerate() {
+        if scores.iter().any(|&v| v >= cut) {
+            mask |= 1 << q;
+        }
+    }
+    mask
+}
+
 /// Scalar twin of [`i8_scores`].
 pub fn i8_scores_scalar(blocks: &[u8], groups: usize, queries: &[i8], out: &mut [i32]) {
     let bb = groups * 64;
@@ -425,6 +489,58 @@ mod x86 {
         out: *mut i32,
         ostride: usize,
     ) {
+        // SAFETY: the caller's contract is this function's.
+        let acc = unsafe { sums_vnni::<NB, NQ>(blocks, groups, q, qstride) };
+        for qi in 0..NQ {
+            for b in 0..NB {
+                // SAFETY: out row qi has room for NB * 16 i32 from this offset.
+                unsafe {
+                    _mm512_storeu_si512(out.add(qi * ostride + b * 16) as *mut _, acc[b][qi])
+                };
+            }
+        }
+    }
+
+    /// One block against 8 queries, the scores stored to `out` and compared
+    /// with `cuts` in registers (see [`super::i8_block8`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F/BW/VNNI; `block` points at one packed
+    /// block of `groups * 64` bytes and `q` at 8 queries of `groups * 4`
+    /// bytes, one after the other.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn block8_vnni(
+        block: *const u8,
+        groups: usize,
+        q: *const i8,
+        cuts: &[i32; 8],
+        out: &mut [i32; 128],
+    ) -> u8 {
+        // SAFETY: the caller's contract is this function's.
+        let [acc] = unsafe { sums_vnni::<1, 8>(block, groups, q, groups * 4) };
+        let mut mask = 0u8;
+        for (qi, (a, &cut)) in acc.iter().zip(cuts).enumerate() {
+            // SAFETY: out holds 8 rows of 16 i32; row qi starts at qi * 16.
+            unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(qi * 16) as *mut _, *a) };
+            if _mm512_cmpge_epi32_mask(*a, _mm512_set1_epi32(cut)) != 0 {
+                mask |= 1 << qi;
+            }
+        }
+        mask
+    }
+
+    /// The VNNI sums of `NB` blocks against `NQ` queries, in registers.
+    ///
+    /// # Safety
+    /// As [`kern_vnni`], less `out`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn sums_vnni<const NB: usize, const NQ: usize>(
+        blocks: *const u8,
+        groups: usize,
+        q: *const i8,
+        qstride: usize,
+    ) -> [[__m512i; NQ]; NB] {
         let bb = groups * 64;
         let mut acc = [[_mm512_setzero_si512(); NQ]; NB];
         for j in 0..groups {
@@ -442,14 +558,7 @@ mod x86 {
                 }
             }
         }
-        for qi in 0..NQ {
-            for b in 0..NB {
-                // SAFETY: out row qi has room for NB * 16 i32 from this offset.
-                unsafe {
-                    _mm512_storeu_si512(out.add(qi * ostride + b * 16) as *mut _, acc[b][qi])
-                };
-            }
-        }
+        acc
     }
 
     /// # Safety
@@ -1026,6 +1135,40 @@ mod tests {
                         i8_scores_at(level, &blocks, groups, &q, &mut got);
                         assert_eq!(got, want, "{level:?} g={groups} b={nblocks} q={nq}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block8_masks_and_scores_match_the_scalar_twin() {
+        let mut s = 5u64;
+        for groups in [1usize, 3, 32, 128] {
+            for _ in 0..20 {
+                let block: Vec<u8> = (0..groups * 64).map(|_| lcg(&mut s) as u8).collect();
+                let q: Vec<i8> = (0..QGROUP * groups * 4)
+                    .map(|_| lcg(&mut s) as u8 as i8)
+                    .collect();
+                let mut want = [0i32; QGROUP * BLOCK];
+                i8_scores_scalar(&block, groups, &q, &mut want);
+                // Cuts at, just above and just below a query's best row, and
+                // out of reach, so every bit is tested both ways.
+                let mut cuts = [0i32; QGROUP];
+                for (qi, c) in cuts.iter_mut().enumerate() {
+                    let best = *want[qi * BLOCK..(qi + 1) * BLOCK].iter().max().unwrap();
+                    *c = match lcg(&mut s) % 4 {
+                        0 => best,
+                        1 => best + 1,
+                        2 => best - 1,
+                        _ => i32::MAX,
+                    };
+                }
+                let want_mask = reach_mask(&want, &cuts);
+                for &level in available() {
+                    let mut got = [0i32; QGROUP * BLOCK];
+                    let mask = i8_block8_at(level, &block, groups, &q, &cuts, &mut got);
+                    assert_eq!(got, want, "{level:?} g={groups}");
+                    assert_eq!(mask, want_mask, "{level:?} g={groups}");
                 }
             }
         }

@@ -57,7 +57,9 @@ fn case() -> impl Strategy<Value = Case> {
             Just(dim),
             // Coarse integer components make exact ties and duplicates common.
             prop::collection::vec((0u32..40, prop::collection::vec(-3i8..=3, dim)), 1..160),
-            prop::collection::vec(prop::collection::vec(-3i8..=3, dim), 1..6),
+            // Up to 19 queries: batches of 8 take the fused block kernel, the rest
+            // the per-query path.
+            prop::collection::vec(prop::collection::vec(-3i8..=3, dim), 1..20),
             1usize..8,
             prop_oneof![Just(-1.0f32), -0.5f32..0.9],
             any::<bool>(),
