@@ -7,7 +7,7 @@
 # Environment (passed to search_peers.py): SINGLE=200 probes timed one by one,
 # USEARCH=0 skips usearch entirely, HNSW=0 skips usearch's HNSW,
 # HNSW_LIMIT_S=900 abandons an HNSW build after that many seconds (reported as
-# capped).
+# capped), RERANK=memory or sealed picks where Ipseity keeps its f32 re-rank rows.
 set -euo pipefail
 N=${1:-1000000}
 DIM=${2:-128}
@@ -30,5 +30,5 @@ fi
 load() { echo "{\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"at\":\"$1\"}"; }
 load "ipseity start"
 cargo bench --quiet -p ipseity-index --bench search -- --n "$N" --dim "$DIM" --batch "$Q" \
-  --single "${SINGLE:-200}" --storage int8 2>/dev/null | grep '^{'
+  --single "${SINGLE:-200}" --storage int8 --rerank "${RERANK:-memory}" 2>/dev/null | grep '^{'
 load "ipseity end"

@@ -367,6 +367,7 @@ impl Collector {
 }
 
 /// A query prepared for one shard's scan.
+#[derive(Clone)]
 struct Prepared {
     y: Vec<f32>,
     r: Vec<i8>,
@@ -558,7 +559,7 @@ where
         let mut m = MemoryUsage::default();
         for i in 0..self.shards.len() {
             let s = self.read(i);
-            let ids = s.tid.capacity() * 8 + s.owner.capacity() * 4 + s.next.capacity() * 4;
+            let ids = s.tid.capacity() * 8 + s.owner.capacity() * 4;
             let codes = match self.storage {
                 Storage::F32 => s.f32s.capacity() * 4,
                 Storage::F16 => s.f16s.capacity() * 2,
@@ -571,6 +572,7 @@ where
             // Hash map bucket: key, entry and a control byte.
             m.other += s.subjects.capacity() * (std::mem::size_of::<(K, SubjectEntry)>() + 1)
                 + s.slots.capacity() * std::mem::size_of::<Option<K>>()
+                + s.next.capacity() * 4
                 + s.scale.len() * 8;
         }
         m
@@ -1222,41 +1224,54 @@ where
             r0 = r1;
         }
         let mut scratch = self.sealed.as_ref().map(SealedRows::scratch);
-        qs.iter()
-            .zip(cols)
-            .zip(floors)
-            .map(|((q, c), floor)| {
-                let amin = c.heap.peek().map_or(f32::NEG_INFINITY, |x| x.a);
-                let overflowed = c.overflowed;
-                let mut top = TopK::new(k, threshold);
-                let mut done = HashSet::new();
-                self.rerank(
-                    q,
-                    c.heap.into_vec(),
-                    &mut top,
-                    &mut done,
-                    floor,
-                    &mut scratch,
-                )?;
-                let needed = top.needed.max(load_floor(floor));
-                if overflowed && amin + q.bound >= needed {
-                    // Adaptive depth: every row whose bound reaches `needed`.
-                    rescans.fetch_add(1, AtomicOrdering::Relaxed);
-                    let mut all = [Collector::new(usize::MAX, needed - q.bound)];
-                    self.scan(std::slice::from_ref(q), &mut all, 0, self.n);
-                    let [c] = all;
-                    self.rerank(
-                        q,
-                        c.heap.into_vec(),
-                        &mut top,
-                        &mut done,
-                        floor,
-                        &mut scratch,
-                    )?;
-                }
-                Ok(top.into_hits(&self.slots))
-            })
-            .collect()
+        let mut tops = Vec::with_capacity(nq);
+        // Queries whose first-pass depth did not settle the top k, with the
+        // score a row must reach: they are scanned again together, so that
+        // a batch's second passes share one pass over the shard too.
+        let mut again: Vec<(usize, f32)> = Vec::new();
+        for (i, ((q, c), floor)) in qs.iter().zip(cols).zip(floors).enumerate() {
+            let amin = c.heap.peek().map_or(f32::NEG_INFINITY, |x| x.a);
+            let overflowed = c.overflowed;
+            let mut top = TopK::new(k, threshold);
+            let mut done = HashSet::new();
+            self.rerank(
+                q,
+                c.heap.into_vec(),
+                &mut top,
+                &mut done,
+                floor,
+                &mut scratch,
+            )?;
+            let needed = top.needed.max(load_floor(floor));
+            if overflowed && amin + q.bound >= needed {
+                again.push((i, needed));
+            }
+            tops.push((top, done));
+        }
+        if !again.is_empty() {
+            // Adaptive depth: every row whose bound reaches `needed`.
+            rescans.fetch_add(again.len() as u64, AtomicOrdering::Relaxed);
+            let sub: Vec<Prepared> = again.iter().map(|&(i, _)| qs[i].clone()).collect();
+            let mut all: Vec<Collector> = again
+                .iter()
+                .zip(&sub)
+                .map(|(&(_, needed), q)| Collector::new(usize::MAX, needed - q.bound))
+                .collect();
+            let mut r0 = 0;
+            while r0 < self.n {
+                let r1 = (r0 + p.chunk_rows).min(self.n);
+                self.scan(&sub, &mut all, r0, r1);
+                r0 = r1;
+            }
+            for ((&(i, _), c), q) in again.iter().zip(all).zip(&sub) {
+                let (top, done) = &mut tops[i];
+                self.rerank(q, c.heap.into_vec(), top, done, &floors[i], &mut scratch)?;
+            }
+        }
+        Ok(tops
+            .into_iter()
+            .map(|(top, _)| top.into_hits(&self.slots))
+            .collect())
     }
 
     /// An upper bound on candidate `c`'s exact score. For int8 the row is
