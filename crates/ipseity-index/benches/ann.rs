@@ -11,8 +11,10 @@
 //! one, also the recall set), `--k 10`, `--m 16`, `--efc 100`, `--ef
 //! 16,32,64,128,256`, `--walk int8|f32` (HNSW storage), `--switch
 //! 250000,500000,1000000,2000000` (exact-only latency sizes; `none` to skip),
-//! `--target-ms 50` (p99 target), `--dim 128`.
+//! `--target-ms 50` (p99 target), `--dim 128`, `--rerank-min D` (first-pass
+//! depth of the switch pass's exact index; 0 picks `Params::depth_for_batch`).
 
+use ipseity_index::exact::Params;
 use ipseity_index::synth::{face_set, uniform, FaceParams};
 use ipseity_index::{ExactIndex, Hit, HnswIndex, HnswParams, Index, Storage};
 use std::collections::HashSet;
@@ -157,6 +159,8 @@ fn main() {
     let efs = list(&args, "--ef", "16,32,64,128,256");
     let switch = list(&args, "--switch", "250000,500000,1000000,2000000");
     let target_ms = num(&args, "--target-ms", 50) as f64;
+    // First-pass depth of the switch pass's exact index (0: `Params::depth_for_batch`).
+    let rerank_min = num(&args, "--rerank-min", 0);
     let kinds = arg(&args, "--data", "face,uniform");
     let walk = match arg(&args, "--walk", "int8").as_str() {
         "f32" => Storage::F32,
@@ -227,7 +231,17 @@ fn main() {
     let mut pts = Vec::new();
     for &n in &switch {
         let d = data("face", n, dim, q);
-        let exact: ExactIndex<u64> = ExactIndex::new(dim, Storage::Int8);
+        let params = Params {
+            rerank_min,
+            ..Params::default()
+        };
+        let exact: ExactIndex<u64> = match ExactIndex::with_params(dim, Storage::Int8, params) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("cannot create the index: {e}");
+                std::process::exit(2);
+            }
+        };
         {
             let items: Vec<(u64, u64, &[f32])> = (0..n)
                 .map(|i| (d.subject[i], i as u64, &d.vectors[i * dim..(i + 1) * dim]))
@@ -240,8 +254,23 @@ fn main() {
         let probes = d.probes;
         drop(d.vectors);
         let (_, p50, p99, qps) = timed(&exact, &probes, dim, k);
+        let passes1 = exact.second_passes();
+        // All probes in one batch: the de-duplication workload.
+        let t = Instant::now();
+        if let Err(e) = exact.search_batch(&probes, k, -1.0) {
+            eprintln!("batch search failed: {e}");
+            std::process::exit(2);
+        }
+        let qps_batch = (probes.len() / dim) as f64 / t.elapsed().as_secs_f64();
         println!(
-            "{{\"switch_point_sample\":true,\"data\":\"face\",\"n\":{n},\"index\":\"exact-int8\",\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"qps_batch1\":{qps:.1},\"load\":\"{}\"}}",
+            "{{\"switch_point_sample\":true,\"data\":\"face\",\"n\":{n},\"index\":\"exact-int8\",\"depth_batch1\":{},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"qps_batch1\":{qps:.1},\"second_passes_batch1\":{passes1},\"qps_batch{}\":{qps_batch:.1},\"second_passes_batch\":{},\"load\":\"{}\"}}",
+            if rerank_min == 0 {
+                Params::depth_for_batch(dim, 1)
+            } else {
+                rerank_min
+            },
+            probes.len() / dim,
+            exact.second_passes() - passes1,
             load()
         );
         pts.push((n as f64, p99, p50));

@@ -10,7 +10,8 @@
 //! f32 re-rank rows live: RAM, or the sealed spill file), `--spill-dir DIR`
 //! (the spill file's directory; the OS temporary directory by default),
 //! `--rerank-min N` (the first-pass candidate depth per shard; by default
-//! `Params::depth_for(dim)`).
+//! `Params::depth_for_batch(dim, queries)`; `depth` in the output is the
+//! batch's, `depth_batch1` the single probe's).
 //!
 //! Memory per template: `scan` is what a scan reads, `held` every byte the
 //! index holds in RAM (by capacity), `spill` the sealed file's bytes (disk or
@@ -146,10 +147,13 @@ fn main() {
             ),
             _ => (RerankRows::InMemory, format!("exact-{st}")),
         };
-        let depth = if rerank_min == 0 {
-            Params::depth_for(dim)
+        let (depth1, depth) = if rerank_min == 0 {
+            (
+                Params::depth_for_batch(dim, 1),
+                Params::depth_for_batch(dim, batch),
+            )
         } else {
-            rerank_min
+            (rerank_min, rerank_min)
         };
         let rss0 = rss_bytes();
         let t = Instant::now();
@@ -206,7 +210,7 @@ fn main() {
         let recall = ok as f64 / res.len().max(1) as f64;
         let agree = hits1.iter().zip(&hb).all(|(a, b)| a == b);
         println!(
-            "{{\"engine\":\"ipseity\",\"index\":\"{label}\",\"n\":{n},\"dim\":{dim},\"k\":{k},\"depth\":{depth},\"threads\":{threads},\"kernel\":\"{:?}\",\"build_s\":{build_s:.3},\"qps_batch1\":{qps1:.1},\"qps_batch{batch}\":{qps_b:.1},\"rescans_batch1\":{rescans1},\"rescans_batch{batch}\":{},\"recall_at_1\":{recall:.4},\"batch_equals_single\":{agree},\"bytes_per_template_scan\":{:.1},\"bytes_per_template_total\":{:.1},\"spill_bytes_per_template\":{:.1},\"rss_bytes_per_template\":{:.1},\"load_avg\":\"{}\",\"gen_s\":{gen_s:.2},\"brute_force_qps\":{brute_qps:.2}}}",
+            "{{\"engine\":\"ipseity\",\"index\":\"{label}\",\"n\":{n},\"dim\":{dim},\"k\":{k},\"depth_batch1\":{depth1},\"depth\":{depth},\"threads\":{threads},\"kernel\":\"{:?}\",\"build_s\":{build_s:.3},\"qps_batch1\":{qps1:.1},\"qps_batch{batch}\":{qps_b:.1},\"rescans_batch1\":{rescans1},\"rescans_batch{batch}\":{},\"recall_at_1\":{recall:.4},\"batch_equals_single\":{agree},\"bytes_per_template_scan\":{:.1},\"bytes_per_template_total\":{:.1},\"spill_bytes_per_template\":{:.1},\"rss_bytes_per_template\":{:.1},\"load_avg\":\"{}\",\"gen_s\":{gen_s:.2},\"brute_force_qps\":{brute_qps:.2}}}",
             kernels::detected(),
             idx.second_passes() - rescans1,
             mem.scan as f64 / n as f64,
