@@ -65,7 +65,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Where the f32 copies of the rows, read only by the exact re-rank of the
@@ -146,34 +146,24 @@ impl Params {
         (dim.saturating_mul(dim) / 512).clamp(64, 4096)
     }
 
-    /// The first-pass depth used when `rerank_min` is `0` for a search of
-    /// `queries` probes at once: [`Params::depth_for`], but at least
-    /// [`SMALL_BATCH_DEPTH`] below 8 probes.
+    /// The first-pass depth a fresh index uses, with `rerank_min` at `0`,
+    /// for a search of `queries` probes at once: [`Params::depth_for`], but
+    /// at least [`SMALL_BATCH_DEPTH`] below 8 probes. Batches of 8 or more
+    /// then learn theirs ([`ExactIndex::batch_depth`]).
     ///
     /// A small batch pays for each second pass with a full scan of the shard
     /// per probe, while a deeper first pass costs it next to nothing (its
-    /// scan is bound by memory, not by the candidate handling). On the
-    /// face-shaped 1M x 128 gallery a depth of 64 sent 3,709 of 4,000
-    /// single-probe shard-queries to the second pass, and 256 sent 16, which
-    /// halved the latency. A large batch shares one second pass among all
-    /// its probes and its scan is bound by compute, where a deeper first
-    /// pass costs more than it saves (1,216 against 1,066 qps at batch 1000
-    /// on the same gallery).
+    /// scan is bound by memory). On the face-shaped 1M x 128 gallery a depth
+    /// of 64 sent 3,709 of 4,000 single-probe shard-queries to the second
+    /// pass, and 256 sent 16, which halved the latency. A large batch
+    /// shares one second pass among its probes and its scan is bound by
+    /// compute, so there the better depth depends on the gallery.
     pub fn depth_for_batch(dim: usize, queries: usize) -> usize {
         let d = Self::depth_for(dim);
         if queries < kernels::QGROUP {
             d.max(SMALL_BATCH_DEPTH)
         } else {
             d
-        }
-    }
-
-    /// The effective minimum depth for `dim` and a batch of `queries`.
-    fn min_depth(&self, dim: usize, queries: usize) -> usize {
-        if self.rerank_min == 0 {
-            Self::depth_for_batch(dim, queries)
-        } else {
-            self.rerank_min
         }
     }
 }
@@ -227,7 +217,13 @@ pub struct ExactIndex<K> {
     /// Shard-queries that fell into the adaptive second pass (a diagnostic
     /// for choosing the first-pass depth).
     rescans: AtomicU64,
+    /// The first-pass depth batches use, learned from their second passes
+    /// (see [`ExactIndex::batch_depth`]); only grows.
+    batch_depth: AtomicUsize,
 }
+
+/// Probes per step of a large batch: the batch depth is revised after each.
+const BATCH_STEP: usize = 256;
 
 /// End of a subject's row list in [`Shard::next`].
 const NIL: u32 = u32::MAX;
@@ -493,6 +489,7 @@ where
             params,
             shards,
             rescans: AtomicU64::new(0),
+            batch_depth: AtomicUsize::new(Params::depth_for(dim)),
         }
     }
 
@@ -503,6 +500,33 @@ where
     /// data.
     pub fn second_passes(&self) -> u64 {
         self.rescans.load(AtomicOrdering::Relaxed)
+    }
+
+    /// The first-pass depth per shard that batches of 8 probes or more use
+    /// now (with [`Params::rerank_min`] unset).
+    ///
+    /// It starts at [`Params::depth_for`] and doubles, up to 4096, after
+    /// any step of a batch ([`BATCH_STEP`] probes) in which more than a
+    /// quarter of the shard-queries needed the second pass. Which depth is
+    /// cheaper depends on the gallery: on the synthetic bench gallery a depth
+    /// of 64 serves 1M x 128 faster than 256 (second passes are rare), on
+    /// the face-shaped one 256 is 40% faster (at 64 nine in ten
+    /// shard-queries rescan). The answers do not depend on it.
+    pub fn batch_depth(&self) -> usize {
+        self.batch_depth.load(AtomicOrdering::Relaxed)
+    }
+
+    /// The first-pass depth for a search of `queries` probes at once.
+    fn depth(&self, queries: usize) -> usize {
+        if self.params.rerank_min != 0 {
+            return self.params.rerank_min;
+        }
+        let d = self.batch_depth();
+        if queries < QGROUP {
+            d.max(SMALL_BATCH_DEPTH)
+        } else {
+            d
+        }
     }
 
     /// The storage kind.
@@ -651,6 +675,22 @@ where
         if k == 0 || nq == 0 {
             return Ok(vec![Vec::new(); nq]);
         }
+        if nq <= BATCH_STEP {
+            return self.search_step(ys, k, threshold);
+        }
+        let mut out = Vec::with_capacity(nq);
+        for step in ys.chunks(BATCH_STEP * self.dim) {
+            out.extend(self.search_step(step, k, threshold)?);
+        }
+        Ok(out)
+    }
+
+    /// One step of [`ExactIndex::search_normalized`], which then revises
+    /// the batch depth from its second passes.
+    fn search_step(&self, ys: &[f32], k: usize, threshold: f32) -> Result<Vec<Vec<Hit<K>>>> {
+        let nq = ys.len() / self.dim;
+        let depth = self.depth(nq);
+        let passes = AtomicU64::new(0);
         // Each query's best k-th score so far, shared by the shards so that
         // one shard's find lets the others stop re-ranking earlier.
         let floors: Vec<AtomicU32> = (0..nq)
@@ -660,9 +700,16 @@ where
             .into_par_iter()
             .map(|s| {
                 self.read(s)
-                    .search(ys, k, threshold, &self.params, &floors, &self.rescans)
+                    .search(ys, k, threshold, &self.params, depth, &floors, &passes)
             })
             .collect::<Result<_>>()?;
+        let passes = passes.into_inner();
+        self.rescans.fetch_add(passes, AtomicOrdering::Relaxed);
+        let shard_queries = (nq * self.shards.len()) as u64;
+        if nq >= QGROUP && self.params.rerank_min == 0 && passes * 4 > shard_queries {
+            let grown = depth.saturating_mul(2).min(4096);
+            self.batch_depth.fetch_max(grown, AtomicOrdering::Relaxed);
+        }
         let mut out: Vec<Vec<Hit<K>>> = vec![Vec::new(); nq];
         for lists in per_shard {
             for (q, hits) in lists.into_iter().enumerate() {
@@ -1210,15 +1257,18 @@ where
         }
         let mut dropped: u8 = 0;
         let mut out = [0i32; QGROUP * BLOCK];
+        let mut rows = [0u16; QGROUP];
         for b in r0 / BLOCK..r1.div_ceil(BLOCK) {
             let Some(block) = self.q.packed.get(b * bb..(b + 1) * bb) else {
                 break;
             };
-            let mask = kernels::i8_block8(block, self.groups, qbuf, &cuts, &mut out);
+            let mask = kernels::i8_block8(block, self.groups, qbuf, &cuts, &mut out, &mut rows);
             dropped |= !mask & full;
             if mask == 0 {
                 continue;
             }
+            // Rows past `r1` (the padding of a last, partial block) never count.
+            let live = u16::MAX >> (BLOCK - (r1 - b * BLOCK).min(BLOCK));
             for (i, ((q, c), scores)) in qs
                 .iter()
                 .zip(cols.iter_mut())
@@ -1228,19 +1278,18 @@ where
                 if mask & (1 << i) == 0 {
                     continue;
                 }
-                let (off, icut) = (offs[i], cuts[i]);
-                for (r, &v) in scores.iter().enumerate() {
-                    let row = b * BLOCK + r;
-                    if row >= r1 {
-                        break;
-                    }
-                    if v >= icut {
-                        c.push(q.t * (v - off) as f32, row as u32);
-                    } else {
-                        c.skipped();
-                    }
+                let m = rows[i] & live;
+                if m != live && full & (1 << i) != 0 {
+                    dropped |= 1 << i;
                 }
-                cuts[i] = int_cut(c.cut(), q.t, off);
+                // Only the rows that reached the cut, lowest first.
+                let mut bits = m;
+                while bits != 0 {
+                    let r = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    c.push(q.t * (scores[r] - offs[i]) as f32, (b * BLOCK + r) as u32);
+                }
+                cuts[i] = int_cut(c.cut(), q.t, offs[i]);
                 full |= u8::from(full_of(c)) << i;
             }
         }
@@ -1257,12 +1306,15 @@ where
     /// (this shard's k-th subject so far, or `floors[q]`, the best k-th score
     /// any shard has published for the query) ends the re-rank, as every
     /// later candidate is bounded lower still.
+    // One private call site; a struct for its arguments would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
         ys: &[f32],
         k: usize,
         threshold: f32,
         p: &Params,
+        depth: usize,
         floors: &[AtomicU32],
         rescans: &AtomicU64,
     ) -> Result<Vec<Vec<Hit<K>>>> {
@@ -1272,7 +1324,7 @@ where
             return Ok(vec![Vec::new(); nq]);
         }
         let qs: Vec<Prepared> = ys.chunks_exact(dim).map(|y| self.prepare(y)).collect();
-        let cap = (p.rerank_factor.saturating_mul(k)).max(p.min_depth(dim, nq));
+        let cap = (p.rerank_factor.saturating_mul(k)).max(depth);
         let mut cols: Vec<Collector> = qs
             .iter()
             .map(|q| Collector::new(cap, threshold - q.bound))
@@ -1837,5 +1889,51 @@ mod tests {
             }
             assert!(!model.is_empty());
         }
+    }
+
+    #[test]
+    fn batches_deepen_their_first_pass_when_second_passes_dominate() {
+        // One tight cluster: every score sits inside every other's bound
+        // window, so a first pass of 64 cannot settle a top 10.
+        let dim = 128;
+        let centre = vecs(1, dim, 41).remove(0);
+        let noisy = |n, seed| -> Vec<Vec<f32>> {
+            vecs(n, dim, seed)
+                .into_iter()
+                .map(|e| centre.iter().zip(&e).map(|(c, e)| c + 0.02 * e).collect())
+                .collect()
+        };
+        let rows = noisy(4000, 42);
+        let build = |rerank_min| {
+            let p = Params {
+                shards: 2,
+                rerank_min,
+                ..Params::default()
+            };
+            let idx: ExactIndex<u64> = ExactIndex::with_params(dim, Storage::Int8, p).unwrap();
+            let items: Vec<(u64, u64, &[f32])> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64 / 2, i as u64, v.as_slice()))
+                .collect();
+            idx.extend(&items).unwrap();
+            idx
+        };
+        let (learning, deep) = (build(0), build(4096));
+        assert_eq!(learning.batch_depth(), Params::depth_for(dim));
+        let qs = noisy(2 * BATCH_STEP, 43).concat();
+        let got = learning.search_batch(&qs, 10, -1.0).unwrap();
+        assert!(learning.second_passes() > 0);
+        assert!(
+            learning.batch_depth() > Params::depth_for(dim),
+            "depth stayed at {}",
+            learning.batch_depth()
+        );
+        assert_eq!(
+            deep.batch_depth(),
+            Params::depth_for(dim),
+            "fixed depth learns nothing"
+        );
+        assert_eq!(got, deep.search_batch(&qs, 10, -1.0).unwrap());
     }
 }

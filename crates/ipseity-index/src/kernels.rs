@@ -247,8 +247,9 @@ pub fn i8_scores_at(level: Level, blocks: &[u8], groups: usize, queries: &[i8], 
 pub const QGROUP: usize = 8;
 
 /// Scores one packed block (16 rows) against [`QGROUP`] queries, as
-/// [`i8_scores`] with one block, and returns a bit per query: bit `q` is set
-/// when some row reaches `cuts[q]`.
+/// [`i8_scores`] with one block. `rows[q]` gets a bit per row that reaches
+/// `cuts[q]` (bit `r` for row `r`), and the result a bit per query whose
+/// `rows[q]` is not zero.
 ///
 /// A batch scan calls this per block so that it decides, inside the kernel's
 /// registers, which (query, block) pairs need a look; the scores of the rest
@@ -263,8 +264,9 @@ pub fn i8_block8(
     queries: &[i8],
     cuts: &[i32; QGROUP],
     out: &mut [i32; QGROUP * BLOCK],
+    rows: &mut [u16; QGROUP],
 ) -> u8 {
-    i8_block8_at(detected(), block, groups, queries, cuts, out)
+    i8_block8_at(detected(), block, groups, queries, cuts, out, rows)
 }
 
 /// [`i8_block8`] with a chosen kernel level.
@@ -278,6 +280,7 @@ pub fn i8_block8_at(
     queries: &[i8],
     cuts: &[i32; QGROUP],
     out: &mut [i32; QGROUP * BLOCK],
+    rows: &mut [u16; QGROUP],
 ) -> u8 {
     assert!(groups > 0, "i8_block8: zero groups");
     assert_eq!(block.len(), groups * 64, "i8_block8: block size");
@@ -288,21 +291,23 @@ pub fn i8_block8_at(
             // SAFETY: the CPU supports AVX-512F/BW/VNNI (checked by `has`);
             // the block and query lengths were checked above.
             return unsafe {
-                x86::block8_vnni(block.as_ptr(), groups, queries.as_ptr(), cuts, out)
+                x86::block8_vnni(block.as_ptr(), groups, queries.as_ptr(), cuts, out, rows)
             };
         }
     }
     i8_scores_at(level, block, groups, queries, out);
-    reach_mask(out, cuts)
+    reach_masks(out, cuts, rows)
 }
 
-/// Bit `q` set when some score of query `q`'s row of `out` reaches `cuts[q]`.
-fn reach_mask(out: &[i32; QGROUP * BLOCK], cuts: &[i32; QGROUP]) -> u8 {
+/// The row and query masks of [`i8_block8`] from the scores in `out`.
+fn reach_masks(out: &[i32; QGROUP * BLOCK], cuts: &[i32; QGROUP], rows: &mut [u16; QGROUP]) -> u8 {
     let mut mask = 0u8;
-    for (q, (scores, &cut)) in out.chunks_exact(BLOCK).zip(cuts).enumerate() {
-        if scores.iter().any(|&v| v >= cut) {
-            mask |= 1 << q;
+    for (q, ((scores, &cut), m)) in out.chunks_exact(BLOCK).zip(cuts).zip(rows).enumerate() {
+        *m = 0;
+        for (r, &v) in scores.iter().enumerate() {
+            *m |= u16::from(v >= cut) << r;
         }
+        mask |= u8::from(*m != 0) << q;
     }
     mask
 }
@@ -515,16 +520,16 @@ mod x86 {
         q: *const i8,
         cuts: &[i32; 8],
         out: &mut [i32; 128],
+        rows: &mut [u16; 8],
     ) -> u8 {
         // SAFETY: the caller's contract is this function's.
         let [acc] = unsafe { sums_vnni::<1, 8>(block, groups, q, groups * 4) };
         let mut mask = 0u8;
-        for (qi, (a, &cut)) in acc.iter().zip(cuts).enumerate() {
+        for (qi, ((a, &cut), m)) in acc.iter().zip(cuts).zip(rows).enumerate() {
             // SAFETY: out holds 8 rows of 16 i32; row qi starts at qi * 16.
             unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(qi * 16) as *mut _, *a) };
-            if _mm512_cmpge_epi32_mask(*a, _mm512_set1_epi32(cut)) != 0 {
-                mask |= 1 << qi;
-            }
+            *m = _mm512_cmpge_epi32_mask(*a, _mm512_set1_epi32(cut));
+            mask |= u8::from(*m != 0) << qi;
         }
         mask
     }
@@ -1163,11 +1168,23 @@ mod tests {
                         _ => i32::MAX,
                     };
                 }
-                let want_mask = reach_mask(&want, &cuts);
+                // The masks spelled out from the scalar scores.
+                let mut want_rows = [0u16; QGROUP];
+                let mut want_mask = 0u8;
+                for qi in 0..QGROUP {
+                    for r in 0..BLOCK {
+                        if want[qi * BLOCK + r] >= cuts[qi] {
+                            want_rows[qi] |= 1 << r;
+                            want_mask |= 1 << qi;
+                        }
+                    }
+                }
                 for &level in available() {
                     let mut got = [0i32; QGROUP * BLOCK];
-                    let mask = i8_block8_at(level, &block, groups, &q, &cuts, &mut got);
+                    let mut rows = [0xa5a5u16; QGROUP];
+                    let mask = i8_block8_at(level, &block, groups, &q, &cuts, &mut got, &mut rows);
                     assert_eq!(got, want, "{level:?} g={groups}");
+                    assert_eq!(rows, want_rows, "{level:?} g={groups}");
                     assert_eq!(mask, want_mask, "{level:?} g={groups}");
                 }
             }

@@ -170,13 +170,17 @@ fn concurrent_mutation(rerank: RerankRows) {
     let removed = Arc::new(Mutex::new(Vec::<u64>::new()));
     let done_count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Searchers that have finished a search: the mutator waits for both, so
+    // that searches and mutations really overlap on any scheduler.
+    let ready = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for t in 0..2u64 {
-        let (idx, removed, done_count, stop) = (
+        let (idx, removed, done_count, stop, ready) = (
             idx.clone(),
             removed.clone(),
             done_count.clone(),
             stop.clone(),
+            ready.clone(),
         );
         handles.push(std::thread::spawn(move || {
             let mut i = 0u64;
@@ -192,6 +196,9 @@ fn concurrent_mutation(rerank: RerankRows) {
                         h.subject
                     );
                 }
+                if i == 0 {
+                    ready.fetch_add(1, Ordering::SeqCst);
+                }
                 i += 1;
             }
             i
@@ -200,6 +207,9 @@ fn concurrent_mutation(rerank: RerankRows) {
     {
         let idx = idx.clone();
         handles.push(std::thread::spawn(move || {
+            while ready.load(Ordering::SeqCst) < 2 {
+                std::thread::yield_now();
+            }
             for s in 0..200u64 {
                 // Add new subjects and replace others while removing.
                 idx.add(1000 + s, 0, &v(1000 + s, 0)).unwrap();
