@@ -159,11 +159,16 @@ impl Params {
     /// shares one second pass among its probes and its scan is bound by
     /// compute, so there the better depth depends on the gallery.
     pub fn depth_for_batch(dim: usize, queries: usize) -> usize {
-        let d = Self::depth_for(dim);
+        Self::for_queries(Self::depth_for(dim), queries)
+    }
+
+    /// A batch depth `depth`, raised to [`SMALL_BATCH_DEPTH`] for fewer than
+    /// 8 probes.
+    fn for_queries(depth: usize, queries: usize) -> usize {
         if queries < kernels::QGROUP {
-            d.max(SMALL_BATCH_DEPTH)
+            depth.max(SMALL_BATCH_DEPTH)
         } else {
-            d
+            depth
         }
     }
 }
@@ -521,12 +526,7 @@ where
         if self.params.rerank_min != 0 {
             return self.params.rerank_min;
         }
-        let d = self.batch_depth();
-        if queries < QGROUP {
-            d.max(SMALL_BATCH_DEPTH)
-        } else {
-            d
-        }
+        Params::for_queries(self.batch_depth(), queries)
     }
 
     /// The storage kind.
@@ -674,9 +674,6 @@ where
         let nq = ys.len() / self.dim;
         if k == 0 || nq == 0 {
             return Ok(vec![Vec::new(); nq]);
-        }
-        if nq <= BATCH_STEP {
-            return self.search_step(ys, k, threshold);
         }
         let mut out = Vec::with_capacity(nq);
         for step in ys.chunks(BATCH_STEP * self.dim) {
@@ -1250,10 +1247,9 @@ where
             std::array::from_fn(|i| int_cut(cols[i].cut(), qs[i].t, offs[i]));
         // Queries whose collector is full: a block skipped for one of them
         // dropped rows above its floor (what `Collector::skipped` records).
-        let full_of = |c: &Collector| c.full();
         let mut full: u8 = 0;
         for (i, c) in cols.iter().enumerate() {
-            full |= u8::from(full_of(c)) << i;
+            full |= u8::from(c.full()) << i;
         }
         let mut dropped: u8 = 0;
         let mut out = [0i32; QGROUP * BLOCK];
@@ -1290,7 +1286,7 @@ where
                     c.push(q.t * (scores[r] - offs[i]) as f32, (b * BLOCK + r) as u32);
                 }
                 cuts[i] = int_cut(c.cut(), q.t, offs[i]);
-                full |= u8::from(full_of(c)) << i;
+                full |= u8::from(c.full()) << i;
             }
         }
         for (i, c) in cols.iter_mut().enumerate() {
