@@ -57,9 +57,29 @@ impl Ctx {
         self.purpose.as_deref()
     }
 
+    /// Refuses an empty or oversized `--purpose` before any work is done, so that a bad
+    /// argument never costs a pipeline run or a search.
+    pub fn check_purpose(&self) -> anyhow::Result<()> {
+        match self.purpose() {
+            Some(p) if p.is_empty() || p.len() > ipseity_store::MAX_PURPOSE => {
+                Err(CliError::input(
+                    "invalid_input",
+                    format!(
+                        "--purpose must be 1 to {} bytes, got {}",
+                        ipseity_store::MAX_PURPOSE,
+                        p.len()
+                    ),
+                )
+                .into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The purpose, or a `purpose_required` error: every search of the whole gallery starts
     /// from a recorded reason. `what` says what the command searches, for the message.
     pub fn require_purpose(&self, what: &str) -> anyhow::Result<&str> {
+        self.check_purpose()?;
         self.purpose().ok_or_else(|| {
             CliError::input(
                 "purpose_required",
@@ -72,6 +92,13 @@ impl Ctx {
     /// Opens (creating on first use) the store in the data directory.
     pub fn open_store(&self) -> anyhow::Result<Store> {
         Store::open(&self.data_dir)
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    }
+
+    /// Opens the store for a command that only reads it: a missing store is an error
+    /// (`no_store`), never a new empty one.
+    pub fn open_store_existing(&self) -> anyhow::Result<Store> {
+        Store::open_existing(&self.data_dir)
             .with_context(|| format!("opening the store in {}", self.data_dir.display()))
     }
 

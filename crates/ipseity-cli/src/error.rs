@@ -4,7 +4,8 @@
 use std::fmt;
 use std::io;
 
-use ipseity_core::{CoreError, Decision};
+use ipseity_core::{Classified as _, CoreError, Decision, ErrorKind};
+use ipseity_engine::EngineError;
 use ipseity_eval::EvalError;
 use ipseity_face::decode::DecodeError;
 use ipseity_face::FaceError;
@@ -134,18 +135,6 @@ pub fn face_code(e: &FaceError) -> &'static str {
     }
 }
 
-/// Code of a store error.
-pub fn store_code(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::DuplicateSubject(_) => "duplicate_subject",
-        StoreError::UnknownSubject(_) => "unknown_subject",
-        StoreError::InvalidInput(_) => "invalid_input",
-        StoreError::KeyFile(_) => "store_key",
-        StoreError::DiskFull => "disk_full",
-        _ => "store_error",
-    }
-}
-
 /// Code of a models error.
 pub fn models_code(e: &ModelsError) -> &'static str {
     match e {
@@ -155,6 +144,19 @@ pub fn models_code(e: &ModelsError) -> &'static str {
             "models_download_failed"
         }
         _ => "models_error",
+    }
+}
+
+/// The exit status of an error kind: a conflict with the enrolled population is a
+/// possible duplicate (3); every other failure is an error (2).
+pub fn exit_of(kind: ErrorKind) -> ExitStatus {
+    match kind {
+        ErrorKind::Conflict => ExitStatus::PossibleDuplicate,
+        ErrorKind::Input
+        | ErrorKind::NotFound
+        | ErrorKind::Duplicate
+        | ErrorKind::Unavailable
+        | ErrorKind::Internal => ExitStatus::Error,
     }
 }
 
@@ -170,18 +172,17 @@ pub fn classify(err: &anyhow::Error) -> (&'static str, ExitStatus) {
         if let Some(e) = cause.downcast_ref::<FaceError>() {
             return (face_code(e), ExitStatus::Error);
         }
+        if let Some(e) = cause.downcast_ref::<EngineError>() {
+            return (e.code(), exit_of(e.kind()));
+        }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
-            return (store_code(e), ExitStatus::Error);
+            return (e.code(), exit_of(e.kind()));
         }
         if let Some(e) = cause.downcast_ref::<ModelsError>() {
             return (models_code(e), ExitStatus::Error);
         }
         if let Some(e) = cause.downcast_ref::<CoreError>() {
-            let code = match e {
-                CoreError::InvalidSubjectId(_) => "invalid_subject_id",
-                _ => "internal",
-            };
-            return (code, ExitStatus::Error);
+            return (e.code(), exit_of(e.kind()));
         }
         if cause.downcast_ref::<EvalError>().is_some() {
             return ("eval_error", ExitStatus::Error);

@@ -9,7 +9,6 @@ mod args;
 mod commands;
 mod context;
 mod error;
-mod gallery;
 mod manifest;
 mod output;
 mod policy;

@@ -8,6 +8,12 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod audit;
+mod error_kind;
+
+pub use audit::{AuditEvent, MAX_EVENT_DETAIL};
+pub use error_kind::{Classified, ErrorKind};
+
 /// Errors raised when building domain values from untrusted input.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -18,6 +24,22 @@ pub enum CoreError {
     /// An embedding had the wrong dimension or non-finite values.
     #[error("invalid embedding: {0}")]
     InvalidEmbedding(String),
+}
+
+impl Classified for CoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CoreError::InvalidSubjectId(_) => ErrorKind::Input,
+            // Embeddings come from our own pipelines, so a bad one is our fault.
+            CoreError::InvalidEmbedding(_) => ErrorKind::Internal,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            CoreError::InvalidSubjectId(_) => "invalid_subject_id",
+            CoreError::InvalidEmbedding(_) => "internal",
+        }
+    }
 }
 
 /// Identifier of an enrolled subject, chosen by the identity programme.

@@ -1,6 +1,8 @@
 //! The one error type of the store, so callers can tell a user mistake from a damaged store.
 
-use ipseity_core::SubjectId;
+use std::path::PathBuf;
+
+use ipseity_core::{Classified, ErrorKind, SubjectId};
 
 use crate::codec::TemplateError;
 
@@ -37,12 +39,52 @@ pub enum StoreError {
         "disk full: the store could not write and kept no partial change; free space and retry"
     )]
     DiskFull,
-    /// Any other SQLite failure.
-    #[error("sqlite: {0}")]
-    Sqlite(#[source] rusqlite::Error),
+    /// There is no store in the directory, and the operation only reads one.
+    #[error("no store in {}: nothing is enrolled there (check --data-dir)", .0.display())]
+    NoStore(PathBuf),
+    /// Another writer held the store for longer than the busy timeout.
+    #[error("the store is busy: another process holds its write lock; retry")]
+    Busy,
+    /// Any other database failure. The engine's type stays private, so that callers do not
+    /// depend on it.
+    #[error("database: {0}")]
+    Database(String),
     /// Any other file-system failure.
     #[error("i/o: {0}")]
     Io(#[source] std::io::Error),
+}
+
+impl Classified for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::DuplicateSubject(_) => ErrorKind::Duplicate,
+            StoreError::UnknownSubject(_) | StoreError::NoStore(_) => ErrorKind::NotFound,
+            StoreError::InvalidInput(_) | StoreError::InvalidTemplate(_) => ErrorKind::Input,
+            StoreError::DiskFull | StoreError::Busy => ErrorKind::Unavailable,
+            StoreError::KeyFile(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Crypto
+            | StoreError::Database(_)
+            | StoreError::Io(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            StoreError::DuplicateSubject(_) => "duplicate_subject",
+            StoreError::UnknownSubject(_) => "unknown_subject",
+            StoreError::NoStore(_) => "no_store",
+            StoreError::InvalidInput(_) => "invalid_input",
+            StoreError::InvalidTemplate(_) => "invalid_template",
+            StoreError::KeyFile(_) => "store_key",
+            StoreError::DiskFull => "disk_full",
+            StoreError::Busy => "store_busy",
+            StoreError::Corrupt(_)
+            | StoreError::Crypto
+            | StoreError::Database(_)
+            | StoreError::Io(_) => "store_error",
+        }
+    }
 }
 
 /// `ENOSPC` on Linux and the BSDs, including macOS.
@@ -55,7 +97,15 @@ impl From<rusqlite::Error> for StoreError {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
                 StoreError::DiskFull
             }
-            _ => StoreError::Sqlite(e),
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StoreError::Busy
+            }
+            _ => StoreError::Database(e.to_string()),
         }
     }
 }
@@ -86,7 +136,12 @@ mod tests {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
             None,
         );
-        assert!(matches!(StoreError::from(e), StoreError::Sqlite(_)));
+        assert!(matches!(StoreError::from(e), StoreError::Busy));
+        let e = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        assert!(matches!(StoreError::from(e), StoreError::Database(_)));
     }
 
     #[cfg(unix)]

@@ -143,12 +143,9 @@ pub(crate) fn create(path: &Path) -> Result<KeyBytes, StoreError> {
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(StoreError::KeyFile(format!(
-                "{} appeared while creating it; open the store again",
-                path.display()
-            )))
-        }
+        // Another process created the key first. It linked a complete, synced file, so
+        // its key is the store's key: use it (two first opens of one directory both work).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return load(path),
         Err(e) => return Err(e.into()),
     }
     sync_dir(dir)?;
@@ -209,7 +206,11 @@ mod tests {
         let b = load(&path).unwrap();
         assert_eq!(a.0, b.0);
         assert_eq!(fs::read(&path).unwrap().len(), FILE_LEN);
-        assert!(create(&path).is_err(), "an existing key is never replaced");
+        // A second creator (another process opening the same new store) gets the key that
+        // won; the file is never replaced.
+        let c = create(&path).unwrap();
+        assert_eq!(c.0, a.0, "an existing key is never replaced");
+        assert_eq!(load(&path).unwrap().0, a.0);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file remains");
     }

@@ -36,9 +36,9 @@ mod error;
 pub mod key;
 pub mod schema;
 mod store;
+mod write;
 
 pub use codec::TemplateError;
 pub use error::StoreError;
-pub use store::{
-    AuditEntry, Store, SubjectSummary, DB_FILE, MAX_AUDIT_WORD, MAX_DETAIL, MAX_PURPOSE,
-};
+pub use store::{AuditEntry, Erasure, Store, SubjectSummary, DB_FILE, MAX_PURPOSE};
+pub use write::{TemplateMark, WriteTx};

@@ -38,6 +38,11 @@ const MIGRATIONS: &[&str] = &[
          outcome    TEXT NOT NULL,
          detail     TEXT
      ) STRICT;",
+    // 2: template ids are never reused, so "every template with an id above N" names exactly
+    // the templates written since a reader saw N (the enrolment de-duplication re-checks
+    // them inside its write transaction). SQLite would reuse the highest id after a delete.
+    "INSERT INTO meta (key, value)
+     SELECT 'template_id_high_water', CAST(COALESCE(MAX(id), 0) AS TEXT) FROM templates;",
 ];
 
 /// Applies pending migrations in one transaction; returns the version found before.

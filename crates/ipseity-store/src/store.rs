@@ -4,23 +4,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipseity_core::{Modality, SubjectId, Template};
+use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use crate::crypto::{template_aad, Sealer};
 use crate::key::{self, KEY_FILE};
+use crate::write::{TemplateMark, WriteTx};
 use crate::{clock, codec, schema, StoreError};
 
 /// File name of the database inside the store directory.
 pub const DB_FILE: &str = "ipseity.db";
 
-/// Longest accepted audit `operation` or `outcome`, in bytes.
-pub const MAX_AUDIT_WORD: usize = 64;
 /// Longest accepted `purpose`, in bytes.
 pub const MAX_PURPOSE: usize = 256;
-/// Longest accepted audit `detail`, in bytes.
-pub const MAX_DETAIL: usize = 1024;
 
 const KEY_CHECK: &str = "key_check";
 
@@ -33,6 +30,16 @@ pub struct SubjectSummary {
     pub templates: usize,
     /// When it was enrolled, RFC 3339 UTC.
     pub created_at: String,
+}
+
+/// What [`Store::erase`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    /// How many templates were deleted.
+    pub templates: usize,
+    /// Whether the WAL was checkpointed and truncated at once. When `false` a reader held
+    /// it: the erased pages stay in the WAL file until the next open completes the wipe.
+    pub wal_wiped: bool,
 }
 
 /// One row of the audit log; holds decisions and outcomes, never biometric data or scores.
@@ -91,11 +98,11 @@ fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<(), Stor
     Ok(())
 }
 
-fn check_purpose(purpose: Option<&str>) -> Result<(), StoreError> {
+pub(crate) fn check_purpose(purpose: Option<&str>) -> Result<(), StoreError> {
     purpose.map_or(Ok(()), |p| check_len("purpose", p, 1, MAX_PURPOSE))
 }
 
-fn check_nonempty(templates: &[Template]) -> Result<(), StoreError> {
+pub(crate) fn check_nonempty(templates: &[Template]) -> Result<(), StoreError> {
     if templates.is_empty() {
         return Err(StoreError::InvalidInput(
             "at least one template is needed".into(),
@@ -111,21 +118,25 @@ fn modality_from_sql(code: i64) -> Result<Modality, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("unknown modality code {code}")))
 }
 
-fn subject_from_sql(id: String) -> Result<SubjectId, StoreError> {
+pub(crate) fn subject_from_sql(id: String) -> Result<SubjectId, StoreError> {
     SubjectId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A template row as stored, before decryption.
-struct SealedRow {
-    id: i64,
-    modality: i64,
-    model: String,
-    nonce: Vec<u8>,
-    ciphertext: Vec<u8>,
+pub(crate) struct SealedRow {
+    pub(crate) id: i64,
+    pub(crate) modality: i64,
+    pub(crate) model: String,
+    pub(crate) nonce: Vec<u8>,
+    pub(crate) ciphertext: Vec<u8>,
 }
 
 impl SealedRow {
-    fn unseal(self, sealer: &Sealer, subject: &SubjectId) -> Result<Template, StoreError> {
+    pub(crate) fn unseal(
+        self,
+        sealer: &Sealer,
+        subject: &SubjectId,
+    ) -> Result<Template, StoreError> {
         let modality = modality_from_sql(self.modality)?;
         let aad = template_aad(subject, modality, &self.model);
         let mut plain = sealer.open(&self.nonce, &self.ciphertext, &aad)?;
@@ -142,16 +153,30 @@ impl SealedRow {
     }
 }
 
-fn insert_templates(
+/// Reads the highest template id ever handed out (schema 2 keeps it in `meta`).
+pub(crate) fn high_water(conn: &Connection) -> Result<i64, StoreError> {
+    let v: String = conn.query_row(
+        "SELECT value FROM meta WHERE key = 'template_id_high_water'",
+        [],
+        |r| r.get(0),
+    )?;
+    v.parse()
+        .map_err(|_| StoreError::Corrupt(format!("template_id_high_water {v:?} is not a number")))
+}
+
+pub(crate) fn insert_templates(
     tx: &Transaction<'_>,
     sealer: &Sealer,
     subject: &SubjectId,
     templates: &[Template],
     now: &str,
 ) -> Result<(), StoreError> {
+    // Ids are handed out above the high-water mark rather than by SQLite, which would
+    // reuse the highest id after an erasure and hide a new row from a `TemplateMark`.
+    let mut next = high_water(tx)?;
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO templates (subject_id, modality, model, nonce, ciphertext, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO templates (id, subject_id, modality, model, nonce, ciphertext, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     // Each template is validated as it is inserted, inside the transaction: a bad one
     // anywhere in the list rolls back the rows written before it.
@@ -161,7 +186,9 @@ fn insert_templates(
         let sealed = sealer.seal(&plain, &aad);
         plain.fill(0);
         let (nonce, ct) = sealed?;
+        next += 1;
         stmt.execute(params![
+            next,
             subject.as_str(),
             t.modality.code(),
             t.model,
@@ -170,34 +197,38 @@ fn insert_templates(
             now
         ])?;
     }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'template_id_high_water'",
+        [next.to_string()],
+    )?;
     Ok(())
 }
 
-fn insert_audit(
-    tx: &Connection,
+pub(crate) fn insert_audit(
+    conn: &Connection,
     at: &str,
-    operation: &str,
+    event: &AuditEvent,
     subject: Option<&SubjectId>,
     purpose: Option<&str>,
-    outcome: &str,
-    detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    check_purpose(purpose)?;
+    let detail = event.detail();
+    conn.execute(
         "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             at,
-            operation,
+            event.operation(),
             subject.map(SubjectId::as_str),
             purpose,
-            outcome,
-            detail
+            event.outcome(),
+            (!detail.is_empty()).then_some(detail)
         ],
     )?;
     Ok(())
 }
 
-fn subject_exists(conn: &Connection, subject: &SubjectId) -> Result<bool, StoreError> {
+pub(crate) fn subject_exists(conn: &Connection, subject: &SubjectId) -> Result<bool, StoreError> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM subjects WHERE id = ?1",
@@ -206,6 +237,37 @@ fn subject_exists(conn: &Connection, subject: &SubjectId) -> Result<bool, StoreE
         )
         .optional()?
         .is_some())
+}
+
+/// Creates the database file owner-only before SQLite does, and tightens an existing one:
+/// it holds subject ids, purposes and the audit log. SQLite gives its `-wal` and `-shm`
+/// files the mode of the database file, so they follow.
+fn owner_only_db(db_path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db_path)?;
+        let mode = f.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(fs::Permissions::from_mode(mode & 0o700))?;
+        }
+        for suffix in ["-wal", "-shm"] {
+            let side = db_path.with_file_name(format!("{DB_FILE}{suffix}"));
+            if let Ok(m) = fs::symlink_metadata(&side) {
+                if m.is_file() && m.permissions().mode() & 0o077 != 0 {
+                    fs::set_permissions(&side, fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db_path;
+    Ok(())
 }
 
 impl Store {
@@ -235,6 +297,7 @@ impl Store {
         let sealer = Sealer::new(&key);
         drop(key);
 
+        owner_only_db(&db_path)?;
         let mut conn = Connection::open(&db_path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String =
@@ -255,7 +318,18 @@ impl Store {
             dir: dir.to_path_buf(),
         };
         store.check_key()?;
+        // Completes the wipe of an erasure whose checkpoint a reader held off.
+        store.checkpoint()?;
         Ok(store)
+    }
+
+    /// Opens an existing store and never creates one: for commands that only read, so that
+    /// a mistyped directory is an error rather than a new empty store.
+    pub fn open_existing(dir: &Path) -> Result<Store, StoreError> {
+        if !exists(&dir.join(DB_FILE))? {
+            return Err(StoreError::NoStore(dir.to_path_buf()));
+        }
+        Self::open(dir)
     }
 
     /// Verifies the key against the sealed constant in `meta`, writing it into a new store.
@@ -312,33 +386,9 @@ impl Store {
         templates: &[Template],
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
-        check_nonempty(templates)?;
-        check_purpose(purpose)?;
-        let now = clock::now_rfc3339();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute(
-            "INSERT INTO subjects (id, created_at, purpose) VALUES (?1, ?2, ?3)
-             ON CONFLICT(id) DO NOTHING",
-            params![subject.as_str(), now, purpose],
-        )?;
-        if inserted == 0 {
-            return Err(StoreError::DuplicateSubject(subject.clone()));
-        }
-        insert_templates(&tx, &self.sealer, subject, templates, &now)?;
-        let detail = format!("templates={}", templates.len());
-        insert_audit(
-            &tx,
-            &now,
-            "enroll",
-            Some(subject),
-            purpose,
-            "ok",
-            Some(&detail),
-        )?;
-        tx.commit()?;
-        Ok(())
+        let mut tx = self.begin_write()?;
+        tx.enroll(subject, templates, purpose)?;
+        tx.commit()
     }
 
     /// Appends templates to an enrolled subject and writes an `add_templates` audit row, in
@@ -349,28 +399,25 @@ impl Store {
         templates: &[Template],
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
-        check_nonempty(templates)?;
-        check_purpose(purpose)?;
-        let now = clock::now_rfc3339();
+        let mut tx = self.begin_write()?;
+        tx.add_templates(subject, templates, purpose)?;
+        tx.commit()
+    }
+
+    /// Starts a write transaction that holds the store's write lock until it is committed
+    /// or dropped (dropping rolls back). Reads inside it see every committed write, so a
+    /// check made in it cannot be overtaken by another writer.
+    pub fn begin_write(&mut self) -> Result<WriteTx<'_>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !subject_exists(&tx, subject)? {
-            return Err(StoreError::UnknownSubject(subject.clone()));
-        }
-        insert_templates(&tx, &self.sealer, subject, templates, &now)?;
-        let detail = format!("templates={}", templates.len());
-        insert_audit(
-            &tx,
-            &now,
-            "add_templates",
-            Some(subject),
-            purpose,
-            "ok",
-            Some(&detail),
-        )?;
-        tx.commit()?;
-        Ok(())
+        Ok(WriteTx::new(tx, &self.sealer))
+    }
+
+    /// The newest template written so far. Read it before loading a gallery: the templates
+    /// written after it are exactly those [`WriteTx::templates_since`] returns.
+    pub fn template_mark(&self) -> Result<TemplateMark, StoreError> {
+        Ok(TemplateMark(high_water(&self.conn)?))
     }
 
     /// The decrypted templates of one subject, in insertion order.
@@ -540,9 +587,15 @@ impl Store {
     /// transaction; then checkpoints and truncates the WAL so the erased ciphertexts do not
     /// linger there. Deleted pages are zeroed (`secure_delete`).
     ///
-    /// The WAL is only truncated when no other connection is reading it; such a reader is
-    /// waited for up to the busy timeout, and the next erase or close retries the checkpoint.
-    pub fn erase(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
+    /// The WAL can only be truncated when no other connection is reading it; such a reader
+    /// is waited for up to the busy timeout. If it is still there, the erasure stands but
+    /// [`Erasure::wal_wiped`] is `false`: the old pages stay in the WAL until the next open
+    /// of the store, which completes the checkpoint.
+    pub fn erase(
+        &mut self,
+        subject: &SubjectId,
+        purpose: Option<&str>,
+    ) -> Result<Erasure, StoreError> {
         check_purpose(purpose)?;
         let now = clock::now_rfc3339();
         let tx = self
@@ -556,46 +609,38 @@ impl Store {
         if subjects == 0 {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
-        let detail = format!("templates={templates}");
         insert_audit(
             &tx,
             &now,
-            "erase",
+            &AuditEvent::Erased { templates },
             Some(subject),
             purpose,
-            "ok",
-            Some(&detail),
         )?;
         tx.commit()?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        Ok(Erasure {
+            templates,
+            wal_wiped: self.checkpoint()?,
+        })
+    }
+
+    /// Copies the WAL into the database and truncates it; `false` when a reader kept it.
+    fn checkpoint(&self) -> Result<bool, StoreError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
     }
 
     /// Records an operation that does not change the store, such as a verify or identify
-    /// decision.
-    ///
-    /// `operation` and `outcome` are short words (1 to 64 bytes); `outcome` should be a
-    /// [`Decision`](ipseity_core::Decision) or `ok`/`error`. Never pass biometric data or raw
-    /// scores in any field.
+    /// decision. The event's vocabulary carries no score and no biometric data.
     pub fn record_audit(
         &mut self,
-        operation: &str,
+        event: &AuditEvent,
         subject: Option<&SubjectId>,
         purpose: Option<&str>,
-        outcome: &str,
-        detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        check_len("operation", operation, 1, MAX_AUDIT_WORD)?;
-        check_len("outcome", outcome, 1, MAX_AUDIT_WORD)?;
-        check_purpose(purpose)?;
-        if let Some(d) = detail {
-            check_len("detail", d, 0, MAX_DETAIL)?;
-        }
         let now = clock::now_rfc3339();
-        insert_audit(
-            &self.conn, &now, operation, subject, purpose, outcome, detail,
-        )
+        insert_audit(&self.conn, &now, event, subject, purpose)
     }
 
     /// The most recent `limit` audit rows, newest first.
@@ -818,7 +863,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         s.enroll(&id("a"), &[tpl(0.125)], Some("kyc")).unwrap();
-        s.record_audit("verify", Some(&id("a")), Some("kyc"), "accept", None)
+        s.record_audit(&verified(), Some(&id("a")), Some("kyc"))
             .unwrap();
         s.erase(&id("a"), Some("request")).unwrap();
         let log = s.audit_log(10).unwrap();
@@ -826,21 +871,29 @@ mod tests {
         assert_eq!(ops, ["erase", "verify", "enroll"]);
         let text = serde_json::to_string(&log).unwrap();
         assert!(!text.contains("0.125"));
-        assert_eq!(log[2].detail.as_deref(), Some("templates=1"));
+        assert_eq!(log[2].detail.as_deref(), Some("modality=face templates=1"));
         assert_eq!(s.audit_log(1).unwrap().len(), 1);
+    }
+
+    fn verified() -> AuditEvent {
+        AuditEvent::Verified {
+            modality: Modality::Face,
+            decision: ipseity_core::Decision::Accept,
+            compared: None,
+        }
     }
 
     #[test]
     fn audit_fields_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
-        let long = "x".repeat(MAX_DETAIL + 1);
+        let long = "x".repeat(MAX_PURPOSE + 1);
         assert!(matches!(
-            s.record_audit("verify", None, None, "accept", Some(&long)),
+            s.record_audit(&verified(), None, Some(&long)),
             Err(StoreError::InvalidInput(_))
         ));
         assert!(matches!(
-            s.record_audit("", None, None, "accept", None),
+            s.record_audit(&verified(), None, Some("")),
             Err(StoreError::InvalidInput(_))
         ));
         assert!(s.audit_log(10).unwrap().is_empty());

@@ -395,11 +395,13 @@ fn regenerate_v1_fixture() {
             s.enroll(&subject, &templates, Some("fixture")).unwrap();
         }
         s.record_audit(
-            "verify",
+            &ipseity_core::AuditEvent::Verified {
+                modality: Modality::Face,
+                decision: ipseity_core::Decision::Accept,
+                compared: None,
+            },
             Some(&id("fixture-a")),
             Some("fixture"),
-            "accept",
-            None,
         )
         .unwrap();
     }
@@ -441,5 +443,126 @@ fn opens_v1_fixture() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "1");
+    // Opening migrates the v1 file: schema 2 starts the id high-water mark at the
+    // highest template id, so a new template never takes an old id.
+    assert_eq!(version, ipseity_store::schema::SCHEMA_VERSION.to_string());
+    let high: String = raw(tmp.path())
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'template_id_high_water'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(high, "3");
+}
+
+// ---- write transactions, marks, permissions --------------------------------------------
+
+#[test]
+fn template_ids_are_never_reused_after_an_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    s.enroll(&id("a"), &[tpl(1)], None).unwrap();
+    s.enroll(&id("b"), &[tpl(2)], None).unwrap();
+    let mark = s.template_mark().unwrap();
+    // Erasing the newest row would let SQLite hand its id out again.
+    s.erase(&id("b"), None).unwrap();
+    s.enroll(&id("c"), &[tpl(3)], None).unwrap();
+    let tx = s.begin_write().unwrap();
+    let since = tx.templates_since(Modality::Face, mark).unwrap();
+    let names: Vec<_> = since.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, ["c"]);
+    assert_eq!(since[0].1, tpl(3));
+    assert!(tx
+        .templates_since(Modality::Fingerprint, mark)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_failing_audit_row_rolls_back_the_enrolment_in_its_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    // The injected fault: the audit table refuses the duplicate-allowed row.
+    raw(dir.path())
+        .execute_batch(
+            "CREATE TRIGGER fail_dup BEFORE INSERT ON audit
+             WHEN NEW.outcome = 'duplicate_allowed'
+             BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+    let mut tx = s.begin_write().unwrap();
+    tx.enroll(&id("a"), &[tpl(1)], Some("kyc")).unwrap();
+    let err = tx.audit(
+        &ipseity_core::AuditEvent::DuplicateAllowed {
+            modality: Modality::Face,
+            duplicate_of: vec![id("z")],
+        },
+        Some(&id("a")),
+        Some("kyc"),
+    );
+    assert!(err.is_err());
+    drop(tx);
+    assert_eq!(s.subject_count().unwrap(), 0);
+    assert_eq!(count(dir.path(), "templates"), 0);
+    assert_eq!(count(dir.path(), "audit"), 0);
+}
+
+#[test]
+fn store_files_are_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    s.enroll(&id("a"), &[tpl(1)], None).unwrap();
+    for name in [
+        DB_FILE.to_owned(),
+        format!("{DB_FILE}-wal"),
+        format!("{DB_FILE}-shm"),
+    ] {
+        let p = dir.path().join(&name);
+        if let Ok(m) = fs::metadata(&p) {
+            assert_eq!(m.permissions().mode() & 0o777, 0o600, "{name}");
+        }
+    }
+    drop(s);
+    // A store made by an older build with 0644 files is tightened on open.
+    fs::set_permissions(dir.path().join(DB_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+    let _s = Store::open(dir.path()).unwrap();
+    let m = fs::metadata(dir.path().join(DB_FILE)).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn read_only_open_never_creates_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    assert!(matches!(
+        Store::open_existing(&missing),
+        Err(StoreError::NoStore(_))
+    ));
+    assert!(!missing.exists());
+    Store::open(&missing).unwrap();
+    Store::open_existing(&missing).unwrap();
+}
+
+#[test]
+fn erase_under_a_reader_says_so_and_the_next_open_wipes_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    s.enroll(&id("a"), &[tpl(1)], None).unwrap();
+    s.enroll(&id("b"), &[tpl(2)], None).unwrap();
+    // A reader holding a snapshot keeps the WAL from being truncated.
+    let reader = raw(dir.path());
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT COUNT(*) FROM templates", [], |r| r.get(0))
+        .unwrap();
+    let erased = s.erase(&id("a"), None).unwrap();
+    assert_eq!(erased.templates, 1);
+    assert!(!erased.wal_wiped);
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    drop(s);
+    let _s = Store::open(dir.path()).unwrap();
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    assert_eq!(fs::metadata(wal).map(|m| m.len()).unwrap_or(0), 0);
 }

@@ -42,7 +42,7 @@ impl Render for AuditLog {
 }
 
 pub fn run(ctx: &Ctx, args: &AuditArgs) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store()?;
+    let store = ctx.open_store_existing()?;
     ctx.out.emit(&AuditLog {
         entries: store.audit_log(args.limit)?,
     })?;

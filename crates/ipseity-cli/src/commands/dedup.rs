@@ -18,15 +18,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use ipseity_core::{Decision, OperatingPoint};
+use ipseity_core::{AuditEvent, Decision, OperatingPoint};
 use serde::Serialize;
 
 use crate::args::{DedupArgs, DedupThreshold, PairFormat};
 use crate::context::Ctx;
 use crate::error::{CliError, ExitStatus};
-use crate::gallery::{FaceGallery, Gallery, FACE_DIM, MIN_DEPTH};
 use crate::output::Render;
 use crate::policy::PolicyReport;
+use ipseity_engine::gallery::{FaceGallery, Gallery, FACE_DIM, MIN_DEPTH};
 
 /// Probes per `search_batch` call (and per progress-bar step).
 const BLOCK: usize = 1024;
@@ -140,16 +140,16 @@ pub fn run(ctx: &Ctx, args: &DedupArgs) -> anyhow::Result<ExitStatus> {
         DedupThreshold::Accept => Decision::Accept,
     };
     if let Some(store) = &mut store {
-        let outcome = if found.pairs.is_empty() {
-            "no_duplicates"
-        } else {
-            "duplicates_found"
-        };
-        let detail = format!(
-            "threshold={threshold},pairs={},clusters={},subjects={}",
-            summary.pairs, summary.clusters, summary.subjects
-        );
-        store.record_audit("dedup", None, ctx.purpose(), outcome, Some(&detail))?;
+        store.record_audit(
+            &AuditEvent::Deduplicated {
+                threshold,
+                pairs: summary.pairs,
+                clusters: summary.clusters,
+                subjects: summary.subjects,
+            },
+            None,
+            ctx.purpose(),
+        )?;
     }
     let any = !found.pairs.is_empty();
     let found = match &args.out {

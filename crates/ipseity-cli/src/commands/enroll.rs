@@ -1,25 +1,26 @@
 //! `ipseity enroll`: one subject from face images, or many from a CSV manifest.
 //!
-//! Every image is analysed and the new templates are compared with every
-//! enrolled face template before anything is written; a match with another
-//! subject at the accept threshold refuses the enrolment (exit 3) unless
-//! `--allow-duplicate`. The store is then written in one `enroll` transaction,
-//! so a failure leaves it unchanged.
+//! Images are decoded and analysed one at a time; the engine
+//! ([`ipseity_engine::face::enrol`]) then compares the new templates with every enrolled
+//! face, re-checking inside the write transaction, and refuses a match with another
+//! subject (exit 3) unless `--allow-duplicate`. The enrolment and its audit rows commit
+//! together, so a failure leaves the store unchanged.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ipseity_core::{Decision, Modality, OperatingPoint, SubjectId, Template};
+use ipseity_core::{Modality, OperatingPoint, SubjectId, Template};
+use ipseity_engine::face::{self, FaceEnrolment, LiveFaceGallery};
+use ipseity_engine::EngineError;
 use ipseity_face::FaceEngine;
-use ipseity_store::{Store, MAX_DETAIL};
+use ipseity_store::Store;
 use serde::Serialize;
 
 use crate::args::EnrollArgs;
 use crate::context::{load_face_image, single_face, Ctx};
 use crate::error::{code_of, CliError, ExitStatus};
-use crate::gallery::{FaceGallery, FACE_DIM, MIN_DEPTH};
 use crate::manifest;
 use crate::output::Render;
 
@@ -61,6 +62,10 @@ fn join(ids: &[SubjectId]) -> String {
         .join(", ")
 }
 
+/// Most face images one enrolment takes: each is decoded and analysed in turn, but a
+/// bounded list keeps a single command's work (and its audit) proportionate.
+pub const MAX_FACES_PER_ENROLMENT: usize = 16;
+
 pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
     if let Some(m) = &args.manifest {
         return batch(ctx, args, m);
@@ -68,19 +73,28 @@ pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
     let Some(subject) = &args.subject else {
         return Err(CliError::input("usage", "--subject or --manifest is required").into());
     };
+    if args.face.len() > MAX_FACES_PER_ENROLMENT {
+        return Err(CliError::input(
+            "too_many_files",
+            format!(
+                "{} face images given; an enrolment takes at most {MAX_FACES_PER_ENROLMENT}",
+                args.face.len()
+            ),
+        )
+        .into());
+    }
+    ctx.check_purpose()?;
     let subject = super::subject_id(subject)?;
     let mut store = ctx.open_store()?;
     refuse_existing(&store, &subject)?;
     let policy = ctx.policy()?;
-    let images = args
-        .face
-        .iter()
-        .map(|p| Ok((p.as_path(), load_face_image(p)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let engine = ctx.engine()?;
+    // One image at a time: a list of decoded images would hold every file's pixels at once.
     let mut templates = Vec::new();
-    for (path, img) in &images {
-        let face = single_face(&engine, img, path, args.largest)?;
+    for path in &args.face {
+        let img = load_face_image(path)?;
+        let face = single_face(&engine, &img, path, args.largest)?;
+        drop(img);
         templates.push(Template::new(
             Modality::Face,
             ipseity_face::MODEL_ID,
@@ -88,14 +102,14 @@ pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
             face.quality.score,
         )?);
     }
-    let gallery = FaceGallery::load(&store, FACE_DIM)?;
-    let matches = duplicates(&policy.point, &subject, &templates, &gallery);
-    commit(
+    let mut live = LiveFaceGallery::load(&store)?;
+    let matches = commit(
         ctx,
         &mut store,
+        &mut live,
+        &policy.point,
         &subject,
         &templates,
-        &matches,
         args.allow_duplicate,
     )?;
     ctx.out.emit(&Enrolled {
@@ -107,7 +121,8 @@ pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// Fails with `duplicate_subject` before any image is analysed.
+/// Fails with `duplicate_subject` before any image is analysed (the engine checks again
+/// inside its transaction).
 fn refuse_existing(store: &Store, subject: &SubjectId) -> anyhow::Result<()> {
     match store.templates(subject) {
         Ok(_) => Err(ipseity_store::StoreError::DuplicateSubject(subject.clone()).into()),
@@ -116,80 +131,41 @@ fn refuse_existing(store: &Store, subject: &SubjectId) -> anyhow::Result<()> {
     }
 }
 
-/// Other subjects any new template matches at the accept threshold, in
-/// gallery order. The index proposes candidates; each is decided on the exact
-/// decision similarity over all its templates, so the answer is the one a scan
-/// of every template gives (see `crate::gallery`).
-fn duplicates(
-    point: &OperatingPoint,
-    subject: &SubjectId,
-    templates: &[Template],
-    gallery: &FaceGallery,
-) -> Vec<SubjectId> {
-    let mut hits: BTreeSet<u32> = BTreeSet::new();
-    for t in templates {
-        for (other, s) in gallery.matches_ordinals(&t.vector, point.accept_at, MIN_DEPTH) {
-            if point.decide(s) == Decision::Accept && gallery.names[other as usize] != *subject {
-                hits.insert(other);
-            }
-        }
-    }
-    hits.into_iter()
-        .map(|o| gallery.names[o as usize].clone())
-        .collect()
-}
-
-/// Writes the enrolment, or refuses it as a possible duplicate (audited either way).
+/// Enrols through the engine, which searches for duplicates and re-checks inside the
+/// write transaction; adds the CLI's hint to a refusal.
 fn commit(
     ctx: &Ctx,
     store: &mut Store,
+    live: &mut LiveFaceGallery,
+    point: &OperatingPoint,
     subject: &SubjectId,
     templates: &[Template],
-    matches: &[SubjectId],
     allow_duplicate: bool,
-) -> anyhow::Result<()> {
-    let detail = || {
-        let mut d = format!("possible_duplicate_of={}", join(matches));
-        if d.len() > MAX_DETAIL {
-            let mut cut = MAX_DETAIL - 3;
-            while !d.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            d.truncate(cut);
-            d.push_str("...");
-        }
-        d
+) -> anyhow::Result<Vec<SubjectId>> {
+    let req = FaceEnrolment {
+        subject,
+        templates,
+        allow_duplicate,
+        purpose: ctx.purpose(),
     };
-    if !matches.is_empty() && !allow_duplicate {
-        store.record_audit(
-            "enroll",
-            Some(subject),
-            ctx.purpose(),
-            "refused",
-            Some(&detail()),
-        )?;
-        return Err(CliError::with_exit(
+    face::enrol(store, live, point, &req).map_err(duplicate_hint)
+}
+
+/// The engine's refusal, with the flag that overrides it.
+pub fn duplicate_hint(e: EngineError) -> anyhow::Error {
+    match e {
+        EngineError::PossibleDuplicate(ref ids) => CliError::with_exit(
             "possible_duplicate",
             format!(
                 "possible duplicate enrolment: matches subject {}; nothing was written \
                  (pass --allow-duplicate to enrol anyway)",
-                join(matches)
+                join(ids)
             ),
             ExitStatus::PossibleDuplicate,
         )
-        .into());
+        .into(),
+        e => e.into(),
     }
-    store.enroll(subject, templates, ctx.purpose())?;
-    if !matches.is_empty() {
-        store.record_audit(
-            "enroll_duplicate",
-            Some(subject),
-            ctx.purpose(),
-            "allowed",
-            Some(&detail()),
-        )?;
-    }
-    Ok(())
 }
 
 #[derive(Serialize)]
@@ -242,11 +218,12 @@ impl Render for BatchReport {
 }
 
 fn batch(ctx: &Ctx, args: &EnrollArgs, manifest_path: &Path) -> anyhow::Result<ExitStatus> {
+    ctx.check_purpose()?;
     let rows = manifest::read(manifest_path, &["subject", "path"])?;
     let mut store = ctx.open_store()?;
     let policy = ctx.policy()?;
     let engine = ctx.engine()?;
-    let mut gallery = FaceGallery::load(&store, FACE_DIM)?;
+    let mut live = LiveFaceGallery::load(&store)?;
 
     // Group rows by subject, keeping the manifest's order.
     let mut order: Vec<String> = Vec::new();
@@ -289,15 +266,14 @@ fn batch(ctx: &Ctx, args: &EnrollArgs, manifest_path: &Path) -> anyhow::Result<E
             &mut store,
             &engine,
             &policy.point,
-            &gallery,
+            &mut live,
             &name,
             &group,
             args,
             &bar,
         );
         match result {
-            Ok(Ok((subject, templates))) => {
-                gallery.add(templates.iter().map(|t| (&subject, t)))?;
+            Ok(Ok(subject)) => {
                 report.enrolled.push(subject);
             }
             Ok(Err(row_errors)) => {
@@ -334,12 +310,12 @@ fn enroll_group(
     store: &mut Store,
     engine: &FaceEngine,
     point: &OperatingPoint,
-    gallery: &FaceGallery,
+    live: &mut LiveFaceGallery,
     name: &str,
     group: &[(usize, PathBuf)],
     args: &EnrollArgs,
     bar: &indicatif::ProgressBar,
-) -> anyhow::Result<Result<(SubjectId, Vec<Template>), RowErrors>> {
+) -> anyhow::Result<Result<SubjectId, RowErrors>> {
     let checked = super::subject_id(name).and_then(|s| {
         refuse_existing(store, &s)?;
         Ok(s)
@@ -374,14 +350,14 @@ fn enroll_group(
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    let matches = duplicates(point, &subject, &templates, gallery);
     commit(
         ctx,
         store,
+        live,
+        point,
         &subject,
         &templates,
-        &matches,
         args.allow_duplicate,
     )?;
-    Ok(Ok((subject, templates)))
+    Ok(Ok(subject))
 }

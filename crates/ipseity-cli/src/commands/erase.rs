@@ -12,20 +12,35 @@ use crate::output::Render;
 #[derive(Serialize)]
 struct Erased {
     erased: String,
+    templates: usize,
+    /// Whether the erased ciphertexts are gone from the WAL file too; when another
+    /// process was reading, they go at the store's next open.
+    wal_wiped: bool,
 }
 
 impl Render for Erased {
     fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(w, "erased subject {} and its templates", self.erased)
+        writeln!(w, "erased subject {} and its templates", self.erased)?;
+        if !self.wal_wiped {
+            writeln!(
+                w,
+                "warning: another process is reading the store, so the erased templates are \
+                 still in its write-ahead log; they are wiped at the store's next open"
+            )?;
+        }
+        Ok(())
     }
 }
 
 pub fn run(ctx: &Ctx, args: &EraseArgs) -> anyhow::Result<ExitStatus> {
     let subject = super::subject_id(&args.subject)?;
     let mut store = ctx.open_store()?;
-    store.erase(&subject, ctx.purpose())?;
+    ctx.check_purpose()?;
+    let erasure = store.erase(&subject, ctx.purpose())?;
     ctx.out.emit(&Erased {
         erased: subject.to_string(),
+        templates: erasure.templates,
+        wal_wiped: erasure.wal_wiped,
     })?;
     Ok(ExitStatus::Success)
 }

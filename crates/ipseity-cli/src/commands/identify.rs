@@ -3,14 +3,16 @@
 
 use std::io::{self, Write};
 
-use ipseity_core::{Decision, SubjectId};
+use ipseity_core::{AuditEvent, Decision, Modality, SubjectId};
 use ipseity_face::Quality;
 use serde::Serialize;
 
 use crate::args::IdentifyArgs;
 use crate::context::{load_face_image, single_face, Ctx};
 use crate::error::ExitStatus;
-use crate::gallery::FaceGallery;
+use ipseity_engine::gallery::{FaceGallery, MIN_DEPTH};
+
+use super::{best_decision, check_top};
 use crate::output::Render;
 use crate::policy::PolicyReport;
 
@@ -48,6 +50,7 @@ impl Render for Identification {
 
 pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
     ctx.require_purpose("identify searches the whole gallery")?;
+    check_top(args.top)?;
     let mut store = ctx.open_store()?;
     let policy = ctx.policy()?;
     let img = load_face_image(&args.face)?;
@@ -60,13 +63,15 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
     let gallery = FaceGallery::load(&store, face.embedding.len())?;
     let gallery_subjects = gallery.names.len();
     let floor = policy.point.reject_below.min(policy.point.accept_at);
-    let depth = args.top.saturating_mul(4).max(crate::gallery::MIN_DEPTH);
+    let depth = args.top.saturating_mul(4).max(MIN_DEPTH);
     let mut ranked: Vec<(SubjectId, f32)> = gallery
         .matches(&face.embedding, floor, depth)
         .into_iter()
         .filter(|(_, s)| policy.point.decide(*s) != Decision::Reject)
         .map(|(id, s)| (id.clone(), s))
         .collect();
+    // The answer's status and audit follow the search; `--top` only shortens the list.
+    let best = best_decision(ranked.iter().map(|(_, s)| policy.point.decide(*s)));
     ranked.truncate(args.top);
     let candidates: Vec<Candidate> = ranked
         .into_iter()
@@ -78,18 +83,16 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
         })
         .collect();
 
-    let status = ExitStatus::of_search(candidates.iter().map(|c| c.decision));
-    let outcome = match candidates.first() {
-        Some(c) => c.decision.to_string(),
-        None => "no_match".to_owned(),
-    };
-    let detail = format!("candidates={}", candidates.len());
+    let status = ExitStatus::of_search(best);
     store.record_audit(
-        "identify",
+        &AuditEvent::Identified {
+            modality: Modality::Face,
+            best,
+            candidates: candidates.len(),
+            gallery: gallery_subjects,
+        },
         candidates.first().map(|c| &c.subject),
         ctx.purpose(),
-        &outcome,
-        Some(&detail),
     )?;
     ctx.out.emit(&Identification {
         candidates,

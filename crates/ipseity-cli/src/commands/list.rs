@@ -41,7 +41,7 @@ impl Render for Listing {
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store()?;
+    let store = ctx.open_store_existing()?;
     ctx.out.emit(&Listing {
         subjects: store.list()?,
     })?;

@@ -41,6 +41,31 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
     }
 }
 
+/// The best decision of a search's candidates (accept over needs_review), `None` when
+/// none passed: what face and finger identify both audit.
+fn best_decision(
+    decisions: impl IntoIterator<Item = ipseity_core::Decision>,
+) -> Option<ipseity_core::Decision> {
+    use ipseity_core::Decision;
+    let mut best = None;
+    for d in decisions {
+        match d {
+            Decision::Accept => return Some(d),
+            Decision::NeedsReview => best = Some(d),
+            Decision::Reject => {}
+        }
+    }
+    best
+}
+
+/// `--top 0` asks for nothing: a usage error, refused before any work.
+fn check_top(top: usize) -> anyhow::Result<()> {
+    if top == 0 {
+        return Err(crate::error::CliError::input("usage", "--top must be at least 1").into());
+    }
+    Ok(())
+}
+
 /// Parses a subject id given on the command line.
 fn subject_id(s: &str) -> anyhow::Result<ipseity_core::SubjectId> {
     Ok(ipseity_core::SubjectId::new(s)?)

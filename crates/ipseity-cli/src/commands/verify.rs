@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use ipseity_core::AuditEvent;
 use ipseity_core::{Decision, Modality};
 use ipseity_face::Quality;
 use serde::Serialize;
@@ -62,11 +63,13 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
         .fold(f32::NEG_INFINITY, f32::max);
     let decision = policy.point.decide(best);
     store.record_audit(
-        "verify",
+        &AuditEvent::Verified {
+            modality: Modality::Face,
+            decision,
+            compared: None,
+        },
         Some(&subject),
         ctx.purpose(),
-        &decision.to_string(),
-        None,
     )?;
     ctx.out.emit(&Verification {
         subject: subject.to_string(),

@@ -11,10 +11,13 @@ use std::io::{self, Read as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ipseity_core::{Decision, Modality, SubjectId, Template};
+use ipseity_core::{AuditEvent, Decision, Modality, SubjectId};
+use ipseity_engine::finger::{
+    build_gallery, decode_stored, FingerEnrolment, LiveFingerGallery, SHORTLIST,
+};
 use ipseity_finger::extract::{self, ExtractConfig, QualityReport};
-use ipseity_finger::fusion::{FmrPolicy, ScoreCalibration, MODEL_ID};
-use ipseity_finger::gallery::{FingerGallery, ProbeFinger};
+use ipseity_finger::fusion::{FmrPolicy, ScoreCalibration};
+use ipseity_finger::gallery::ProbeFinger;
 use ipseity_finger::matcher::MatcherConfig;
 use ipseity_finger::{iso, synth, wsq, FingerPosition, FingerTemplate};
 use rayon::prelude::*;
@@ -39,9 +42,6 @@ const MAX_SIDE: u32 = 2000;
 
 /// Most fingers one record may hold.
 const MAX_FINGERS: usize = 10;
-
-/// Shortlist per probe finger in large galleries.
-const SHORTLIST: usize = 200;
 
 /// The calibration measured by `ipseity finger eval --calibrate` on the synthetic set
 /// described in `docs/BENCHMARKS-finger.md`, used until a programme calibrates on its own.
@@ -295,60 +295,20 @@ pub fn calibration(ctx: &Ctx) -> anyhow::Result<(ScoreCalibration, String)> {
     Ok((cal, described))
 }
 
-fn finger_templates(
-    store: &ipseity_store::Store,
-) -> anyhow::Result<Vec<(SubjectId, FingerTemplate)>> {
-    store
-        .all_templates(Modality::Fingerprint)?
-        .into_iter()
-        .filter(|(_, t)| t.model == MODEL_ID)
-        .map(|(s, t)| {
-            let ft = FingerTemplate::from_vector(&t.vector)
-                .with_context(|| format!("stored fingerprint template of {s}"))?;
-            Ok((s, ft))
-        })
-        .collect()
-}
-
-fn gallery(
-    templates: Vec<(SubjectId, FingerTemplate)>,
-    cal: ScoreCalibration,
-) -> anyhow::Result<FingerGallery<SubjectId>> {
-    let cfg = MatcherConfig::default();
-    let prepared: Vec<_> = templates
-        .par_iter()
-        .map(|(s, t)| {
-            (
-                s.clone(),
-                t.position,
-                ipseity_finger::matcher::prepare(t, &cfg),
-            )
-        })
-        .collect();
-    let mut g = FingerGallery::new(cal);
-    for (s, p, prep) in prepared {
-        g.add(s, p, prep);
-    }
-    if g.len() >= FingerGallery::<SubjectId>::EXHAUSTIVE_BELOW {
-        g.build_prefilter()?;
-    }
-    Ok(g)
-}
-
-fn probes(samples: &[Sample]) -> Vec<ProbeFinger> {
-    let cfg = MatcherConfig::default();
-    samples
-        .iter()
-        .map(|s| ProbeFinger::new(&s.template, &cfg))
-        .collect()
-}
-
 /// A finger's quality as printed: a score and, for images, whether it was usable.
 #[derive(Serialize)]
 struct FingerQuality {
     position: &'static str,
     quality: u8,
     minutiae: usize,
+}
+
+fn probe_of(samples: &[Sample]) -> Vec<ProbeFinger> {
+    let cfg = MatcherConfig::default();
+    samples
+        .iter()
+        .map(|s| ProbeFinger::new(&s.template, &cfg))
+        .collect()
 }
 
 fn qualities(samples: &[Sample]) -> Vec<FingerQuality> {
@@ -569,81 +529,37 @@ impl Render for Enrolled {
 }
 
 pub fn enroll(ctx: &Ctx, args: &FingerEnrollArgs) -> anyhow::Result<ExitStatus> {
+    ctx.check_purpose()?;
     let subject = super::subject_id(&args.subject)?;
     let mut store = ctx.open_store()?;
-    let existing = match store.templates(&subject) {
-        Ok(ts) => Some(ts),
-        Err(ipseity_store::StoreError::UnknownSubject(_)) => None,
+    // A cheap early refusal before any image is read; the engine checks again inside its
+    // write transaction, where the check cannot be overtaken by another enrolment.
+    let has_fingers = match store.templates(&subject) {
+        Ok(ts) => ts.iter().any(|t| t.modality == Modality::Fingerprint),
+        Err(ipseity_store::StoreError::UnknownSubject(_)) => false,
         Err(e) => return Err(e.into()),
     };
-    if existing
-        .as_ref()
-        .is_some_and(|ts| ts.iter().any(|t| t.modality == Modality::Fingerprint))
-    {
+    if has_fingers {
         return Err(ipseity_store::StoreError::DuplicateSubject(subject).into());
     }
     let samples = load_all(&args.finger)?;
     let (cal, _) = calibration(ctx)?;
-    let policy = FmrPolicy::default();
-    let g = gallery(finger_templates(&store)?, cal)?;
-    let n = g.subjects().max(1) as f64;
-    let matches: Vec<SubjectId> = g
-        .identify(&probes(&samples), 5, SHORTLIST)
-        .into_iter()
-        .filter(|m| m.subject != subject && policy.decide(m.fmr * n) == Decision::Accept)
-        .map(|m| m.subject)
-        .collect();
-    let ids = || {
-        matches
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    if !matches.is_empty() && !args.allow_duplicate {
-        store.record_audit(
-            "finger_enroll",
-            Some(&subject),
-            ctx.purpose(),
-            "refused",
-            Some(&format!("possible_duplicate_of={}", ids())),
-        )?;
-        return Err(CliError::with_exit(
-            "possible_duplicate",
-            format!(
-                "possible duplicate enrolment: the fingers match subject {}; nothing was \
-                 written (pass --allow-duplicate to enrol anyway)",
-                ids()
-            ),
-            ExitStatus::PossibleDuplicate,
-        )
-        .into());
-    }
-    let templates = samples
+    let live = LiveFingerGallery::load(&store, cal)?;
+    let fingers: Vec<(FingerTemplate, u8)> = samples
         .iter()
         .map(|s| {
-            Ok(Template::new(
-                Modality::Fingerprint,
-                MODEL_ID,
-                s.template.to_vector(),
-                s.quality.as_ref().map_or(s.template.quality, |q| q.score),
-            )?)
+            let q = s.quality.as_ref().map_or(s.template.quality, |q| q.score);
+            (s.template.clone(), q)
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if existing.is_some() {
-        store.add_templates(&subject, &templates, ctx.purpose())?;
-    } else {
-        store.enroll(&subject, &templates, ctx.purpose())?;
-    }
-    if !matches.is_empty() {
-        store.record_audit(
-            "finger_enroll_duplicate",
-            Some(&subject),
-            ctx.purpose(),
-            "allowed",
-            Some(&format!("possible_duplicate_of={}", ids())),
-        )?;
-    }
+        .collect();
+    let req = FingerEnrolment {
+        subject: &subject,
+        fingers: &fingers,
+        allow_duplicate: args.allow_duplicate,
+        purpose: ctx.purpose(),
+    };
+    let matches = ipseity_engine::finger::enrol(&mut store, &live, &req)
+        .map_err(super::enroll::duplicate_hint)?;
     ctx.out.emit(&Enrolled {
         subject,
         fingers: qualities(&samples),
@@ -678,14 +594,8 @@ impl Render for Verification {
 pub fn verify(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> {
     let subject = super::subject_id(&args.subject)?;
     let mut store = ctx.open_store()?;
-    let mut refs = Vec::new();
-    for t in store.templates(&subject)? {
-        if t.modality == Modality::Fingerprint && t.model == MODEL_ID {
-            let ft = FingerTemplate::from_vector(&t.vector)
-                .with_context(|| format!("stored fingerprint template of {subject}"))?;
-            refs.push((subject.clone(), ft));
-        }
-    }
+    let stored = store.templates(&subject)?;
+    let refs = decode_stored(stored.into_iter().map(|t| (subject.clone(), t)))?;
     if refs.is_empty() {
         return Err(CliError::input(
             "no_templates",
@@ -695,9 +605,9 @@ pub fn verify(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> 
     }
     let samples = load_all(&args.finger)?;
     let (cal, described) = calibration(ctx)?;
-    let g = gallery(refs, cal)?;
+    let g = build_gallery(&refs, cal)?;
     let policy = FmrPolicy::default();
-    let m = g.verify(&subject, &probes(&samples));
+    let m = g.verify(&subject, &probe_of(&samples));
     let (decision, fingers_compared) = match m {
         Some(m) if m.fingers_compared > 0 => (policy.decide(m.fmr), m.fingers_compared),
         _ => {
@@ -712,11 +622,13 @@ pub fn verify(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> 
         }
     };
     store.record_audit(
-        "finger_verify",
+        &AuditEvent::Verified {
+            modality: Modality::Fingerprint,
+            decision,
+            compared: Some(fingers_compared),
+        },
         Some(&subject),
         ctx.purpose(),
-        &decision.to_string(),
-        Some(&format!("fingers={fingers_compared}")),
     )?;
     ctx.out.emit(&Verification {
         subject,
@@ -762,16 +674,17 @@ impl Render for Identification {
 
 pub fn identify(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStatus> {
     ctx.require_purpose("a fingerprint identify searches the whole gallery")?;
+    super::check_top(args.top)?;
     let mut store = ctx.open_store()?;
     let samples = load_all(&args.finger)?;
     let (cal, described) = calibration(ctx)?;
-    let g = gallery(finger_templates(&store)?, cal)?;
+    let g = LiveFingerGallery::load(&store, cal)?.gallery;
     let policy = FmrPolicy::default();
     // The stated rate holds per search: n comparisons each at FMR f give about n f false
     // matches, so each candidate is decided on n f.
     let n = g.subjects().max(1) as f64;
     let candidates: Vec<Candidate> = g
-        .identify(&probes(&samples), args.top, SHORTLIST)
+        .identify(&probe_of(&samples), args.top, SHORTLIST)
         .into_iter()
         .map(|m| (m.subject, policy.decide(m.fmr * n)))
         .filter(|(_, d)| *d != Decision::Reject)
@@ -782,25 +695,17 @@ pub fn identify(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStat
             decision,
         })
         .collect();
-    let any_accept = candidates.iter().any(|c| c.decision == Decision::Accept);
-    let status = ExitStatus::of_search(candidates.iter().map(|c| c.decision));
-    let outcome = if any_accept {
-        "match"
-    } else if candidates.is_empty() {
-        "no_match"
-    } else {
-        "needs_review"
-    };
+    let best = super::best_decision(candidates.iter().map(|c| c.decision));
+    let status = ExitStatus::of_search(best);
     store.record_audit(
-        "finger_identify",
-        None,
+        &AuditEvent::Identified {
+            modality: Modality::Fingerprint,
+            best,
+            candidates: candidates.len(),
+            gallery: g.subjects(),
+        },
+        candidates.first().map(|c| &c.subject),
         ctx.purpose(),
-        outcome,
-        Some(&format!(
-            "candidates={} gallery={}",
-            candidates.len(),
-            g.subjects()
-        )),
     )?;
     ctx.out.emit(&Identification {
         candidates,

@@ -56,6 +56,8 @@ use ipseity_core::{Modality, SubjectId};
 use ipseity_index::{ExactIndex, Index, Storage};
 use ipseity_store::Store;
 
+use crate::error::{EngineError, Result};
+
 /// Slack on cosine similarities for f32 rounding (index scores and the f32
 /// decision similarity are both good to about 1e-6).
 pub const COS_SLACK: f64 = 1e-3;
@@ -138,7 +140,7 @@ impl Gallery {
     /// Adds templates; a subject ordinal must be at most `subjects()` (a new
     /// subject takes the next number). Vectors of another dimension are an
     /// error.
-    pub fn extend(&mut self, items: &[(u32, &[f32])]) -> anyhow::Result<()> {
+    pub fn extend(&mut self, items: &[(u32, &[f32])]) -> Result<()> {
         let from = self.len();
         self.push_rows(items)?;
         self.index_rows(from)
@@ -146,10 +148,8 @@ impl Gallery {
 
     /// Reserves room for `rows` more templates, so that a load of known size
     /// leaves no slack from doubling vectors.
-    pub fn reserve(&mut self, rows: usize) -> anyhow::Result<()> {
-        let floats = rows
-            .checked_mul(self.dim)
-            .ok_or_else(|| anyhow::anyhow!("{rows} templates do not fit in memory"))?;
+    pub fn reserve(&mut self, rows: usize) -> Result<()> {
+        let floats = rows.checked_mul(self.dim).ok_or(EngineError::OutOfMemory)?;
         self.vectors.try_reserve_exact(floats)?;
         self.owner.try_reserve_exact(rows)?;
         Ok(())
@@ -157,16 +157,19 @@ impl Gallery {
 
     /// Appends rows without indexing them: [`Gallery::index_rows`] must
     /// follow before any search.
-    fn push_rows(&mut self, items: &[(u32, &[f32])]) -> anyhow::Result<()> {
+    fn push_rows(&mut self, items: &[(u32, &[f32])]) -> Result<()> {
         for &(subject, v) in items {
-            anyhow::ensure!(
-                v.len() == self.dim,
-                "template of dimension {} in a gallery of dimension {}",
-                v.len(),
-                self.dim
-            );
+            if v.len() != self.dim {
+                return Err(EngineError::Internal(format!(
+                    "template of dimension {} in a gallery of dimension {}",
+                    v.len(),
+                    self.dim
+                )));
+            }
             let s = subject as usize;
-            anyhow::ensure!(s <= self.by_subject.len(), "subject ordinal out of order");
+            if s > self.by_subject.len() {
+                return Err(EngineError::Internal("subject ordinal out of order".into()));
+            }
             if s == self.by_subject.len() {
                 self.by_subject.push(Vec::new());
             }
@@ -192,7 +195,7 @@ impl Gallery {
     /// refits the int8 scales of each shard it touches over all the shard's
     /// rows, so a load indexes once at the end, not once per chunk read
     /// (which would re-encode the whole index per chunk).
-    fn index_rows(&mut self, from: usize) -> anyhow::Result<()> {
+    fn index_rows(&mut self, from: usize) -> Result<()> {
         let first_refused = self.refused_rows.partition_point(|&r| (r as usize) < from);
         let mut refused = self.refused_rows[first_refused..].iter().peekable();
         let mut items: Vec<(u32, u64, &[f32])> = Vec::new();
@@ -365,7 +368,7 @@ impl FaceGallery {
     /// gallery's raw rows (reserved up front from the store's count), so no
     /// full list of decrypted templates is ever held; the index is then built
     /// from those rows in one pass.
-    pub fn load(store: &Store, dim: usize) -> anyhow::Result<Self> {
+    pub fn load(store: &Store, dim: usize) -> Result<Self> {
         Self::load_with(store, dim, LOAD_CHUNK, || {})
     }
 
@@ -377,7 +380,7 @@ impl FaceGallery {
         dim: usize,
         chunk_rows: usize,
         mut read_done: impl FnMut(),
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let mut g = Self::new(dim);
         g.gallery.reserve(store.count_templates(Modality::Face)?)?;
         store.for_each_template_chunk(Modality::Face, chunk_rows, |chunk| {
@@ -393,7 +396,7 @@ impl FaceGallery {
     pub fn add<'a>(
         &mut self,
         items: impl IntoIterator<Item = (&'a SubjectId, &'a ipseity_core::Template)>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let from = self.gallery.len();
         self.push(items)?;
         self.gallery.index_rows(from)
@@ -404,7 +407,7 @@ impl FaceGallery {
     fn push<'a>(
         &mut self,
         items: impl IntoIterator<Item = (&'a SubjectId, &'a ipseity_core::Template)>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let mut rows: Vec<(u32, &[f32])> = Vec::new();
         for (s, t) in items {
             if t.model != ipseity_face::MODEL_ID || t.vector.len() != self.gallery.dim() {

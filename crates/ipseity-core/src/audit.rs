@@ -1,0 +1,252 @@
+//! The typed audit vocabulary: every front end and modality records the same
+//! events in the same words, and no variant can carry a score or a template.
+
+use std::fmt::Write as _;
+
+use crate::{Decision, Modality, SubjectId};
+
+/// Longest `detail` an event renders, in bytes; longer lists are cut with `...`.
+pub const MAX_EVENT_DETAIL: usize = 1024;
+
+/// What happened, as recorded in the audit log.
+///
+/// The store turns an event into its `operation`, `outcome` and `detail` columns with
+/// [`AuditEvent::operation`], [`AuditEvent::outcome`] and [`AuditEvent::detail`]; the
+/// subject and the purpose travel beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// A new subject was enrolled with `templates` templates.
+    Enrolled {
+        /// The modality of the templates.
+        modality: Modality,
+        /// How many templates were written.
+        templates: usize,
+    },
+    /// Templates of a new modality were added to an enrolled subject.
+    TemplatesAdded {
+        /// The modality of the templates.
+        modality: Modality,
+        /// How many templates were written.
+        templates: usize,
+    },
+    /// The enrolment matched other subjects and was refused; nothing was written.
+    EnrolmentRefused {
+        /// The modality searched.
+        modality: Modality,
+        /// The subjects it matched.
+        duplicate_of: Vec<SubjectId>,
+    },
+    /// The enrolment matched other subjects and was written anyway, as the caller asked.
+    DuplicateAllowed {
+        /// The modality searched.
+        modality: Modality,
+        /// The subjects it matched.
+        duplicate_of: Vec<SubjectId>,
+    },
+    /// A 1:1 verification and its decision.
+    Verified {
+        /// The modality compared.
+        modality: Modality,
+        /// The decision.
+        decision: Decision,
+        /// How many references (fingers) took part; `None` where that has no meaning.
+        compared: Option<usize>,
+    },
+    /// A 1:N search: the best decision among the candidates returned (`None`: no candidate).
+    Identified {
+        /// The modality searched.
+        modality: Modality,
+        /// The best decision returned, or `None` when no candidate passed.
+        best: Option<Decision>,
+        /// How many candidates were returned.
+        candidates: usize,
+        /// How many subjects were searched.
+        gallery: usize,
+    },
+    /// An all-against-all de-duplication of the enrolled faces.
+    Deduplicated {
+        /// The decision a pair needed to be reported.
+        threshold: Decision,
+        /// Candidate pairs found.
+        pairs: usize,
+        /// Clusters they form.
+        clusters: usize,
+        /// Subjects searched.
+        subjects: usize,
+    },
+    /// A subject and its templates were erased.
+    Erased {
+        /// How many templates were deleted.
+        templates: usize,
+    },
+}
+
+fn modality_word(m: Modality) -> &'static str {
+    match m {
+        Modality::Face => "face",
+        Modality::Fingerprint => "finger",
+    }
+}
+
+fn ids_detail(modality: Modality, ids: &[SubjectId]) -> String {
+    let mut d = format!(
+        "modality={} possible_duplicate_of=",
+        modality_word(modality)
+    );
+    for (i, s) in ids.iter().enumerate() {
+        if i > 0 {
+            d.push(',');
+        }
+        d.push_str(s.as_str());
+    }
+    if d.len() > MAX_EVENT_DETAIL {
+        // Subject ids are ASCII, so any byte is a char boundary.
+        d.truncate(MAX_EVENT_DETAIL - 3);
+        d.push_str("...");
+    }
+    d
+}
+
+impl AuditEvent {
+    /// The `operation` column: what was asked for.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            AuditEvent::Enrolled { .. }
+            | AuditEvent::EnrolmentRefused { .. }
+            | AuditEvent::DuplicateAllowed { .. } => "enroll",
+            AuditEvent::TemplatesAdded { .. } => "add_templates",
+            AuditEvent::Verified { .. } => "verify",
+            AuditEvent::Identified { .. } => "identify",
+            AuditEvent::Deduplicated { .. } => "dedup",
+            AuditEvent::Erased { .. } => "erase",
+        }
+    }
+
+    /// The `outcome` column: `ok`, `refused`, `duplicate_allowed`, a decision, or `no_match`.
+    pub fn outcome(&self) -> String {
+        match self {
+            AuditEvent::Enrolled { .. }
+            | AuditEvent::TemplatesAdded { .. }
+            | AuditEvent::Erased { .. } => "ok".into(),
+            AuditEvent::EnrolmentRefused { .. } => "refused".into(),
+            AuditEvent::DuplicateAllowed { .. } => "duplicate_allowed".into(),
+            AuditEvent::Verified { decision, .. } => decision.to_string(),
+            AuditEvent::Identified { best, .. } => {
+                best.map_or_else(|| "no_match".into(), |d| d.to_string())
+            }
+            AuditEvent::Deduplicated { pairs, .. } => if *pairs == 0 {
+                "no_duplicates"
+            } else {
+                "duplicates_found"
+            }
+            .into(),
+        }
+    }
+
+    /// The `detail` column: counts and subject ids, never a score.
+    pub fn detail(&self) -> String {
+        let mut d = String::new();
+        // Writing to a String cannot fail.
+        let _ = match self {
+            AuditEvent::Enrolled {
+                modality,
+                templates,
+            }
+            | AuditEvent::TemplatesAdded {
+                modality,
+                templates,
+            } => write!(
+                d,
+                "modality={} templates={templates}",
+                modality_word(*modality)
+            ),
+            AuditEvent::EnrolmentRefused {
+                modality,
+                duplicate_of,
+            }
+            | AuditEvent::DuplicateAllowed {
+                modality,
+                duplicate_of,
+            } => {
+                d = ids_detail(*modality, duplicate_of);
+                Ok(())
+            }
+            AuditEvent::Verified {
+                modality, compared, ..
+            } => {
+                let r = write!(d, "modality={}", modality_word(*modality));
+                match compared {
+                    Some(n) => write!(d, " compared={n}"),
+                    None => r,
+                }
+            }
+            AuditEvent::Identified {
+                modality,
+                candidates,
+                gallery,
+                ..
+            } => write!(
+                d,
+                "modality={} candidates={candidates} gallery={gallery}",
+                modality_word(*modality)
+            ),
+            AuditEvent::Deduplicated {
+                threshold,
+                pairs,
+                clusters,
+                subjects,
+            } => write!(
+                d,
+                "modality=face threshold={threshold} pairs={pairs} clusters={clusters} subjects={subjects}"
+            ),
+            AuditEvent::Erased { templates } => write!(d, "templates={templates}"),
+        };
+        d
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn face_and_finger_identify_record_the_same_words() {
+        let e = |m| AuditEvent::Identified {
+            modality: m,
+            best: Some(Decision::Accept),
+            candidates: 2,
+            gallery: 10,
+        };
+        let (f, g) = (e(Modality::Face), e(Modality::Fingerprint));
+        assert_eq!(f.operation(), g.operation());
+        assert_eq!(f.outcome(), g.outcome());
+        assert_eq!(f.outcome(), "accept");
+        assert_eq!(f.detail(), "modality=face candidates=2 gallery=10");
+        assert_eq!(g.detail(), "modality=finger candidates=2 gallery=10");
+        let none = AuditEvent::Identified {
+            modality: Modality::Face,
+            best: None,
+            candidates: 0,
+            gallery: 1,
+        };
+        assert_eq!(none.outcome(), "no_match");
+    }
+
+    #[test]
+    fn long_duplicate_lists_are_cut_within_the_limit() {
+        let ids: Vec<SubjectId> = (0..500)
+            .map(|i| SubjectId::new(format!("subject-{i:05}")).unwrap())
+            .collect();
+        let e = AuditEvent::DuplicateAllowed {
+            modality: Modality::Face,
+            duplicate_of: ids,
+        };
+        let d = e.detail();
+        assert!(d.len() <= MAX_EVENT_DETAIL);
+        assert!(d.ends_with("..."));
+        assert_eq!(e.outcome(), "duplicate_allowed");
+        assert_eq!(e.operation(), "enroll");
+    }
+}

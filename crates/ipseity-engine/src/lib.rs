@@ -1,0 +1,15 @@
+//! Ipseity's use cases as a library: enrolment with its duplicate search, the live 1:N
+//! galleries, and the error vocabulary every front end maps (the CLI to exit statuses,
+//! the HTTP service to status codes).
+//!
+//! **Architecture invariant:** no SQL (the store owns it), no argument parsing, no
+//! printing, no HTTP, no JSON. Checks that guard a write (is this person enrolled already?
+//! does this subject have fingers?) run inside the write's transaction.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod face;
+pub mod finger;
+pub mod gallery;
+
+pub use error::{EngineError, Result};
