@@ -5,7 +5,9 @@
 //!
 //! 1. **Size of the input** is checked first ([`DecodeLimits::max_bytes`]);
 //!    [`load_image`] looks at the file's metadata before reading and reads at
-//!    most one byte more than the limit.
+//!    most one byte more than the limit. It opens only regular files: a FIFO
+//!    would block the open (or the read) forever and a device such as
+//!    `/dev/zero` never ends, so both are [`DecodeError::NotARegularFile`].
 //! 2. **Format** comes from the magic bytes only (JPEG, PNG, BMP, TIFF); a file
 //!    name or extension is never trusted. Anything else is
 //!    [`DecodeError::NotAnImage`].
@@ -17,8 +19,11 @@
 //!    guard the `image` crate's own [`image::Limits`] (side limits and an
 //!    allocation budget) are set on the decoder.
 //! 4. **Truncation**: a JPEG must reach its EOI marker (the decoder would
-//!    otherwise return a grey-filled partial image without complaint); other
-//!    formats rely on their decoder's error. Both give [`DecodeError::Corrupt`].
+//!    otherwise return a grey-filled partial image without complaint), and
+//!    libjpeg's warnings that it made up pixels (a marker or the end of the
+//!    data inside a scan, a bad Huffman code, a lost restart) are errors, so a
+//!    cut JPEG with an end marker appended is refused too; other formats rely
+//!    on their decoder's error. All give [`DecodeError::Corrupt`].
 //! 5. **Colour**: every colour type becomes RGB8 through the `image` crate's
 //!    conversions. Grey is replicated to three channels; alpha is *dropped*,
 //!    not composited; 16-bit samples are scaled to 8 bits with rounding
@@ -34,6 +39,7 @@
 
 use std::fs::File;
 use std::io::{Cursor, Read};
+use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -122,8 +128,18 @@ pub enum DecodeError {
     /// Truncated or malformed data.
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
+    /// The path names a directory, FIFO, socket or device rather than a file.
+    #[error("{} is not a regular file (it is a {kind})", path.display())]
+    NotARegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead: `directory`, `FIFO`, `socket`, `character device`, ...
+        kind: &'static str,
+    },
     /// The image file could not be read.
-    #[error("cannot read image file {}: {source}", path.display())]
+    // The OS error is the source, not part of this message: a report that
+    // prints the chain of causes would otherwise say it twice.
+    #[error("cannot read image file {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -161,16 +177,15 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Dec
 
 /// Reads and decodes an image file, as [`decode_image`].
 ///
-/// The file's size is checked from its metadata before reading, and at most
-/// `max_bytes + 1` bytes are read, so a file that grows meanwhile (or a
-/// device that lies about its size) cannot make the read unbounded.
+/// Only a regular file (or a symbolic link to one) is read. The file's size is
+/// checked from its metadata before reading, and at most `max_bytes + 1` bytes
+/// are read, so a file that grows meanwhile cannot make the read unbounded.
 pub fn load_image(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
     let io_err = |source| DecodeError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
-    let declared = file.metadata().map_err(io_err)?.len();
+    let (file, declared) = open_regular(path)?;
     if declared > limits.max_bytes {
         return Err(DecodeError::FileTooLarge {
             size: declared,
@@ -183,6 +198,92 @@ pub fn load_image(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, Decode
         .read_to_end(&mut bytes)
         .map_err(io_err)?;
     decode_image(&bytes, limits)
+}
+
+/// `O_NONBLOCK`: opening a FIFO for reading then returns at once instead of
+/// waiting for a writer, so the check on the opened file can refuse it. The
+/// value differs between platforms (std does not name it); where it is not
+/// known here it is 0 and only the check made before opening guards against a
+/// FIFO.
+#[cfg(unix)]
+const O_NONBLOCK: i32 = if cfg!(all(
+    target_os = "linux",
+    not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))
+)) {
+    0o4000
+} else if cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd"
+)) {
+    0x4
+} else {
+    0
+};
+
+/// Opens `path` for reading if it is a regular file; returns it with its size.
+///
+/// The type is checked before opening (opening a device can have effects of
+/// its own), the open does not wait on a FIFO, and the type is checked again
+/// on the opened file, so a path swapped for a FIFO in between is refused too.
+fn open_regular(path: &Path) -> Result<(File, u64), DecodeError> {
+    let io_err = |source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let not_regular = |kind| DecodeError::NotARegularFile {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let before = std::fs::metadata(path).map_err(io_err)?;
+    if !before.is_file() {
+        return Err(not_regular(file_kind(&before.file_type())));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(io_err)?;
+    let opened = file.metadata().map_err(io_err)?;
+    if !opened.is_file() {
+        return Err(not_regular(file_kind(&opened.file_type())));
+    }
+    Ok((file, opened.len()))
+}
+
+/// A word for what a non-regular path is, for the error message.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+        if t.is_char_device() {
+            return "character device";
+        }
+        if t.is_block_device() {
+            return "block device";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else if t.is_symlink() {
+        "symbolic link"
+    } else {
+        "special file"
+    }
 }
 
 /// Turns `image` upright according to an EXIF `Orientation` value.
@@ -252,6 +353,15 @@ fn decode_pixels(
         .saturating_mul(WIDEST_PIXEL_BYTES)
         .saturating_add(DECODER_SLACK_BYTES);
 
+    // The BMP decoder refuses a side over 65535 itself while reading the
+    // header, with a format error; read the dimensions first so that such an
+    // image is reported as too large, like any other.
+    if format == ImageFormat::Bmp {
+        if let Some((width, height)) = bmp_dimensions(bytes) {
+            check_not_too_large(width, height, limits)?;
+        }
+    }
+
     // Stage 1: headers only. No side limit yet, so that an oversized image is
     // reported with its dimensions; the allocation budget already bounds what
     // header parsing may allocate.
@@ -262,17 +372,7 @@ fn decode_pixels(
     let mut decoder = reader.into_decoder().map_err(from_image_error)?;
 
     let (width, height) = decoder.dimensions();
-    let too_large = DecodeError::TooLarge {
-        width,
-        height,
-        limit: limits.max_pixels,
-    };
-    if u64::from(width) * u64::from(height) > limits.max_pixels
-        || width > limits.max_side
-        || height > limits.max_side
-    {
-        return Err(too_large);
-    }
+    check_not_too_large(width, height, limits)?;
     if width < MIN_SIDE || height < MIN_SIDE {
         return Err(DecodeError::TooSmall {
             width,
@@ -291,7 +391,7 @@ fn decode_pixels(
     // pure-Rust decoders differ from it by a few levels on ~0.5% of samples,
     // which moves embeddings by up to 0.03 (measured on biden.jpg).
     if format == ImageFormat::Jpeg {
-        if let Some(img) = decode_jpeg_libjpeg(bytes, width, height) {
+        if let Some(img) = decode_jpeg_libjpeg(bytes, width, height)? {
             return Ok(img);
         }
     }
@@ -319,23 +419,126 @@ fn decode_pixels(
 }
 
 /// Decodes a YCbCr, RGB or grayscale JPEG exactly as libjpeg-turbo does (islow
-/// IDCT, fancy upsampling). `None` for other colour spaces (CMYK, YCCK), which
-/// the `image` crate converts instead. libjpeg errors unwind as panics, which
-/// `decode_image` catches.
-fn decode_jpeg_libjpeg(bytes: &[u8], width: u32, height: u32) -> Option<RgbImage> {
+/// IDCT, fancy upsampling). `Ok(None)` for other colour spaces (CMYK, YCCK),
+/// which the `image` crate converts instead. libjpeg's errors, and its
+/// warnings that data was lost, unwind out of the C code and become
+/// [`DecodeError::Corrupt`].
+fn decode_jpeg_libjpeg(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<Option<RgbImage>, DecodeError> {
     use mozjpeg::ColorSpace;
-    let d = mozjpeg::Decompress::new_mem(bytes).ok()?;
-    if !matches!(
-        d.color_space(),
-        ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB
-    ) || (d.width(), d.height()) != (width as usize, height as usize)
-    {
-        return None;
+    let decode = || {
+        let d = mozjpeg::Decompress::builder()
+            .with_err(strict_jpeg_errors())
+            .from_mem(bytes)
+            .ok()?;
+        if !matches!(
+            d.color_space(),
+            ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB
+        ) || (d.width(), d.height()) != (width as usize, height as usize)
+        {
+            return None;
+        }
+        let mut started = d.rgb().ok()?;
+        let flat: Vec<u8> = started.read_scanlines::<u8>().ok()?;
+        started.finish().ok()?;
+        RgbImage::from_raw(width as usize, height as usize, flat)
+    };
+    catch_unwind(AssertUnwindSafe(decode)).map_err(|payload| {
+        DecodeError::Corrupt(
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "the JPEG decoder failed".into()),
+        )
+    })
+}
+
+/// libjpeg warnings after which the decoder carries on with made-up data
+/// (zeroed coefficients, a grey remainder) rather than stopping. Other
+/// warnings (bytes between markers, an unknown JFIF version, an Adobe
+/// transform code) leave the pixels intact and are ignored.
+const JPEG_DATA_LOSS: [(c_int, &str); 5] = [
+    (
+        mozjpeg_sys::JWRN_HIT_MARKER,
+        "premature end of data segment",
+    ),
+    (mozjpeg_sys::JWRN_JPEG_EOF, "premature end of file"),
+    (mozjpeg_sys::JWRN_HUFF_BAD_CODE, "bad Huffman code"),
+    (mozjpeg_sys::JWRN_MUST_RESYNC, "lost restart marker"),
+    (
+        mozjpeg_sys::JWRN_BOGUS_PROGRESSION,
+        "inconsistent progression sequence",
+    ),
+];
+
+/// libjpeg's standard error manager with its two exits replaced: a fatal
+/// error unwinds (the default would end the process), and so does a warning
+/// from [`JPEG_DATA_LOSS`] (the default would only count it).
+fn strict_jpeg_errors() -> mozjpeg_sys::jpeg_error_mgr {
+    // SAFETY: every field of `jpeg_error_mgr` is an integer, a raw pointer or
+    // an `Option` of a function pointer, for all of which zero is a valid
+    // value (0, null, `None`); `jpeg_std_error` only writes the struct it is
+    // given and keeps no pointer to it, so moving it afterwards is fine.
+    let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `err` is a valid, exclusively borrowed struct.
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+    err.error_exit = Some(jpeg_error_exit);
+    err.emit_message = Some(jpeg_emit_message);
+    err
+}
+
+/// The message code libjpeg has just set.
+fn jpeg_msg_code(cinfo: &mozjpeg_sys::jpeg_common_struct) -> c_int {
+    // SAFETY: libjpeg calls the error manager's functions only with `err`
+    // pointing at the manager it was created with, which the `Decompress`
+    // owns and keeps alive for as long as `cinfo` exists.
+    unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code)
+}
+
+extern "C-unwind" fn jpeg_error_exit(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+    let code = jpeg_msg_code(cinfo);
+    std::panic::resume_unwind(Box::new(format!(
+        "the JPEG decoder stopped (libjpeg message {code})"
+    )));
+}
+
+extern "C-unwind" fn jpeg_emit_message(cinfo: &mut mozjpeg_sys::jpeg_common_struct, level: c_int) {
+    // Levels 0 and above are trace messages; -1 is a warning.
+    if level >= 0 {
+        return;
     }
-    let mut started = d.rgb().ok()?;
-    let flat: Vec<u8> = started.read_scanlines::<u8>().ok()?;
-    started.finish().ok()?;
-    RgbImage::from_raw(width as usize, height as usize, flat)
+    let code = jpeg_msg_code(cinfo);
+    if let Some((_, what)) = JPEG_DATA_LOSS.iter().find(|(c, _)| *c == code) {
+        std::panic::resume_unwind(Box::new(format!("JPEG data damaged: {what}")));
+    }
+}
+
+/// [`DecodeError::TooLarge`] when the dimensions are over the limits.
+fn check_not_too_large(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    if u64::from(width) * u64::from(height) > limits.max_pixels
+        || width > limits.max_side
+        || height > limits.max_side
+    {
+        return Err(too_large_again(width, height, limits));
+    }
+    Ok(())
+}
+
+/// Width and height from a BMP's info header: 16-bit fields in the old
+/// 12-byte core header, signed 32-bit ones (a negative height means rows
+/// stored top-down) in every later one. `None` when the header is cut short.
+fn bmp_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let u16_at = |i: usize| Some(u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?));
+    let i32_at = |i: usize| Some(i32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+    let header_size = u32::from_le_bytes(bytes.get(14..18)?.try_into().ok()?);
+    if header_size == 12 {
+        Some((u32::from(u16_at(18)?), u32::from(u16_at(20)?)))
+    } else {
+        Some((i32_at(18)?.unsigned_abs(), i32_at(22)?.unsigned_abs()))
+    }
 }
 
 fn too_large_again(width: u32, height: u32, limits: &DecodeLimits) -> DecodeError {

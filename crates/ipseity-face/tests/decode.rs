@@ -186,6 +186,71 @@ fn missing_file_is_an_io_error() {
 }
 
 #[test]
+fn io_error_names_its_cause_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = load_image(&dir.path().join("absent.jpg"), &limits()).expect_err("no file");
+    // The OS error is the source; a report printing the chain says it once.
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        chain.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    assert_eq!(chain.matches("(os error 2)").count(), 1, "{chain}");
+}
+
+/// Runs `f` on a thread and fails the test if it has not returned within
+/// 20 s (the thread is left behind: a blocked open cannot be cancelled).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("blocked for 20 s")
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_devices_and_directories_are_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("face.jpg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let paths = [
+        (fifo, "FIFO"),
+        (PathBuf::from("/dev/zero"), "character device"),
+        (dir.path().to_path_buf(), "directory"),
+    ];
+    for (path, want) in paths {
+        let p = path.clone();
+        let err = within_20s(move || load_image(&p, &limits())).expect_err("refused");
+        match &err {
+            DecodeError::NotARegularFile { path: named, kind } => {
+                assert_eq!(named, &path);
+                assert_eq!(*kind, want);
+            }
+            other => panic!("{}: {other}", path.display()),
+        }
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_to_a_regular_file_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = dir.path().join("real.png");
+    std::fs::write(&real, encode(&noise(32, 32), ImageFormat::Png)).expect("write");
+    let link = dir.path().join("link.png");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    assert!(load_image(&link, &limits()).is_ok());
+}
+
+#[test]
 fn file_over_max_bytes_is_refused_before_reading() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("big.png");
@@ -217,6 +282,40 @@ fn truncated_jpeg_is_corrupt() {
     let mut padded = jpeg.clone();
     padded.extend_from_slice(&[0; 64]);
     assert!(decode_image(&padded, &limits()).is_ok());
+}
+
+/// A JPEG cut at half its length with an end-of-image marker appended: the
+/// marker walk is satisfied, so only libjpeg's own warning that the scan
+/// ended early can tell; it must be an error, not a grey lower half.
+fn cut_at_half_with_eoi(jpeg: &[u8]) -> Vec<u8> {
+    let mut cut = jpeg[..jpeg.len() / 2].to_vec();
+    cut.extend_from_slice(&[0xFF, 0xD9]);
+    cut
+}
+
+#[test]
+fn baseline_jpeg_cut_with_an_end_marker_is_corrupt() {
+    let jpeg = encode(&noise(128, 128), ImageFormat::Jpeg);
+    assert!(decode_image(&jpeg, &limits()).is_ok());
+    let err = decode_image(&cut_at_half_with_eoi(&jpeg), &limits()).expect_err("cut");
+    assert!(matches!(err, DecodeError::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn progressive_jpeg_cut_with_an_end_marker_is_corrupt() {
+    let img = noise(128, 128);
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    c.set_size(128, 128);
+    c.set_progressive_mode();
+    c.set_quality(90.0);
+    let mut started = c.start_compress(Vec::new()).expect("start");
+    started.write_scanlines(img.as_raw()).expect("write");
+    let jpeg = started.finish().expect("finish");
+    // SOF2 marks a progressive frame.
+    assert!(jpeg.windows(2).any(|w| w == [0xFF, 0xC2]));
+    assert!(decode_image(&jpeg, &limits()).is_ok());
+    let err = decode_image(&cut_at_half_with_eoi(&jpeg), &limits()).expect_err("cut");
+    assert!(matches!(err, DecodeError::Corrupt(_)), "{err}");
 }
 
 #[test]
@@ -259,6 +358,79 @@ fn decompression_bomb_is_refused_from_its_header() {
     );
     // 30 GB of pixels were claimed; nothing near even 256 MiB was ever asked
     // for (no test in this binary allocates that much).
+    assert!(LARGEST.load(Ordering::Relaxed) < 256 << 20);
+}
+
+/// A BMP file and info header (BITMAPINFOHEADER, 24 bits, uncompressed)
+/// claiming `width` x `height` pixels, with no pixel data.
+fn bmp_claiming(width: i32, height: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"BM");
+    out.extend_from_slice(&54u32.to_le_bytes()); // file size
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&54u32.to_le_bytes()); // pixel data offset
+    out.extend_from_slice(&40u32.to_le_bytes()); // info header size
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // planes
+    out.extend_from_slice(&24u16.to_le_bytes()); // bits per pixel
+    out.extend_from_slice(&[0; 24]); // compression, sizes, resolution, palette
+    out
+}
+
+/// A little-endian TIFF whose only IFD claims `width` x `height` 8-bit grey
+/// pixels in one strip that is not there.
+fn tiff_claiming(width: u32, height: u32) -> Vec<u8> {
+    let entries: [(u16, u16, u32); 8] = [
+        (256, 4, width),  // ImageWidth, LONG
+        (257, 4, height), // ImageLength, LONG
+        (258, 3, 8),      // BitsPerSample
+        (259, 3, 1),      // Compression: none
+        (262, 3, 1),      // Photometric: black is zero
+        (273, 4, 8),      // StripOffsets
+        (278, 4, height), // RowsPerStrip
+        (279, 4, width),  // StripByteCounts
+    ];
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        if kind == 3 {
+            out.extend_from_slice(&(value as u16).to_le_bytes());
+            out.extend_from_slice(&[0; 2]);
+        } else {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    out
+}
+
+#[test]
+fn huge_declared_dimensions_are_too_large_in_every_format() {
+    let cases = [
+        ("bmp", bmp_claiming(100_000, 100_000)),
+        ("top-down bmp", bmp_claiming(100_000, -100_000)),
+        ("png", png_claiming(100_000, 100_000)),
+        ("tiff", tiff_claiming(100_000, 100_000)),
+    ];
+    for (name, bytes) in cases {
+        let err = decode_image(&bytes, &limits()).expect_err(name);
+        assert!(
+            matches!(
+                err,
+                DecodeError::TooLarge {
+                    width: 100_000,
+                    height: 100_000,
+                    ..
+                }
+            ),
+            "{name}: {err}"
+        );
+    }
     assert!(LARGEST.load(Ordering::Relaxed) < 256 << 20);
 }
 
