@@ -119,6 +119,7 @@ pub fn decode_code(e: &DecodeError) -> &'static str {
         DecodeError::Unsupported(_) => "unsupported_image",
         DecodeError::Corrupt(_) => "corrupt_image",
         DecodeError::Io { .. } => "cannot_read_file",
+        DecodeError::NotARegularFile { .. } => "not_a_regular_file",
         _ => "image_error",
     }
 }

@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod context;
 mod error;
+mod files;
 mod manifest;
 mod output;
 mod policy;

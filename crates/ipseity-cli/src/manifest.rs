@@ -1,12 +1,10 @@
 //! Reading the CSV manifests of `enroll --manifest` and `eval`: a header row
 //! naming the columns, then one record per line; fields may be double-quoted.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-
 use crate::error::CliError;
+use crate::files;
 
 /// Largest manifest accepted, in bytes.
 const MAX_MANIFEST_BYTES: u64 = 64 << 20;
@@ -24,17 +22,16 @@ pub struct Row {
 /// the rows' values for those columns. Blank lines are skipped.
 pub fn read(path: &Path, columns: &[&str]) -> anyhow::Result<Vec<Row>> {
     let bad = |why: String| CliError::input("bad_manifest", format!("{}: {why}", path.display()));
-    let size = fs::metadata(path)
-        .with_context(|| format!("reading manifest {}", path.display()))?
-        .len();
-    if size > MAX_MANIFEST_BYTES {
-        return Err(bad(format!(
-            "{size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"
+    let bytes = files::read_regular(path, MAX_MANIFEST_BYTES, "bad_manifest")?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        bad(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
         ))
-        .into());
-    }
-    let text =
-        fs::read_to_string(path).with_context(|| format!("reading manifest {}", path.display()))?;
+    })?;
+    // Spreadsheet programs often save CSV as "UTF-8 with BOM"; the mark is not
+    // part of the first column's name.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
     let mut lines = text
         .lines()
         .enumerate()
@@ -127,8 +124,41 @@ fn split(line: &str) -> Result<Vec<String>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_part_of_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, "\u{FEFF}subject,face\r\nalice,a.jpg\r\n").unwrap();
+        let rows = read(&p, &["subject", "face"]).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].fields, vec!["alice".to_owned(), "a.jpg".to_owned()]);
+        assert_eq!(rows[0].line, 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_manifest_that_is_a_fifo_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .unwrap()
+            .success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(read(&p, &["subject"]).map(|_| ()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("blocked on the FIFO");
+        let err = got.unwrap_err();
+        assert_eq!(crate::error::code_of(&err), "not_a_regular_file");
+    }
 
     #[test]
     fn splits_quoted_fields() {

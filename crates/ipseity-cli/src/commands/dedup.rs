@@ -11,7 +11,8 @@
 //!
 //! With `--embeddings FILE.f32 --dim D` the gallery is a raw little-endian
 //! f32 file (row `i` is subject `i`) and the store is not opened: a way to
-//! run and time the command on synthetic galleries.
+//! run and time the command on synthetic galleries. The file must be a
+//! regular file of at most [`MAX_EMBEDDINGS_BYTES`].
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -24,12 +25,19 @@ use serde::Serialize;
 use crate::args::{DedupArgs, DedupThreshold, PairFormat};
 use crate::context::Ctx;
 use crate::error::{CliError, ExitStatus};
+use crate::files;
 use crate::output::Render;
 use crate::policy::PolicyReport;
 use ipseity_engine::gallery::{FaceGallery, Gallery, FACE_DIM, MIN_DEPTH};
 
 /// Probes per `search_batch` call (and per progress-bar step).
 const BLOCK: usize = 1024;
+
+/// Largest `--embeddings` file read: 16 GiB, e.g. 32 million 128-D rows. The
+/// file is held in memory twice while it is converted, and the index adds its
+/// own copy, so this is already more than most machines hold; the bound is
+/// there so that a wrong path (a device, a huge unrelated file) fails at once.
+const MAX_EMBEDDINGS_BYTES: u64 = 16 << 30;
 
 #[derive(Serialize)]
 struct Pair {
@@ -180,7 +188,7 @@ fn read_embeddings(path: &Path, dim: usize) -> anyhow::Result<Gallery> {
     if dim == 0 || dim > 65_536 {
         return Err(bad(format!("--dim {dim} is out of range (1 to 65536)")).into());
     }
-    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    let bytes = files::read_regular(path, MAX_EMBEDDINGS_BYTES, "bad_embeddings")?;
     let row_bytes = 4 * dim;
     if bytes.is_empty() || bytes.len() % row_bytes != 0 {
         return Err(bad(format!(

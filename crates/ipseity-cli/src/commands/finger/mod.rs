@@ -7,7 +7,7 @@
 pub mod eval;
 
 use std::collections::BTreeSet;
-use std::io::{self, Read as _, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -29,6 +29,7 @@ use crate::args::{
 };
 use crate::context::Ctx;
 use crate::error::{CliError, ExitStatus};
+use crate::files;
 use crate::output::Render;
 
 /// File name of a programme's own fingerprint calibration inside the data directory.
@@ -90,35 +91,7 @@ pub struct Sample {
 }
 
 fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(CliError::input(
-            "image_too_large",
-            format!(
-                "{}: {} bytes, more than the {} allowed",
-                path.display(),
-                meta.len(),
-                MAX_FILE_BYTES
-            ),
-        )
-        .into());
-    }
-    // The file may grow after the size check; never read more than the limit.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .with_context(|| format!("reading {}", path.display()))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(CliError::input(
-            "image_too_large",
-            format!(
-                "{}: more than the {MAX_FILE_BYTES} bytes allowed",
-                path.display()
-            ),
-        )
-        .into());
-    }
-    Ok(bytes)
+    files::read_regular(path, MAX_FILE_BYTES, "image_too_large")
 }
 
 /// Decodes an impression to 8-bit grey, refusing huge or corrupt images before allocating.
@@ -147,12 +120,27 @@ pub fn decode_impression(bytes: &[u8], path: &Path) -> anyhow::Result<image::Gra
     let reader = image::ImageReader::new(io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| CliError::input("cannot_read_file", format!("{name}: {e}")))?;
-    if reader.format().is_none() {
-        return Err(CliError::input(
-            "not_an_image",
-            format!("{name}: not a PNG, TIFF, BMP or WSQ image, nor an ISO/ANSI record"),
-        )
-        .into());
+    match reader.format() {
+        Some(image::ImageFormat::Png | image::ImageFormat::Tiff | image::ImageFormat::Bmp) => {}
+        // JPEG's lossy blocks blur and shift ridges, and neither the extractor nor
+        // the built-in calibration was measured on them.
+        Some(image::ImageFormat::Jpeg) => {
+            return Err(CliError::input(
+                "unsupported_image",
+                format!(
+                    "{name}: JPEG is not accepted for fingerprints; \
+                     give a PNG, TIFF, BMP or WSQ impression"
+                ),
+            )
+            .into())
+        }
+        _ => {
+            return Err(CliError::input(
+                "not_an_image",
+                format!("{name}: not a PNG, TIFF, BMP or WSQ image, nor an ISO/ANSI record"),
+            )
+            .into())
+        }
     }
     let (w, h) = reader
         .into_dimensions()
@@ -450,6 +438,26 @@ impl Render for Extracted {
     }
 }
 
+/// Refuses an output path that is the input image (or a link to it): the rename
+/// would replace the impression with its record.
+fn refuse_overwriting_input(image: &Path, out: &Path) -> anyhow::Result<()> {
+    let same = match (std::fs::canonicalize(image), std::fs::canonicalize(out)) {
+        (Ok(i), Ok(o)) => i == o,
+        _ => false,
+    };
+    if same {
+        return Err(CliError::input(
+            "usage",
+            format!(
+                "--out {} is the input image; give another path for the record",
+                out.display()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 pub fn extract(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus> {
     let position = FingerPosition::parse(&args.position).ok_or_else(|| {
         CliError::input(
@@ -461,6 +469,7 @@ pub fn extract(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus
         position,
         path: args.image.clone(),
     };
+    refuse_overwriting_input(&args.image, &args.out)?;
     let bytes = read_bounded(&spec.path)?;
     let img = decode_impression(&bytes, &spec.path)?;
     let ex = extract::extract(&img, position, &ExtractConfig::default())
@@ -471,7 +480,8 @@ pub fn extract(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus
     };
     let record = iso::write(std::slice::from_ref(&ex.template), format)
         .map_err(|e| CliError::input("bad_template", e.to_string()))?;
-    write_atomic(&args.out, &record)?;
+    // The record is biometric data: the file is created readable by its owner only.
+    files::write_private_atomic(&args.out, &record)?;
     ctx.out.emit(&Extracted {
         out: args.out.clone(),
         format: format.name(),
@@ -480,20 +490,6 @@ pub fn extract(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus
         quality: ex.quality.score,
     })?;
     Ok(ExitStatus::Success)
-}
-
-/// Writes a file through a temporary sibling and a rename, so a crash leaves either the old
-/// file or the new one.
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp-ipseity");
-    {
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
