@@ -95,11 +95,16 @@ impl Ctx {
             .with_context(|| format!("opening the store in {}", self.data_dir.display()))
     }
 
-    /// Opens the store for a command that only reads it: a missing store is an error
-    /// (`no_store`), never a new empty one.
-    pub fn open_store_existing(&self) -> anyhow::Result<Store> {
-        Store::open_existing(&self.data_dir)
-            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    /// Opens the store for a command that only reads it, creating nothing: `None` when the
+    /// data directory exists but holds no store yet (nothing is enrolled), a `no_store`
+    /// error when the directory itself is missing (a mistyped `--data-dir`).
+    pub fn open_store_existing(&self) -> anyhow::Result<Option<Store>> {
+        match Store::open_existing(&self.data_dir) {
+            Ok(s) => Ok(Some(s)),
+            Err(ipseity_store::StoreError::NoStore(_)) if self.data_dir.is_dir() => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("opening the store in {}", self.data_dir.display()))),
+        }
     }
 
     /// The operating point in force.

@@ -5,6 +5,10 @@
 //! This binary is thin: the work lives in the `ipseity-*` library crates. It is
 //! the only crate that uses `anyhow`, `indicatif` or prints JSON.
 
+// No SIMD kernels live here, so nothing needs unsafe code (the tidy test holds every
+// crate without them to this).
+#![forbid(unsafe_code)]
+
 mod args;
 mod commands;
 mod context;

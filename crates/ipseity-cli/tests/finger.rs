@@ -177,8 +177,21 @@ fn enrol_verify_identify_and_refuse_duplicates() {
     // The audit log has decisions, never scores.
     let (code, stdout, _) = run(ipseity(&data).args(["--json", "audit"]));
     assert_eq!(code, 0);
-    assert!(stdout.contains("finger_verify"), "{stdout}");
-    assert!(stdout.contains("finger_identify"), "{stdout}");
+    // Fingers are audited in the face's words, with the modality in the detail.
+    let entries = json(&stdout)["entries"].clone();
+    let has = |op: &str| {
+        entries.as_array().is_some_and(|es| {
+            es.iter().any(|e| {
+                e["operation"] == op
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("modality=finger"))
+            })
+        })
+    };
+    for op in ["enroll", "verify", "identify"] {
+        assert!(has(op), "{op}: {stdout}");
+    }
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! models, SQL or JSON output. It only names things: subjects, modalities,
 //! templates, decisions and operating points.
 #![deny(missing_docs)]
+// No SIMD kernels live here, so nothing needs unsafe code (the tidy test holds every
+// crate without them to this).
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -8,6 +8,9 @@
 //!
 //! Architecture invariant: this crate does no I/O; callers pass bytes.
 #![deny(missing_docs)]
+// No SIMD kernels live here, so nothing needs unsafe code (the tidy test holds every
+// crate without them to this).
+#![forbid(unsafe_code)]
 
 mod net;
 mod reader;

@@ -127,6 +127,11 @@ impl Gallery {
         self.owner.len()
     }
 
+    /// Whether the gallery holds no template.
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_empty()
+    }
+
     /// The raw vector of row `r`.
     pub fn row(&self, r: usize) -> &[f32] {
         &self.vectors[r * self.dim..(r + 1) * self.dim]

@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             img.save(dir.join(format!("f{f:03}_{i}_truth.png")))?;
             std::fs::write(
                 dir.join(format!("f{f:03}_{i}.json")),
-                synth::write_truth_json(&imp.minutiae),
+                serde_json::to_string_pretty(&imp.minutiae).unwrap_or_default(),
             )?;
         }
         println!(

@@ -14,6 +14,7 @@
 pub mod extract;
 pub mod fusion;
 pub mod gallery;
+pub mod gate;
 pub mod iso;
 pub mod matcher;
 mod minutia;

@@ -674,6 +674,11 @@ unsafe fn select_rows_avx512(pairs: &[u64], rows: &mut RowTable, n: usize, chose
 
 /// The smallest key whose second minutia is not in `used` (bit `j` of lane `j / 64`), or
 /// `u64::MAX`.
+///
+/// # Safety
+/// The CPU must support the features this function is compiled for (the caller checks
+/// them at run time before choosing the AVX-512 path). `keys` is read only within its
+/// length.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq,avx512dq,avx512vl,avx512bw,avx2,popcnt")]
 #[inline]

@@ -273,14 +273,6 @@ pub fn impression_with(
     }
 }
 
-/// Ground-truth minutiae as a JSON array of [`Minutia`] objects (the format the CLI writes
-/// beside each image).
-pub fn write_truth_json(minutiae: &[Minutia]) -> String {
-    // Serialising plain structs of numbers and unit enums cannot fail; non-finite
-    // coordinates, which the generator never makes, would come out as null.
-    serde_json::to_string_pretty(minutiae).unwrap_or_else(|_| String::from("[]"))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -592,14 +584,5 @@ mod tests {
         assert_eq!(m.image.dimensions(), (64, 4096));
         let imp = impression(&cfg, &m, 0, 0, 0);
         assert_eq!(imp.image.dimensions(), (64, 4096));
-    }
-
-    #[test]
-    fn truth_json_round_trips() {
-        let cfg = SynthConfig::default();
-        let m = master(&cfg, 2, 2);
-        let json = write_truth_json(&m.minutiae);
-        let back: Vec<Minutia> = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, m.minutiae);
     }
 }

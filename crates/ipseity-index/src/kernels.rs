@@ -583,7 +583,7 @@ mod x86 {
         let dp = groups * 4;
         let ostride = nblocks * BLOCK;
         let (pb, pq, po) = (blocks.as_ptr(), queries.as_ptr(), out.as_mut_ptr());
-        // SAFETY (all calls below): every (block, query) pair addressed is
+        // SAFETY: (all calls below) every (block, query) pair addressed is
         // inside the slices, whose sizes the caller guarantees.
         unsafe {
             let mut q0 = 0;
@@ -941,7 +941,7 @@ mod neon {
             let dp = $groups * 4;
             let ostride = $nblocks * BLOCK;
             let (pb, pq, po) = ($blocks.as_ptr(), $queries.as_ptr(), $out.as_mut_ptr());
-            // SAFETY (all calls below): every (block, query) pair addressed
+            // SAFETY: (all calls below) every (block, query) pair addressed
             // is inside the slices, whose sizes the caller guarantees.
             unsafe {
                 let mut q0 = 0;

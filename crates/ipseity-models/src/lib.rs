@@ -21,6 +21,9 @@
 //! [`Reporter`] trait; the CLI decides how to show it. It knows nothing of the
 //! model file formats, only their names and checksums.
 #![deny(missing_docs)]
+// No SIMD kernels live here, so nothing needs unsafe code (the tidy test holds every
+// crate without them to this).
+#![forbid(unsafe_code)]
 
 mod archive;
 mod pip;

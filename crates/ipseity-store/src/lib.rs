@@ -28,6 +28,9 @@
 //! It never logs or prints, and neither its errors nor its audit rows carry template
 //! values or similarity scores.
 #![deny(missing_docs)]
+// No SIMD kernels live here, so nothing needs unsafe code (the tidy test holds every
+// crate without them to this).
+#![forbid(unsafe_code)]
 
 mod clock;
 pub mod codec;

@@ -42,9 +42,10 @@ impl Render for AuditLog {
 }
 
 pub fn run(ctx: &Ctx, args: &AuditArgs) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store_existing()?;
-    ctx.out.emit(&AuditLog {
-        entries: store.audit_log(args.limit)?,
-    })?;
+    let entries = match ctx.open_store_existing()? {
+        Some(store) => store.audit_log(args.limit)?,
+        None => Vec::new(),
+    };
+    ctx.out.emit(&AuditLog { entries })?;
     Ok(ExitStatus::Success)
 }

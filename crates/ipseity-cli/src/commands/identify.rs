@@ -1,5 +1,6 @@
 //! `ipseity identify`: 1:N search. Candidates are subjects (best template per
-//! subject) whose decision is accept or needs_review, ranked; no scores printed.
+//! subject) whose decision is accept or needs_review, in decision bands (accepts first,
+//! by subject id within a band; see [`ipseity_engine::identify`]); no scores, no ranks.
 
 use std::io::{self, Write};
 
@@ -10,17 +11,17 @@ use serde::Serialize;
 use crate::args::IdentifyArgs;
 use crate::context::{load_face_image, single_face, Ctx};
 use crate::error::ExitStatus;
-use ipseity_engine::gallery::{FaceGallery, MIN_DEPTH};
+use ipseity_engine::gallery::FaceGallery;
+use ipseity_engine::identify::Answer;
 
-use super::{best_decision, check_top};
+use super::check_top;
 use crate::output::Render;
 use crate::policy::PolicyReport;
 
 #[derive(Serialize)]
-struct Candidate {
-    rank: usize,
-    subject: SubjectId,
-    decision: Decision,
+pub struct Candidate {
+    pub subject: SubjectId,
+    pub decision: Decision,
 }
 
 #[derive(Serialize)]
@@ -37,7 +38,7 @@ impl Render for Identification {
             writeln!(w, "no match among {} subjects", self.gallery_subjects)?;
         }
         for c in &self.candidates {
-            writeln!(w, "{:>3}. {}  {}", c.rank, c.subject, c.decision)?;
+            writeln!(w, "{}  {}", c.subject, c.decision)?;
         }
         writeln!(w, "operating point: {}", self.operating_point)?;
         writeln!(
@@ -57,32 +58,14 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
     let engine = ctx.engine()?;
     let face = single_face(&engine, &img, &args.face, args.largest)?;
 
-    // The index proposes candidates by cosine; they are decided and ranked on
-    // the decision similarity exactly as a scan of every template would be
-    // (see `crate::gallery`). Subjects below `reject_below` are rejects.
+    // The index proposes candidates by cosine; they are decided on the decision
+    // similarity exactly as a scan of every template would be (see
+    // `ipseity_engine::gallery`), then answered in decision bands.
     let gallery = FaceGallery::load(&store, face.embedding.len())?;
     let gallery_subjects = gallery.names.len();
-    let floor = policy.point.reject_below.min(policy.point.accept_at);
-    let depth = args.top.saturating_mul(4).max(MIN_DEPTH);
-    let mut ranked: Vec<(SubjectId, f32)> = gallery
-        .matches(&face.embedding, floor, depth)
-        .into_iter()
-        .filter(|(_, s)| policy.point.decide(*s) != Decision::Reject)
-        .map(|(id, s)| (id.clone(), s))
-        .collect();
-    // The answer's status and audit follow the search; `--top` only shortens the list.
-    let best = best_decision(ranked.iter().map(|(_, s)| policy.point.decide(*s)));
-    ranked.truncate(args.top);
-    let candidates: Vec<Candidate> = ranked
-        .into_iter()
-        .enumerate()
-        .map(|(i, (subject, s))| Candidate {
-            rank: i + 1,
-            subject,
-            decision: policy.point.decide(s),
-        })
-        .collect();
-
+    let answer = ipseity_engine::identify::face(&gallery, &policy.point, &face.embedding, args.top);
+    let best = answer.best;
+    let candidates = candidates_of(answer);
     let status = ExitStatus::of_search(best);
     store.record_audit(
         &AuditEvent::Identified {
@@ -101,4 +84,16 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
         quality: face.quality,
     })?;
     Ok(status)
+}
+
+/// The printable candidates of an engine answer, in its order.
+pub fn candidates_of(answer: Answer) -> Vec<Candidate> {
+    answer
+        .candidates
+        .into_iter()
+        .map(|c| Candidate {
+            subject: c.subject,
+            decision: c.decision,
+        })
+        .collect()
 }

@@ -41,9 +41,10 @@ impl Render for Listing {
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store_existing()?;
-    ctx.out.emit(&Listing {
-        subjects: store.list()?,
-    })?;
+    let subjects = match ctx.open_store_existing()? {
+        Some(store) => store.list()?,
+        None => Vec::new(),
+    };
+    ctx.out.emit(&Listing { subjects })?;
     Ok(ExitStatus::Success)
 }

@@ -9,7 +9,7 @@ mod enroll;
 mod erase;
 mod eval;
 mod finger;
-mod identify;
+pub mod identify;
 mod list;
 mod models;
 mod verify;
@@ -39,23 +39,6 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Finger(FingerCommand::Identify(a)) => finger::identify(ctx, a),
         Command::Finger(FingerCommand::Eval(a)) => finger::eval::run(ctx, a),
     }
-}
-
-/// The best decision of a search's candidates (accept over needs_review), `None` when
-/// none passed: what face and finger identify both audit.
-fn best_decision(
-    decisions: impl IntoIterator<Item = ipseity_core::Decision>,
-) -> Option<ipseity_core::Decision> {
-    use ipseity_core::Decision;
-    let mut best = None;
-    for d in decisions {
-        match d {
-            Decision::Accept => return Some(d),
-            Decision::NeedsReview => best = Some(d),
-            Decision::Reject => {}
-        }
-    }
-    best
 }
 
 /// `--top 0` asks for nothing: a usage error, refused before any work.

@@ -498,8 +498,8 @@ pub(super) unsafe fn local_similarities_avx512(
                 } else {
                     (1u8 << (end - j)) - 1
                 };
-                // SAFETY (loads): lanes in `k` are cylinders `j..end`, `end <= n`, inside
-                // every plane; masked-off lanes are not read.
+                // SAFETY: lanes in `k` are cylinders `j..end`, `end <= n`, inside every
+                // plane; masked-off lanes are not read. The loads below rely on the same.
                 let bm = unsafe { _mm512_maskz_loadu_epi64(k, plane(0).add(j).cast()) };
                 let full = if a.full {
                     _mm512_mask_cmpeq_epi64_mask(k, bm, disc)
@@ -510,9 +510,12 @@ pub(super) unsafe fn local_similarities_avx512(
                     // Both discs whole: the norms are known and only the XORs are counted.
                     let mut x = _mm512_setzero_si512();
                     for (d, &ald) in al.iter().enumerate() {
+                        // SAFETY: plane `1 + d` has `n` cylinders; only lanes `j..end` in
+                        // `k` are read.
                         let bl = unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
                         x = _mm512_add_epi64(x, _mm512_popcnt_epi64(_mm512_xor_si512(ald, bl)));
                     }
+                    // SAFETY: `sqrt_norm` has one entry per cylinder; only lanes in `k`.
                     let sb = unsafe { _mm256_maskz_loadu_ps(k, cb.sqrt_norm.as_ptr().add(j)) };
                     let sx = _mm256_sqrt_ps(_mm512_cvtepi64_ps(x));
                     let denom = _mm256_add_ps(sa, sb);
@@ -525,16 +528,19 @@ pub(super) unsafe fn local_similarities_avx512(
                     let sb = if a.full {
                         // The common cells are all of b's: b's count is its norm.
                         for (d, &ald) in al.iter().enumerate() {
+                            // SAFETY: as above, lanes `j..end` of plane `1 + d`.
                             let bl =
                                 unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
                             let ca_ = _mm512_and_si512(ald, m);
                             x = _mm512_add_epi64(x, _mm512_popcnt_epi64(_mm512_xor_si512(ca_, bl)));
                             xa = _mm512_add_epi64(xa, _mm512_popcnt_epi64(ca_));
                         }
+                        // SAFETY: one `sqrt_norm` per cylinder; only lanes in `k`.
                         unsafe { _mm256_maskz_loadu_ps(k, cb.sqrt_norm.as_ptr().add(j)) }
                     } else {
                         let mut xb = _mm512_setzero_si512();
                         for (d, &ald) in al.iter().enumerate() {
+                            // SAFETY: as above, lanes `j..end` of plane `1 + d`.
                             let bl =
                                 unsafe { _mm512_maskz_loadu_epi64(k, plane(1 + d).add(j).cast()) };
                             let (ca_, cb_) = (_mm512_and_si512(ald, m), _mm512_and_si512(bl, m));

@@ -23,6 +23,7 @@ use ipseity_finger::{iso, synth, wsq, FingerPosition, FingerTemplate};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::identify::{candidates_of, Candidate};
 use crate::args::{
     FingerEnrollArgs, FingerExtractArgs, FingerIdentifyArgs, FingerSynthArgs, FingerVerifyArgs,
     RecordFormat, SynthDifficulty,
@@ -31,6 +32,7 @@ use crate::context::Ctx;
 use crate::error::{CliError, ExitStatus};
 use crate::files;
 use crate::output::Render;
+use ipseity_engine::identify;
 
 /// File name of a programme's own fingerprint calibration inside the data directory.
 pub const CALIBRATION_FILE: &str = "finger_calibration.json";
@@ -200,13 +202,8 @@ pub fn load_sample(spec: &FingerSpec, cfg: &ExtractConfig) -> anyhow::Result<Sam
             }
             template.position = spec.position;
         }
-        if template.minutiae.len() < 2 {
-            return Err(CliError::input(
-                "low_quality",
-                format!("{name}: the record holds too few minutiae to compare"),
-            )
-            .into());
-        }
+        ipseity_finger::gate::check_record(&template, cfg.min_minutiae)
+            .map_err(|e| CliError::input("low_quality", format!("{name}: {e}")))?;
         return Ok(Sample {
             template,
             quality: None,
@@ -366,6 +363,13 @@ pub fn synth_config(d: SynthDifficulty) -> synth::SynthConfig {
     }
 }
 
+/// Ground-truth minutiae as the JSON array written beside each synthetic image.
+fn truth_json(minutiae: &[ipseity_finger::Minutia]) -> String {
+    // Serialising plain structs of numbers and unit enums cannot fail; non-finite
+    // coordinates, which the generator never makes, would come out as null.
+    serde_json::to_string_pretty(minutiae).unwrap_or_else(|_| String::from("[]"))
+}
+
 pub fn synth(ctx: &Ctx, args: &FingerSynthArgs) -> anyhow::Result<ExitStatus> {
     if !(1..=1_000_000).contains(&args.fingers) || !(1..=100).contains(&args.impressions) {
         return Err(CliError::input(
@@ -390,7 +394,7 @@ pub fn synth(ctx: &Ctx, args: &FingerSynthArgs) -> anyhow::Result<ExitStatus> {
                     .save(&png)
                     .with_context(|| format!("writing {}", png.display()))?;
                 let truth = stem.with_extension("minutiae.json");
-                std::fs::write(&truth, synth::write_truth_json(&imp.minutiae))
+                std::fs::write(&truth, truth_json(&imp.minutiae))
                     .with_context(|| format!("writing {}", truth.display()))?;
             }
             bar.inc(1);
@@ -640,13 +644,6 @@ pub fn verify(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> 
 // identify
 
 #[derive(Serialize)]
-struct Candidate {
-    rank: usize,
-    subject: SubjectId,
-    decision: Decision,
-}
-
-#[derive(Serialize)]
 struct Identification {
     candidates: Vec<Candidate>,
     gallery_subjects: usize,
@@ -660,7 +657,7 @@ impl Render for Identification {
             writeln!(w, "no match among {} subjects", self.gallery_subjects)?;
         }
         for c in &self.candidates {
-            writeln!(w, "{:>3}. {}  {}", c.rank, c.subject, c.decision)?;
+            writeln!(w, "{}  {}", c.subject, c.decision)?;
         }
         writeln!(w, "operating point: {}", self.operating_point)?;
         writeln!(w, "probe:")?;
@@ -679,19 +676,16 @@ pub fn identify(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStat
     // The stated rate holds per search: n comparisons each at FMR f give about n f false
     // matches, so each candidate is decided on n f.
     let n = g.subjects().max(1) as f64;
-    let candidates: Vec<Candidate> = g
+    let found = g
         .identify(&probe_of(&samples), args.top, SHORTLIST)
         .into_iter()
-        .map(|m| (m.subject, policy.decide(m.fmr * n)))
-        .filter(|(_, d)| *d != Decision::Reject)
-        .enumerate()
-        .map(|(i, (subject, decision))| Candidate {
-            rank: i + 1,
-            subject,
-            decision,
-        })
-        .collect();
-    let best = super::best_decision(candidates.iter().map(|c| c.decision));
+        .map(|m| identify::Candidate {
+            decision: policy.decide(m.fmr * n),
+            subject: m.subject,
+        });
+    let answer = identify::answer(found, args.top);
+    let best = answer.best;
+    let candidates = candidates_of(answer);
     let status = ExitStatus::of_search(best);
     store.record_audit(
         &AuditEvent::Identified {
