@@ -43,5 +43,7 @@ mod write;
 
 pub use codec::TemplateError;
 pub use error::StoreError;
-pub use store::{AuditEntry, Erasure, Store, SubjectSummary, DB_FILE, MAX_PURPOSE};
+pub use store::{
+    AuditEntry, Erasure, Store, SubjectSummary, DB_FILE, MAX_PURPOSE, MIN_FREE_BYTES,
+};
 pub use write::{TemplateMark, WriteTx};

@@ -239,6 +239,38 @@ pub(crate) fn subject_exists(conn: &Connection, subject: &SubjectId) -> Result<b
         .is_some())
 }
 
+/// Below this many free bytes a store is not opened for writing: SQLite would fail to map
+/// its shared-memory file part way through, leave `-wal`/`-shm` files behind and call it
+/// an I/O error. Refusing first gives `disk_full` and creates nothing.
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// Free bytes on the file system holding `dir` (for an unprivileged user), if known.
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::fs::statvfs(dir)
+            .ok()
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// An I/O failure on a file system that is (nearly) full is a full disk.
+pub(crate) fn full_disk_or(dir: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Database(_) | StoreError::Io(_)
+            if free_bytes(dir).is_some_and(|f| f < MIN_FREE_BYTES) =>
+        {
+            StoreError::DiskFull
+        }
+        e => e,
+    }
+}
+
 /// Creates the database file owner-only before SQLite does, and tightens an existing one:
 /// it holds subject ids, purposes and the audit log. SQLite gives its `-wal` and `-shm`
 /// files the mode of the database file, so they follow.
@@ -278,6 +310,13 @@ impl Store {
     /// by group or others, or when the key does not match the database.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         fs::create_dir_all(dir)?;
+        if free_bytes(dir).is_some_and(|f| f < MIN_FREE_BYTES) {
+            return Err(StoreError::DiskFull);
+        }
+        Self::open_inner(dir).map_err(|e| full_disk_or(dir, e))
+    }
+
+    fn open_inner(dir: &Path) -> Result<Store, StoreError> {
         let db_path = dir.join(DB_FILE);
         let key_path = dir.join(KEY_FILE);
         // The key is always created before the database, so a database without a key means
@@ -329,7 +368,8 @@ impl Store {
         if !exists(&dir.join(DB_FILE))? {
             return Err(StoreError::NoStore(dir.to_path_buf()));
         }
-        Self::open(dir)
+        // No free-space floor here: a reader may still work on a full disk.
+        Self::open_inner(dir).map_err(|e| full_disk_or(dir, e))
     }
 
     /// Verifies the key against the sealed constant in `meta`, writing it into a new store.

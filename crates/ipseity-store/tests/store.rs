@@ -566,3 +566,69 @@ fn erase_under_a_reader_says_so_and_the_next_open_wipes_the_wal() {
     let wal = dir.path().join(format!("{DB_FILE}-wal"));
     assert_eq!(fs::metadata(wal).map(|m| m.len()).unwrap_or(0), 0);
 }
+
+/// A small tmpfs, unmounted on drop; `None` (with a message) where mounting is not allowed.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Self(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_disk_full_and_leaves_no_stray_files() {
+    let Some(fs_) = Tmpfs::new("2m") else {
+        return;
+    };
+    let dir = fs_.0.path().join("store");
+    Store::open(&dir)
+        .unwrap()
+        .enroll(&id("a"), &[tpl(1)], None)
+        .unwrap();
+    // Fill the file system to within about 20 KB.
+    let free = {
+        let out = std::process::Command::new("df")
+            .args(["-k", "--output=avail"])
+            .arg(fs_.0.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    fs::write(
+        fs_.0.path().join("fill"),
+        vec![0u8; ((free.saturating_sub(20)) * 1024) as usize],
+    )
+    .unwrap();
+    let before: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(matches!(Store::open(&dir), Err(StoreError::DiskFull)));
+    let after: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(before, after, "no -wal or -shm file left behind");
+    // Space returns: the store opens and holds what it held.
+    fs::remove_file(fs_.0.path().join("fill")).unwrap();
+    let s = Store::open(&dir).unwrap();
+    assert_eq!(s.templates(&id("a")).unwrap(), vec![tpl(1)]);
+}
