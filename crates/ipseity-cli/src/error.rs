@@ -4,11 +4,12 @@
 use std::fmt;
 use std::io;
 
-use ipseity_core::{Classified as _, CoreError, Decision, ErrorKind};
+use ipseity_core::{Classified, CoreError, Decision, ErrorKind};
 use ipseity_engine::EngineError;
 use ipseity_eval::EvalError;
 use ipseity_face::decode::DecodeError;
 use ipseity_face::FaceError;
+use ipseity_finger::sample::SampleError;
 use ipseity_models::ModelsError;
 use ipseity_store::StoreError;
 
@@ -110,44 +111,6 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-/// Code of an image decoding error.
-pub fn decode_code(e: &DecodeError) -> &'static str {
-    match e {
-        DecodeError::NotAnImage => "not_an_image",
-        DecodeError::FileTooLarge { .. } | DecodeError::TooLarge { .. } => "image_too_large",
-        DecodeError::TooSmall { .. } => "image_too_small",
-        DecodeError::Unsupported(_) => "unsupported_image",
-        DecodeError::Corrupt(_) => "corrupt_image",
-        DecodeError::Io { .. } => "cannot_read_file",
-        DecodeError::NotARegularFile { .. } => "not_a_regular_file",
-        _ => "image_error",
-    }
-}
-
-/// Code of a face pipeline error.
-pub fn face_code(e: &FaceError) -> &'static str {
-    match e {
-        FaceError::NoFace => "no_face",
-        FaceError::MultipleFaces(_) => "multiple_faces",
-        FaceError::FaceTooSmall { .. } => "face_too_small",
-        FaceError::LowQuality { .. } => "low_quality",
-        FaceError::Model { .. } => "models_invalid",
-        _ => "internal",
-    }
-}
-
-/// Code of a models error.
-pub fn models_code(e: &ModelsError) -> &'static str {
-    match e {
-        ModelsError::NotInstalled { .. } => "models_missing",
-        ModelsError::ChecksumMismatch { .. } => "models_invalid",
-        ModelsError::PipNotFound { .. } | ModelsError::DownloadFailed { .. } => {
-            "models_download_failed"
-        }
-        _ => "models_error",
-    }
-}
-
 /// The exit status of an error kind: a conflict with the enrolled population is a
 /// possible duplicate (3); every other failure is an error (2).
 pub fn exit_of(kind: ErrorKind) -> ExitStatus {
@@ -161,32 +124,32 @@ pub fn exit_of(kind: ErrorKind) -> ExitStatus {
     }
 }
 
+/// The kind and code of a library error: every library error type implements
+/// [`Classified`], so the CLI only has to recognise the type, never re-map its variants.
+fn classified(cause: &(dyn std::error::Error + 'static)) -> Option<(&'static str, ErrorKind)> {
+    fn of<E: Classified + std::error::Error + 'static>(
+        c: &(dyn std::error::Error + 'static),
+    ) -> Option<(&'static str, ErrorKind)> {
+        c.downcast_ref::<E>().map(|e| (e.code(), e.kind()))
+    }
+    of::<EngineError>(cause)
+        .or_else(|| of::<StoreError>(cause))
+        .or_else(|| of::<SampleError>(cause))
+        .or_else(|| of::<DecodeError>(cause))
+        .or_else(|| of::<FaceError>(cause))
+        .or_else(|| of::<ModelsError>(cause))
+        .or_else(|| of::<CoreError>(cause))
+        .or_else(|| of::<EvalError>(cause))
+}
+
 /// The code and exit status of any error a command returned.
 pub fn classify(err: &anyhow::Error) -> (&'static str, ExitStatus) {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<CliError>() {
             return (e.code, e.exit);
         }
-        if let Some(e) = cause.downcast_ref::<DecodeError>() {
-            return (decode_code(e), ExitStatus::Error);
-        }
-        if let Some(e) = cause.downcast_ref::<FaceError>() {
-            return (face_code(e), ExitStatus::Error);
-        }
-        if let Some(e) = cause.downcast_ref::<EngineError>() {
-            return (e.code(), exit_of(e.kind()));
-        }
-        if let Some(e) = cause.downcast_ref::<StoreError>() {
-            return (e.code(), exit_of(e.kind()));
-        }
-        if let Some(e) = cause.downcast_ref::<ModelsError>() {
-            return (models_code(e), ExitStatus::Error);
-        }
-        if let Some(e) = cause.downcast_ref::<CoreError>() {
-            return (e.code(), exit_of(e.kind()));
-        }
-        if cause.downcast_ref::<EvalError>().is_some() {
-            return ("eval_error", ExitStatus::Error);
+        if let Some((code, kind)) = classified(cause) {
+            return (code, exit_of(kind));
         }
         if cause.downcast_ref::<io::Error>().is_some() {
             return ("io_error", ExitStatus::Error);
@@ -195,9 +158,27 @@ pub fn classify(err: &anyhow::Error) -> (&'static str, ExitStatus) {
     ("internal", ExitStatus::Error)
 }
 
-/// The message of an error with its causes, on one line.
+/// What the person at the terminal can do about an error, in this front end's words
+/// (flags and commands); library messages carry no such hints.
+pub fn hint(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "models_missing" => {
+            "run `ipseity models install` (or set IPSEITY_MODELS_DIR to a directory that holds the models)"
+        }
+        "models_invalid" => "run `ipseity models install` to replace the installed models",
+        "multiple_faces" => "pass --largest to use the largest face",
+        "purpose_required" => "state why with --purpose (it is recorded in the audit log)",
+        _ => return None,
+    })
+}
+
+/// The message of an error with its causes, on one line, and this front end's hint.
 pub fn message(err: &anyhow::Error) -> String {
-    format!("{err:#}").trim_end().replace('\n', " ")
+    let m = format!("{err:#}").trim_end().replace('\n', " ");
+    match hint(classify(err).0) {
+        Some(h) if !m.contains(h) => format!("{m}; {h}"),
+        _ => m,
+    }
 }
 
 /// Code of an error, for per-row batch reports.

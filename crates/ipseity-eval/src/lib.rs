@@ -45,3 +45,13 @@ pub enum EvalError {
         index: usize,
     },
 }
+
+impl ipseity_core::Classified for EvalError {
+    fn kind(&self) -> ipseity_core::ErrorKind {
+        ipseity_core::ErrorKind::Input
+    }
+
+    fn code(&self) -> &'static str {
+        "eval_error"
+    }
+}

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod chip;
+mod classify;
 pub mod cnn;
 pub mod decode;
 pub mod detect;

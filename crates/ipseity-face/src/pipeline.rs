@@ -33,7 +33,7 @@ pub enum FaceError {
     #[error("no face found in the image")]
     NoFace,
     /// Several faces were found and the caller asked for exactly one.
-    #[error("{0} faces found; present one face, or pass --largest to use the largest")]
+    #[error("{0} faces found; present one face")]
     MultipleFaces(usize),
     /// The face is too small to give a reliable template.
     #[error("face too small: {width} px wide, at least {min} px needed")]

@@ -18,6 +18,7 @@ pub mod gate;
 pub mod iso;
 pub mod matcher;
 mod minutia;
+pub mod sample;
 pub mod synth;
 pub mod wsq;
 

@@ -139,8 +139,8 @@ impl Reporter for NoReport {
 pub enum ModelsError {
     /// A model file is absent from the models directory.
     #[error(
-        "face model {file} not found in {dir}; run `ipseity models install` \
-         (or set {MODELS_DIR_ENV} to a directory that holds the models)"
+        "face model {file} not found in {dir}; install the models there \
+         (or set {MODELS_DIR_ENV} to a directory that holds them)"
     )]
     NotInstalled {
         /// The models directory searched.
@@ -151,7 +151,7 @@ pub enum ModelsError {
     /// A file's SHA-256 differs from its pin.
     #[error(
         "{file}: SHA-256 is {actual}, expected {expected}; the file is damaged or not \
-         the pinned one (run `ipseity models install` to replace an installed model)"
+         the pinned one (install the models again to replace it)"
     )]
     ChecksumMismatch {
         /// The file checked: a path on disk or an entry in the archive.
@@ -223,6 +223,29 @@ pub enum ModelsError {
     },
 }
 
+impl ipseity_core::Classified for ModelsError {
+    fn kind(&self) -> ipseity_core::ErrorKind {
+        match self {
+            ModelsError::NotInstalled { .. }
+            | ModelsError::ChecksumMismatch { .. }
+            | ModelsError::PipNotFound { .. }
+            | ModelsError::DownloadFailed { .. } => ipseity_core::ErrorKind::Unavailable,
+            _ => ipseity_core::ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ModelsError::NotInstalled { .. } => "models_missing",
+            ModelsError::ChecksumMismatch { .. } => "models_invalid",
+            ModelsError::PipNotFound { .. } | ModelsError::DownloadFailed { .. } => {
+                "models_download_failed"
+            }
+            _ => "models_error",
+        }
+    }
+}
+
 impl ModelsError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
         let context = context.into();
@@ -286,7 +309,7 @@ pub fn default_models_dir(data_dir: &Path) -> PathBuf {
 ///
 /// [`ModelsError::NotInstalled`] when a file is missing and
 /// [`ModelsError::ChecksumMismatch`] when one differs from its pin; both
-/// messages tell the user to run `ipseity models install`.
+/// messages say which file is missing and where it was looked for.
 pub fn locate(dir: &Path) -> Result<ModelSet, ModelsError> {
     locate_pinned(dir, &PINS)
 }
@@ -437,7 +460,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = locate(dir.path()).expect_err("nothing installed");
         assert!(matches!(err, ModelsError::NotInstalled { .. }));
-        assert!(err.to_string().contains("ipseity models install"));
+        // The library names what is missing and where; the front end adds how to install.
+        assert!(err.to_string().contains("not found in"));
         assert!(err.to_string().contains(MODELS_DIR_ENV));
     }
 
@@ -449,7 +473,8 @@ mod tests {
         }
         let err = locate(dir.path()).expect_err("wrong contents");
         assert!(matches!(err, ModelsError::ChecksumMismatch { .. }));
-        assert!(err.to_string().contains("ipseity models install"));
+        // The library names what is missing and where; the front end adds how to install.
+        assert!(err.to_string().contains("not found in"));
     }
 
     #[test]

@@ -43,7 +43,5 @@ mod write;
 
 pub use codec::TemplateError;
 pub use error::StoreError;
-pub use store::{
-    AuditEntry, Erasure, Store, SubjectSummary, DB_FILE, MAX_PURPOSE, MIN_FREE_BYTES,
-};
+pub use store::{AuditEntry, Erasure, Store, SubjectSummary, DB_FILE, MAX_PURPOSE, MIN_FREE_BYTES};
 pub use write::{TemplateMark, WriteTx};

@@ -623,9 +623,17 @@ fn a_full_disk_is_disk_full_and_leaves_no_stray_files() {
         vec![0u8; ((free.saturating_sub(20)) * 1024) as usize],
     )
     .unwrap();
-    let before: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let before: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(matches!(Store::open(&dir), Err(StoreError::DiskFull)));
-    let after: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let after: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(before, after, "no -wal or -shm file left behind");
     // Space returns: the store opens and holds what it held.
     fs::remove_file(fs_.0.path().join("fill")).unwrap();

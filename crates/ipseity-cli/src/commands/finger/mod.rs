@@ -15,11 +15,12 @@ use ipseity_core::{AuditEvent, Decision, Modality, SubjectId};
 use ipseity_engine::finger::{
     build_gallery, decode_stored, FingerEnrolment, LiveFingerGallery, SHORTLIST,
 };
-use ipseity_finger::extract::{self, ExtractConfig, QualityReport};
+use ipseity_finger::extract::{self, ExtractConfig};
 use ipseity_finger::fusion::{FmrPolicy, ScoreCalibration};
 use ipseity_finger::gallery::ProbeFinger;
 use ipseity_finger::matcher::MatcherConfig;
-use ipseity_finger::{iso, synth, wsq, FingerPosition, FingerTemplate};
+use ipseity_finger::sample::{self, Sample};
+use ipseity_finger::{iso, synth, FingerPosition, FingerTemplate};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -39,9 +40,6 @@ pub const CALIBRATION_FILE: &str = "finger_calibration.json";
 
 /// Largest sample file read, in bytes (a 2000 x 2000 8-bit image is 4 MB uncompressed).
 const MAX_FILE_BYTES: u64 = 32 << 20;
-
-/// Largest image side accepted before decoding.
-const MAX_SIDE: u32 = 2000;
 
 /// Most fingers one record may hold.
 const MAX_FINGERS: usize = 10;
@@ -84,149 +82,14 @@ pub fn parse_spec(s: &str) -> anyhow::Result<FingerSpec> {
     })
 }
 
-/// A loaded sample: its template and, for images, the quality report.
-pub struct Sample {
-    /// The template.
-    pub template: FingerTemplate,
-    /// Quality of an image sample; `None` for a record.
-    pub quality: Option<QualityReport>,
-}
-
 fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
     files::read_regular(path, MAX_FILE_BYTES, "image_too_large")
 }
 
-/// Decodes an impression to 8-bit grey, refusing huge or corrupt images before allocating.
-pub fn decode_impression(bytes: &[u8], path: &Path) -> anyhow::Result<image::GrayImage> {
-    let name = path.display();
-    if wsq::is_wsq(bytes) {
-        // The decoder's own bound (8192 a side) would let a few kilobytes of zero runs
-        // describe a 600 MB image; nothing larger than the extractor takes is decoded.
-        let limits = wsq::WsqLimits {
-            max_side: MAX_SIDE,
-            max_pixels: u64::from(MAX_SIDE) * u64::from(MAX_SIDE),
-        };
-        let img = wsq::decode_with_limits(bytes, &limits)
-            .map_err(|e| CliError::input("corrupt_image", format!("{name}: WSQ: {e}")))?;
-        if let Some(ppi) = img.ppi {
-            if !(450..=550).contains(&ppi) {
-                return Err(CliError::input(
-                    "unsupported_resolution",
-                    format!("{name}: {ppi} ppi; fingerprints must be scanned at 500 ppi"),
-                )
-                .into());
-            }
-        }
-        return Ok(img.image);
-    }
-    let reader = image::ImageReader::new(io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| CliError::input("cannot_read_file", format!("{name}: {e}")))?;
-    match reader.format() {
-        Some(image::ImageFormat::Png | image::ImageFormat::Tiff | image::ImageFormat::Bmp) => {}
-        // JPEG's lossy blocks blur and shift ridges, and neither the extractor nor
-        // the built-in calibration was measured on them.
-        Some(image::ImageFormat::Jpeg) => {
-            return Err(CliError::input(
-                "unsupported_image",
-                format!(
-                    "{name}: JPEG is not accepted for fingerprints; \
-                     give a PNG, TIFF, BMP or WSQ impression"
-                ),
-            )
-            .into())
-        }
-        _ => {
-            return Err(CliError::input(
-                "not_an_image",
-                format!("{name}: not a PNG, TIFF, BMP or WSQ image, nor an ISO/ANSI record"),
-            )
-            .into())
-        }
-    }
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| CliError::input("corrupt_image", format!("{name}: {e}")))?;
-    if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(CliError::input(
-            "image_too_large",
-            format!("{name}: {w}x{h}; at most {MAX_SIDE} pixels a side at 500 ppi"),
-        )
-        .into());
-    }
-    let mut reader = image::ImageReader::new(io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| CliError::input("cannot_read_file", format!("{name}: {e}")))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(64 << 20);
-    reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| CliError::input("corrupt_image", format!("{name}: {e}")))?;
-    Ok(img.into_luma8())
-}
-
-/// Loads one finger: an ISO/ANSI record (first view) or an impression to extract.
+/// Loads one finger given on the command line; errors name the file.
 pub fn load_sample(spec: &FingerSpec, cfg: &ExtractConfig) -> anyhow::Result<Sample> {
     let bytes = read_bounded(&spec.path)?;
-    let name = spec.path.display();
-    if iso::detect(&bytes).is_some() {
-        let (_, views) = iso::read(&bytes)
-            .map_err(|e| CliError::input("bad_template", format!("{name}: {e}")))?;
-        let mut template = match <[FingerTemplate; 1]>::try_from(views) {
-            Ok([t]) => t,
-            Err(views) => {
-                return Err(CliError::input(
-                    "bad_template",
-                    format!(
-                        "{name}: the record holds {} finger views; give one finger per file",
-                        views.len()
-                    ),
-                )
-                .into())
-            }
-        };
-        if spec.position != FingerPosition::Unknown {
-            if template.position != FingerPosition::Unknown && template.position != spec.position {
-                return Err(CliError::input(
-                    "usage",
-                    format!(
-                        "{name}: the record is for {}, not {}",
-                        template.position.name(),
-                        spec.position.name()
-                    ),
-                )
-                .into());
-            }
-            template.position = spec.position;
-        }
-        ipseity_finger::gate::check_record(&template, cfg.min_minutiae)
-            .map_err(|e| CliError::input("low_quality", format!("{name}: {e}")))?;
-        return Ok(Sample {
-            template,
-            quality: None,
-        });
-    }
-    let img = decode_impression(&bytes, &spec.path)?;
-    let ex =
-        extract::extract(&img, spec.position, cfg).map_err(|e| extract_error(&e, &spec.path))?;
-    Ok(Sample {
-        template: ex.template,
-        quality: Some(ex.quality),
-    })
-}
-
-fn extract_error(e: &extract::ExtractError, path: &Path) -> CliError {
-    use extract::ExtractError as E;
-    let code = match e {
-        E::TooSmall { .. } => "image_too_small",
-        E::TooLarge { .. } => "image_too_large",
-        E::LowQuality { .. } => "low_quality",
-        _ => "extraction_failed",
-    };
-    CliError::input(code, format!("{}: {e}", path.display()))
+    sample::load(&bytes, spec.position, cfg).with_context(|| spec.path.display().to_string())
 }
 
 fn load_all(specs: &[String]) -> anyhow::Result<Vec<Sample>> {
@@ -301,7 +164,7 @@ fn qualities(samples: &[Sample]) -> Vec<FingerQuality> {
         .iter()
         .map(|s| FingerQuality {
             position: s.template.position.name(),
-            quality: s.quality.as_ref().map_or(s.template.quality, |q| q.score),
+            quality: s.quality_score(),
             minutiae: s.template.minutiae.len(),
         })
         .collect()
@@ -475,15 +338,16 @@ pub fn extract(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus
     };
     refuse_overwriting_input(&args.image, &args.out)?;
     let bytes = read_bounded(&spec.path)?;
-    let img = decode_impression(&bytes, &spec.path)?;
+    let img = sample::decode_impression(&bytes).with_context(|| spec.path.display().to_string())?;
     let ex = extract::extract(&img, position, &ExtractConfig::default())
-        .map_err(|e| extract_error(&e, &spec.path))?;
+        .map_err(sample::SampleError::from)
+        .with_context(|| spec.path.display().to_string())?;
     let format = match args.format {
         RecordFormat::Iso => iso::Format::Iso19794_2,
         RecordFormat::Ansi => iso::Format::Ansi378,
     };
     let record = iso::write(std::slice::from_ref(&ex.template), format)
-        .map_err(|e| CliError::input("bad_template", e.to_string()))?;
+        .map_err(sample::SampleError::from)?;
     // The record is biometric data: the file is created readable by its owner only.
     files::write_private_atomic(&args.out, &record)?;
     ctx.out.emit(&Extracted {
@@ -547,10 +411,7 @@ pub fn enroll(ctx: &Ctx, args: &FingerEnrollArgs) -> anyhow::Result<ExitStatus> 
     let live = LiveFingerGallery::load(&store, cal)?;
     let fingers: Vec<(FingerTemplate, u8)> = samples
         .iter()
-        .map(|s| {
-            let q = s.quality.as_ref().map_or(s.template.quality, |q| q.score);
-            (s.template.clone(), q)
-        })
+        .map(|s| (s.template.clone(), s.quality_score()))
         .collect();
     let req = FingerEnrolment {
         subject: &subject,

@@ -1,0 +1,53 @@
+//! The kinds and stable codes of the face crate's errors (see `ipseity_core::Classified`):
+//! every front end reports a bad image or an unusable face with the same code.
+
+use ipseity_core::{Classified, ErrorKind};
+
+use crate::decode::DecodeError;
+use crate::pipeline::FaceError;
+
+impl Classified for DecodeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DecodeError::Io { .. } => ErrorKind::NotFound,
+            _ => ErrorKind::Input,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            DecodeError::NotAnImage => "not_an_image",
+            DecodeError::FileTooLarge { .. } | DecodeError::TooLarge { .. } => "image_too_large",
+            DecodeError::TooSmall { .. } => "image_too_small",
+            DecodeError::Unsupported(_) => "unsupported_image",
+            DecodeError::Corrupt(_) => "corrupt_image",
+            DecodeError::NotARegularFile { .. } => "not_a_regular_file",
+            DecodeError::Io { .. } => "cannot_read_file",
+        }
+    }
+}
+
+impl Classified for FaceError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            FaceError::NoFace
+            | FaceError::MultipleFaces(_)
+            | FaceError::FaceTooSmall { .. }
+            | FaceError::LowQuality { .. } => ErrorKind::Input,
+            // A model that does not load cannot be fixed by the caller's input.
+            FaceError::Model { .. } => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            FaceError::NoFace => "no_face",
+            FaceError::MultipleFaces(_) => "multiple_faces",
+            FaceError::FaceTooSmall { .. } => "face_too_small",
+            FaceError::LowQuality { .. } => "low_quality",
+            FaceError::Model { .. } => "models_invalid",
+            _ => "internal",
+        }
+    }
+}
