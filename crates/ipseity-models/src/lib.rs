@@ -473,8 +473,7 @@ mod tests {
         }
         let err = locate(dir.path()).expect_err("wrong contents");
         assert!(matches!(err, ModelsError::ChecksumMismatch { .. }));
-        // The library names what is missing and where; the front end adds how to install.
-        assert!(err.to_string().contains("not found in"));
+        assert!(err.to_string().contains("not the pinned one"));
     }
 
     #[test]
