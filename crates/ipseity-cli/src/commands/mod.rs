@@ -32,11 +32,11 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Eval(a) => eval::run(ctx, a),
         Command::Dedup(a) => dedup::run(ctx, a),
         Command::Bench(BenchCommand::Search(a)) => bench::search(ctx, a),
-        Command::Finger(FingerCommand::Synth(a)) => finger::synth(ctx, a),
-        Command::Finger(FingerCommand::Extract(a)) => finger::extract(ctx, a),
-        Command::Finger(FingerCommand::Enroll(a)) => finger::enroll(ctx, a),
-        Command::Finger(FingerCommand::Verify(a)) => finger::verify(ctx, a),
-        Command::Finger(FingerCommand::Identify(a)) => finger::identify(ctx, a),
+        Command::Finger(FingerCommand::Synth(a)) => finger::synth::run(ctx, a),
+        Command::Finger(FingerCommand::Extract(a)) => finger::extract::run(ctx, a),
+        Command::Finger(FingerCommand::Enroll(a)) => finger::enroll::run(ctx, a),
+        Command::Finger(FingerCommand::Verify(a)) => finger::verify::run(ctx, a),
+        Command::Finger(FingerCommand::Identify(a)) => finger::identify::run(ctx, a),
         Command::Finger(FingerCommand::Eval(a)) => finger::eval::run(ctx, a),
     }
 }

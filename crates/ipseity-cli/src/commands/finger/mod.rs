@@ -4,36 +4,30 @@
 //! subject holds up to ten fingers with positions. Decisions come from the fused false-match
 //! rate ([`ipseity_finger::fusion`]); no score is printed outside `finger eval`.
 
+pub mod enroll;
 pub mod eval;
+pub mod extract;
+pub mod identify;
+pub mod synth;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ipseity_core::{AuditEvent, Decision, Modality, SubjectId};
-use ipseity_engine::finger::{
-    build_gallery, decode_stored, FingerEnrolment, LiveFingerGallery, SHORTLIST,
-};
-use ipseity_finger::extract::{self, ExtractConfig};
+use ipseity_finger::extract::ExtractConfig;
 use ipseity_finger::fusion::{FmrPolicy, ScoreCalibration};
 use ipseity_finger::gallery::ProbeFinger;
 use ipseity_finger::matcher::MatcherConfig;
 use ipseity_finger::sample::{self, Sample};
-use ipseity_finger::{iso, synth, FingerPosition, FingerTemplate};
+use ipseity_finger::FingerPosition;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::identify::{candidates_of, Candidate};
-use crate::args::{
-    FingerEnrollArgs, FingerExtractArgs, FingerIdentifyArgs, FingerSynthArgs, FingerVerifyArgs,
-    RecordFormat, SynthDifficulty,
-};
 use crate::context::Ctx;
-use crate::error::{CliError, ExitStatus};
+use crate::error::CliError;
 use crate::files;
-use crate::output::Render;
-use ipseity_engine::identify;
 
 /// File name of a programme's own fingerprint calibration inside the data directory.
 pub const CALIBRATION_FILE: &str = "finger_calibration.json";
@@ -131,16 +125,23 @@ pub fn calibration(ctx: &Ctx) -> anyhow::Result<(ScoreCalibration, String)> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let bad = |why: String| CliError::input("bad_calibration", format!("{source}: {why}"));
-    let cal: ScoreCalibration =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not a calibration ({e})")))?;
-    cal.validate().map_err(|e| bad(e.to_string()))?;
+    let cal = parse_calibration(&text, &source)?;
     let described = format!(
         "FMR {:e} per search, calibrated on {} impostor comparisons [{source}]",
         FmrPolicy::default().accept_fmr,
         cal.impostor_pairs,
     );
     Ok((cal, described))
+}
+
+/// Reads a calibration file's text: its version and model are checked (a calibration
+/// measured on another matcher's scores would give wrong rates), then its table.
+pub fn parse_calibration(text: &str, source: &str) -> anyhow::Result<ScoreCalibration> {
+    let bad = |why: String| CliError::input("bad_calibration", format!("{source}: {why}"));
+    let cal: ScoreCalibration =
+        serde_json::from_str(text).map_err(|e| bad(format!("not a calibration ({e})")))?;
+    cal.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(cal)
 }
 
 /// A finger's quality as printed: a score and, for images, whether it was usable.
@@ -181,388 +182,39 @@ fn write_qualities(w: &mut dyn Write, q: &[FingerQuality]) -> io::Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-// synth
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
 
-#[derive(Serialize)]
-struct SynthReport {
-    difficulty: &'static str,
-    fingers: u32,
-    impressions: u32,
-    seed: u64,
-    out: PathBuf,
-    files: usize,
-}
-
-impl Render for SynthReport {
-    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            w,
-            "wrote {} fingers x {} {} impressions (seed {}) to {} ({} files)",
-            self.fingers,
-            self.impressions,
-            self.difficulty,
-            self.seed,
-            self.out.display(),
-            self.files
-        )
+    fn fixture(name: &str) -> String {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name);
+        std::fs::read_to_string(&p).unwrap()
     }
-}
 
-/// The generator settings for a difficulty.
-pub fn synth_config(d: SynthDifficulty) -> synth::SynthConfig {
-    let standard = synth::SynthConfig::default();
-    match d {
-        SynthDifficulty::Standard => standard,
-        SynthDifficulty::Hard => synth::SynthConfig {
-            max_translation: 60.0,
-            max_rotation_deg: 35.0,
-            distortion: 22.0,
-            pressure: 0.5,
-            noise: 32.0,
-            partial_contact: 0.9,
-            ..standard
-        },
+    #[test]
+    fn the_v1_calibration_fixture_and_the_builtin_one_load() {
+        let cal = parse_calibration(&fixture("finger_calibration_v1.json"), "fixture").unwrap();
+        assert_eq!(cal.version, 1);
+        assert_eq!(cal.model, ipseity_finger::fusion::MODEL_ID);
+        assert_eq!(cal.impostor_pairs, 1000);
+        assert_eq!(cal.table.len(), 3);
+        parse_calibration(BUILTIN_CALIBRATION, "built-in").unwrap();
     }
-}
 
-/// Ground-truth minutiae as the JSON array written beside each synthetic image.
-fn truth_json(minutiae: &[ipseity_finger::Minutia]) -> String {
-    // Serialising plain structs of numbers and unit enums cannot fail; non-finite
-    // coordinates, which the generator never makes, would come out as null.
-    serde_json::to_string_pretty(minutiae).unwrap_or_else(|_| String::from("[]"))
-}
-
-pub fn synth(ctx: &Ctx, args: &FingerSynthArgs) -> anyhow::Result<ExitStatus> {
-    if !(1..=1_000_000).contains(&args.fingers) || !(1..=100).contains(&args.impressions) {
-        return Err(CliError::input(
-            "usage",
-            "--fingers must be 1 to 1,000,000 and --impressions 1 to 100",
-        )
-        .into());
-    }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let cfg = synth_config(args.difficulty);
-    let bar = super::progress(args.fingers as usize, "synth");
-    (1..=args.fingers)
-        .into_par_iter()
-        .map(|f| -> anyhow::Result<()> {
-            let master = synth::master(&cfg, args.seed, f);
-            for k in 1..=args.impressions {
-                let imp = synth::impression(&cfg, &master, args.seed, f, k);
-                let stem = args.out.join(format!("{f:05}_{k}"));
-                let png = stem.with_extension("png");
-                imp.image
-                    .save(&png)
-                    .with_context(|| format!("writing {}", png.display()))?;
-                let truth = stem.with_extension("minutiae.json");
-                std::fs::write(&truth, truth_json(&imp.minutiae))
-                    .with_context(|| format!("writing {}", truth.display()))?;
-            }
-            bar.inc(1);
-            Ok(())
-        })
-        .collect::<anyhow::Result<()>>()?;
-    bar.finish_and_clear();
-    ctx.out.emit(&SynthReport {
-        difficulty: match args.difficulty {
-            SynthDifficulty::Standard => "standard",
-            SynthDifficulty::Hard => "hard",
-        },
-        fingers: args.fingers,
-        impressions: args.impressions,
-        seed: args.seed,
-        out: args.out.clone(),
-        files: 2 * args.fingers as usize * args.impressions as usize,
-    })?;
-    Ok(ExitStatus::Success)
-}
-
-// ---------------------------------------------------------------------------------------
-// extract
-
-#[derive(Serialize)]
-struct Extracted {
-    out: PathBuf,
-    format: &'static str,
-    position: &'static str,
-    minutiae: usize,
-    quality: u8,
-}
-
-impl Render for Extracted {
-    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            w,
-            "wrote {} ({} record, {}, {} minutiae, quality {})",
-            self.out.display(),
-            self.format,
-            self.position,
-            self.minutiae,
-            self.quality
-        )
-    }
-}
-
-/// Refuses an output path that is the input image (or a link to it): the rename
-/// would replace the impression with its record.
-fn refuse_overwriting_input(image: &Path, out: &Path) -> anyhow::Result<()> {
-    let same = match (std::fs::canonicalize(image), std::fs::canonicalize(out)) {
-        (Ok(i), Ok(o)) => i == o,
-        _ => false,
-    };
-    if same {
-        return Err(CliError::input(
-            "usage",
-            format!(
-                "--out {} is the input image; give another path for the record",
-                out.display()
-            ),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-pub fn extract(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus> {
-    let position = FingerPosition::parse(&args.position).ok_or_else(|| {
-        CliError::input(
-            "usage",
-            format!("unknown finger position {:?}", args.position),
-        )
-    })?;
-    let spec = FingerSpec {
-        position,
-        path: args.image.clone(),
-    };
-    refuse_overwriting_input(&args.image, &args.out)?;
-    let bytes = read_bounded(&spec.path)?;
-    let img = sample::decode_impression(&bytes).with_context(|| spec.path.display().to_string())?;
-    let ex = extract::extract(&img, position, &ExtractConfig::default())
-        .map_err(sample::SampleError::from)
-        .with_context(|| spec.path.display().to_string())?;
-    let format = match args.format {
-        RecordFormat::Iso => iso::Format::Iso19794_2,
-        RecordFormat::Ansi => iso::Format::Ansi378,
-    };
-    let record = iso::write(std::slice::from_ref(&ex.template), format)
-        .map_err(sample::SampleError::from)?;
-    // The record is biometric data: the file is created readable by its owner only.
-    files::write_private_atomic(&args.out, &record)?;
-    ctx.out.emit(&Extracted {
-        out: args.out.clone(),
-        format: format.name(),
-        position: position.name(),
-        minutiae: ex.template.minutiae.len(),
-        quality: ex.quality.score,
-    })?;
-    Ok(ExitStatus::Success)
-}
-
-// ---------------------------------------------------------------------------------------
-// enroll
-
-#[derive(Serialize)]
-struct Enrolled {
-    subject: SubjectId,
-    fingers: Vec<FingerQuality>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    allowed_duplicate_of: Vec<SubjectId>,
-}
-
-impl Render for Enrolled {
-    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            w,
-            "enrolled {} with {} finger(s)",
-            self.subject,
-            self.fingers.len()
-        )?;
-        write_qualities(w, &self.fingers)?;
-        if !self.allowed_duplicate_of.is_empty() {
-            let ids: Vec<&str> = self
-                .allowed_duplicate_of
-                .iter()
-                .map(|s| s.as_str())
-                .collect();
-            writeln!(w, "possible duplicate of {} (allowed)", ids.join(", "))?;
+    #[test]
+    fn another_version_or_model_is_refused() {
+        let text = fixture("finger_calibration_v1.json");
+        for (from, to) in [
+            ("\"version\": 1", "\"version\": 2"),
+            ("ipseity-finger-mcc-v1", "ipseity-finger-mcc-v0"),
+            ("\"version\": 1,", ""),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let err = parse_calibration(&text.replace(from, to), "edited").unwrap_err();
+            assert_eq!(crate::error::code_of(&err), "bad_calibration", "{to}");
         }
-        Ok(())
     }
-}
-
-pub fn enroll(ctx: &Ctx, args: &FingerEnrollArgs) -> anyhow::Result<ExitStatus> {
-    ctx.check_purpose()?;
-    let subject = super::subject_id(&args.subject)?;
-    let mut store = ctx.open_store()?;
-    // A cheap early refusal before any image is read; the engine checks again inside its
-    // write transaction, where the check cannot be overtaken by another enrolment.
-    let has_fingers = match store.templates(&subject) {
-        Ok(ts) => ts.iter().any(|t| t.modality == Modality::Fingerprint),
-        Err(ipseity_store::StoreError::UnknownSubject(_)) => false,
-        Err(e) => return Err(e.into()),
-    };
-    if has_fingers {
-        return Err(ipseity_store::StoreError::DuplicateSubject(subject).into());
-    }
-    let samples = load_all(&args.finger)?;
-    let (cal, _) = calibration(ctx)?;
-    let live = LiveFingerGallery::load(&store, cal)?;
-    let fingers: Vec<(FingerTemplate, u8)> = samples
-        .iter()
-        .map(|s| (s.template.clone(), s.quality_score()))
-        .collect();
-    let req = FingerEnrolment {
-        subject: &subject,
-        fingers: &fingers,
-        allow_duplicate: args.allow_duplicate,
-        purpose: ctx.purpose(),
-    };
-    let matches = ipseity_engine::finger::enrol(&mut store, &live, &req)
-        .map_err(super::enroll::duplicate_hint)?;
-    ctx.out.emit(&Enrolled {
-        subject,
-        fingers: qualities(&samples),
-        allowed_duplicate_of: matches,
-    })?;
-    Ok(ExitStatus::Success)
-}
-
-// ---------------------------------------------------------------------------------------
-// verify
-
-#[derive(Serialize)]
-struct Verification {
-    subject: SubjectId,
-    decision: Decision,
-    fingers_compared: usize,
-    operating_point: String,
-    fingers: Vec<FingerQuality>,
-}
-
-impl Render for Verification {
-    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(w, "{}", self.decision)?;
-        writeln!(w, "subject: {}", self.subject)?;
-        writeln!(w, "fingers compared: {}", self.fingers_compared)?;
-        writeln!(w, "operating point: {}", self.operating_point)?;
-        writeln!(w, "probe:")?;
-        write_qualities(w, &self.fingers)
-    }
-}
-
-pub fn verify(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> {
-    let subject = super::subject_id(&args.subject)?;
-    let mut store = ctx.open_store()?;
-    let stored = store.templates(&subject)?;
-    let refs = decode_stored(stored.into_iter().map(|t| (subject.clone(), t)))?;
-    if refs.is_empty() {
-        return Err(CliError::input(
-            "no_templates",
-            format!("subject {subject} has no fingerprint templates"),
-        )
-        .into());
-    }
-    let samples = load_all(&args.finger)?;
-    let (cal, described) = calibration(ctx)?;
-    let g = build_gallery(&refs, cal)?;
-    let policy = FmrPolicy::default();
-    let m = g.verify(&subject, &probe_of(&samples));
-    let (decision, fingers_compared) = match m {
-        Some(m) if m.fingers_compared > 0 => (policy.decide(m.fmr), m.fingers_compared),
-        _ => {
-            return Err(CliError::input(
-                "no_templates",
-                format!(
-                    "subject {subject} has no enrolled finger at the positions given; \
-                     give the positions enrolled or `unknown`"
-                ),
-            )
-            .into())
-        }
-    };
-    store.record_audit(
-        &AuditEvent::Verified {
-            modality: Modality::Fingerprint,
-            decision,
-            compared: Some(fingers_compared),
-        },
-        Some(&subject),
-        ctx.purpose(),
-    )?;
-    ctx.out.emit(&Verification {
-        subject,
-        decision,
-        fingers_compared,
-        operating_point: described.replace(" per search", " per comparison"),
-        fingers: qualities(&samples),
-    })?;
-    Ok(decision.into())
-}
-
-// ---------------------------------------------------------------------------------------
-// identify
-
-#[derive(Serialize)]
-struct Identification {
-    candidates: Vec<Candidate>,
-    gallery_subjects: usize,
-    operating_point: String,
-    fingers: Vec<FingerQuality>,
-}
-
-impl Render for Identification {
-    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        if self.candidates.is_empty() {
-            writeln!(w, "no match among {} subjects", self.gallery_subjects)?;
-        }
-        for c in &self.candidates {
-            writeln!(w, "{}  {}", c.subject, c.decision)?;
-        }
-        writeln!(w, "operating point: {}", self.operating_point)?;
-        writeln!(w, "probe:")?;
-        write_qualities(w, &self.fingers)
-    }
-}
-
-pub fn identify(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStatus> {
-    ctx.require_purpose("a fingerprint identify searches the whole gallery")?;
-    super::check_top(args.top)?;
-    let mut store = ctx.open_store()?;
-    let samples = load_all(&args.finger)?;
-    let (cal, described) = calibration(ctx)?;
-    let g = LiveFingerGallery::load(&store, cal)?.gallery;
-    let policy = FmrPolicy::default();
-    // The stated rate holds per search: n comparisons each at FMR f give about n f false
-    // matches, so each candidate is decided on n f.
-    let n = g.subjects().max(1) as f64;
-    let found = g
-        .identify(&probe_of(&samples), args.top, SHORTLIST)
-        .into_iter()
-        .map(|m| identify::Candidate {
-            decision: policy.decide(m.fmr * n),
-            subject: m.subject,
-        });
-    let answer = identify::answer(found, args.top);
-    let best = answer.best;
-    let candidates = candidates_of(answer);
-    let status = ExitStatus::of_search(best);
-    store.record_audit(
-        &AuditEvent::Identified {
-            modality: Modality::Fingerprint,
-            best,
-            candidates: candidates.len(),
-            gallery: g.subjects(),
-        },
-        candidates.first().map(|c| &c.subject),
-        ctx.purpose(),
-    )?;
-    ctx.out.emit(&Identification {
-        candidates,
-        gallery_subjects: g.subjects(),
-        operating_point: described,
-        fingers: qualities(&samples),
-    })?;
-    Ok(status)
 }
