@@ -89,6 +89,66 @@ pub enum Command {
     /// identification and evaluation
     #[command(subcommand)]
     Finger(FingerCommand),
+    /// Relying parties' API keys for `ipseity serve`
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run the identity service: an HTTP API on the data directory's store
+    Serve(ServeArgs),
+}
+
+/// `ipseity keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and only its hash is kept
+    Create(KeyCreateArgs),
+    /// List keys (names, scopes, purposes; never the keys)
+    List,
+    /// Revoke a key by name
+    Revoke(KeyRevokeArgs),
+}
+
+/// `ipseity keys create`
+#[derive(Debug, Args)]
+pub struct KeyCreateArgs {
+    /// The relying party's name for the key, e.g. bank-a
+    #[arg(long)]
+    pub name: String,
+    /// Comma-separated operations: enrol, verify, identify, admin
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub scopes: Vec<String>,
+    /// Comma-separated purposes the key may state (for example onboarding)
+    #[arg(long, value_delimiter = ',')]
+    pub purposes: Vec<String>,
+}
+
+/// `ipseity keys revoke`
+#[derive(Debug, Args)]
+pub struct KeyRevokeArgs {
+    /// The key's name
+    #[arg(long)]
+    pub name: String,
+}
+
+/// `ipseity serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start). This build has
+    /// no TLS, so only loopback addresses are accepted unless --insecure-listen
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Listen on a non-loopback address without TLS (behind a TLS-terminating proxy)
+    #[arg(long)]
+    pub insecure_listen: bool,
+    /// Most image or record bytes one request may carry
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+    /// Most face or fingerprint analyses running at once (0: the number of cores)
+    #[arg(long, default_value_t = 0)]
+    pub max_heavy: usize,
+    /// Seconds a request may wait for a turn at face or fingerprint analysis before it is
+    /// answered 503 busy
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout_s: u64,
 }
 
 /// `ipseity finger ...`

@@ -89,8 +89,20 @@ impl Ctx {
         })
     }
 
-    /// Opens (creating on first use) the store in the data directory.
+    /// Opens (creating on first use) the store in the data directory, unless a running
+    /// `ipseity serve` owns it: writing behind the server would leave its live gallery
+    /// out of step (and every command that opens the store writes, if only an audit row).
     pub fn open_store(&self) -> anyhow::Result<Store> {
+        if ipseity_server::OwnerLock::held_by_server(&self.data_dir) {
+            return Err(CliError::input(
+                "store_in_use",
+                format!(
+                    "{} is served by a running `ipseity serve`; use its API, or stop it first",
+                    self.data_dir.display()
+                ),
+            )
+            .into());
+        }
         Store::open(&self.data_dir)
             .with_context(|| format!("opening the store in {}", self.data_dir.display()))
     }

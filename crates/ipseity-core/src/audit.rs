@@ -80,6 +80,26 @@ pub enum AuditEvent {
         /// How many templates were deleted.
         templates: usize,
     },
+    /// An API key was created (its name, never the key).
+    KeyCreated {
+        /// The key's name.
+        name: String,
+    },
+    /// An API key was revoked.
+    KeyRevoked {
+        /// The key's name.
+        name: String,
+    },
+    /// A request was refused: no valid key (`key` is `None`), or a key without the scope
+    /// or purpose asked for.
+    AccessDenied {
+        /// The key's name, if a valid key was given.
+        key: Option<String>,
+        /// What was asked for, e.g. `identify`.
+        operation: &'static str,
+        /// Why: `no_key`, `scope` or `purpose`.
+        reason: &'static str,
+    },
 }
 
 fn modality_word(m: Modality) -> &'static str {
@@ -120,6 +140,9 @@ impl AuditEvent {
             AuditEvent::Identified { .. } => "identify",
             AuditEvent::Deduplicated { .. } => "dedup",
             AuditEvent::Erased { .. } => "erase",
+            AuditEvent::KeyCreated { .. } => "key_create",
+            AuditEvent::KeyRevoked { .. } => "key_revoke",
+            AuditEvent::AccessDenied { .. } => "access",
         }
     }
 
@@ -128,7 +151,10 @@ impl AuditEvent {
         match self {
             AuditEvent::Enrolled { .. }
             | AuditEvent::TemplatesAdded { .. }
-            | AuditEvent::Erased { .. } => "ok".into(),
+            | AuditEvent::Erased { .. }
+            | AuditEvent::KeyCreated { .. }
+            | AuditEvent::KeyRevoked { .. } => "ok".into(),
+            AuditEvent::AccessDenied { .. } => "denied".into(),
             AuditEvent::EnrolmentRefused { .. } => "refused".into(),
             AuditEvent::DuplicateAllowed { .. } => "duplicate_allowed".into(),
             AuditEvent::Verified { decision, .. } => decision.to_string(),
@@ -201,6 +227,18 @@ impl AuditEvent {
                 "modality=face threshold={threshold} pairs={pairs} clusters={clusters} subjects={subjects}"
             ),
             AuditEvent::Erased { templates } => write!(d, "templates={templates}"),
+            AuditEvent::KeyCreated { name } | AuditEvent::KeyRevoked { name } => {
+                write!(d, "key={name}")
+            }
+            AuditEvent::AccessDenied {
+                key,
+                operation,
+                reason,
+            } => write!(
+                d,
+                "key={} operation={operation} reason={reason}",
+                key.as_deref().unwrap_or("-")
+            ),
         };
         d
     }

@@ -11,9 +11,11 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod access;
 mod audit;
 mod error_kind;
 
+pub use access::{ApiKey, Scope};
 pub use audit::{AuditEvent, MAX_EVENT_DETAIL};
 pub use error_kind::{Classified, ErrorKind};
 

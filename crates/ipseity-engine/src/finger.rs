@@ -64,11 +64,27 @@ pub fn probes(templates: &[FingerTemplate]) -> Vec<ProbeFinger> {
         .collect()
 }
 
-/// The enrolled fingers in memory, as the store held them at a mark.
+/// The enrolled fingers in memory, as the store held them at a mark, kept in step by the
+/// enrolments made through it.
 pub struct LiveFingerGallery {
     /// The gallery.
     pub gallery: FingerGallery<SubjectId>,
     mark: TemplateMark,
+}
+
+/// Adds templates to a gallery, rebuilding its pre-filter when it is large enough to use one.
+fn add_all(
+    g: &mut FingerGallery<SubjectId>,
+    templates: &[(SubjectId, FingerTemplate)],
+) -> Result<()> {
+    let cfg = MatcherConfig::default();
+    for (s, t) in templates {
+        g.add(s.clone(), t.position, matcher::prepare(t, &cfg));
+    }
+    if !templates.is_empty() && g.len() >= FingerGallery::<SubjectId>::EXHAUSTIVE_BELOW {
+        g.build_prefilter()?;
+    }
+    Ok(())
 }
 
 impl LiveFingerGallery {
@@ -116,7 +132,7 @@ fn duplicates(
 /// and the write are one transaction, so two concurrent enrolments cannot both add fingers.
 pub fn enrol(
     store: &mut Store,
-    live: &LiveFingerGallery,
+    live: &mut LiveFingerGallery,
     req: &FingerEnrolment<'_>,
 ) -> Result<Vec<SubjectId>> {
     let purpose = Some(req.purpose.unwrap_or(DEDUP_PURPOSE));
@@ -155,7 +171,10 @@ pub fn enrol(
             Some(req.subject),
             purpose,
         )?;
+        let mark = tx.mark()?;
         tx.commit()?;
+        add_all(&mut live.gallery, &newer)?;
+        live.mark = mark;
         return Err(EngineError::PossibleDuplicate(matched));
     }
     if exists {
@@ -173,6 +192,14 @@ pub fn enrol(
             purpose,
         )?;
     }
+    let mark = tx.mark()?;
     tx.commit()?;
+    let mine: Vec<(SubjectId, FingerTemplate)> = fingers
+        .into_iter()
+        .map(|t| (req.subject.clone(), t))
+        .collect();
+    add_all(&mut live.gallery, &newer)?;
+    add_all(&mut live.gallery, &mine)?;
+    live.mark = mark;
     Ok(matched)
 }

@@ -127,6 +127,20 @@ impl Gallery {
         self.owner.len()
     }
 
+    /// Takes a subject out of every search: its rows leave the index and are never scored
+    /// again (their memory is kept until the gallery is next rebuilt). Returns how many
+    /// rows it had.
+    pub fn remove_subject(&mut self, subject: u32) -> usize {
+        let Some(rows) = self.by_subject.get_mut(subject as usize) else {
+            return 0;
+        };
+        let n = rows.len();
+        rows.clear();
+        self.index.remove_subject(&subject);
+        self.unindexed.retain(|&s| s != subject);
+        n
+    }
+
     /// Whether the gallery holds no template.
     pub fn is_empty(&self) -> bool {
         self.owner.is_empty()
@@ -426,6 +440,20 @@ impl FaceGallery {
             rows.push((o, &t.vector));
         }
         self.gallery.push_rows(&rows)
+    }
+
+    /// Number of subjects searched (erased ones no longer count).
+    pub fn subjects(&self) -> usize {
+        self.ordinals.len()
+    }
+
+    /// Takes an erased subject out of the gallery; a later enrolment under the same id
+    /// starts afresh. Returns how many templates it had here.
+    pub fn remove(&mut self, subject: &SubjectId) -> usize {
+        match self.ordinals.remove(subject) {
+            Some(o) => self.gallery.remove_subject(o),
+            None => 0,
+        }
     }
 
     /// Subjects whose best exact similarity to `probe` is at least `floor`,

@@ -243,7 +243,7 @@ fn two_concurrent_finger_enrolments_of_one_subject_add_fingers_once() {
             dir.path(),
             2,
             |s| LiveFingerGallery::load(s, calibration()).unwrap(),
-            move |i, store, live| {
+            move |i, store, mut live| {
                 let fingers = [(prints[i].clone(), 80)];
                 let req = FingerEnrolment {
                     subject: &id("s"),
@@ -251,7 +251,7 @@ fn two_concurrent_finger_enrolments_of_one_subject_add_fingers_once() {
                     allow_duplicate: false,
                     purpose: None,
                 };
-                finger::enrol(store, &live, &req)
+                finger::enrol(store, &mut live, &req)
             },
         );
         let ok = results.iter().filter(|r| r.is_ok()).count();
@@ -281,7 +281,7 @@ fn concurrent_finger_enrolments_of_one_print_under_many_ids_enrol_one() {
             dir.path(),
             4,
             |s| LiveFingerGallery::load(s, calibration()).unwrap(),
-            move |i, store, live| {
+            move |i, store, mut live| {
                 let fingers = [(print.clone(), 80)];
                 let req = FingerEnrolment {
                     subject: &id(&format!("f{i}")),
@@ -289,7 +289,7 @@ fn concurrent_finger_enrolments_of_one_print_under_many_ids_enrol_one() {
                     allow_duplicate: false,
                     purpose: None,
                 };
-                finger::enrol(store, &live, &req)
+                finger::enrol(store, &mut live, &req)
             },
         );
         let ok = results.iter().filter(|r| r.is_ok()).count();

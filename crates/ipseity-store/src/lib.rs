@@ -37,6 +37,7 @@ pub mod codec;
 mod crypto;
 mod error;
 pub mod key;
+pub mod keys;
 pub mod schema;
 mod store;
 mod write;

@@ -43,6 +43,17 @@ const MIGRATIONS: &[&str] = &[
     // them inside its write transaction). SQLite would reuse the highest id after a delete.
     "INSERT INTO meta (key, value)
      SELECT 'template_id_high_water', CAST(COALESCE(MAX(id), 0) AS TEXT) FROM templates;",
+    // 3: relying parties' API keys. Only a SHA-256 of each key's secret is kept; the key
+    // is shown once, when it is created.
+    "CREATE TABLE api_keys (
+         id         TEXT PRIMARY KEY NOT NULL,
+         name       TEXT NOT NULL UNIQUE,
+         secret_sha256 BLOB NOT NULL,
+         scopes     TEXT NOT NULL,
+         purposes   TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         revoked_at TEXT
+     ) STRICT;",
 ];
 
 /// Applies pending migrations in one transaction; returns the version found before.

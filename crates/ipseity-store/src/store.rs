@@ -67,7 +67,7 @@ pub struct AuditEntry {
 /// leaves either all or none of it. Templates are encrypted with AES-256-GCM under the key
 /// in `template.key`.
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     sealer: Sealer,
     dir: PathBuf,
 }

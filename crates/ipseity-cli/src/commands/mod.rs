@@ -10,11 +10,13 @@ mod erase;
 mod eval;
 mod finger;
 pub mod identify;
+mod keys;
 mod list;
 mod models;
+mod serve;
 mod verify;
 
-use crate::args::{BenchCommand, Command, FingerCommand, ModelsCommand};
+use crate::args::{BenchCommand, Command, FingerCommand, KeysCommand, ModelsCommand};
 use crate::context::Ctx;
 use crate::error::ExitStatus;
 
@@ -38,6 +40,10 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Finger(FingerCommand::Verify(a)) => finger::verify::run(ctx, a),
         Command::Finger(FingerCommand::Identify(a)) => finger::identify::run(ctx, a),
         Command::Finger(FingerCommand::Eval(a)) => finger::eval::run(ctx, a),
+        Command::Keys(KeysCommand::Create(a)) => keys::create(ctx, a),
+        Command::Keys(KeysCommand::List) => keys::list(ctx),
+        Command::Keys(KeysCommand::Revoke(a)) => keys::revoke(ctx, a),
+        Command::Serve(a) => serve::run(ctx, a),
     }
 }
 

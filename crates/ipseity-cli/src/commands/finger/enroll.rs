@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: &FingerEnrollArgs) -> anyhow::Result<ExitStatus> {
     }
     let samples = load_all(&args.finger)?;
     let (cal, _) = calibration(ctx)?;
-    let live = LiveFingerGallery::load(&store, cal)?;
+    let mut live = LiveFingerGallery::load(&store, cal)?;
     let fingers: Vec<(FingerTemplate, u8)> = samples
         .iter()
         .map(|s| (s.template.clone(), s.quality_score()))
@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, args: &FingerEnrollArgs) -> anyhow::Result<ExitStatus> {
         allow_duplicate: args.allow_duplicate,
         purpose: ctx.purpose(),
     };
-    let matches = ipseity_engine::finger::enrol(&mut store, &live, &req)
+    let matches = ipseity_engine::finger::enrol(&mut store, &mut live, &req)
         .map_err(super::super::enroll::duplicate_hint)?;
     ctx.out.emit(&Enrolled {
         subject,

@@ -1,0 +1,845 @@
+//! The routes, their table (which `/openapi.json` is generated from) and the handlers.
+//!
+//! Handlers decode and check the request, run CPU-heavy work (face analysis, minutiae
+//! extraction, 1:N search) on blocking threads under the heavy-work semaphore, and call
+//! the engine. Lock order is always the store, then a gallery.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use ipseity_core::{ApiKey, AuditEvent, Decision, Modality, Scope, SubjectId, Template};
+use ipseity_engine::face::{self, FaceEnrolment};
+use ipseity_engine::finger::{self as efinger, FingerEnrolment};
+use ipseity_engine::identify;
+use ipseity_face::decode::{decode_image, DecodeLimits};
+use ipseity_finger::extract::ExtractConfig;
+use ipseity_finger::fusion::FmrPolicy;
+use ipseity_finger::gallery::ProbeFinger;
+use ipseity_finger::matcher::MatcherConfig;
+use ipseity_finger::sample::{self, Sample};
+use ipseity_finger::FingerPosition;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::problem::Problem;
+use crate::state::Service;
+
+/// Every route: method, path, what it does, and the scope it needs (`None`: public).
+/// `/openapi.json` is generated from this table, and a test checks the router against it.
+pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
+    ("GET", "/livez", "The process is alive.", None),
+    (
+        "GET",
+        "/readyz",
+        "The galleries are loaded (503 until then).",
+        None,
+    ),
+    (
+        "GET",
+        "/metrics",
+        "Prometheus metrics (no subject ids, no scores).",
+        None,
+    ),
+    (
+        "GET",
+        "/openapi.json",
+        "This API as an OpenAPI 3.1 document.",
+        None,
+    ),
+    (
+        "GET",
+        "/v1/subjects",
+        "Enrolled subjects, paginated (`after`, `limit`).",
+        Some(Scope::Admin),
+    ),
+    (
+        "GET",
+        "/v1/subjects/{id}",
+        "A subject's metadata (never its templates).",
+        Some(Scope::Admin),
+    ),
+    (
+        "DELETE",
+        "/v1/subjects/{id}",
+        "Erase a subject, its templates and its gallery entries.",
+        Some(Scope::Admin),
+    ),
+    (
+        "POST",
+        "/v1/subjects/{id}/faces",
+        "Enrol a new subject from face images (base64); searched for duplicates first.",
+        Some(Scope::Enrol),
+    ),
+    (
+        "POST",
+        "/v1/subjects/{id}/fingers",
+        "Enrol fingers (images or ISO/ANSI records, base64) for a new or face-enrolled subject.",
+        Some(Scope::Enrol),
+    ),
+    (
+        "POST",
+        "/v1/subjects/{id}/verify",
+        "1:1: is the person presenting this subject? A decision, never a score.",
+        Some(Scope::Verify),
+    ),
+    (
+        "POST",
+        "/v1/identify",
+        "1:N with a purpose: candidates in decision bands, never scores.",
+        Some(Scope::Identify),
+    ),
+    (
+        "GET",
+        "/v1/audit",
+        "The audit log, newest first (`limit`).",
+        Some(Scope::Admin),
+    ),
+];
+
+type Shared = Arc<Service>;
+
+/// The service's router, with its body limit, timeout and metrics layers.
+pub fn router(service: Shared) -> Router {
+    let limit = service.limits.max_body_bytes;
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/subjects", get(list_subjects))
+        .route("/v1/subjects/{id}", get(subject).delete(erase))
+        .route("/v1/subjects/{id}/faces", post(enrol_faces))
+        .route("/v1/subjects/{id}/fingers", post(enrol_fingers))
+        .route("/v1/subjects/{id}/verify", post(verify))
+        .route("/v1/identify", post(identify_route))
+        .route("/v1/audit", get(audit))
+        .layer(middleware::from_fn_with_state(service.clone(), observe))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(service)
+}
+
+/// Times every request and counts it by route pattern.
+async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route: &'static str = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| ROUTES.iter().find(|r| r.1 == m.as_str()).map(|r| r.1))
+        .unwrap_or("unmatched");
+    let method: &'static str = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "other",
+    };
+    let resp = next.run(req).await;
+    s.metrics
+        .observe(route, method, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    if s.is_ready() {
+        "ready".into_response()
+    } else {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the galleries are loading",
+        )
+        .into_response()
+    }
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let face = s
+        .faces
+        .read()
+        .ok()
+        .and_then(|g| g.as_ref().map(|g| g.gallery.subjects()))
+        .unwrap_or(0);
+    let finger = s
+        .fingers
+        .read()
+        .ok()
+        .and_then(|g| g.as_ref().map(|g| g.gallery.subjects()))
+        .unwrap_or(0);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(face, finger),
+    )
+        .into_response()
+}
+
+/// The OpenAPI 3.1 document, generated from [`ROUTES`].
+pub fn openapi_document() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, scope) in ROUTES {
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        let mut op = json!({
+            "summary": summary,
+            "responses": {
+                "200": { "description": "success" },
+                "default": {
+                    "description": "an RFC 9457 problem document with a stable `code`",
+                    "content": { "application/problem+json": {} }
+                }
+            }
+        });
+        if let Some(scope) = scope {
+            op["security"] = json!([{ "apiKey": [scope.as_str()] }]);
+        }
+        if path.contains("{id}") {
+            op["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+        }
+        entry[method.to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Ipseity identity service", "version": env!("CARGO_PKG_VERSION") },
+        "paths": paths,
+        "components": { "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } } }
+    })
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document())
+}
+
+// ---------------------------------------------------------------------------------------
+// access
+
+/// The key a request carries, if it may do `scope` with `purpose`; every refusal is
+/// audited with the key's name (never the key).
+fn authorize(
+    s: &Service,
+    headers: &HeaderMap,
+    scope: Scope,
+    purpose: Option<&str>,
+) -> Result<ApiKey, Problem> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let mut store = s.store_lock()?;
+    let deny = |store: &mut ipseity_store::Store, key: Option<String>, reason| {
+        let _ = store.record_audit(
+            &AuditEvent::AccessDenied {
+                key,
+                operation: scope.as_str(),
+                reason,
+            },
+            None,
+            purpose,
+        );
+    };
+    let Some(key) = store.authenticate(presented)? else {
+        deny(&mut store, None, "no_key");
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer ...)",
+        ));
+    };
+    if !key.allows(scope) {
+        deny(&mut store, Some(key.name.clone()), "scope");
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this key may not {}", scope.as_str()),
+        ));
+    }
+    if let Some(p) = purpose {
+        if !key.allows_purpose(p) {
+            deny(&mut store, Some(key.name.clone()), "purpose");
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this key may not state that purpose",
+            ));
+        }
+    }
+    Ok(key)
+}
+
+fn purpose_of(p: &Option<String>) -> Result<&str, Problem> {
+    match p.as_deref() {
+        Some(p) if !p.is_empty() && p.len() <= ipseity_store::MAX_PURPOSE => Ok(p),
+        _ => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "purpose_required",
+            "state the purpose of the request (it is recorded in the audit log)",
+        )),
+    }
+}
+
+fn subject_id(id: String) -> Result<SubjectId, Problem> {
+    SubjectId::new(id).map_err(Problem::from)
+}
+
+fn ready(s: &Service) -> Result<(), Problem> {
+    if s.is_ready() {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the galleries are loading",
+        ))
+    }
+}
+
+/// Runs CPU-heavy work on a blocking thread, holding a heavy-work permit.
+///
+/// The time limit bounds the wait for a permit, not the work: work once started runs to
+/// its end, so an enrolment is never answered "timed out" and then committed anyway.
+async fn heavy<T: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&Service) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let busy = || {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the service is at its limit of concurrent analyses; retry later",
+        )
+    };
+    let _permit = tokio::time::timeout(s.limits.request_timeout, s.heavy.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?
+}
+
+// ---------------------------------------------------------------------------------------
+// samples
+
+fn b64(what: &str, data: &str) -> Result<Vec<u8>, Problem> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|_| Problem::bad_request("bad_base64", format!("{what} is not valid base64")))
+}
+
+/// A face template from image bytes: exactly one usable face.
+fn face_template(s: &Service, bytes: &[u8], largest: bool) -> Result<(Template, u8), Problem> {
+    let engine = s.models.face.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "models_missing",
+            "this service was started without the face models",
+        )
+    })?;
+    let img = decode_image(bytes, &DecodeLimits::default())?;
+    let face = engine.single_face(&img, largest)?;
+    let q = face.quality.score;
+    let t = Template::new(Modality::Face, ipseity_face::MODEL_ID, face.embedding, q)?;
+    Ok((t, q))
+}
+
+/// One finger given in a request.
+#[derive(Deserialize)]
+struct FingerIn {
+    /// `right-index`, ..., or `unknown` (default).
+    position: Option<String>,
+    /// A 500-ppi impression (PNG, TIFF, BMP, WSQ) or an ISO/ANSI record, base64.
+    data: String,
+}
+
+fn finger_samples(fingers: &[FingerIn], max: usize) -> Result<Vec<Sample>, Problem> {
+    if fingers.is_empty() || fingers.len() > max {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "usage",
+            format!("give 1 to {max} fingers"),
+        ));
+    }
+    let cfg = ExtractConfig::default();
+    let mut seen = std::collections::BTreeSet::new();
+    fingers
+        .iter()
+        .map(|f| {
+            let position = match f.position.as_deref() {
+                None => FingerPosition::Unknown,
+                Some(p) => FingerPosition::parse(p).ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "usage",
+                        format!("unknown finger position {p:?}"),
+                    )
+                })?,
+            };
+            if position != FingerPosition::Unknown && !seen.insert(position) {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "usage",
+                    format!("finger position {} given twice", position.name()),
+                ));
+            }
+            let bytes = b64("a finger's data", &f.data)?;
+            Ok(sample::load(&bytes, position, &cfg)?)
+        })
+        .collect()
+}
+
+fn probes(samples: &[Sample]) -> Vec<ProbeFinger> {
+    let cfg = MatcherConfig::default();
+    samples
+        .iter()
+        .map(|s| ProbeFinger::new(&s.template, &cfg))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// enrolment
+
+#[derive(Deserialize)]
+struct EnrolFaces {
+    purpose: Option<String>,
+    images: Vec<String>,
+    #[serde(default)]
+    allow_duplicate: bool,
+    #[serde(default)]
+    largest: bool,
+}
+
+#[derive(Serialize)]
+struct Enrolled {
+    subject: SubjectId,
+    templates: usize,
+    quality: Vec<u8>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_duplicate_of: Vec<SubjectId>,
+}
+
+async fn enrol_faces(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<EnrolFaces>,
+) -> Result<(StatusCode, Json<Enrolled>), Problem> {
+    let purpose = purpose_of(&req.purpose)?.to_owned();
+    authorize(&s, &headers, Scope::Enrol, Some(&purpose))?;
+    ready(&s)?;
+    let subject = subject_id(id)?;
+    if req.images.is_empty() || req.images.len() > s.limits.max_samples {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_files",
+            format!("give 1 to {} images", s.limits.max_samples),
+        ));
+    }
+    let images = req
+        .images
+        .iter()
+        .map(|i| b64("an image", i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let largest = req.largest;
+    let templates = heavy(&s, move |s| {
+        // One image at a time: decoded pixels never pile up.
+        images
+            .iter()
+            .map(|b| face_template(s, b, largest).map(|(t, _)| t))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    let allow = req.allow_duplicate;
+    heavy(&s, move |s| {
+        let mut store = s.store_lock()?;
+        let mut faces = s.faces.write().map_err(|_| poisoned())?;
+        let live = faces.as_mut().ok_or_else(poisoned)?;
+        let r = FaceEnrolment {
+            subject: &subject,
+            templates: &templates,
+            allow_duplicate: allow,
+            purpose: Some(&purpose),
+        };
+        let hits = face::enrol(&mut store, live, &s.models.point, &r)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(Enrolled {
+                quality: templates.iter().map(|t| t.quality).collect(),
+                templates: templates.len(),
+                subject,
+                allowed_duplicate_of: hits,
+            }),
+        ))
+    })
+    .await
+}
+
+fn poisoned() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+}
+
+#[derive(Deserialize)]
+struct EnrolFingers {
+    purpose: Option<String>,
+    fingers: Vec<FingerIn>,
+    #[serde(default)]
+    allow_duplicate: bool,
+}
+
+async fn enrol_fingers(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<EnrolFingers>,
+) -> Result<(StatusCode, Json<Enrolled>), Problem> {
+    let purpose = purpose_of(&req.purpose)?.to_owned();
+    authorize(&s, &headers, Scope::Enrol, Some(&purpose))?;
+    ready(&s)?;
+    let subject = subject_id(id)?;
+    let allow = req.allow_duplicate;
+    heavy(&s, move |s| {
+        let samples = finger_samples(&req.fingers, s.limits.max_samples)?;
+        let fingers: Vec<_> = samples
+            .iter()
+            .map(|x| (x.template.clone(), x.quality_score()))
+            .collect();
+        let mut store = s.store_lock()?;
+        let mut g = s.fingers.write().map_err(|_| poisoned())?;
+        let live = g.as_mut().ok_or_else(poisoned)?;
+        let r = FingerEnrolment {
+            subject: &subject,
+            fingers: &fingers,
+            allow_duplicate: allow,
+            purpose: Some(&purpose),
+        };
+        let hits = efinger::enrol(&mut store, live, &r)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(Enrolled {
+                quality: fingers.iter().map(|f| f.1).collect(),
+                templates: fingers.len(),
+                subject,
+                allowed_duplicate_of: hits,
+            }),
+        ))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// verify and identify
+
+#[derive(Deserialize)]
+struct Probe {
+    purpose: Option<String>,
+    face: Option<String>,
+    fingers: Option<Vec<FingerIn>>,
+    #[serde(default)]
+    largest: bool,
+    top: Option<usize>,
+}
+
+enum ProbeSample {
+    Face(Vec<u8>),
+    Fingers(Vec<FingerIn>),
+}
+
+fn one_modality(p: Probe) -> Result<(String, ProbeSample, bool, Option<usize>), Problem> {
+    let purpose = purpose_of(&p.purpose)?.to_owned();
+    let sample = match (p.face, p.fingers) {
+        (Some(f), None) => ProbeSample::Face(b64("the face", &f)?),
+        (None, Some(f)) => ProbeSample::Fingers(f),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "usage",
+                "give either `face` or `fingers`",
+            ))
+        }
+    };
+    Ok((purpose, sample, p.largest, p.top))
+}
+
+#[derive(Serialize)]
+struct Verification {
+    subject: SubjectId,
+    decision: Decision,
+    modality: Modality,
+    operating_point: String,
+}
+
+async fn verify(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<Probe>,
+) -> Result<Json<Verification>, Problem> {
+    let (purpose, sample, largest, _) = one_modality(req)?;
+    authorize(&s, &headers, Scope::Verify, Some(&purpose))?;
+    let subject = subject_id(id)?;
+    heavy(&s, move |s| {
+        let refs = s.store_lock()?.templates(&subject)?;
+        let (decision, modality, compared, op) = match sample {
+            ProbeSample::Face(bytes) => {
+                let refs: Vec<_> = refs
+                    .into_iter()
+                    .filter(|t| t.modality == Modality::Face && t.model == ipseity_face::MODEL_ID)
+                    .collect();
+                if refs.is_empty() {
+                    return Err(Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "no_templates",
+                        format!("subject {subject} has no face templates"),
+                    ));
+                }
+                let (probe, _) = face_template(s, &bytes, largest)?;
+                let best = refs
+                    .iter()
+                    .map(|t| ipseity_face::similarity(&probe.vector, &t.vector))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                (
+                    s.models.point.decide(best),
+                    Modality::Face,
+                    None,
+                    s.models.point_description.clone(),
+                )
+            }
+            ProbeSample::Fingers(fingers) => {
+                let refs = efinger::decode_stored(refs.into_iter().map(|t| (subject.clone(), t)))?;
+                if refs.is_empty() {
+                    return Err(Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "no_templates",
+                        format!("subject {subject} has no fingerprint templates"),
+                    ));
+                }
+                let samples = finger_samples(&fingers, s.limits.max_samples)?;
+                let g = efinger::build_gallery(&refs, s.models.finger_calibration.clone())?;
+                let m = g
+                    .verify(&subject, &probes(&samples))
+                    .filter(|m| m.fingers_compared > 0)
+                    .ok_or_else(|| {
+                        Problem::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "no_templates",
+                            "no enrolled finger at the positions given",
+                        )
+                    })?;
+                (
+                    FmrPolicy::default().decide(m.fmr),
+                    Modality::Fingerprint,
+                    Some(m.fingers_compared),
+                    format!("FMR {:e} per comparison", FmrPolicy::default().accept_fmr),
+                )
+            }
+        };
+        s.store_lock()?.record_audit(
+            &AuditEvent::Verified {
+                modality,
+                decision,
+                compared,
+            },
+            Some(&subject),
+            Some(&purpose),
+        )?;
+        Ok(Json(Verification {
+            subject,
+            decision,
+            modality,
+            operating_point: op,
+        }))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+struct CandidateOut {
+    subject: SubjectId,
+    decision: Decision,
+}
+
+#[derive(Serialize)]
+struct Identification {
+    candidates: Vec<CandidateOut>,
+    gallery_subjects: usize,
+    modality: Modality,
+}
+
+async fn identify_route(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<Probe>,
+) -> Result<Json<Identification>, Problem> {
+    let (purpose, sample, largest, top) = one_modality(req)?;
+    authorize(&s, &headers, Scope::Identify, Some(&purpose))?;
+    ready(&s)?;
+    let top = top.unwrap_or(10);
+    if top == 0 || top > 1000 {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "usage",
+            "top must be 1 to 1000",
+        ));
+    }
+    heavy(&s, move |s| {
+        // The gallery lock is released before the store is locked for the audit row.
+        let (answer, gallery, modality) = match sample {
+            ProbeSample::Face(bytes) => {
+                let (probe, _) = face_template(s, &bytes, largest)?;
+                let g = s.faces.read().map_err(|_| poisoned())?;
+                let live = g.as_ref().ok_or_else(poisoned)?;
+                (
+                    identify::face(&live.gallery, &s.models.point, &probe.vector, top),
+                    live.gallery.subjects(),
+                    Modality::Face,
+                )
+            }
+            ProbeSample::Fingers(fingers) => {
+                let samples = finger_samples(&fingers, s.limits.max_samples)?;
+                let p = probes(&samples);
+                let g = s.fingers.read().map_err(|_| poisoned())?;
+                let live = g.as_ref().ok_or_else(poisoned)?;
+                let n = live.gallery.subjects().max(1) as f64;
+                let policy = FmrPolicy::default();
+                let found = live
+                    .gallery
+                    .identify(&p, top, efinger::SHORTLIST)
+                    .into_iter()
+                    .map(|m| identify::Candidate {
+                        decision: policy.decide(m.fmr * n),
+                        subject: m.subject,
+                    });
+                (
+                    identify::answer(found, top),
+                    live.gallery.subjects(),
+                    Modality::Fingerprint,
+                )
+            }
+        };
+        s.store_lock()?.record_audit(
+            &AuditEvent::Identified {
+                modality,
+                best: answer.best,
+                candidates: answer.candidates.len(),
+                gallery,
+            },
+            answer.candidates.first().map(|c| &c.subject),
+            Some(&purpose),
+        )?;
+        Ok(Json(Identification {
+            candidates: answer
+                .candidates
+                .into_iter()
+                .map(|c| CandidateOut {
+                    subject: c.subject,
+                    decision: c.decision,
+                })
+                .collect(),
+            gallery_subjects: gallery,
+            modality,
+        }))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// subjects and audit
+
+#[derive(Deserialize)]
+struct Page {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_subjects(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&s, &headers, Scope::Admin, None)?;
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let all = s.store_lock()?.list()?;
+    let items: Vec<_> = all
+        .into_iter()
+        .filter(|x| page.after.as_deref().is_none_or(|a| x.id.as_str() > a))
+        .take(limit + 1)
+        .collect();
+    let more = items.len() > limit;
+    let items: Vec<_> = items.into_iter().take(limit).collect();
+    let next = more
+        .then(|| items.last().map(|x| x.id.to_string()))
+        .flatten();
+    Ok(Json(json!({ "subjects": items, "next_after": next })))
+}
+
+async fn subject(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&s, &headers, Scope::Admin, None)?;
+    let subject = subject_id(id)?;
+    let ts = s.store_lock()?.templates(&subject)?;
+    let count = |m| ts.iter().filter(|t| t.modality == m).count();
+    Ok(Json(json!({
+        "subject": subject,
+        "templates": { "face": count(Modality::Face), "finger": count(Modality::Fingerprint) }
+    })))
+}
+
+async fn erase(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&s, &headers, Scope::Admin, None)?;
+    let subject = subject_id(id)?;
+    heavy(&s, move |s| {
+        let mut store = s.store_lock()?;
+        let erased = store.erase(&subject, Some("erasure"))?;
+        if let Some(g) = s.faces.write().map_err(|_| poisoned())?.as_mut() {
+            g.gallery.remove(&subject);
+        }
+        // The finger gallery has no removal yet: it is rebuilt from the store.
+        let fingers =
+            efinger::LiveFingerGallery::load(&store, s.models.finger_calibration.clone())?;
+        *s.fingers.write().map_err(|_| poisoned())? = Some(fingers);
+        Ok(Json(json!({
+            "erased": subject,
+            "templates": erased.templates,
+            "wal_wiped": erased.wal_wiped
+        })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&s, &headers, Scope::Admin, None)?;
+    let entries = s
+        .store_lock()?
+        .audit_log(q.limit.unwrap_or(100).clamp(1, 10_000))?;
+    Ok(Json(json!({ "entries": entries })))
+}

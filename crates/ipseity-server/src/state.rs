@@ -1,0 +1,110 @@
+//! The service's shared state: the store, the live galleries, the models, the limits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use ipseity_core::OperatingPoint;
+use ipseity_engine::face::LiveFaceGallery;
+use ipseity_engine::finger::LiveFingerGallery;
+use ipseity_engine::EngineError;
+use ipseity_face::FaceEngine;
+use ipseity_finger::fusion::ScoreCalibration;
+use ipseity_store::Store;
+
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+
+/// The models and operating points the service decides with.
+pub struct Models {
+    /// The face pipeline; `None` serves fingers only (face requests answer 503).
+    pub face: Option<Arc<FaceEngine>>,
+    /// The face operating point.
+    pub point: OperatingPoint,
+    /// How the face operating point was set, for answers (no thresholds).
+    pub point_description: String,
+    /// The fingerprint calibration.
+    pub finger_calibration: ScoreCalibration,
+}
+
+/// Bounds on what one request may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Face or fingerprint analyses running at once; more wait.
+    pub max_heavy: usize,
+    /// Longest wait for a turn at heavy work before a request is answered 503 `busy`.
+    pub request_timeout: Duration,
+    /// Most images or fingers in one request.
+    pub max_samples: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_heavy: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            request_timeout: Duration::from_secs(30),
+            max_samples: 10,
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct Service {
+    store: Mutex<Store>,
+    pub(crate) faces: RwLock<Option<LiveFaceGallery>>,
+    pub(crate) fingers: RwLock<Option<LiveFingerGallery>>,
+    pub(crate) models: Models,
+    pub(crate) limits: Limits,
+    pub(crate) heavy: tokio::sync::Semaphore,
+    ready: AtomicBool,
+    pub(crate) metrics: Metrics,
+}
+
+impl Service {
+    /// A service on `store`; call [`Service::load_galleries`] before it is ready.
+    pub fn new(store: Store, models: Models, limits: Limits) -> Arc<Service> {
+        Arc::new(Service {
+            store: Mutex::new(store),
+            faces: RwLock::new(None),
+            fingers: RwLock::new(None),
+            models,
+            heavy: tokio::sync::Semaphore::new(limits.max_heavy.max(1)),
+            limits,
+            ready: AtomicBool::new(false),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Loads both galleries from the store (once, at start); the service is ready after.
+    pub fn load_galleries(&self) -> Result<(), EngineError> {
+        let (faces, fingers) = {
+            let store = self.store_lock().map_err(|_| poisoned())?;
+            (
+                LiveFaceGallery::load(&store)?,
+                LiveFingerGallery::load(&store, self.models.finger_calibration.clone())?,
+            )
+        };
+        *self.faces.write().map_err(|_| poisoned())? = Some(faces);
+        *self.fingers.write().map_err(|_| poisoned())? = Some(fingers);
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the galleries are loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn store_lock(&self) -> Result<MutexGuard<'_, Store>, Problem> {
+        self.store
+            .lock()
+            .map_err(|_| Problem::from_error(&poisoned()))
+    }
+}
+
+fn poisoned() -> EngineError {
+    EngineError::Internal("a lock was poisoned by a panicked request".into())
+}

@@ -1,0 +1,518 @@
+//! The HTTP API end to end through the router (no socket): keys and their scopes and
+//! purposes, problem documents, readiness, metrics, the OpenAPI document against the
+//! routes, and concurrent enrolments of one person under many ids. Fingerprints need no
+//! model files; the face cases run where the models and portraits are installed.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use ipseity_core::{OperatingPoint, Scope};
+use ipseity_finger::iso;
+use ipseity_finger::{FingerPosition, FingerTemplate, Minutia, MinutiaKind};
+use ipseity_server::{router, Limits, Models, Service, ROUTES};
+use ipseity_store::Store;
+use rand::{Rng as _, SeedableRng as _};
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+const POINT: OperatingPoint = OperatingPoint {
+    fmr: f64::NAN,
+    accept_at: 0.5,
+    reject_below: 0.4,
+};
+
+struct Keys {
+    admin: String,
+    enrol: String,
+    verify_only: String,
+}
+
+fn calibration() -> ipseity_finger::fusion::ScoreCalibration {
+    serde_json::from_str(include_str!(
+        "../../ipseity-cli/src/commands/finger/builtin_calibration.json"
+    ))
+    .unwrap()
+}
+
+fn face_engine() -> Option<Arc<ipseity_face::FaceEngine>> {
+    let dir = std::path::PathBuf::from(std::env::var_os("IPSEITY_MODELS_DIR")?);
+    let set = ipseity_models::locate(&dir).ok()?;
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    Some(Arc::new(
+        ipseity_face::FaceEngine::from_bytes(
+            &read(&set.detector),
+            &read(&set.landmarks),
+            &read(&set.embedder),
+            ipseity_face::Params::default(),
+        )
+        .unwrap(),
+    ))
+}
+
+fn service(face: Option<Arc<ipseity_face::FaceEngine>>) -> (tempfile::TempDir, Arc<Service>, Keys) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let onboarding = vec!["onboarding".to_owned()];
+    let (_, admin) = store.create_key("ops", &[Scope::Admin], &[]).unwrap();
+    let (_, enrol) = store
+        .create_key(
+            "desk",
+            &[Scope::Enrol, Scope::Verify, Scope::Identify],
+            &onboarding,
+        )
+        .unwrap();
+    let (_, verify_only) = store
+        .create_key("bank-a", &[Scope::Verify], &onboarding)
+        .unwrap();
+    let s = Service::new(
+        store,
+        Models {
+            face,
+            point: POINT,
+            point_description: "test".into(),
+            finger_calibration: calibration(),
+        },
+        Limits {
+            // Sixteen face analyses queue on a 2-core machine that may be busy with
+            // other tests: the wait bound is not what these tests measure.
+            request_timeout: std::time::Duration::from_secs(600),
+            ..Limits::default()
+        },
+    );
+    (
+        dir,
+        s,
+        Keys {
+            admin,
+            enrol,
+            verify_only,
+        },
+    )
+}
+
+async fn call(
+    s: &Arc<Service>,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, String, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = router(s.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, ctype, v)
+}
+
+/// A random finger as a base64 ISO record: 40 minutiae over a 400x400 print.
+fn finger_record(rng: &mut rand::rngs::StdRng) -> String {
+    let minutiae = (0..40)
+        .map(|_| {
+            Minutia::new(
+                rng.gen_range(40.0..360.0),
+                rng.gen_range(40.0..360.0),
+                rng.gen_range(0.0..std::f32::consts::TAU),
+                MinutiaKind::Ending,
+                80,
+            )
+        })
+        .collect();
+    let t = FingerTemplate {
+        width: 400,
+        height: 400,
+        resolution_ppi: 500,
+        position: FingerPosition::RightIndex,
+        quality: 80,
+        minutiae,
+    };
+    base64::engine::general_purpose::STANDARD
+        .encode(iso::write(&[t], iso::Format::Iso19794_2).unwrap())
+}
+
+fn fingers(record: &str) -> Value {
+    json!([{ "position": "right-index", "data": record }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_scopes_and_purposes_are_enforced_and_audited() {
+    let (_dir, s, k) = service(None);
+    s.load_galleries().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let rec = finger_record(&mut rng);
+    let body = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
+
+    let (st, ctype, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/fingers",
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(ctype, "application/problem+json");
+    assert_eq!(v["code"], "unauthorized");
+    let (st, _, _) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/fingers",
+        Some("ipk_bogus"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/fingers",
+        Some(&k.verify_only),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let other = json!({ "purpose": "marketing", "fingers": fingers(&rec) });
+    let (st, _, _) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/fingers",
+        Some(&k.enrol),
+        Some(other),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/fingers",
+        Some(&k.enrol),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["subject"], "alice");
+    // The same finger under another id is a possible duplicate (409), with the CLI's code.
+    let (st, ctype, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/bob/fingers",
+        Some(&k.enrol),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (st, ctype.as_str()),
+        (StatusCode::CONFLICT, "application/problem+json")
+    );
+    assert_eq!(v["code"], "possible_duplicate");
+
+    // Verify and identify answer decisions only.
+    let probe = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/verify",
+        Some(&k.verify_only),
+        Some(probe.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["decision"], "accept");
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/identify",
+        Some(&k.verify_only),
+        Some(probe.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/identify",
+        Some(&k.enrol),
+        Some(probe.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["candidates"],
+        json!([{ "subject": "alice", "decision": "accept" }])
+    );
+    let text = v.to_string();
+    assert!(!text.contains("score") && !text.contains("fmr"), "{text}");
+
+    // Admin only: the audit, which names keys, never keys' secrets.
+    let (st, _, _) = call(&s, "GET", "/v1/audit", Some(&k.enrol), None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, v) = call(&s, "GET", "/v1/audit?limit=50", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let log = v.to_string();
+    for secret in [&k.admin, &k.enrol, &k.verify_only] {
+        assert!(!log.contains(secret.as_str()));
+    }
+    assert!(
+        log.contains("key=bank-a operation=enrol reason=scope"),
+        "{log}"
+    );
+    assert!(log.contains("key=- operation=enrol reason=no_key"), "{log}");
+    assert!(
+        log.contains("key=desk operation=enrol reason=purpose"),
+        "{log}"
+    );
+
+    // Erasure leaves the gallery at once.
+    let (st, _, v) = call(&s, "DELETE", "/v1/subjects/alice", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, v) = call(&s, "POST", "/v1/identify", Some(&k.enrol), Some(probe)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["candidates"], json!([]));
+    let (st, _, v) = call(&s, "GET", "/v1/subjects/alice", Some(&k.admin), None).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_subject"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_problem_and_changes_nothing() {
+    let (_dir, s, k) = service(None);
+    s.load_galleries().unwrap();
+    let cases = [
+        (
+            json!({ "purpose": "onboarding", "fingers": [{ "data": "%%%" }] }),
+            StatusCode::BAD_REQUEST,
+            "bad_base64",
+        ),
+        (
+            json!({ "purpose": "onboarding", "fingers": [{ "data": "aGVsbG8=" }] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_an_image",
+        ),
+        (
+            json!({ "fingers": [{ "data": "aGVsbG8=" }] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "purpose_required",
+        ),
+        (
+            json!({ "purpose": "onboarding", "fingers": [] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "usage",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (st, ctype, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/x/fingers",
+            Some(&k.enrol),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {v}"
+        );
+        assert_eq!(ctype, "application/problem+json");
+    }
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/bad%20id/fingers",
+        Some(&k.enrol),
+        Some(json!({ "purpose": "onboarding", "fingers": [{ "data": "aGVsbG8=" }] })),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_subject_id"))
+    );
+    // Face requests on a service without face models are unavailable, not a crash.
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/identify",
+        Some(&k.enrol),
+        Some(json!({ "purpose": "onboarding", "face": "aGVsbG8=" })),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("models_missing"))
+    );
+    let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
+    assert_eq!(v["subjects"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_metrics_and_the_openapi_document_follow_the_routes() {
+    let (_dir, s, k) = service(None);
+    let (st, _, v) = call(&s, "GET", "/readyz", None, None).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready"))
+    );
+    let (st, _, _) = call(&s, "GET", "/livez", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    s.load_galleries().unwrap();
+    let (st, _, _) = call(&s, "GET", "/readyz", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+
+    // Every route in the table is routed (no 404/405), and the document lists exactly them.
+    for (method, path, _, _) in ROUTES {
+        let p = path.replace("{id}", "someone");
+        let (st, _, v) = call(&s, method, &p, Some(&k.admin), Some(json!({}))).await;
+        assert!(
+            st != StatusCode::NOT_FOUND || v["code"] == "unknown_subject",
+            "{method} {path}: {st} {v}"
+        );
+        assert_ne!(st, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+    }
+    let (st, _, doc) = call(&s, "GET", "/openapi.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for m in ops.as_object().unwrap().keys() {
+            documented.push((m.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut table: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.0.to_owned(), r.1.to_owned()))
+        .collect();
+    table.sort();
+    assert_eq!(documented, table);
+    let (st, _, _) = call(&s, "GET", "/v1/not-a-route", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    let (_, _, m) = call(&s, "GET", "/metrics", None, None).await;
+    let m = m.as_str().unwrap().to_owned();
+    assert!(m.contains("route=\"/v1/subjects/{id}\""), "{m}");
+    assert!(!m.contains("someone"), "no subject id in a label");
+    assert!(m.contains("ipseity_gallery_subjects{modality=\"face\"} 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_enrolments_of_one_print_enrol_exactly_one() {
+    let (_dir, s, k) = service(None);
+    s.load_galleries().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let rec = finger_record(&mut rng);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (s, key, rec) = (s.clone(), k.enrol.clone(), rec.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
+            call(
+                &s,
+                "POST",
+                &format!("/v1/subjects/p{i:02}/fingers"),
+                Some(&key),
+                Some(body),
+            )
+            .await
+        }));
+    }
+    let mut created = 0;
+    let mut duplicates = 0;
+    for t in tasks {
+        let (st, _, v) = t.await.unwrap();
+        match st {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT if v["code"] == "possible_duplicate" => duplicates += 1,
+            _ => panic!("{st} {v}"),
+        }
+    }
+    assert_eq!((created, duplicates), (1, 15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_enrolments_of_one_face_enrol_exactly_one() {
+    let Some(engine) = face_engine() else {
+        assert!(
+            std::env::var_os("IPSEITY_REQUIRE_MODELS").is_none(),
+            "IPSEITY_REQUIRE_MODELS is set but the face models are not in IPSEITY_MODELS_DIR"
+        );
+        eprintln!("skipping: set IPSEITY_MODELS_DIR and IPSEITY_TEST_IMAGES to run this test");
+        return;
+    };
+    let images = std::path::PathBuf::from(std::env::var_os("IPSEITY_TEST_IMAGES").unwrap());
+    let obama = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(images.join("obama.jpg")).unwrap());
+    let (_dir, s, k) = service(Some(engine));
+    s.load_galleries().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (s, key, img) = (s.clone(), k.enrol.clone(), obama.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "purpose": "onboarding", "images": [img] });
+            call(
+                &s,
+                "POST",
+                &format!("/v1/subjects/p{i:02}/faces"),
+                Some(&key),
+                Some(body),
+            )
+            .await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (st, _, v) = t.await.unwrap();
+        statuses.push((st, v["code"].as_str().map(str::to_owned)));
+    }
+    let created = statuses
+        .iter()
+        .filter(|s| s.0 == StatusCode::CREATED)
+        .count();
+    let dup = statuses
+        .iter()
+        .filter(|s| s.0 == StatusCode::CONFLICT && s.1.as_deref() == Some("possible_duplicate"))
+        .count();
+    assert_eq!((created, dup), (1, 15), "{statuses:?}");
+    // And a second photo of the same person verifies against the one enrolled.
+    let winner = {
+        let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
+        v["subjects"][0]["id"].as_str().unwrap().to_owned()
+    };
+    let obama2 = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(images.join("obama2.jpg")).unwrap());
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        &format!("/v1/subjects/{winner}/verify"),
+        Some(&k.enrol),
+        Some(json!({ "purpose": "onboarding", "face": obama2 })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["decision"], "accept");
+}
