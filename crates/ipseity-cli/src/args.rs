@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Environment variable for `--data-dir`: the store, `calibration.json` and (by default) the models.
 pub const DATA_DIR_ENV: &str = "IPSEITY_DATA_DIR";
 
+/// Environment variable for `--database`.
+pub const DATABASE_ENV: &str = "IPSEITY_DATABASE_URL";
+
 /// Environment variable for `--models-dir` (defined by `ipseity-models`).
 pub const MODELS_DIR_ENV: &str = ipseity_models::MODELS_DIR_ENV;
 
@@ -52,6 +55,10 @@ pub struct GlobalArgs {
     /// Purpose of the operation, recorded in the audit log
     #[arg(long, global = true, value_name = "TEXT")]
     pub purpose: Option<String>,
+    /// PostgreSQL database for `serve` and `keys` (postgres://user@host/db) instead of the
+    /// embedded store; the template key stays in the data directory
+    #[arg(long, global = true, env = DATABASE_ENV, value_name = "URL", hide_env_values = true)]
+    pub database: Option<String>,
 }
 
 /// The commands.

@@ -24,6 +24,8 @@ pub struct Ctx {
     pub models_dir: PathBuf,
     /// Purpose for the audit log.
     pub purpose: Option<String>,
+    /// The PostgreSQL database `serve` and `keys` use instead of the embedded store.
+    pub database: Option<String>,
     /// Result printer.
     pub out: Output,
 }
@@ -48,6 +50,7 @@ impl Ctx {
             data_dir,
             models_dir,
             purpose: g.purpose.clone(),
+            database: g.database.clone(),
             out,
         })
     }
@@ -105,6 +108,18 @@ impl Ctx {
         }
         Store::open(&self.data_dir)
             .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    }
+
+    /// Opens the backend `serve` and `keys` work on: PostgreSQL with `--database`, else the
+    /// embedded store (refused while a server owns it, as [`Ctx::open_store`]).
+    pub fn open_backend(&self) -> anyhow::Result<Box<dyn ipseity_store::Backend>> {
+        match &self.database {
+            Some(url) => Ok(Box::new(
+                ipseity_store::PgStore::open(url, &self.data_dir)
+                    .context("opening the PostgreSQL store")?,
+            )),
+            None => Ok(Box::new(self.open_store()?)),
+        }
     }
 
     /// Opens the store for a command that only reads it, creating nothing: `None` when the

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use ipseity_core::{AuditEvent, Decision, Modality, OperatingPoint, SubjectId, Template};
-use ipseity_store::{Store, StoreError, TemplateMark, WriteTx};
+use ipseity_store::{Backend, StoreError, TemplateMark, WriteOps};
 
 use crate::error::{EngineError, Result};
 use crate::gallery::{FaceGallery, FACE_DIM, MIN_DEPTH};
@@ -27,7 +27,7 @@ pub struct LiveFaceGallery {
 impl LiveFaceGallery {
     /// Loads every face template of the current model. The mark is read first, so a
     /// template written during the load is at worst checked twice, never missed.
-    pub fn load(store: &Store) -> Result<Self> {
+    pub fn load(store: &dyn Backend) -> Result<Self> {
         let mark = store.template_mark()?;
         let gallery = FaceGallery::load(store, FACE_DIM)?;
         Ok(Self { gallery, mark })
@@ -73,7 +73,7 @@ fn duplicates(
 }
 
 /// Keeps the subjects still enrolled (an erasure since the gallery loaded removes a hit).
-fn still_enrolled(tx: &WriteTx<'_>, hits: BTreeSet<SubjectId>) -> Result<Vec<SubjectId>> {
+fn still_enrolled(tx: &dyn WriteOps, hits: BTreeSet<SubjectId>) -> Result<Vec<SubjectId>> {
     let mut kept = Vec::with_capacity(hits.len());
     for s in hits {
         if tx.subject_exists(&s)? {
@@ -89,7 +89,7 @@ fn still_enrolled(tx: &WriteTx<'_>, hits: BTreeSet<SubjectId>) -> Result<Vec<Sub
 /// `allow_duplicate`, when the enrolment and an audit row naming the matches commit in one
 /// transaction. Returns the subjects matched (empty for a clean enrolment).
 pub fn enrol(
-    store: &mut Store,
+    store: &mut dyn Backend,
     live: &mut LiveFaceGallery,
     point: &OperatingPoint,
     req: &FaceEnrolment<'_>,
@@ -106,7 +106,7 @@ pub fn enrol(
         g.add(newer.iter().map(|(s, t)| (s, t)))?;
         hits.extend(duplicates(point, req.subject, req.templates, &g));
     }
-    let hits = still_enrolled(&tx, hits)?;
+    let hits = still_enrolled(&*tx, hits)?;
     let before = tx.mark()?;
     if !hits.is_empty() && !req.allow_duplicate {
         tx.audit(

@@ -8,7 +8,7 @@ use ipseity_finger::fusion::{FmrPolicy, ScoreCalibration, MODEL_ID};
 use ipseity_finger::gallery::{FingerGallery, ProbeFinger};
 use ipseity_finger::matcher::{self, MatcherConfig};
 use ipseity_finger::FingerTemplate;
-use ipseity_store::{Store, StoreError, TemplateMark};
+use ipseity_store::{Backend, StoreError, TemplateMark};
 use rayon::prelude::*;
 
 use crate::error::{EngineError, Result};
@@ -89,7 +89,7 @@ fn add_all(
 
 impl LiveFingerGallery {
     /// Loads every fingerprint template of the current model (the mark is read first).
-    pub fn load(store: &Store, cal: ScoreCalibration) -> Result<Self> {
+    pub fn load(store: &dyn Backend, cal: ScoreCalibration) -> Result<Self> {
         let mark = store.template_mark()?;
         let stored = decode_stored(store.all_templates(Modality::Fingerprint)?)?;
         Ok(Self {
@@ -131,7 +131,7 @@ fn duplicates(
 /// faces. A subject that already has fingers is refused with `duplicate_subject`; the check
 /// and the write are one transaction, so two concurrent enrolments cannot both add fingers.
 pub fn enrol(
-    store: &mut Store,
+    store: &mut dyn Backend,
     live: &mut LiveFingerGallery,
     req: &FingerEnrolment<'_>,
 ) -> Result<Vec<SubjectId>> {

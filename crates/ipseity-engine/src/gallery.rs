@@ -54,7 +54,7 @@ use std::collections::HashMap;
 
 use ipseity_core::{Modality, SubjectId};
 use ipseity_index::{ExactIndex, Index, Storage};
-use ipseity_store::Store;
+use ipseity_store::Backend;
 
 use crate::error::{EngineError, Result};
 
@@ -387,7 +387,7 @@ impl FaceGallery {
     /// gallery's raw rows (reserved up front from the store's count), so no
     /// full list of decrypted templates is ever held; the index is then built
     /// from those rows in one pass.
-    pub fn load(store: &Store, dim: usize) -> Result<Self> {
+    pub fn load(store: &dyn Backend, dim: usize) -> Result<Self> {
         Self::load_with(store, dim, LOAD_CHUNK, || {})
     }
 
@@ -395,7 +395,7 @@ impl FaceGallery {
     /// between reading the store and building the index (the start-up
     /// benchmark reads its phases there).
     fn load_with(
-        store: &Store,
+        store: &dyn Backend,
         dim: usize,
         chunk_rows: usize,
         mut read_done: impl FnMut(),

@@ -218,8 +218,8 @@ async fn openapi() -> Json<serde_json::Value> {
 
 /// The key a request carries, if it may do `scope` with `purpose`; every refusal is
 /// audited with the key's name (never the key).
-fn authorize(
-    s: &Service,
+async fn authorize(
+    s: &Shared,
     headers: &HeaderMap,
     scope: Scope,
     purpose: Option<&str>,
@@ -228,9 +228,23 @@ fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_owned();
+    let purpose = purpose.map(str::to_owned);
+    blocking(s, move |s| {
+        check_key(s, &presented, scope, purpose.as_deref())
+    })
+    .await
+}
+
+fn check_key(
+    s: &Service,
+    presented: &str,
+    scope: Scope,
+    purpose: Option<&str>,
+) -> Result<ApiKey, Problem> {
     let mut store = s.store_lock()?;
-    let deny = |store: &mut ipseity_store::Store, key: Option<String>, reason| {
+    let deny = |store: &mut dyn ipseity_store::Backend, key: Option<String>, reason| {
         let _ = store.record_audit(
             &AuditEvent::AccessDenied {
                 key,
@@ -242,7 +256,7 @@ fn authorize(
         );
     };
     let Some(key) = store.authenticate(presented)? else {
-        deny(&mut store, None, "no_key");
+        deny(&mut **store, None, "no_key");
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -250,7 +264,7 @@ fn authorize(
         ));
     };
     if !key.allows(scope) {
-        deny(&mut store, Some(key.name.clone()), "scope");
+        deny(&mut **store, Some(key.name.clone()), "scope");
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -259,7 +273,7 @@ fn authorize(
     }
     if let Some(p) = purpose {
         if !key.allows_purpose(p) {
-            deny(&mut store, Some(key.name.clone()), "purpose");
+            deny(&mut **store, Some(key.name.clone()), "purpose");
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -295,6 +309,18 @@ fn ready(s: &Service) -> Result<(), Problem> {
             "the galleries are loading",
         ))
     }
+}
+
+/// Runs store work on a blocking thread: the store's calls block (SQLite's fsync, the
+/// PostgreSQL client's own runtime), which must not happen on the async workers.
+async fn blocking<T: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&Service) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|_| poisoned())?
 }
 
 /// Runs CPU-heavy work on a blocking thread, holding a heavy-work permit.
@@ -435,7 +461,7 @@ async fn enrol_faces(
     Json(req): Json<EnrolFaces>,
 ) -> Result<(StatusCode, Json<Enrolled>), Problem> {
     let purpose = purpose_of(&req.purpose)?.to_owned();
-    authorize(&s, &headers, Scope::Enrol, Some(&purpose))?;
+    authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?;
     ready(&s)?;
     let subject = subject_id(id)?;
     if req.images.is_empty() || req.images.len() > s.limits.max_samples {
@@ -470,7 +496,7 @@ async fn enrol_faces(
             allow_duplicate: allow,
             purpose: Some(&purpose),
         };
-        let hits = face::enrol(&mut store, live, &s.models.point, &r)?;
+        let hits = face::enrol(&mut **store, live, &s.models.point, &r)?;
         Ok((
             StatusCode::CREATED,
             Json(Enrolled {
@@ -507,7 +533,7 @@ async fn enrol_fingers(
     Json(req): Json<EnrolFingers>,
 ) -> Result<(StatusCode, Json<Enrolled>), Problem> {
     let purpose = purpose_of(&req.purpose)?.to_owned();
-    authorize(&s, &headers, Scope::Enrol, Some(&purpose))?;
+    authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?;
     ready(&s)?;
     let subject = subject_id(id)?;
     let allow = req.allow_duplicate;
@@ -526,7 +552,7 @@ async fn enrol_fingers(
             allow_duplicate: allow,
             purpose: Some(&purpose),
         };
-        let hits = efinger::enrol(&mut store, live, &r)?;
+        let hits = efinger::enrol(&mut **store, live, &r)?;
         Ok((
             StatusCode::CREATED,
             Json(Enrolled {
@@ -589,7 +615,7 @@ async fn verify(
     Json(req): Json<Probe>,
 ) -> Result<Json<Verification>, Problem> {
     let (purpose, sample, largest, _) = one_modality(req)?;
-    authorize(&s, &headers, Scope::Verify, Some(&purpose))?;
+    authorize(&s, &headers, Scope::Verify, Some(&purpose)).await?;
     let subject = subject_id(id)?;
     heavy(&s, move |s| {
         let refs = s.store_lock()?.templates(&subject)?;
@@ -685,7 +711,7 @@ async fn identify_route(
     Json(req): Json<Probe>,
 ) -> Result<Json<Identification>, Problem> {
     let (purpose, sample, largest, top) = one_modality(req)?;
-    authorize(&s, &headers, Scope::Identify, Some(&purpose))?;
+    authorize(&s, &headers, Scope::Identify, Some(&purpose)).await?;
     ready(&s)?;
     let top = top.unwrap_or(10);
     if top == 0 || top > 1000 {
@@ -770,14 +796,14 @@ async fn list_subjects(
     headers: HeaderMap,
     Query(page): Query<Page>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&s, &headers, Scope::Admin, None)?;
+    authorize(&s, &headers, Scope::Admin, None).await?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let all = s.store_lock()?.list()?;
-    let items: Vec<_> = all
-        .into_iter()
-        .filter(|x| page.after.as_deref().is_none_or(|a| x.id.as_str() > a))
-        .take(limit + 1)
-        .collect();
+    let after = page.after.map(subject_id).transpose()?;
+    // One row more than asked says whether there is a next page.
+    let items = blocking(&s, move |s| {
+        Ok(s.store_lock()?.list_page(after.as_ref(), limit + 1)?)
+    })
+    .await?;
     let more = items.len() > limit;
     let items: Vec<_> = items.into_iter().take(limit).collect();
     let next = more
@@ -791,9 +817,12 @@ async fn subject(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&s, &headers, Scope::Admin, None)?;
+    authorize(&s, &headers, Scope::Admin, None).await?;
     let subject = subject_id(id)?;
-    let ts = s.store_lock()?.templates(&subject)?;
+    let ts = {
+        let subject = subject.clone();
+        blocking(&s, move |s| Ok(s.store_lock()?.templates(&subject)?)).await?
+    };
     let count = |m| ts.iter().filter(|t| t.modality == m).count();
     Ok(Json(json!({
         "subject": subject,
@@ -806,7 +835,7 @@ async fn erase(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&s, &headers, Scope::Admin, None)?;
+    authorize(&s, &headers, Scope::Admin, None).await?;
     let subject = subject_id(id)?;
     heavy(&s, move |s| {
         let mut store = s.store_lock()?;
@@ -816,7 +845,7 @@ async fn erase(
         }
         // The finger gallery has no removal yet: it is rebuilt from the store.
         let fingers =
-            efinger::LiveFingerGallery::load(&store, s.models.finger_calibration.clone())?;
+            efinger::LiveFingerGallery::load(&**store, s.models.finger_calibration.clone())?;
         *s.fingers.write().map_err(|_| poisoned())? = Some(fingers);
         Ok(Json(json!({
             "erased": subject,
@@ -837,9 +866,8 @@ async fn audit(
     headers: HeaderMap,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&s, &headers, Scope::Admin, None)?;
-    let entries = s
-        .store_lock()?
-        .audit_log(q.limit.unwrap_or(100).clamp(1, 10_000))?;
+    authorize(&s, &headers, Scope::Admin, None).await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let entries = blocking(&s, move |s| Ok(s.store_lock()?.audit_log(limit)?)).await?;
     Ok(Json(json!({ "entries": entries })))
 }

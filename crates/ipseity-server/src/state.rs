@@ -10,7 +10,7 @@ use ipseity_engine::finger::LiveFingerGallery;
 use ipseity_engine::EngineError;
 use ipseity_face::FaceEngine;
 use ipseity_finger::fusion::ScoreCalibration;
-use ipseity_store::Store;
+use ipseity_store::Backend;
 
 use crate::metrics::Metrics;
 use crate::problem::Problem;
@@ -53,7 +53,7 @@ impl Default for Limits {
 
 /// Everything a request handler needs.
 pub struct Service {
-    store: Mutex<Store>,
+    store: Mutex<Box<dyn Backend>>,
     pub(crate) faces: RwLock<Option<LiveFaceGallery>>,
     pub(crate) fingers: RwLock<Option<LiveFingerGallery>>,
     pub(crate) models: Models,
@@ -64,8 +64,9 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service on `store`; call [`Service::load_galleries`] before it is ready.
-    pub fn new(store: Store, models: Models, limits: Limits) -> Arc<Service> {
+    /// A service on `store` (either backend); call [`Service::load_galleries`] before it
+    /// is ready.
+    pub fn new(store: Box<dyn Backend>, models: Models, limits: Limits) -> Arc<Service> {
         Arc::new(Service {
             store: Mutex::new(store),
             faces: RwLock::new(None),
@@ -83,8 +84,8 @@ impl Service {
         let (faces, fingers) = {
             let store = self.store_lock().map_err(|_| poisoned())?;
             (
-                LiveFaceGallery::load(&store)?,
-                LiveFingerGallery::load(&store, self.models.finger_calibration.clone())?,
+                LiveFaceGallery::load(&**store)?,
+                LiveFingerGallery::load(&**store, self.models.finger_calibration.clone())?,
             )
         };
         *self.faces.write().map_err(|_| poisoned())? = Some(faces);
@@ -98,7 +99,26 @@ impl Service {
         self.ready.load(Ordering::Acquire)
     }
 
-    pub(crate) fn store_lock(&self) -> Result<MutexGuard<'_, Store>, Problem> {
+    /// Runs `f` on the live face gallery (`None` before it is loaded): for benchmarks and
+    /// tools that time the engine's part of a request.
+    pub fn with_face_gallery<T>(
+        &self,
+        f: impl FnOnce(&ipseity_engine::gallery::FaceGallery) -> T,
+    ) -> Option<T> {
+        let g = self.faces.read().ok()?;
+        g.as_ref().map(|live| f(&live.gallery))
+    }
+
+    /// Runs `f` on the live fingerprint gallery (`None` before it is loaded).
+    pub fn with_finger_gallery<T>(
+        &self,
+        f: impl FnOnce(&ipseity_finger::gallery::FingerGallery<ipseity_core::SubjectId>) -> T,
+    ) -> Option<T> {
+        let g = self.fingers.read().ok()?;
+        g.as_ref().map(|live| f(&live.gallery))
+    }
+
+    pub(crate) fn store_lock(&self) -> Result<MutexGuard<'_, Box<dyn Backend>>, Problem> {
         self.store
             .lock()
             .map_err(|_| Problem::from_error(&poisoned()))

@@ -52,6 +52,10 @@ pub enum StoreError {
     /// Any other file-system failure.
     #[error("i/o: {0}")]
     Io(#[source] std::io::Error),
+    /// A reader's callback stopped the reading with its own error (which the caller
+    /// returns instead of this one).
+    #[error("the reading was stopped by its caller")]
+    Stopped,
 }
 
 impl Classified for StoreError {
@@ -65,6 +69,7 @@ impl Classified for StoreError {
             | StoreError::Corrupt(_)
             | StoreError::Crypto
             | StoreError::Database(_)
+            | StoreError::Stopped
             | StoreError::Io(_) => ErrorKind::Internal,
         }
     }
@@ -82,6 +87,7 @@ impl Classified for StoreError {
             StoreError::Corrupt(_)
             | StoreError::Crypto
             | StoreError::Database(_)
+            | StoreError::Stopped
             | StoreError::Io(_) => "store_error",
         }
     }

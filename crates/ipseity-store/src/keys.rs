@@ -21,7 +21,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn digest(secret: &str) -> Vec<u8> {
+pub(crate) fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
@@ -38,7 +38,7 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-fn join_scopes(scopes: &[Scope]) -> String {
+pub(crate) fn join_scopes(scopes: &[Scope]) -> String {
     scopes
         .iter()
         .map(|s| s.as_str())
@@ -46,7 +46,7 @@ fn join_scopes(scopes: &[Scope]) -> String {
         .join(",")
 }
 
-fn row_to_key(
+pub(crate) fn row_to_key(
     id: String,
     name: String,
     scopes: String,
@@ -74,6 +74,65 @@ fn row_to_key(
     })
 }
 
+/// Checks a new key's fields and draws its id and secret.
+pub(crate) fn new_key_material(
+    name: &str,
+    scopes: &[Scope],
+    purposes: &[String],
+) -> Result<(String, String), StoreError> {
+    if !valid_name(name) {
+        return Err(StoreError::InvalidInput(format!(
+            "key name {name:?}: use 1 to {MAX_KEY_NAME} characters from A-Z a-z 0-9 . _ -"
+        )));
+    }
+    if scopes.is_empty() {
+        return Err(StoreError::InvalidInput(
+            "a key needs at least one scope".into(),
+        ));
+    }
+    if purposes
+        .iter()
+        .any(|p| p.is_empty() || p.len() > crate::MAX_PURPOSE || p.contains('\n'))
+    {
+        return Err(StoreError::InvalidInput(format!(
+            "purposes must be 1 to {} bytes on one line",
+            crate::MAX_PURPOSE
+        )));
+    }
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut id)
+        .and_then(|()| rand::rngs::OsRng.try_fill_bytes(&mut secret))
+        .map_err(|e| StoreError::KeyFile(format!("no operating-system randomness: {e}")))?;
+    let (id, secret) = (hex(&id), hex(&secret));
+    Ok((id, secret))
+}
+
+/// The id and secret of a well-formed presented key.
+pub(crate) fn split_presented(presented: &str) -> Option<(&str, &str)> {
+    let (id, secret) = presented.strip_prefix(KEY_PREFIX)?.split_once('_')?;
+    (id.len() == 12 && secret.len() == 64).then_some((id, secret))
+}
+
+/// The key a stored row describes, if `secret` is its secret and it is not revoked.
+#[allow(clippy::too_many_arguments)] // One row of `api_keys`, column by column.
+pub(crate) fn check_presented(
+    secret: &str,
+    id: String,
+    name: String,
+    hash: &[u8],
+    scopes: String,
+    purposes: String,
+    created_at: String,
+    revoked_at: Option<String>,
+) -> Result<Option<ApiKey>, StoreError> {
+    if !same(hash, &digest(secret)) || revoked_at.is_some() {
+        return Ok(None);
+    }
+    row_to_key(id, name, scopes, purposes, created_at, revoked_at).map(Some)
+}
+
 impl Store {
     /// Creates a key and returns it; it is never shown again. The creation is audited
     /// under the key's name.
@@ -83,32 +142,7 @@ impl Store {
         scopes: &[Scope],
         purposes: &[String],
     ) -> Result<(ApiKey, String), StoreError> {
-        if !valid_name(name) {
-            return Err(StoreError::InvalidInput(format!(
-                "key name {name:?}: use 1 to {MAX_KEY_NAME} characters from A-Z a-z 0-9 . _ -"
-            )));
-        }
-        if scopes.is_empty() {
-            return Err(StoreError::InvalidInput(
-                "a key needs at least one scope".into(),
-            ));
-        }
-        if purposes
-            .iter()
-            .any(|p| p.is_empty() || p.len() > crate::MAX_PURPOSE || p.contains('\n'))
-        {
-            return Err(StoreError::InvalidInput(format!(
-                "purposes must be 1 to {} bytes on one line",
-                crate::MAX_PURPOSE
-            )));
-        }
-        let mut id = [0u8; 6];
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut id)
-            .and_then(|()| rand::rngs::OsRng.try_fill_bytes(&mut secret))
-            .map_err(|e| StoreError::KeyFile(format!("no operating-system randomness: {e}")))?;
-        let (id, secret) = (hex(&id), hex(&secret));
+        let (id, secret) = new_key_material(name, scopes, purposes)?;
         let now = clock::now_rfc3339();
         let tx = self
             .conn
@@ -204,15 +238,9 @@ impl Store {
     /// The active key a presented key string names, or `None` for anything else
     /// (malformed, unknown, wrong secret, revoked).
     pub fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>, StoreError> {
-        let Some(rest) = presented.strip_prefix(KEY_PREFIX) else {
+        let Some((id, secret)) = split_presented(presented) else {
             return Ok(None);
         };
-        let Some((id, secret)) = rest.split_once('_') else {
-            return Ok(None);
-        };
-        if id.len() != 12 || secret.len() != 64 {
-            return Ok(None);
-        }
         let row = self
             .conn
             .query_row(
@@ -235,10 +263,9 @@ impl Store {
         let Some((id, name, hash, scopes, purposes, created_at, revoked_at)) = row else {
             return Ok(None);
         };
-        if !same(&hash, &digest(secret)) || revoked_at.is_some() {
-            return Ok(None);
-        }
-        row_to_key(id, name, scopes, purposes, created_at, revoked_at).map(Some)
+        check_presented(
+            secret, id, name, &hash, scopes, purposes, created_at, revoked_at,
+        )
     }
 }
 

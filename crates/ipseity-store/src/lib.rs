@@ -24,6 +24,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Both backends, the embedded [`Store`] and [`PgStore`] on PostgreSQL, implement
+//! [`Backend`]; the engine and the service work on that trait.
+//!
 //! **Architecture invariant:** this is the only crate that knows SQL or touches the key.
 //! It never logs or prints, and neither its errors nor its audit rows carry template
 //! values or similarity scores.
@@ -32,17 +35,21 @@
 // crate without them to this).
 #![forbid(unsafe_code)]
 
+mod backend;
 mod clock;
 pub mod codec;
 mod crypto;
 mod error;
 pub mod key;
 pub mod keys;
+mod pg;
 pub mod schema;
 mod store;
 mod write;
 
+pub use backend::{Backend, WriteOps};
 pub use codec::TemplateError;
 pub use error::StoreError;
+pub use pg::{PgStore, PG_SCHEMA_VERSION};
 pub use store::{AuditEntry, Erasure, Store, SubjectSummary, DB_FILE, MAX_PURPOSE, MIN_FREE_BYTES};
 pub use write::{TemplateMark, WriteTx};

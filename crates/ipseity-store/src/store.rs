@@ -19,7 +19,7 @@ pub const DB_FILE: &str = "ipseity.db";
 /// Longest accepted `purpose`, in bytes.
 pub const MAX_PURPOSE: usize = 256;
 
-const KEY_CHECK: &str = "key_check";
+pub(crate) const KEY_CHECK: &str = "key_check";
 
 /// One enrolled subject, as listed by [`Store::list`]; holds no biometric data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,7 +68,7 @@ pub struct AuditEntry {
 /// in `template.key`.
 pub struct Store {
     pub(crate) conn: Connection,
-    sealer: Sealer,
+    pub(crate) sealer: Sealer,
     dir: PathBuf,
 }
 
@@ -111,7 +111,7 @@ pub(crate) fn check_nonempty(templates: &[Template]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn modality_from_sql(code: i64) -> Result<Modality, StoreError> {
+pub(crate) fn modality_from_sql(code: i64) -> Result<Modality, StoreError> {
     u8::try_from(code)
         .ok()
         .and_then(Modality::from_code)
@@ -542,7 +542,7 @@ impl Store {
     /// The reader behind [`Store::all_templates`] and [`Store::for_each_template_chunk`]:
     /// rows are decrypted as they are read (no chunk of ciphertexts is kept) and handed over
     /// by value, `chunk_rows` at a time.
-    fn read_template_chunks<E, F>(
+    pub(crate) fn read_template_chunks<E, F>(
         &self,
         modality: Modality,
         chunk_rows: usize,
@@ -589,13 +589,24 @@ impl Store {
 
     /// All enrolled subjects, ordered by id.
     pub fn list(&self) -> Result<Vec<SubjectSummary>, StoreError> {
+        self.list_page(None, usize::MAX)
+    }
+
+    /// Up to `limit` subjects with ids after `after`, ordered by id.
+    pub fn list_page(
+        &self,
+        after: Option<&SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectSummary>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
             "SELECT s.id, s.created_at, COUNT(t.id) FROM subjects s
              LEFT JOIN templates t ON t.subject_id = s.id
-             GROUP BY s.id ORDER BY s.id",
+             WHERE ?1 IS NULL OR s.id > ?1
+             GROUP BY s.id ORDER BY s.id LIMIT ?2",
         )?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(params![after.map(SubjectId::as_str), limit], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -604,14 +615,7 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(id, created_at, n)| {
-                Ok(SubjectSummary {
-                    id: subject_from_sql(id)?,
-                    templates: usize::try_from(n)
-                        .map_err(|_| StoreError::Corrupt("negative template count".into()))?,
-                    created_at,
-                })
-            })
+            .map(|(id, created_at, n)| summary(id, created_at, n))
             .collect()
     }
 
@@ -719,11 +723,24 @@ impl Store {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn summary(
+    id: String,
+    created_at: String,
+    n: i64,
+) -> Result<SubjectSummary, StoreError> {
+    Ok(SubjectSummary {
+        id: subject_from_sql(id)?,
+        templates: usize::try_from(n)
+            .map_err(|_| StoreError::Corrupt("negative template count".into()))?,
+        created_at,
+    })
+}
+
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn from_hex(s: &str) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn from_hex(s: &str) -> Result<Vec<u8>, StoreError> {
     let bad = || StoreError::Corrupt("the key check record is not hex".into());
     if !s.len().is_multiple_of(2) || s.len() > 1024 {
         return Err(bad());

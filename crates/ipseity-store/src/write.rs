@@ -170,6 +170,6 @@ impl<'a> WriteTx<'a> {
 }
 
 /// The modality of a template list (templates of one call share it; the first decides).
-fn modality_of(templates: &[Template]) -> Modality {
+pub(crate) fn modality_of(templates: &[Template]) -> Modality {
     templates.first().map_or(Modality::Face, |t| t.modality)
 }

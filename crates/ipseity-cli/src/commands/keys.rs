@@ -55,7 +55,7 @@ pub fn create(ctx: &Ctx, args: &KeyCreateArgs) -> anyhow::Result<ExitStatus> {
         )
         .into());
     }
-    let mut store = ctx.open_store()?;
+    let mut store = ctx.open_backend()?;
     let (info, key) = store.create_key(&args.name, &parsed, &args.purposes)?;
     ctx.out.emit(&Created { key, info })?;
     Ok(ExitStatus::Success)
@@ -91,9 +91,13 @@ impl Render for Listing {
 }
 
 pub fn list(ctx: &Ctx) -> anyhow::Result<ExitStatus> {
-    let keys = match ctx.open_store_existing()? {
-        Some(store) => store.list_keys()?,
-        None => Vec::new(),
+    let keys = if ctx.database.is_some() {
+        ctx.open_backend()?.list_keys()?
+    } else {
+        match ctx.open_store_existing()? {
+            Some(store) => store.list_keys()?,
+            None => Vec::new(),
+        }
     };
     ctx.out.emit(&Listing { keys })?;
     Ok(ExitStatus::Success)
@@ -111,7 +115,7 @@ impl Render for Revoked {
 }
 
 pub fn revoke(ctx: &Ctx, args: &KeyRevokeArgs) -> anyhow::Result<ExitStatus> {
-    let mut store = ctx.open_store()?;
+    let mut store = ctx.open_backend()?;
     store.revoke_key(&args.name)?;
     ctx.out.emit(&Revoked {
         revoked: args.name.clone(),

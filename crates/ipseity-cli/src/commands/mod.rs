@@ -22,6 +22,15 @@ use crate::error::ExitStatus;
 
 /// Runs one command.
 pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
+    if ctx.database.is_some() && !matches!(command, Command::Serve(_) | Command::Keys(_)) {
+        // The other commands work on the embedded store only; on PostgreSQL the service's
+        // API is the way in, so that its live galleries stay in step.
+        return Err(crate::error::CliError::input(
+            "usage",
+            "--database (IPSEITY_DATABASE_URL) is for `serve` and `keys`; on PostgreSQL use the service's API",
+        )
+        .into());
+    }
     match command {
         Command::Models(ModelsCommand::Install) => models::install(ctx),
         Command::Enroll(a) => enroll::run(ctx, a),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ipseity_server::{Limits, Models, OwnerLock, Service};
-use ipseity_store::Store;
+use ipseity_store::{Backend, PgStore, Store};
 
 use crate::args::ServeArgs;
 use crate::context::Ctx;
@@ -21,8 +21,17 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
     })?;
     let _owner = OwnerLock::acquire(&ctx.data_dir)
         .map_err(|e| CliError::input("store_in_use", e.to_string()))?;
-    let store = Store::open(&ctx.data_dir)
-        .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
+    // The owner lock is held first, so the embedded store is opened by its owner only.
+    let store: Box<dyn Backend> = match &ctx.database {
+        Some(url) => {
+            Box::new(PgStore::open(url, &ctx.data_dir).context("opening the PostgreSQL store")?)
+        }
+        None => Box::new(
+            Store::open(&ctx.data_dir)
+                .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?,
+        ),
+    };
+    let backend = store.backend_name();
     let policy = ctx.policy()?;
     let (finger_calibration, _) = super::finger::calibration(ctx)?;
     let face = Arc::new(ctx.engine()?);
@@ -56,8 +65,9 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        ctx.out
-            .note(&format!("ipseity serve: listening on http://{addr}"));
+        ctx.out.note(&format!(
+            "ipseity serve: listening on http://{addr} ({backend} store)"
+        ));
         // Ready only once the galleries are in memory; /livez answers meanwhile.
         let loader = service.clone();
         tokio::task::spawn_blocking(move || {

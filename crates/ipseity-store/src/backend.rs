@@ -1,0 +1,286 @@
+//! The storage trait the engine and the service work on, so that the embedded SQLite
+//! [`Store`](crate::Store) and the PostgreSQL [`PgStore`](crate::PgStore) answer the same
+//! use cases with the same guarantees:
+//!
+//! - a write transaction ([`WriteOps`]) excludes every other writer from its first read to
+//!   its commit, so a check made in it (duplicate search, "already has this finger")
+//!   cannot be overtaken;
+//! - subject, templates and audit row of one operation commit together or not at all;
+//! - template ids only grow, so a [`TemplateMark`] names exactly what was written after it;
+//! - templates are sealed (AES-256-GCM, the record as associated data) before they leave
+//!   this crate, whichever database holds them.
+//!
+//! The traits are object-safe: the service holds a `Box<dyn Backend>` chosen at start.
+
+use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
+
+use crate::{AuditEntry, Erasure, StoreError, SubjectSummary, TemplateMark};
+
+/// One database holding subjects, sealed templates, the audit log and API keys.
+pub trait Backend: Send {
+    /// Which backend this is, for logs and metrics: `sqlite` or `postgres`.
+    fn backend_name(&self) -> &'static str;
+
+    /// Starts a write transaction holding the store's write lock until it is committed or
+    /// dropped (dropping rolls back).
+    fn begin_write(&mut self) -> Result<Box<dyn WriteOps + '_>, StoreError>;
+
+    /// The newest template written so far.
+    fn template_mark(&self) -> Result<TemplateMark, StoreError>;
+
+    /// The decrypted templates of one subject, in insertion order.
+    fn templates(&self, subject: &SubjectId) -> Result<Vec<Template>, StoreError>;
+
+    /// How many templates of one modality are stored (a capacity hint).
+    fn count_templates(&self, modality: Modality) -> Result<usize, StoreError>;
+
+    /// Every template of one modality with its subject, ordered by subject then insertion,
+    /// handed to `f` at most `chunk_rows` at a time; stops at the first error.
+    fn template_chunks(
+        &self,
+        modality: Modality,
+        chunk_rows: usize,
+        f: &mut dyn FnMut(Vec<(SubjectId, Template)>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` subjects with ids after `after` (all from the start when `None`),
+    /// ordered by id: a page of the subject list.
+    fn list_page(
+        &self,
+        after: Option<&SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectSummary>, StoreError>;
+
+    /// Number of enrolled subjects.
+    fn subject_count(&self) -> Result<usize, StoreError>;
+
+    /// Deletes a subject and its templates and audits it, in one transaction.
+    fn erase(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<Erasure, StoreError>;
+
+    /// Records an operation that changes no subject (a decision, a refused request).
+    fn record_audit(
+        &mut self,
+        event: &AuditEvent,
+        subject: Option<&SubjectId>,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The most recent `limit` audit rows, newest first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Creates an API key; returns it with the key string, which is never shown again.
+    fn create_key(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        purposes: &[String],
+    ) -> Result<(ApiKey, String), StoreError>;
+
+    /// Every key, revoked ones included, by name.
+    fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes a key by name (audited).
+    fn revoke_key(&mut self, name: &str) -> Result<(), StoreError>;
+
+    /// The active key a presented key string names, or `None`.
+    fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>, StoreError>;
+}
+
+/// A write transaction of a [`Backend`]: everything done through it commits together.
+pub trait WriteOps {
+    /// The newest template written so far, this transaction's writes included.
+    fn mark(&self) -> Result<TemplateMark, StoreError>;
+    /// Whether the subject is enrolled.
+    fn subject_exists(&self, subject: &SubjectId) -> Result<bool, StoreError>;
+    /// The modalities the subject has templates of (empty for an unknown subject).
+    fn modalities(&self, subject: &SubjectId) -> Result<Vec<Modality>, StoreError>;
+    /// The templates of one modality written after `mark`, decrypted, with their subjects.
+    fn templates_since(
+        &self,
+        modality: Modality,
+        mark: TemplateMark,
+    ) -> Result<Vec<(SubjectId, Template)>, StoreError>;
+    /// Creates the subject with its templates and audits it
+    /// ([`StoreError::DuplicateSubject`] if it exists).
+    fn enroll(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Adds templates to an enrolled subject and audits it
+    /// ([`StoreError::UnknownSubject`] if it is not enrolled).
+    fn add_templates(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Appends an audit row in this transaction.
+    fn audit(
+        &mut self,
+        event: &AuditEvent,
+        subject: Option<&SubjectId>,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Makes every change durable at once.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+impl dyn Backend + '_ {
+    /// [`Backend::template_chunks`] with the caller's own error type: an error from `f`
+    /// stops the reading and is returned as it was.
+    pub fn for_each_template_chunk<E, F>(
+        &self,
+        modality: Modality,
+        chunk_rows: usize,
+        mut f: F,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+        F: FnMut(&[(SubjectId, Template)]) -> Result<(), E>,
+    {
+        let mut stopped = None;
+        let r = self.template_chunks(modality, chunk_rows, &mut |chunk| {
+            f(&chunk).map_err(|e| {
+                stopped = Some(e);
+                StoreError::Stopped
+            })
+        });
+        match (stopped, r) {
+            (Some(e), _) => Err(e),
+            (None, r) => r.map_err(E::from),
+        }
+    }
+
+    /// Every template of one modality with its subject.
+    pub fn all_templates(
+        &self,
+        modality: Modality,
+    ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
+        let mut all = Vec::new();
+        self.template_chunks(modality, usize::MAX, &mut |chunk| {
+            if all.is_empty() {
+                all = chunk;
+            } else {
+                all.extend(chunk);
+            }
+            Ok(())
+        })?;
+        Ok(all)
+    }
+}
+
+// The embedded store answers through its inherent methods, which the CLI also calls.
+impl Backend for crate::Store {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+    fn begin_write(&mut self) -> Result<Box<dyn WriteOps + '_>, StoreError> {
+        Ok(Box::new(crate::Store::begin_write(self)?))
+    }
+    fn template_mark(&self) -> Result<TemplateMark, StoreError> {
+        crate::Store::template_mark(self)
+    }
+    fn templates(&self, subject: &SubjectId) -> Result<Vec<Template>, StoreError> {
+        crate::Store::templates(self, subject)
+    }
+    fn count_templates(&self, modality: Modality) -> Result<usize, StoreError> {
+        crate::Store::count_templates(self, modality)
+    }
+    fn template_chunks(
+        &self,
+        modality: Modality,
+        chunk_rows: usize,
+        f: &mut dyn FnMut(Vec<(SubjectId, Template)>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.read_template_chunks(modality, chunk_rows, f)
+    }
+    fn list_page(
+        &self,
+        after: Option<&SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectSummary>, StoreError> {
+        crate::Store::list_page(self, after, limit)
+    }
+    fn subject_count(&self) -> Result<usize, StoreError> {
+        crate::Store::subject_count(self)
+    }
+    fn erase(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<Erasure, StoreError> {
+        crate::Store::erase(self, subject, purpose)
+    }
+    fn record_audit(
+        &mut self,
+        event: &AuditEvent,
+        subject: Option<&SubjectId>,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::Store::record_audit(self, event, subject, purpose)
+    }
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        crate::Store::audit_log(self, limit)
+    }
+    fn create_key(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        purposes: &[String],
+    ) -> Result<(ApiKey, String), StoreError> {
+        crate::Store::create_key(self, name, scopes, purposes)
+    }
+    fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        crate::Store::list_keys(self)
+    }
+    fn revoke_key(&mut self, name: &str) -> Result<(), StoreError> {
+        crate::Store::revoke_key(self, name)
+    }
+    fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>, StoreError> {
+        crate::Store::authenticate(self, presented)
+    }
+}
+
+impl WriteOps for crate::WriteTx<'_> {
+    fn mark(&self) -> Result<TemplateMark, StoreError> {
+        crate::WriteTx::mark(self)
+    }
+    fn subject_exists(&self, subject: &SubjectId) -> Result<bool, StoreError> {
+        crate::WriteTx::subject_exists(self, subject)
+    }
+    fn modalities(&self, subject: &SubjectId) -> Result<Vec<Modality>, StoreError> {
+        crate::WriteTx::modalities(self, subject)
+    }
+    fn templates_since(
+        &self,
+        modality: Modality,
+        mark: TemplateMark,
+    ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
+        crate::WriteTx::templates_since(self, modality, mark)
+    }
+    fn enroll(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::WriteTx::enroll(self, subject, templates, purpose)
+    }
+    fn add_templates(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::WriteTx::add_templates(self, subject, templates, purpose)
+    }
+    fn audit(
+        &mut self,
+        event: &AuditEvent,
+        subject: Option<&SubjectId>,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::WriteTx::audit(self, event, subject, purpose)
+    }
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        crate::WriteTx::commit(*self)
+    }
+}

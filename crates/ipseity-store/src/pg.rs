@@ -1,0 +1,778 @@
+//! [`PgStore`]: the same store on PostgreSQL, for a service that outgrows one file or
+//! whose operators already run PostgreSQL (backups, replication, monitoring).
+//!
+//! What differs from the embedded store, and why:
+//!
+//! - **Writers are serialised by a transaction-level advisory lock** taken first in every
+//!   write transaction, the counterpart of SQLite's `BEGIN IMMEDIATE`: a duplicate search
+//!   and the insert it allows cannot be overtaken by another writer, whichever process or
+//!   host it runs on.
+//! - **Reads use a small connection pool**; writes use one dedicated connection, since the
+//!   lock serialises them anyway.
+//! - **The template key stays on the service's disk** (`template.key` in the data
+//!   directory), never in the database: a database dump alone opens no template. The key
+//!   is checked against a sealed constant in `meta`, as in the embedded store.
+//! - **Migrations** are this module's own list, applied under the same advisory lock so
+//!   that two services starting at once migrate once.
+//!
+//! Connections are made without TLS: use a Unix socket or loopback, or a TLS-terminating
+//! proxy, until the backend grows `sslmode` support.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
+use postgres::{Client, GenericClient, NoTls, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::backend::{Backend, WriteOps};
+use crate::crypto::{template_aad, Sealer};
+use crate::key::{self, KEY_FILE};
+use crate::keys::{check_presented, join_scopes, new_key_material, row_to_key, split_presented};
+use crate::store::{
+    check_nonempty, check_purpose, from_hex, subject_from_sql, summary, to_hex, SealedRow,
+    KEY_CHECK,
+};
+use crate::write::modality_of;
+use crate::{clock, codec, AuditEntry, Erasure, StoreError, SubjectSummary, TemplateMark};
+
+/// The advisory lock every writer takes (an arbitrary constant: "ipseity" in ASCII).
+const WRITE_LOCK: i64 = 0x0069_7073_6569_7479;
+
+/// Connections kept for readers.
+const POOL_SIZE: u32 = 4;
+
+/// Each entry moves the schema from version `i` to `i + 1`; append-only.
+const MIGRATIONS: &[&str] = &[
+    // 1: the embedded store's schema 1-3 at once: subjects, sealed templates with ids
+    // that are never reused (the high-water mark in `meta`), the audit log, API keys.
+    // Ids compare bytewise ("C"), as in SQLite, so pages and gallery order agree.
+    r#"CREATE TABLE subjects (
+         id         TEXT COLLATE "C" PRIMARY KEY,
+         created_at TEXT NOT NULL,
+         purpose    TEXT
+     );
+     CREATE TABLE templates (
+         id         BIGINT PRIMARY KEY,
+         subject_id TEXT COLLATE "C" NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+         modality   BIGINT NOT NULL,
+         model      TEXT NOT NULL,
+         nonce      BYTEA NOT NULL,
+         ciphertext BYTEA NOT NULL,
+         created_at TEXT NOT NULL
+     );
+     CREATE INDEX templates_by_subject ON templates(subject_id);
+     CREATE INDEX templates_by_modality ON templates(modality, subject_id, id);
+     CREATE TABLE audit (
+         id         BIGSERIAL PRIMARY KEY,
+         at         TEXT NOT NULL,
+         operation  TEXT NOT NULL,
+         subject_id TEXT,
+         purpose    TEXT,
+         outcome    TEXT NOT NULL,
+         detail     TEXT
+     );
+     CREATE TABLE api_keys (
+         id            TEXT PRIMARY KEY,
+         name          TEXT COLLATE "C" NOT NULL UNIQUE,
+         secret_sha256 BYTEA NOT NULL,
+         scopes        TEXT NOT NULL,
+         purposes      TEXT NOT NULL,
+         created_at    TEXT NOT NULL,
+         revoked_at    TEXT
+     );
+     INSERT INTO meta (key, value) VALUES ('template_id_high_water', '0');"#,
+];
+
+/// Schema version this build writes to PostgreSQL.
+pub const PG_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+            return StoreError::DiskFull;
+        }
+        // The message names the failing statement's error, never its parameters.
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<r2d2_postgres::r2d2::Error> for StoreError {
+    fn from(e: r2d2_postgres::r2d2::Error) -> Self {
+        StoreError::Database(format!("no database connection: {e}"))
+    }
+}
+
+type Pool = r2d2_postgres::r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The store on a PostgreSQL database; see the module documentation.
+pub struct PgStore {
+    writer: Client,
+    pool: Pool,
+    sealer: Sealer,
+    key_dir: PathBuf,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("key_dir", &self.key_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_config(url: &str) -> Result<postgres::Config, StoreError> {
+    url.parse::<postgres::Config>()
+        // The URL may carry a password: the message does not repeat it.
+        .map_err(|_| {
+            StoreError::InvalidInput("the database URL is not a valid postgres:// URL".into())
+        })
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host/db`, or with `host=/run/...`
+    /// for a Unix socket), applies pending migrations, and opens the template key in
+    /// `key_dir`, creating it on first use. Refuses when the database holds templates but
+    /// the key file is missing or does not match.
+    pub fn open(url: &str, key_dir: &Path) -> Result<PgStore, StoreError> {
+        let config = parse_config(url)?;
+        let mut writer = config.connect(NoTls)?;
+        migrate(&mut writer)?;
+        std::fs::create_dir_all(key_dir)?;
+        let key_path = key_dir.join(KEY_FILE);
+        let check = read_meta(&mut writer, KEY_CHECK)?;
+        let key = match std::fs::symlink_metadata(&key_path) {
+            Ok(_) => key::load(&key_path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if check.is_some() {
+                    return Err(StoreError::KeyFile(format!(
+                        "{} is missing but the database holds sealed templates; restore \
+                         the key file (a new key cannot read them)",
+                        key_path.display()
+                    )));
+                }
+                key::create(&key_path)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let sealer = Sealer::new(&key);
+        drop(key);
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2_postgres::r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .build(manager)?;
+        let mut store = PgStore {
+            writer,
+            pool,
+            sealer,
+            key_dir: key_dir.to_path_buf(),
+        };
+        store.check_key()?;
+        Ok(store)
+    }
+
+    fn check_key(&mut self) -> Result<(), StoreError> {
+        let mut tx = locked(&mut self.writer)?;
+        match read_meta(&mut tx, KEY_CHECK)? {
+            Some(hex) if self.sealer.verify_key_check(&from_hex(&hex)?) => {}
+            Some(_) => {
+                return Err(StoreError::KeyFile(format!(
+                    "{} in {} does not match the database",
+                    KEY_FILE,
+                    self.key_dir.display()
+                )))
+            }
+            None => {
+                let n: i64 = tx.query_one("SELECT COUNT(*) FROM templates", &[])?.get(0);
+                if n != 0 {
+                    return Err(StoreError::Corrupt(
+                        "the key check record is missing".into(),
+                    ));
+                }
+                let c = self.sealer.make_key_check()?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2)",
+                    &[&KEY_CHECK, &to_hex(&c)],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn reader(
+        &self,
+    ) -> Result<r2d2_postgres::r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError>
+    {
+        Ok(self.pool.get()?)
+    }
+
+    /// Creates an empty database `name` on the server `url` points at and returns the URL
+    /// of the new database (the same user, host and options): for tests and set-up
+    /// scripts. `name` is lower-case ASCII letters, digits and `_`.
+    pub fn create_database(url: &str, name: &str) -> Result<String, StoreError> {
+        if name.is_empty()
+            || name.len() > 63
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "database name {name:?}: use 1 to 63 of a-z 0-9 _"
+            )));
+        }
+        let bad = || StoreError::InvalidInput("the database URL has no database path".into());
+        let scheme_end = url.find("://").ok_or_else(bad)? + 3;
+        let path = scheme_end + url[scheme_end..].find('/').ok_or_else(bad)?;
+        let end = url[path..].find('?').map_or(url.len(), |q| path + q);
+        let new_url = format!("{}/{name}{}", &url[..path], &url[end..]);
+        let mut c = parse_config(url)?.connect(NoTls)?;
+        // The name was checked above: an identifier cannot be a bound parameter.
+        c.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        Ok(new_url)
+    }
+}
+
+/// Starts a transaction holding the writers' lock.
+fn locked(c: &mut Client) -> Result<Transaction<'_>, StoreError> {
+    let mut tx = c.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+    Ok(tx)
+}
+
+fn read_meta(c: &mut impl GenericClient, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+            .map(|r| r.get(0)),
+    )
+}
+
+fn migrate(c: &mut Client) -> Result<(), StoreError> {
+    let mut tx = c.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )?;
+    let found = match read_meta(&mut tx, "schema_version")? {
+        None => 0,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?} is not a number")))?,
+    };
+    if found > PG_SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {found} is newer than this build supports \
+             ({PG_SCHEMA_VERSION}); upgrade Ipseity"
+        )));
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.batch_execute(sql)?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&PG_SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn high_water(c: &mut impl GenericClient) -> Result<i64, StoreError> {
+    let v = read_meta(c, "template_id_high_water")?
+        .ok_or_else(|| StoreError::Corrupt("template_id_high_water is missing".into()))?;
+    v.parse()
+        .map_err(|_| StoreError::Corrupt(format!("template_id_high_water {v:?} is not a number")))
+}
+
+fn exists(c: &mut impl GenericClient, subject: &SubjectId) -> Result<bool, StoreError> {
+    Ok(
+        c.query_opt("SELECT 1 FROM subjects WHERE id = $1", &[&subject.as_str()])?
+            .is_some(),
+    )
+}
+
+fn insert_audit(
+    c: &mut impl GenericClient,
+    at: &str,
+    event: &AuditEvent,
+    subject: Option<&SubjectId>,
+    purpose: Option<&str>,
+) -> Result<(), StoreError> {
+    check_purpose(purpose)?;
+    let detail = event.detail();
+    let detail = (!detail.is_empty()).then_some(detail);
+    c.execute(
+        "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &at,
+            &event.operation(),
+            &subject.map(SubjectId::as_str),
+            &purpose,
+            &event.outcome(),
+            &detail,
+        ],
+    )?;
+    Ok(())
+}
+
+fn sealed(r: &postgres::Row, first: usize) -> SealedRow {
+    SealedRow {
+        id: r.get(first),
+        modality: r.get(first + 1),
+        model: r.get(first + 2),
+        nonce: r.get(first + 3),
+        ciphertext: r.get(first + 4),
+    }
+}
+
+impl Backend for PgStore {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn begin_write(&mut self) -> Result<Box<dyn WriteOps + '_>, StoreError> {
+        let tx = locked(&mut self.writer)?;
+        Ok(Box::new(PgWriteTx {
+            tx: RefCell::new(tx),
+            sealer: &self.sealer,
+            now: clock::now_rfc3339(),
+        }))
+    }
+
+    fn template_mark(&self) -> Result<TemplateMark, StoreError> {
+        Ok(TemplateMark(high_water(&mut *self.reader()?)?))
+    }
+
+    fn templates(&self, subject: &SubjectId) -> Result<Vec<Template>, StoreError> {
+        let mut c = self.reader()?;
+        // One snapshot for the existence check and the rows.
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        if !exists(&mut tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let rows = tx.query(
+            "SELECT id, modality, model, nonce, ciphertext FROM templates
+             WHERE subject_id = $1 ORDER BY id",
+            &[&subject.as_str()],
+        )?;
+        tx.commit()?;
+        rows.iter()
+            .map(|r| sealed(r, 0).unseal(&self.sealer, subject))
+            .collect()
+    }
+
+    fn count_templates(&self, modality: Modality) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .reader()?
+            .query_one(
+                "SELECT COUNT(*) FROM templates WHERE modality = $1",
+                &[&i64::from(modality.code())],
+            )?
+            .get(0);
+        usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("template count {n}")))
+    }
+
+    fn template_chunks(
+        &self,
+        modality: Modality,
+        chunk_rows: usize,
+        f: &mut dyn FnMut(Vec<(SubjectId, Template)>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        const FETCH: i64 = 4096;
+        let chunk_rows = chunk_rows.max(1);
+        let mut c = self.reader()?;
+        // A portal (server-side cursor) streams the rows in one snapshot, so a million
+        // templates never sit in the client as ciphertexts.
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let stmt = tx.prepare(
+            "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
+             WHERE modality = $1 ORDER BY subject_id, id",
+        )?;
+        let code = i64::from(modality.code());
+        let portal = tx.bind(&stmt, &[&code])?;
+        let mut chunk = Vec::with_capacity(chunk_rows.min(1 << 16));
+        loop {
+            let rows = tx.query_portal(&portal, FETCH as i32)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                let subject = subject_from_sql(r.get(0))?;
+                let t = sealed(r, 1).unseal(&self.sealer, &subject)?;
+                chunk.push((subject, t));
+                if chunk.len() == chunk_rows {
+                    f(std::mem::replace(
+                        &mut chunk,
+                        Vec::with_capacity(chunk_rows.min(1 << 16)),
+                    ))?;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            f(chunk)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_page(
+        &self,
+        after: Option<&SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectSummary>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.reader()?.query(
+            "SELECT s.id, s.created_at, COUNT(t.id) FROM subjects s
+             LEFT JOIN templates t ON t.subject_id = s.id
+             WHERE $1::TEXT IS NULL OR s.id > $1
+             GROUP BY s.id ORDER BY s.id LIMIT $2",
+            &[&after.map(SubjectId::as_str), &limit],
+        )?;
+        rows.iter()
+            .map(|r| summary(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    fn subject_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .reader()?
+            .query_one("SELECT COUNT(*) FROM subjects", &[])?
+            .get(0);
+        usize::try_from(n).map_err(|_| StoreError::Corrupt("negative subject count".into()))
+    }
+
+    fn erase(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<Erasure, StoreError> {
+        check_purpose(purpose)?;
+        let now = clock::now_rfc3339();
+        let mut tx = locked(&mut self.writer)?;
+        let templates = tx.execute(
+            "DELETE FROM templates WHERE subject_id = $1",
+            &[&subject.as_str()],
+        )?;
+        if tx.execute("DELETE FROM subjects WHERE id = $1", &[&subject.as_str()])? == 0 {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let templates = usize::try_from(templates)
+            .map_err(|_| StoreError::Corrupt("deleted row count".into()))?;
+        insert_audit(
+            &mut tx,
+            &now,
+            &AuditEvent::Erased { templates },
+            Some(subject),
+            purpose,
+        )?;
+        tx.commit()?;
+        // PostgreSQL's own WAL and any archive of it are the server's to recycle.
+        Ok(Erasure {
+            templates,
+            wal_wiped: false,
+        })
+    }
+
+    fn record_audit(
+        &mut self,
+        event: &AuditEvent,
+        subject: Option<&SubjectId>,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = clock::now_rfc3339();
+        insert_audit(&mut self.writer, &now, event, subject, purpose)
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.reader()?.query(
+            "SELECT id, at, operation, subject_id, purpose, outcome, detail FROM audit
+             ORDER BY id DESC LIMIT $1",
+            &[&limit],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.get(0),
+                    at: r.get(1),
+                    operation: r.get(2),
+                    subject: r
+                        .get::<_, Option<String>>(3)
+                        .map(subject_from_sql)
+                        .transpose()?,
+                    purpose: r.get(4),
+                    outcome: r.get(5),
+                    detail: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    fn create_key(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        purposes: &[String],
+    ) -> Result<(ApiKey, String), StoreError> {
+        let (id, secret) = new_key_material(name, scopes, purposes)?;
+        let now = clock::now_rfc3339();
+        let mut tx = locked(&mut self.writer)?;
+        let inserted = tx.execute(
+            "INSERT INTO api_keys (id, name, secret_sha256, scopes, purposes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+            &[
+                &id,
+                &name,
+                &crate::keys::digest(&secret),
+                &join_scopes(scopes),
+                &purposes.join("\n"),
+                &now,
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::InvalidInput(format!(
+                "a key named {name:?} exists already; revoke it or choose another name"
+            )));
+        }
+        insert_audit(
+            &mut tx,
+            &now,
+            &AuditEvent::KeyCreated {
+                name: name.to_owned(),
+            },
+            None,
+            None,
+        )?;
+        tx.commit()?;
+        let key = format!("{}{id}_{secret}", crate::keys::KEY_PREFIX);
+        Ok((
+            ApiKey {
+                id,
+                name: name.to_owned(),
+                scopes: scopes.to_vec(),
+                purposes: purposes.to_vec(),
+                created_at: now,
+                revoked_at: None,
+            },
+            key,
+        ))
+    }
+
+    fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = self.reader()?.query(
+            "SELECT id, name, scopes, purposes, created_at, revoked_at FROM api_keys
+             ORDER BY name",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| row_to_key(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+            .collect()
+    }
+
+    fn revoke_key(&mut self, name: &str) -> Result<(), StoreError> {
+        let now = clock::now_rfc3339();
+        let mut tx = locked(&mut self.writer)?;
+        let n = tx.execute(
+            "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+            &[&now, &name],
+        )?;
+        if n == 0 {
+            return Err(StoreError::InvalidInput(format!(
+                "no active key named {name:?}"
+            )));
+        }
+        insert_audit(
+            &mut tx,
+            &now,
+            &AuditEvent::KeyRevoked {
+                name: name.to_owned(),
+            },
+            None,
+            None,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>, StoreError> {
+        let Some((id, secret)) = split_presented(presented) else {
+            return Ok(None);
+        };
+        let Some(r) = self.reader()?.query_opt(
+            "SELECT id, name, secret_sha256, scopes, purposes, created_at, revoked_at
+             FROM api_keys WHERE id = $1",
+            &[&id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let hash: Vec<u8> = r.get(2);
+        check_presented(
+            secret,
+            r.get(0),
+            r.get(1),
+            &hash,
+            r.get(3),
+            r.get(4),
+            r.get(5),
+            r.get(6),
+        )
+    }
+}
+
+/// A write transaction on PostgreSQL, holding the writers' advisory lock.
+struct PgWriteTx<'a> {
+    // The client needs `&mut` for every statement, while the trait's reads take `&self`.
+    tx: RefCell<Transaction<'a>>,
+    sealer: &'a Sealer,
+    now: String,
+}
+
+impl PgWriteTx<'_> {
+    fn insert_templates(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+    ) -> Result<(), StoreError> {
+        let tx = self.tx.get_mut();
+        let mut next = high_water(tx)?;
+        let stmt = tx.prepare(
+            "INSERT INTO templates (id, subject_id, modality, model, nonce, ciphertext, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )?;
+        for t in templates {
+            let mut plain = codec::encode(t).map_err(StoreError::InvalidTemplate)?;
+            let aad = template_aad(subject, t.modality, &t.model);
+            let sealed = self.sealer.seal(&plain, &aad);
+            plain.fill(0);
+            let (nonce, ct) = sealed?;
+            next += 1;
+            tx.execute(
+                &stmt,
+                &[
+                    &next,
+                    &subject.as_str(),
+                    &i64::from(t.modality.code()),
+                    &t.model,
+                    &&nonce[..],
+                    &ct,
+                    &self.now,
+                ],
+            )?;
+        }
+        tx.execute(
+            "UPDATE meta SET value = $1 WHERE key = 'template_id_high_water'",
+            &[&next.to_string()],
+        )?;
+        Ok(())
+    }
+}
+
+impl WriteOps for PgWriteTx<'_> {
+    fn mark(&self) -> Result<TemplateMark, StoreError> {
+        Ok(TemplateMark(high_water(&mut *self.tx.borrow_mut())?))
+    }
+
+    fn subject_exists(&self, subject: &SubjectId) -> Result<bool, StoreError> {
+        exists(&mut *self.tx.borrow_mut(), subject)
+    }
+
+    fn modalities(&self, subject: &SubjectId) -> Result<Vec<Modality>, StoreError> {
+        let rows = self.tx.borrow_mut().query(
+            "SELECT DISTINCT modality FROM templates WHERE subject_id = $1",
+            &[&subject.as_str()],
+        )?;
+        rows.iter()
+            .map(|r| crate::store::modality_from_sql(r.get(0)))
+            .collect()
+    }
+
+    fn templates_since(
+        &self,
+        modality: Modality,
+        mark: TemplateMark,
+    ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
+        let rows = self.tx.borrow_mut().query(
+            "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
+             WHERE modality = $1 AND id > $2 ORDER BY subject_id, id",
+            &[&i64::from(modality.code()), &mark.0],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let subject = subject_from_sql(r.get(0))?;
+                let t = sealed(r, 1).unseal(self.sealer, &subject)?;
+                Ok((subject, t))
+            })
+            .collect()
+    }
+
+    fn enroll(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_nonempty(templates)?;
+        check_purpose(purpose)?;
+        let inserted = self.tx.get_mut().execute(
+            "INSERT INTO subjects (id, created_at, purpose) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO NOTHING",
+            &[&subject.as_str(), &self.now, &purpose],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::DuplicateSubject(subject.clone()));
+        }
+        self.insert_templates(subject, templates)?;
+        self.audit(
+            &AuditEvent::Enrolled {
+                modality: modality_of(templates),
+                templates: templates.len(),
+            },
+            Some(subject),
+            purpose,
+        )
+    }
+
+    fn add_templates(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_nonempty(templates)?;
+        check_purpose(purpose)?;
+        if !exists(self.tx.get_mut(), subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        self.insert_templates(subject, templates)?;
+        self.audit(
+            &AuditEvent::TemplatesAdded {
+                modality: modality_of(templates),
+                templates: templates.len(),
+            },
+            Some(subject),
+            purpose,
+        )
+    }
+
+    fn audit(
+        &mut self,
+        event: &AuditEvent,
+        subject: Option<&SubjectId>,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = self.now.clone();
+        insert_audit(self.tx.get_mut(), &now, event, subject, purpose)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.into_inner().commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,103 @@
+//! Where a test's store lives: the embedded store in a temporary directory, or a fresh
+//! PostgreSQL database (with the template key in a temporary directory), so that one test
+//! body runs on both backends. Shared by the store's, the engine's and the service's
+//! tests (`#[path]`-included).
+//!
+//! PostgreSQL tests need `IPSEITY_TEST_DATABASE_URL` (the project's `tools/pg.sh` starts
+//! a throwaway server and prints it). Without it they skip with a message, unless
+//! `IPSEITY_REQUIRE_POSTGRES` or `IPSEITY_REQUIRE_SHARED` is set, as in CI, where they fail.
+
+#![allow(dead_code)] // Each including test uses its own part.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ipseity_store::{Backend, PgStore, Store};
+
+/// The environment variable naming the test server.
+pub const DATABASE_ENV: &str = "IPSEITY_TEST_DATABASE_URL";
+
+/// One test's store.
+pub enum Place {
+    /// The embedded store in this directory.
+    Sqlite(tempfile::TempDir),
+    /// A database of its own; the key file in `keys`.
+    Postgres {
+        /// The database's URL.
+        url: String,
+        /// The data directory holding the template key.
+        keys: tempfile::TempDir,
+    },
+}
+
+impl Place {
+    /// A new embedded store.
+    pub fn sqlite() -> Place {
+        Place::Sqlite(tempfile::tempdir().expect("temporary directory"))
+    }
+
+    /// A new, empty PostgreSQL database, or `None` (with a message) when no server is
+    /// configured and none is required.
+    pub fn postgres(test: &str) -> Option<Place> {
+        let Some(base) = std::env::var(DATABASE_ENV).ok().filter(|v| !v.is_empty()) else {
+            let required = ["IPSEITY_REQUIRE_POSTGRES", "IPSEITY_REQUIRE_SHARED"]
+                .iter()
+                .any(|v| std::env::var(v).is_ok_and(|x| !x.is_empty() && x != "0"));
+            assert!(
+                !required,
+                "{test}: {DATABASE_ENV} is not set but PostgreSQL tests are required \
+                 (run tools/test.sh, which starts a server)"
+            );
+            eprintln!("{test}: skipped on PostgreSQL ({DATABASE_ENV} is not set; tools/pg.sh starts a server)");
+            return None;
+        };
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "t_{}_{}_{}",
+            test.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(30)
+                .collect::<String>()
+                .to_ascii_lowercase(),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let url = PgStore::create_database(&base, &name).expect("creating a test database");
+        Some(Place::Postgres {
+            url,
+            keys: tempfile::tempdir().expect("temporary directory"),
+        })
+    }
+
+    /// Every place this test runs on: the embedded store always, PostgreSQL when there.
+    pub fn all(test: &str) -> Vec<Place> {
+        let mut v = vec![Place::sqlite()];
+        v.extend(Place::postgres(test));
+        v
+    }
+
+    /// Opens a new connection to it (each call is another process's view).
+    pub fn open(&self) -> Box<dyn Backend> {
+        match self {
+            Place::Sqlite(dir) => Box::new(Store::open(dir.path()).expect("open store")),
+            Place::Postgres { url, keys } => {
+                Box::new(PgStore::open(url, keys.path()).expect("open PostgreSQL store"))
+            }
+        }
+    }
+
+    /// `sqlite` or `postgres`, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Place::Sqlite(_) => "sqlite",
+            Place::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The data directory (the store itself, or the key's directory).
+    pub fn dir(&self) -> &std::path::Path {
+        match self {
+            Place::Sqlite(d) => d.path(),
+            Place::Postgres { keys, .. } => keys.path(),
+        }
+    }
+}
