@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (the pinned dlib
 # models and the face_recognition test portraits, both by pip download and
-# checked by sha256), then runs every test in the workspace with the
-# model-dependent tests required rather than skipped.
+# checked by sha256; PostgreSQL from Debian's packages, started as a throwaway
+# server on a Unix socket for the run), then runs every test in the workspace
+# with the model-dependent and PostgreSQL tests required rather than skipped.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -13,4 +14,9 @@ cargo run --profile test -q -p ipseity-cli -- --models-dir "$CACHE/models" model
 export IPSEITY_MODELS_DIR="$CACHE/models"
 export IPSEITY_TEST_IMAGES="$CACHE/test_images"
 export IPSEITY_REQUIRE_MODELS=1
+# The storage tests run on both backends: the embedded store and this server.
+PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ipseity-pg.XXXXXX")"
+trap 'tools/pg.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
+eval "$(tools/pg.sh start "$PG_DIR")"
+export IPSEITY_REQUIRE_POSTGRES=1
 cargo test --workspace "$@"

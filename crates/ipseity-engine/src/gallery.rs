@@ -578,7 +578,7 @@ mod tests {
     fn chunked_load_equals_adding_everything_at_once() {
         use ipseity_core::Template;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(dir.path()).expect("store");
+        let mut store = ipseity_store::Store::open(dir.path()).expect("store");
         let mut rng = ipseity_index::synth::Rng::new(11);
         let face = |rng: &mut ipseity_index::synth::Rng, dim: usize, model: &str| {
             let v = (0..dim).map(|_| rng.normal() * 0.09).collect();
@@ -671,7 +671,7 @@ mod tests {
         let t = std::time::Instant::now();
         {
             // The enrolment's store and buffers are dropped before start-up.
-            let mut store = Store::open(dir.path()).expect("store");
+            let mut store = ipseity_store::Store::open(dir.path()).expect("store");
             let mut rng = ipseity_index::synth::Rng::new(1);
             for s in 0..n.div_ceil(per) {
                 let templates: Vec<Template> = (0..per.min(n - s * per))
@@ -702,7 +702,7 @@ mod tests {
         let store_bytes = disk_bytes(dir.path());
         // Start-up as a command does it: open the store, then load.
         let t = std::time::Instant::now();
-        let store = Store::open(dir.path()).expect("store");
+        let store = ipseity_store::Store::open(dir.path()).expect("store");
         let mut read = (0.0, 0, 0);
         let g = FaceGallery::load_with(&store, FACE_DIM, LOAD_CHUNK, || {
             read = (

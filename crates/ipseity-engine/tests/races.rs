@@ -7,8 +7,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
-use std::path::Path;
 use std::sync::{Arc, Barrier};
+
+#[path = "../../ipseity-store/tests/support/backends.rs"]
+mod support;
 
 use ipseity_core::{Modality, OperatingPoint, SubjectId, Template};
 use ipseity_engine::face::{self, FaceEnrolment, LiveFaceGallery};
@@ -16,8 +18,9 @@ use ipseity_engine::finger::{self, FingerEnrolment, LiveFingerGallery};
 use ipseity_engine::EngineError;
 use ipseity_finger::fusion::ScoreCalibration;
 use ipseity_finger::{FingerPosition, FingerTemplate, Minutia, MinutiaKind};
-use ipseity_store::{Store, StoreError, DB_FILE};
+use ipseity_store::{Backend, Store, StoreError, DB_FILE};
 use rand::{Rng as _, SeedableRng as _};
+use support::Place;
 
 const POINT: OperatingPoint = OperatingPoint {
     fmr: f64::NAN,
@@ -49,23 +52,23 @@ fn face(v: &[f32]) -> Template {
 
 /// Runs `n` threads that each open the store, load, wait for all, then call `f`.
 fn race<G: Send + 'static, R: Send + 'static>(
-    dir: &Path,
+    place: &Arc<Place>,
     n: usize,
-    load: impl Fn(&Store) -> G + Send + Sync + 'static,
-    f: impl Fn(usize, &mut Store, G) -> R + Send + Sync + 'static,
+    load: impl Fn(&dyn Backend) -> G + Send + Sync + 'static,
+    f: impl Fn(usize, &mut dyn Backend, G) -> R + Send + Sync + 'static,
 ) -> Vec<R> {
     let barrier = Arc::new(Barrier::new(n));
     let load = Arc::new(load);
     let f = Arc::new(f);
     let handles: Vec<_> = (0..n)
         .map(|i| {
-            let (dir, barrier, load, f) =
-                (dir.to_path_buf(), barrier.clone(), load.clone(), f.clone());
+            let (place, barrier, load, f) =
+                (place.clone(), barrier.clone(), load.clone(), f.clone());
             std::thread::spawn(move || {
-                let mut store = Store::open(&dir).unwrap();
-                let g = load(&store);
+                let mut store = place.open();
+                let g = load(&*store);
                 barrier.wait();
-                f(i, &mut store, g)
+                f(i, &mut *store, g)
             })
         })
         .collect();
@@ -76,79 +79,91 @@ fn race<G: Send + 'static, R: Send + 'static>(
 fn sixteen_concurrent_enrolments_of_one_face_enrol_exactly_one() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for round in 0..rounds() {
-        let dir = tempfile::tempdir().unwrap();
-        // Someone else is enrolled already, so the gallery is not empty.
-        Store::open(dir.path())
-            .unwrap()
-            .enroll(&id("other"), &[face(&face_vector(&mut rng))], None)
-            .unwrap();
-        let v = face_vector(&mut rng);
-        let results = race(
-            dir.path(),
-            16,
-            |s| LiveFaceGallery::load(s).unwrap(),
-            move |i, store, mut live| {
-                let subject = id(&format!("p{i:02}"));
-                let templates = [face(&v)];
-                let req = FaceEnrolment {
-                    subject: &subject,
-                    templates: &templates,
-                    allow_duplicate: false,
-                    purpose: Some("onboarding"),
-                };
-                face::enrol(store, &mut live, &POINT, &req)
-            },
-        );
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        let dup = results
-            .iter()
-            .filter(|r| matches!(r, Err(EngineError::PossibleDuplicate(_))))
-            .count();
-        assert_eq!((ok, dup), (1, 15), "round {round}: {results:?}");
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.subject_count().unwrap(), 2);
-        let refusals = store
-            .audit_log(100)
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.operation == "enroll" && e.outcome == "refused")
-            .count();
-        assert_eq!(refusals, 15);
+        for place in Place::all("sixteen_faces") {
+            let place = Arc::new(place);
+            // Someone else is enrolled already, so the gallery is not empty.
+            enrol_plain(&mut *place.open(), "other", face(&face_vector(&mut rng)));
+            let v = face_vector(&mut rng);
+            let results = race(
+                &place,
+                16,
+                |s| LiveFaceGallery::load(s).unwrap(),
+                move |i, store, mut live| {
+                    let subject = id(&format!("p{i:02}"));
+                    let templates = [face(&v)];
+                    let req = FaceEnrolment {
+                        subject: &subject,
+                        templates: &templates,
+                        allow_duplicate: false,
+                        purpose: Some("onboarding"),
+                    };
+                    face::enrol(store, &mut live, &POINT, &req)
+                },
+            );
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            let dup = results
+                .iter()
+                .filter(|r| matches!(r, Err(EngineError::PossibleDuplicate(_))))
+                .count();
+            assert_eq!(
+                (ok, dup),
+                (1, 15),
+                "{} round {round}: {results:?}",
+                place.name()
+            );
+            let store = place.open();
+            assert_eq!(store.subject_count().unwrap(), 2);
+            let refusals = store
+                .audit_log(100)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.operation == "enroll" && e.outcome == "refused")
+                .count();
+            assert_eq!(refusals, 15);
+        }
     }
+}
+
+/// Enrols outside the use cases (set-up), committing at once.
+fn enrol_plain(store: &mut dyn Backend, subject: &str, t: Template) {
+    let mut tx = store.begin_write().unwrap();
+    tx.enroll(&id(subject), &[t], None).unwrap();
+    tx.commit().unwrap();
 }
 
 #[test]
 fn an_enrolment_committed_after_the_gallery_loaded_is_still_found() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let dir = tempfile::tempdir().unwrap();
-    let v = face_vector(&mut rng);
-    let mut a = Store::open(dir.path()).unwrap();
-    let mut b = Store::open(dir.path()).unwrap();
-    let mut live_a = LiveFaceGallery::load(&a).unwrap();
-    let mut live_b = LiveFaceGallery::load(&b).unwrap();
-    let t = [face(&v)];
-    let (pa, pb) = (id("pA"), id("pB"));
-    let req = |s| FaceEnrolment {
-        subject: s,
-        templates: &t,
-        allow_duplicate: false,
-        purpose: None,
-    };
-    face::enrol(&mut a, &mut live_a, &POINT, &req(&pa)).unwrap();
-    let err = face::enrol(&mut b, &mut live_b, &POINT, &req(&pb)).unwrap_err();
-    match err {
-        EngineError::PossibleDuplicate(ids) => assert_eq!(ids, [id("pA")]),
-        e => panic!("{e:?}"),
+    for place in Place::all("committed_after_load") {
+        let v = face_vector(&mut rng);
+        let mut a = place.open();
+        let mut b = place.open();
+        let mut live_a = LiveFaceGallery::load(&*a).unwrap();
+        let mut live_b = LiveFaceGallery::load(&*b).unwrap();
+        let t = [face(&v)];
+        let (pa, pb) = (id("pA"), id("pB"));
+        let req = |s| FaceEnrolment {
+            subject: s,
+            templates: &t,
+            allow_duplicate: false,
+            purpose: None,
+        };
+        face::enrol(&mut *a, &mut live_a, &POINT, &req(&pa)).unwrap();
+        let err = face::enrol(&mut *b, &mut live_b, &POINT, &req(&pb)).unwrap_err();
+        match err {
+            EngineError::PossibleDuplicate(ids) => assert_eq!(ids, [id("pA")]),
+            e => panic!("{e:?}"),
+        }
+        // The refusal is audited, with the de-duplication purpose recorded.
+        let last = &b.audit_log(1).unwrap()[0];
+        assert_eq!(
+            (last.operation.as_str(), last.outcome.as_str()),
+            ("enroll", "refused")
+        );
+        assert_eq!(last.purpose.as_deref(), Some(face::DEDUP_PURPOSE));
+        // The live gallery took in pA's template, so a third enrolment needs no re-check.
+        assert_eq!(live_b.gallery.names, [id("pA")], "{}", place.name());
     }
-    // The refusal is audited, with the de-duplication purpose recorded.
-    let last = &b.audit_log(1).unwrap()[0];
-    assert_eq!(
-        (last.operation.as_str(), last.outcome.as_str()),
-        ("enroll", "refused")
-    );
-    assert_eq!(last.purpose.as_deref(), Some(face::DEDUP_PURPOSE));
-    // The live gallery took in pA's template, so a third enrolment needs no re-check.
-    assert_eq!(live_b.gallery.names, [id("pA")]);
 }
 
 #[test]
@@ -230,44 +245,48 @@ fn random_finger(rng: &mut rand::rngs::StdRng, position: FingerPosition) -> Fing
 fn two_concurrent_finger_enrolments_of_one_subject_add_fingers_once() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     for round in 0..rounds() {
-        let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path())
-            .unwrap()
-            .enroll(&id("s"), &[face(&face_vector(&mut rng))], None)
-            .unwrap();
-        let prints = [
-            random_finger(&mut rng, FingerPosition::RightIndex),
-            random_finger(&mut rng, FingerPosition::RightIndex),
-        ];
-        let results = race(
-            dir.path(),
-            2,
-            |s| LiveFingerGallery::load(s, calibration()).unwrap(),
-            move |i, store, mut live| {
-                let fingers = [(prints[i].clone(), 80)];
-                let req = FingerEnrolment {
-                    subject: &id("s"),
-                    fingers: &fingers,
-                    allow_duplicate: false,
-                    purpose: None,
-                };
-                finger::enrol(store, &mut live, &req)
-            },
-        );
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        let refused = results
-            .iter()
-            .filter(|r| matches!(r, Err(EngineError::Store(StoreError::DuplicateSubject(_)))))
-            .count();
-        assert_eq!((ok, refused), (1, 1), "round {round}: {results:?}");
-        let store = Store::open(dir.path()).unwrap();
-        let fingers = store
-            .templates(&id("s"))
-            .unwrap()
-            .into_iter()
-            .filter(|t| t.modality == Modality::Fingerprint)
-            .count();
-        assert_eq!(fingers, 1);
+        for place in Place::all("two_fingers") {
+            let place = Arc::new(place);
+            enrol_plain(&mut *place.open(), "s", face(&face_vector(&mut rng)));
+            let prints = [
+                random_finger(&mut rng, FingerPosition::RightIndex),
+                random_finger(&mut rng, FingerPosition::RightIndex),
+            ];
+            let results = race(
+                &place,
+                2,
+                |s| LiveFingerGallery::load(s, calibration()).unwrap(),
+                move |i, store, mut live| {
+                    let fingers = [(prints[i].clone(), 80)];
+                    let req = FingerEnrolment {
+                        subject: &id("s"),
+                        fingers: &fingers,
+                        allow_duplicate: false,
+                        purpose: None,
+                    };
+                    finger::enrol(store, &mut live, &req)
+                },
+            );
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            let refused = results
+                .iter()
+                .filter(|r| matches!(r, Err(EngineError::Store(StoreError::DuplicateSubject(_)))))
+                .count();
+            assert_eq!(
+                (ok, refused),
+                (1, 1),
+                "{} round {round}: {results:?}",
+                place.name()
+            );
+            let store = place.open();
+            let fingers = store
+                .templates(&id("s"))
+                .unwrap()
+                .into_iter()
+                .filter(|t| t.modality == Modality::Fingerprint)
+                .count();
+            assert_eq!(fingers, 1);
+        }
     }
 }
 
@@ -275,28 +294,35 @@ fn two_concurrent_finger_enrolments_of_one_subject_add_fingers_once() {
 fn concurrent_finger_enrolments_of_one_print_under_many_ids_enrol_one() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     for round in 0..rounds() {
-        let dir = tempfile::tempdir().unwrap();
-        let print = random_finger(&mut rng, FingerPosition::LeftThumb);
-        let results = race(
-            dir.path(),
-            4,
-            |s| LiveFingerGallery::load(s, calibration()).unwrap(),
-            move |i, store, mut live| {
-                let fingers = [(print.clone(), 80)];
-                let req = FingerEnrolment {
-                    subject: &id(&format!("f{i}")),
-                    fingers: &fingers,
-                    allow_duplicate: false,
-                    purpose: None,
-                };
-                finger::enrol(store, &mut live, &req)
-            },
-        );
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        let dup = results
-            .iter()
-            .filter(|r| matches!(r, Err(EngineError::PossibleDuplicate(_))))
-            .count();
-        assert_eq!((ok, dup), (1, 3), "round {round}: {results:?}");
+        for place in Place::all("many_ids_one_print") {
+            let place = Arc::new(place);
+            let print = random_finger(&mut rng, FingerPosition::LeftThumb);
+            let results = race(
+                &place,
+                4,
+                |s| LiveFingerGallery::load(s, calibration()).unwrap(),
+                move |i, store, mut live| {
+                    let fingers = [(print.clone(), 80)];
+                    let req = FingerEnrolment {
+                        subject: &id(&format!("f{i}")),
+                        fingers: &fingers,
+                        allow_duplicate: false,
+                        purpose: None,
+                    };
+                    finger::enrol(store, &mut live, &req)
+                },
+            );
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            let dup = results
+                .iter()
+                .filter(|r| matches!(r, Err(EngineError::PossibleDuplicate(_))))
+                .count();
+            assert_eq!(
+                (ok, dup),
+                (1, 3),
+                "{} round {round}: {results:?}",
+                place.name()
+            );
+        }
     }
 }

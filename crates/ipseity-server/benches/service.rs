@@ -275,7 +275,7 @@ fn main() {
         .build()
         .unwrap();
     let service = Service::new(
-        store,
+        Box::new(store),
         Models {
             face: engine.clone(),
             point: POINT,

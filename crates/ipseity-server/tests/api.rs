@@ -14,7 +14,10 @@ use ipseity_core::{OperatingPoint, Scope};
 use ipseity_finger::iso;
 use ipseity_finger::{FingerPosition, FingerTemplate, Minutia, MinutiaKind};
 use ipseity_server::{router, Limits, Models, Service, ROUTES};
-use ipseity_store::Store;
+use support::Place;
+
+#[path = "../../ipseity-store/tests/support/backends.rs"]
+mod support;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
@@ -53,9 +56,17 @@ fn face_engine() -> Option<Arc<ipseity_face::FaceEngine>> {
     ))
 }
 
-fn service(face: Option<Arc<ipseity_face::FaceEngine>>) -> (tempfile::TempDir, Arc<Service>, Keys) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
+/// Runs blocking set-up (the PostgreSQL client blocks) from a multi-threaded test.
+fn sync<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+fn service(place: &Place, face: Option<Arc<ipseity_face::FaceEngine>>) -> (Arc<Service>, Keys) {
+    sync(|| service_now(place, face))
+}
+
+fn service_now(place: &Place, face: Option<Arc<ipseity_face::FaceEngine>>) -> (Arc<Service>, Keys) {
+    let mut store = place.open();
     let onboarding = vec!["onboarding".to_owned()];
     let (_, admin) = store.create_key("ops", &[Scope::Admin], &[]).unwrap();
     let (_, enrol) = store
@@ -84,7 +95,6 @@ fn service(face: Option<Arc<ipseity_face::FaceEngine>>) -> (tempfile::TempDir, A
         },
     );
     (
-        dir,
         s,
         Keys {
             admin,
@@ -156,223 +166,228 @@ fn fingers(record: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_scopes_and_purposes_are_enforced_and_audited() {
-    let (_dir, s, k) = service(None);
-    s.load_galleries().unwrap();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let rec = finger_record(&mut rng);
-    let body = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
+    for place in sync(|| Place::all("keys_scopes_and_purposes")) {
+        let (s, k) = service(&place, None);
+        sync(|| s.load_galleries()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let rec = finger_record(&mut rng);
+        let body = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
 
-    let (st, ctype, v) = call(
-        &s,
-        "POST",
-        "/v1/subjects/alice/fingers",
-        None,
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
-    assert_eq!(ctype, "application/problem+json");
-    assert_eq!(v["code"], "unauthorized");
-    let (st, _, _) = call(
-        &s,
-        "POST",
-        "/v1/subjects/alice/fingers",
-        Some("ipk_bogus"),
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        "/v1/subjects/alice/fingers",
-        Some(&k.verify_only),
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(
-        (st, v["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
-    let other = json!({ "purpose": "marketing", "fingers": fingers(&rec) });
-    let (st, _, _) = call(
-        &s,
-        "POST",
-        "/v1/subjects/alice/fingers",
-        Some(&k.enrol),
-        Some(other),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
-
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        "/v1/subjects/alice/fingers",
-        Some(&k.enrol),
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
-    assert_eq!(v["subject"], "alice");
-    // The same finger under another id is a possible duplicate (409), with the CLI's code.
-    let (st, ctype, v) = call(
-        &s,
-        "POST",
-        "/v1/subjects/bob/fingers",
-        Some(&k.enrol),
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(
-        (st, ctype.as_str()),
-        (StatusCode::CONFLICT, "application/problem+json")
-    );
-    assert_eq!(v["code"], "possible_duplicate");
-
-    // Verify and identify answer decisions only.
-    let probe = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        "/v1/subjects/alice/verify",
-        Some(&k.verify_only),
-        Some(probe.clone()),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(v["decision"], "accept");
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        "/v1/identify",
-        Some(&k.verify_only),
-        Some(probe.clone()),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        "/v1/identify",
-        Some(&k.enrol),
-        Some(probe.clone()),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(
-        v["candidates"],
-        json!([{ "subject": "alice", "decision": "accept" }])
-    );
-    let text = v.to_string();
-    assert!(!text.contains("score") && !text.contains("fmr"), "{text}");
-
-    // Admin only: the audit, which names keys, never keys' secrets.
-    let (st, _, _) = call(&s, "GET", "/v1/audit", Some(&k.enrol), None).await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _, v) = call(&s, "GET", "/v1/audit?limit=50", Some(&k.admin), None).await;
-    assert_eq!(st, StatusCode::OK);
-    let log = v.to_string();
-    for secret in [&k.admin, &k.enrol, &k.verify_only] {
-        assert!(!log.contains(secret.as_str()));
-    }
-    assert!(
-        log.contains("key=bank-a operation=enrol reason=scope"),
-        "{log}"
-    );
-    assert!(log.contains("key=- operation=enrol reason=no_key"), "{log}");
-    assert!(
-        log.contains("key=desk operation=enrol reason=purpose"),
-        "{log}"
-    );
-
-    // Erasure leaves the gallery at once.
-    let (st, _, v) = call(&s, "DELETE", "/v1/subjects/alice", Some(&k.admin), None).await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, _, v) = call(&s, "POST", "/v1/identify", Some(&k.enrol), Some(probe)).await;
-    assert_eq!(st, StatusCode::OK);
-    assert_eq!(v["candidates"], json!([]));
-    let (st, _, v) = call(&s, "GET", "/v1/subjects/alice", Some(&k.admin), None).await;
-    assert_eq!(
-        (st, v["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("unknown_subject"))
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_problem_and_changes_nothing() {
-    let (_dir, s, k) = service(None);
-    s.load_galleries().unwrap();
-    let cases = [
-        (
-            json!({ "purpose": "onboarding", "fingers": [{ "data": "%%%" }] }),
-            StatusCode::BAD_REQUEST,
-            "bad_base64",
-        ),
-        (
-            json!({ "purpose": "onboarding", "fingers": [{ "data": "aGVsbG8=" }] }),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_an_image",
-        ),
-        (
-            json!({ "fingers": [{ "data": "aGVsbG8=" }] }),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "purpose_required",
-        ),
-        (
-            json!({ "purpose": "onboarding", "fingers": [] }),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "usage",
-        ),
-    ];
-    for (body, status, code) in cases {
         let (st, ctype, v) = call(
             &s,
             "POST",
-            "/v1/subjects/x/fingers",
-            Some(&k.enrol),
+            "/v1/subjects/alice/fingers",
+            None,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        assert_eq!(ctype, "application/problem+json");
+        assert_eq!(v["code"], "unauthorized");
+        let (st, _, _) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/fingers",
+            Some("ipk_bogus"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/fingers",
+            Some(&k.verify_only),
             Some(body.clone()),
         )
         .await;
         assert_eq!(
             (st, v["code"].as_str()),
-            (status, Some(code)),
-            "{body}: {v}"
+            (StatusCode::FORBIDDEN, Some("forbidden"))
         );
-        assert_eq!(ctype, "application/problem+json");
+        let other = json!({ "purpose": "marketing", "fingers": fingers(&rec) });
+        let (st, _, _) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/fingers",
+            Some(&k.enrol),
+            Some(other),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/fingers",
+            Some(&k.enrol),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(v["subject"], "alice");
+        // The same finger under another id is a possible duplicate (409), with the CLI's code.
+        let (st, ctype, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/bob/fingers",
+            Some(&k.enrol),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (st, ctype.as_str()),
+            (StatusCode::CONFLICT, "application/problem+json")
+        );
+        assert_eq!(v["code"], "possible_duplicate");
+
+        // Verify and identify answer decisions only.
+        let probe = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/verify",
+            Some(&k.verify_only),
+            Some(probe.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["decision"], "accept");
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/identify",
+            Some(&k.verify_only),
+            Some(probe.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/identify",
+            Some(&k.enrol),
+            Some(probe.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            v["candidates"],
+            json!([{ "subject": "alice", "decision": "accept" }])
+        );
+        let text = v.to_string();
+        assert!(!text.contains("score") && !text.contains("fmr"), "{text}");
+
+        // Admin only: the audit, which names keys, never keys' secrets.
+        let (st, _, _) = call(&s, "GET", "/v1/audit", Some(&k.enrol), None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let (st, _, v) = call(&s, "GET", "/v1/audit?limit=50", Some(&k.admin), None).await;
+        assert_eq!(st, StatusCode::OK);
+        let log = v.to_string();
+        for secret in [&k.admin, &k.enrol, &k.verify_only] {
+            assert!(!log.contains(secret.as_str()));
+        }
+        assert!(
+            log.contains("key=bank-a operation=enrol reason=scope"),
+            "{log}"
+        );
+        assert!(log.contains("key=- operation=enrol reason=no_key"), "{log}");
+        assert!(
+            log.contains("key=desk operation=enrol reason=purpose"),
+            "{log}"
+        );
+
+        // Erasure leaves the gallery at once.
+        let (st, _, v) = call(&s, "DELETE", "/v1/subjects/alice", Some(&k.admin), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, _, v) = call(&s, "POST", "/v1/identify", Some(&k.enrol), Some(probe)).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["candidates"], json!([]));
+        let (st, _, v) = call(&s, "GET", "/v1/subjects/alice", Some(&k.admin), None).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_subject"))
+        );
     }
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        "/v1/subjects/bad%20id/fingers",
-        Some(&k.enrol),
-        Some(json!({ "purpose": "onboarding", "fingers": [{ "data": "aGVsbG8=" }] })),
-    )
-    .await;
-    assert_eq!(
-        (st, v["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_subject_id"))
-    );
-    // Face requests on a service without face models are unavailable, not a crash.
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        "/v1/identify",
-        Some(&k.enrol),
-        Some(json!({ "purpose": "onboarding", "face": "aGVsbG8=" })),
-    )
-    .await;
-    assert_eq!(
-        (st, v["code"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("models_missing"))
-    );
-    let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
-    assert_eq!(v["subjects"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_problem_and_changes_nothing() {
+    for place in sync(|| Place::all("bad_input_gets_a_problem")) {
+        let (s, k) = service(&place, None);
+        sync(|| s.load_galleries()).unwrap();
+        let cases = [
+            (
+                json!({ "purpose": "onboarding", "fingers": [{ "data": "%%%" }] }),
+                StatusCode::BAD_REQUEST,
+                "bad_base64",
+            ),
+            (
+                json!({ "purpose": "onboarding", "fingers": [{ "data": "aGVsbG8=" }] }),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_an_image",
+            ),
+            (
+                json!({ "fingers": [{ "data": "aGVsbG8=" }] }),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "purpose_required",
+            ),
+            (
+                json!({ "purpose": "onboarding", "fingers": [] }),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "usage",
+            ),
+        ];
+        for (body, status, code) in cases {
+            let (st, ctype, v) = call(
+                &s,
+                "POST",
+                "/v1/subjects/x/fingers",
+                Some(&k.enrol),
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (status, Some(code)),
+                "{body}: {v}"
+            );
+            assert_eq!(ctype, "application/problem+json");
+        }
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/bad%20id/fingers",
+            Some(&k.enrol),
+            Some(json!({ "purpose": "onboarding", "fingers": [{ "data": "aGVsbG8=" }] })),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_subject_id"))
+        );
+        // Face requests on a service without face models are unavailable, not a crash.
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/identify",
+            Some(&k.enrol),
+            Some(json!({ "purpose": "onboarding", "face": "aGVsbG8=" })),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("models_missing"))
+        );
+        let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
+        assert_eq!(v["subjects"], json!([]));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_metrics_and_the_openapi_document_follow_the_routes() {
-    let (_dir, s, k) = service(None);
+    let place = Place::sqlite();
+    let (s, k) = service(&place, None);
     let (st, _, v) = call(&s, "GET", "/readyz", None, None).await;
     assert_eq!(
         (st, v["code"].as_str()),
@@ -380,7 +395,7 @@ async fn readiness_metrics_and_the_openapi_document_follow_the_routes() {
     );
     let (st, _, _) = call(&s, "GET", "/livez", None, None).await;
     assert_eq!(st, StatusCode::OK);
-    s.load_galleries().unwrap();
+    sync(|| s.load_galleries()).unwrap();
     let (st, _, _) = call(&s, "GET", "/readyz", None, None).await;
     assert_eq!(st, StatusCode::OK);
 
@@ -422,36 +437,38 @@ async fn readiness_metrics_and_the_openapi_document_follow_the_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_enrolments_of_one_print_enrol_exactly_one() {
-    let (_dir, s, k) = service(None);
-    s.load_galleries().unwrap();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
-    let rec = finger_record(&mut rng);
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let (s, key, rec) = (s.clone(), k.enrol.clone(), rec.clone());
-        tasks.push(tokio::spawn(async move {
-            let body = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
-            call(
-                &s,
-                "POST",
-                &format!("/v1/subjects/p{i:02}/fingers"),
-                Some(&key),
-                Some(body),
-            )
-            .await
-        }));
-    }
-    let mut created = 0;
-    let mut duplicates = 0;
-    for t in tasks {
-        let (st, _, v) = t.await.unwrap();
-        match st {
-            StatusCode::CREATED => created += 1,
-            StatusCode::CONFLICT if v["code"] == "possible_duplicate" => duplicates += 1,
-            _ => panic!("{st} {v}"),
+    for place in sync(|| Place::all("sixteen_concurrent_enrol")) {
+        let (s, k) = service(&place, None);
+        sync(|| s.load_galleries()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        let rec = finger_record(&mut rng);
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (s, key, rec) = (s.clone(), k.enrol.clone(), rec.clone());
+            tasks.push(tokio::spawn(async move {
+                let body = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
+                call(
+                    &s,
+                    "POST",
+                    &format!("/v1/subjects/p{i:02}/fingers"),
+                    Some(&key),
+                    Some(body),
+                )
+                .await
+            }));
         }
+        let mut created = 0;
+        let mut duplicates = 0;
+        for t in tasks {
+            let (st, _, v) = t.await.unwrap();
+            match st {
+                StatusCode::CREATED => created += 1,
+                StatusCode::CONFLICT if v["code"] == "possible_duplicate" => duplicates += 1,
+                _ => panic!("{st} {v}"),
+            }
+        }
+        assert_eq!((created, duplicates), (1, 15));
     }
-    assert_eq!((created, duplicates), (1, 15));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -467,52 +484,54 @@ async fn sixteen_concurrent_enrolments_of_one_face_enrol_exactly_one() {
     let images = std::path::PathBuf::from(std::env::var_os("IPSEITY_TEST_IMAGES").unwrap());
     let obama = base64::engine::general_purpose::STANDARD
         .encode(std::fs::read(images.join("obama.jpg")).unwrap());
-    let (_dir, s, k) = service(Some(engine));
-    s.load_galleries().unwrap();
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let (s, key, img) = (s.clone(), k.enrol.clone(), obama.clone());
-        tasks.push(tokio::spawn(async move {
-            let body = json!({ "purpose": "onboarding", "images": [img] });
-            call(
-                &s,
-                "POST",
-                &format!("/v1/subjects/p{i:02}/faces"),
-                Some(&key),
-                Some(body),
-            )
-            .await
-        }));
+    for place in sync(|| Place::all("sixteen_concurrent_enrol")) {
+        let (s, k) = service(&place, Some(engine.clone()));
+        sync(|| s.load_galleries()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (s, key, img) = (s.clone(), k.enrol.clone(), obama.clone());
+            tasks.push(tokio::spawn(async move {
+                let body = json!({ "purpose": "onboarding", "images": [img] });
+                call(
+                    &s,
+                    "POST",
+                    &format!("/v1/subjects/p{i:02}/faces"),
+                    Some(&key),
+                    Some(body),
+                )
+                .await
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            let (st, _, v) = t.await.unwrap();
+            statuses.push((st, v["code"].as_str().map(str::to_owned)));
+        }
+        let created = statuses
+            .iter()
+            .filter(|s| s.0 == StatusCode::CREATED)
+            .count();
+        let dup = statuses
+            .iter()
+            .filter(|s| s.0 == StatusCode::CONFLICT && s.1.as_deref() == Some("possible_duplicate"))
+            .count();
+        assert_eq!((created, dup), (1, 15), "{statuses:?}");
+        // And a second photo of the same person verifies against the one enrolled.
+        let winner = {
+            let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
+            v["subjects"][0]["id"].as_str().unwrap().to_owned()
+        };
+        let obama2 = base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(images.join("obama2.jpg")).unwrap());
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            &format!("/v1/subjects/{winner}/verify"),
+            Some(&k.enrol),
+            Some(json!({ "purpose": "onboarding", "face": obama2 })),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["decision"], "accept");
     }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        let (st, _, v) = t.await.unwrap();
-        statuses.push((st, v["code"].as_str().map(str::to_owned)));
-    }
-    let created = statuses
-        .iter()
-        .filter(|s| s.0 == StatusCode::CREATED)
-        .count();
-    let dup = statuses
-        .iter()
-        .filter(|s| s.0 == StatusCode::CONFLICT && s.1.as_deref() == Some("possible_duplicate"))
-        .count();
-    assert_eq!((created, dup), (1, 15), "{statuses:?}");
-    // And a second photo of the same person verifies against the one enrolled.
-    let winner = {
-        let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
-        v["subjects"][0]["id"].as_str().unwrap().to_owned()
-    };
-    let obama2 = base64::engine::general_purpose::STANDARD
-        .encode(std::fs::read(images.join("obama2.jpg")).unwrap());
-    let (st, _, v) = call(
-        &s,
-        "POST",
-        &format!("/v1/subjects/{winner}/verify"),
-        Some(&k.enrol),
-        Some(json!({ "purpose": "onboarding", "face": obama2 })),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(v["decision"], "accept");
 }

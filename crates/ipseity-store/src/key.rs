@@ -73,6 +73,28 @@ fn decode(bytes: &[u8], path: &Path) -> Result<KeyBytes, StoreError> {
 }
 
 /// Reads and validates the key file at `path`.
+/// The key in `dir` (created with the directory when missing), for a database kept
+/// elsewhere: `sealed_data` says the database already holds data sealed under some key,
+/// when a missing key file is an error rather than a first run.
+pub(crate) fn load_or_create_in(dir: &Path, sealed_data: bool) -> Result<KeyBytes, StoreError> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(KEY_FILE);
+    match fs::symlink_metadata(&path) {
+        Ok(_) => load(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if sealed_data {
+                return Err(StoreError::KeyFile(format!(
+                    "{} is missing but the database holds sealed templates; restore the key \
+                     file (a new key cannot read them)",
+                    path.display()
+                )));
+            }
+            create(&path)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) fn load(path: &Path) -> Result<KeyBytes, StoreError> {
     let file = File::open(path)
         .map_err(|e| StoreError::KeyFile(format!("cannot open {}: {e}", path.display())))?;

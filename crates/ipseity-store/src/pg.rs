@@ -15,6 +15,9 @@
 //! - **Migrations** are this module's own list, applied under the same advisory lock so
 //!   that two services starting at once migrate once.
 //!
+//! Every call blocks (the client drives its own small runtime): call it from a blocking
+//! thread, never from an async task. Dropping the store is safe anywhere.
+//!
 //! Connections are made without TLS: use a Unix socket or loopback, or a TLS-terminating
 //! proxy, until the backend grows `sslmode` support.
 
@@ -107,8 +110,10 @@ type Pool = r2d2_postgres::r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// The store on a PostgreSQL database; see the module documentation.
 pub struct PgStore {
-    writer: Client,
-    pool: Pool,
+    // Options only so that `Drop` can move them to a plain thread: the client runs its
+    // own runtime, which must not be dropped on an async worker. Always `Some` otherwise.
+    writer: Option<Client>,
+    pool: Option<Pool>,
     sealer: Sealer,
     key_dir: PathBuf,
 }
@@ -138,23 +143,8 @@ impl PgStore {
         let config = parse_config(url)?;
         let mut writer = config.connect(NoTls)?;
         migrate(&mut writer)?;
-        std::fs::create_dir_all(key_dir)?;
-        let key_path = key_dir.join(KEY_FILE);
-        let check = read_meta(&mut writer, KEY_CHECK)?;
-        let key = match std::fs::symlink_metadata(&key_path) {
-            Ok(_) => key::load(&key_path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if check.is_some() {
-                    return Err(StoreError::KeyFile(format!(
-                        "{} is missing but the database holds sealed templates; restore \
-                         the key file (a new key cannot read them)",
-                        key_path.display()
-                    )));
-                }
-                key::create(&key_path)?
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let sealed_data = read_meta(&mut writer, KEY_CHECK)?.is_some();
+        let key = key::load_or_create_in(key_dir, sealed_data)?;
         let sealer = Sealer::new(&key);
         drop(key);
         let manager = PostgresConnectionManager::new(config, NoTls);
@@ -163,8 +153,8 @@ impl PgStore {
             .min_idle(Some(1))
             .build(manager)?;
         let mut store = PgStore {
-            writer,
-            pool,
+            writer: Some(writer),
+            pool: Some(pool),
             sealer,
             key_dir: key_dir.to_path_buf(),
         };
@@ -173,7 +163,7 @@ impl PgStore {
     }
 
     fn check_key(&mut self) -> Result<(), StoreError> {
-        let mut tx = locked(&mut self.writer)?;
+        let mut tx = locked(live(&mut self.writer)?)?;
         match read_meta(&mut tx, KEY_CHECK)? {
             Some(hex) if self.sealer.verify_key_check(&from_hex(&hex)?) => {}
             Some(_) => {
@@ -205,7 +195,7 @@ impl PgStore {
         &self,
     ) -> Result<r2d2_postgres::r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError>
     {
-        Ok(self.pool.get()?)
+        Ok(self.pool.as_ref().ok_or_else(closed)?.get()?)
     }
 
     /// Creates an empty database `name` on the server `url` points at and returns the URL
@@ -232,6 +222,23 @@ impl PgStore {
         c.batch_execute(&format!("CREATE DATABASE {name}"))?;
         Ok(new_url)
     }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let (writer, pool) = (self.writer.take(), self.pool.take());
+        // Closing a connection blocks on the client's runtime; a plain thread may block
+        // wherever the store is dropped (an async worker included).
+        let _ = std::thread::spawn(move || drop((writer, pool))).join();
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Database("the store is closed".into())
+}
+
+fn live(writer: &mut Option<Client>) -> Result<&mut Client, StoreError> {
+    writer.as_mut().ok_or_else(closed)
 }
 
 /// Starts a transaction holding the writers' lock.
@@ -333,7 +340,7 @@ impl Backend for PgStore {
     }
 
     fn begin_write(&mut self) -> Result<Box<dyn WriteOps + '_>, StoreError> {
-        let tx = locked(&mut self.writer)?;
+        let tx = locked(live(&mut self.writer)?)?;
         Ok(Box::new(PgWriteTx {
             tx: RefCell::new(tx),
             sealer: &self.sealer,
@@ -454,7 +461,7 @@ impl Backend for PgStore {
     fn erase(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<Erasure, StoreError> {
         check_purpose(purpose)?;
         let now = clock::now_rfc3339();
-        let mut tx = locked(&mut self.writer)?;
+        let mut tx = locked(live(&mut self.writer)?)?;
         let templates = tx.execute(
             "DELETE FROM templates WHERE subject_id = $1",
             &[&subject.as_str()],
@@ -486,7 +493,7 @@ impl Backend for PgStore {
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = clock::now_rfc3339();
-        insert_audit(&mut self.writer, &now, event, subject, purpose)
+        insert_audit(live(&mut self.writer)?, &now, event, subject, purpose)
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
@@ -522,7 +529,7 @@ impl Backend for PgStore {
     ) -> Result<(ApiKey, String), StoreError> {
         let (id, secret) = new_key_material(name, scopes, purposes)?;
         let now = clock::now_rfc3339();
-        let mut tx = locked(&mut self.writer)?;
+        let mut tx = locked(live(&mut self.writer)?)?;
         let inserted = tx.execute(
             "INSERT INTO api_keys (id, name, secret_sha256, scopes, purposes, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
@@ -577,7 +584,7 @@ impl Backend for PgStore {
 
     fn revoke_key(&mut self, name: &str) -> Result<(), StoreError> {
         let now = clock::now_rfc3339();
-        let mut tx = locked(&mut self.writer)?;
+        let mut tx = locked(live(&mut self.writer)?)?;
         let n = tx.execute(
             "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
             &[&now, &name],

@@ -27,7 +27,9 @@ fn subjects_and_templates(place: &Place) {
     s.enroll_via_tx(&id("alice"), &[tpl(Modality::Face, 1.0)]);
     assert!(
         matches!(
-            s.begin_write().unwrap().enroll(&id("alice"), &[tpl(Modality::Face, 2.0)], None),
+            s.begin_write()
+                .unwrap()
+                .enroll(&id("alice"), &[tpl(Modality::Face, 2.0)], None),
             Err(StoreError::DuplicateSubject(_))
         ),
         "{n}"
@@ -37,7 +39,8 @@ fn subjects_and_templates(place: &Place) {
         let mut tx = s.begin_write().unwrap();
         tx.add_templates(&id("alice"), &[tpl(Modality::Fingerprint, 3.0)], Some("p"))
             .unwrap();
-        tx.enroll(&id("bob"), &[tpl(Modality::Face, 4.0)], Some("p")).unwrap();
+        tx.enroll(&id("bob"), &[tpl(Modality::Face, 4.0)], Some("p"))
+            .unwrap();
         let since = tx.templates_since(Modality::Face, mark).unwrap();
         assert_eq!(since.len(), 1, "{n}");
         assert_eq!(since[0].0, id("bob"));
@@ -48,7 +51,11 @@ fn subjects_and_templates(place: &Place) {
         tx.commit().unwrap();
     }
     let t = s.templates(&id("alice")).unwrap();
-    assert_eq!(t, [tpl(Modality::Face, 1.0), tpl(Modality::Fingerprint, 3.0)], "{n}");
+    assert_eq!(
+        t,
+        [tpl(Modality::Face, 1.0), tpl(Modality::Fingerprint, 3.0)],
+        "{n}"
+    );
     assert!(matches!(
         s.templates(&id("carol")),
         Err(StoreError::UnknownSubject(_))
@@ -61,7 +68,8 @@ fn subjects_and_templates(place: &Place) {
     let audit_before = s.audit_log(1000).unwrap().len();
     {
         let mut tx = s.begin_write().unwrap();
-        tx.enroll(&id("dropped"), &[tpl(Modality::Face, 9.0)], None).unwrap();
+        tx.enroll(&id("dropped"), &[tpl(Modality::Face, 9.0)], None)
+            .unwrap();
     }
     assert_eq!(s.subject_count().unwrap(), 2, "{n}");
     assert_eq!(s.audit_log(1000).unwrap().len(), audit_before, "{n}");
@@ -70,8 +78,14 @@ fn subjects_and_templates(place: &Place) {
         vector: vec![f32::NAN; 3],
         ..tpl(Modality::Face, 1.0)
     };
-    let r = s.begin_write().unwrap().enroll(&id("carol"), &[tpl(Modality::Face, 5.0), bad], None);
-    assert!(matches!(r, Err(StoreError::InvalidTemplate(_))), "{n}: {r:?}");
+    let r = s
+        .begin_write()
+        .unwrap()
+        .enroll(&id("carol"), &[tpl(Modality::Face, 5.0), bad], None);
+    assert!(
+        matches!(r, Err(StoreError::InvalidTemplate(_))),
+        "{n}: {r:?}"
+    );
     assert_eq!(s.subject_count().unwrap(), 2, "{n}");
 
     // Chunks: every template once, subjects grouped, errors from the caller returned.
@@ -86,7 +100,10 @@ fn subjects_and_templates(place: &Place) {
     let r: Result<(), StoreError> = s.for_each_template_chunk(Modality::Face, 1, |_| {
         Err(StoreError::InvalidInput("stop".to_owned()))
     });
-    assert!(matches!(r, Err(StoreError::InvalidInput(m)) if m == "stop"), "{n}");
+    assert!(
+        matches!(r, Err(StoreError::InvalidInput(m)) if m == "stop"),
+        "{n}"
+    );
 
     // Erasure removes subject and templates and is audited without biometric data.
     let e = s.erase(&id("alice"), Some("erasure")).unwrap();
@@ -97,7 +114,10 @@ fn subjects_and_templates(place: &Place) {
     ));
     assert_eq!(s.count_templates(Modality::Face).unwrap(), 1);
     let last = &s.audit_log(1).unwrap()[0];
-    assert_eq!((last.operation.as_str(), last.outcome.as_str()), ("erase", "ok"));
+    assert_eq!(
+        (last.operation.as_str(), last.outcome.as_str()),
+        ("erase", "ok")
+    );
     assert_eq!(last.detail.as_deref(), Some("templates=2"), "{n}");
 }
 
@@ -162,7 +182,8 @@ fn a_writer_waits_for_the_one_holding_the_lock() {
         });
         barrier.wait();
         std::thread::sleep(Duration::from_millis(300));
-        tx.enroll(&id("first"), &[tpl(Modality::Face, 1.0)], None).unwrap();
+        tx.enroll(&id("first"), &[tpl(Modality::Face, 1.0)], None)
+            .unwrap();
         tx.commit().unwrap();
         assert!(other.join().unwrap(), "{}", place.name());
     }
@@ -194,7 +215,12 @@ fn keys_authenticate_until_revoked_and_decisions_are_audited() {
             Some("onboarding"),
         )
         .unwrap();
-        let ops: Vec<String> = s.audit_log(10).unwrap().into_iter().map(|e| e.operation).collect();
+        let ops: Vec<String> = s
+            .audit_log(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.operation)
+            .collect();
         assert_eq!(ops, ["access", "key_revoke", "key_create"], "{n}");
     }
 }
@@ -219,6 +245,10 @@ fn a_database_refuses_another_key() {
                 ipseity_store::PgStore::open(url, keys.path()).map(|_| ())
             }
         };
-        assert!(matches!(r, Err(StoreError::KeyFile(_))), "{}: {r:?}", place.name());
+        assert!(
+            matches!(r, Err(StoreError::KeyFile(_))),
+            "{}: {r:?}",
+            place.name()
+        );
     }
 }
