@@ -91,7 +91,7 @@ fn serve_owns_the_store_answers_and_stops_cleanly() {
             .expect("serve printed its address")
             .expect("line");
         if let Some(a) = line.split("http://").nth(1) {
-            break a.trim().to_owned();
+            break a.split_whitespace().next().expect("address").to_owned();
         }
     };
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -143,4 +143,70 @@ fn serve_owns_the_store_answers_and_stops_cleanly() {
     // Without TLS, a non-loopback address needs an explicit flag.
     let (code, out, _) = run(ipseity(&data).args(["--json", "serve", "--listen", "0.0.0.0:0"]));
     assert_eq!((code, error_code(&out).as_str()), (2, "usage"), "{out}");
+}
+
+#[path = "../../ipseity-store/tests/support/backends.rs"]
+mod backends;
+
+#[test]
+fn serve_and_keys_work_on_postgres() {
+    let Some(place) = backends::Place::postgres("cli_serve") else {
+        return;
+    };
+    let Some((models, _)) = fixtures() else {
+        return;
+    };
+    let backends::Place::Postgres { url, keys } = &place else {
+        unreachable!("Place::postgres gives a PostgreSQL place");
+    };
+    let data = keys.path().to_path_buf();
+    let (code, out, err) = run(ipseity(&data).env("IPSEITY_DATABASE_URL", url).args([
+        "--json", "keys", "create", "--name", "ops", "--scopes", "admin",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let admin = json(&out)["key"].as_str().expect("key").to_owned();
+    // The embedded store was not touched: the key lives in the database.
+    assert!(!data.join(ipseity_store::DB_FILE).exists());
+    // Commands other than serve and keys refuse a database rather than ignore it.
+    let (code, out, _) = run(ipseity(&data)
+        .env("IPSEITY_DATABASE_URL", url)
+        .args(["--json", "list"]));
+    assert_eq!((code, error_code(&out).as_str()), (2, "usage"), "{out}");
+
+    let mut child = ipseity(&data)
+        .env("IPSEITY_MODELS_DIR", &models)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve printed its address")
+            .expect("line");
+        if let Some(a) = line.split("http://").nth(1) {
+            assert!(line.contains("postgres"), "{line}");
+            break a.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get(&addr, "/readyz", None).0 != 200 {
+        assert!(Instant::now() < deadline, "not ready in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = get(&addr, "/v1/audit", Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("key_create"), "{body}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    assert!(
+        status.success(),
+        "a clean stop on PostgreSQL too: {status:?}"
+    );
 }
