@@ -4,13 +4,15 @@
 //! ```sh
 //! IPSEITY_MODELS_DIR=... IPSEITY_TEST_IMAGES=... \
 //!   cargo bench -p ipseity-server --bench service -- [--gallery N] [--requests R]
-//!     [--face-requests F] [--time-limit S]
+//!     [--face-requests F] [--time-limit S] [--database URL] [--skip-faces]
 //! ```
 //!
 //! - Fingers (ISO records) and faces (the face_recognition portraits): enrol, verify and
 //!   identify at 1, 4 and 16 concurrent clients; each client is a keep-alive HTTP/1.1
 //!   connection sending `R` requests at most (`F` for faces, default `R/4`: a face
 //!   analysis takes seconds on a small CPU), and a scenario stops at the time limit.
+//! - `--database URL`: the service on PostgreSQL (an empty database) instead of the
+//!   embedded store; `--skip-faces` leaves out the face scenarios (seconds per analysis).
 //! - `--gallery N`: bulk-loads N synthetic face templates (face-shaped: clustered
 //!   identities around a shared direction) into the store, measures the start-up to ready
 //!   (the galleries loaded from the store) and the p50/p99 of face identify against them,
@@ -30,7 +32,7 @@ use base64::Engine as _;
 use ipseity_core::{Modality, OperatingPoint, Scope, SubjectId, Template};
 use ipseity_finger::{iso, FingerPosition, FingerTemplate, Minutia, MinutiaKind};
 use ipseity_server::{Limits, Models, Service};
-use ipseity_store::Store;
+use ipseity_store::{Backend, PgStore, Store};
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 
@@ -45,6 +47,8 @@ struct Args {
     requests: usize,
     face_requests: Option<usize>,
     time_limit: Duration,
+    database: Option<String>,
+    skip_faces: bool,
 }
 
 fn args() -> Args {
@@ -52,11 +56,19 @@ fn args() -> Args {
         gallery: 0,
         requests: 100,
         face_requests: None,
+        database: None,
+        skip_faces: false,
         time_limit: Duration::from_secs(60),
     };
     let v: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < v.len() {
+        if v[i] == "--skip-faces" {
+            a.skip_faces = true;
+        }
+        if v[i] == "--database" {
+            a.database = v.get(i + 1).cloned();
+        }
         let next = v.get(i + 1).and_then(|x| x.parse::<u64>().ok());
         match (v[i].as_str(), next) {
             ("--gallery", Some(n)) => a.gallery = n as usize,
@@ -234,7 +246,7 @@ fn calibration() -> ipseity_finger::fusion::ScoreCalibration {
 }
 
 /// Fills the store with `n` synthetic face templates, 10,000 subjects a transaction.
-fn bulk_load(store: &mut Store, n: usize) {
+fn bulk_load(store: &mut dyn Backend, n: usize) {
     let set = ipseity_index::synth::face_set(&ipseity_index::synth::FaceParams::new(n, 128), 0);
     let t0 = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
@@ -262,9 +274,13 @@ fn main() {
     let engine = face_engine();
     let images = std::env::var_os("IPSEITY_TEST_IMAGES").map(PathBuf::from);
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
+    let mut store: Box<dyn Backend> = match &a.database {
+        Some(url) => Box::new(PgStore::open(url, dir.path()).unwrap()),
+        None => Box::new(Store::open(dir.path()).unwrap()),
+    };
+    println!("backend                      {}", store.backend_name());
     if a.gallery > 0 {
-        bulk_load(&mut store, a.gallery);
+        bulk_load(&mut *store, a.gallery);
     }
     let all = [Scope::Enrol, Scope::Verify, Scope::Identify, Scope::Admin];
     let (_, key) = store
@@ -275,7 +291,7 @@ fn main() {
         .build()
         .unwrap();
     let service = Service::new(
-        Box::new(store),
+        store,
         Models {
             face: engine.clone(),
             point: POINT,
@@ -405,8 +421,10 @@ fn main() {
     }
 
     // ---- faces.
-    let (Some(engine), Some(images)) = (engine, images) else {
-        println!("faces: skipped (set IPSEITY_MODELS_DIR and IPSEITY_TEST_IMAGES)");
+    let (Some(engine), Some(images), false) = (engine, images, a.skip_faces) else {
+        println!(
+            "faces: skipped (--skip-faces, or IPSEITY_MODELS_DIR / IPSEITY_TEST_IMAGES unset)"
+        );
         return;
     };
     let face_requests = a.face_requests.unwrap_or(a.requests / 4);
