@@ -139,13 +139,19 @@ pub struct KeyRevokeArgs {
 /// `ipseity serve`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0: any free port, printed at start). This build has
-    /// no TLS, so only loopback addresses are accepted unless --insecure-listen
+    /// Address to listen on (port 0: any free port, printed at start). Without TLS only
+    /// loopback addresses are accepted, unless --insecure-listen
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Listen on a non-loopback address without TLS (behind a TLS-terminating proxy)
     #[arg(long)]
     pub insecure_listen: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Most image or record bytes one request may carry
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,

@@ -143,6 +143,22 @@ fn serve_owns_the_store_answers_and_stops_cleanly() {
     // Without TLS, a non-loopback address needs an explicit flag.
     let (code, out, _) = run(ipseity(&data).args(["--json", "serve", "--listen", "0.0.0.0:0"]));
     assert_eq!((code, error_code(&out).as_str()), (2, "usage"), "{out}");
+    // A certificate needs its key; unreadable PEM files are a clear refusal, not a panic.
+    let (code, _, _) = run(ipseity(&data).args(["serve", "--tls-cert", "c.pem"]));
+    assert_eq!(code, 2);
+    let bad = tmp.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").expect("write");
+    let (code, out, _) = run(ipseity(&data).env("IPSEITY_MODELS_DIR", &models).args([
+        "--json",
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--tls-cert",
+        bad.to_str().expect("utf-8"),
+        "--tls-key",
+        bad.to_str().expect("utf-8"),
+    ]));
+    assert_eq!((code, error_code(&out).as_str()), (2, "tls"), "{out}");
 }
 
 #[path = "../../ipseity-store/tests/support/backends.rs"]

@@ -53,6 +53,17 @@ pub enum AuditEvent {
         /// How many references (fingers) took part; `None` where that has no meaning.
         compared: Option<usize>,
     },
+    /// A 1:1 verification with a face and fingers, each decided, the two fused.
+    VerifiedFused {
+        /// The fused decision.
+        decision: Decision,
+        /// The face's own decision.
+        face: Decision,
+        /// The fingers' own decision.
+        finger: Decision,
+        /// How many fingers took part.
+        compared: usize,
+    },
     /// A 1:N search: the best decision among the candidates returned (`None`: no candidate).
     Identified {
         /// The modality searched.
@@ -136,7 +147,7 @@ impl AuditEvent {
             | AuditEvent::EnrolmentRefused { .. }
             | AuditEvent::DuplicateAllowed { .. } => "enroll",
             AuditEvent::TemplatesAdded { .. } => "add_templates",
-            AuditEvent::Verified { .. } => "verify",
+            AuditEvent::Verified { .. } | AuditEvent::VerifiedFused { .. } => "verify",
             AuditEvent::Identified { .. } => "identify",
             AuditEvent::Deduplicated { .. } => "dedup",
             AuditEvent::Erased { .. } => "erase",
@@ -157,7 +168,9 @@ impl AuditEvent {
             AuditEvent::AccessDenied { .. } => "denied".into(),
             AuditEvent::EnrolmentRefused { .. } => "refused".into(),
             AuditEvent::DuplicateAllowed { .. } => "duplicate_allowed".into(),
-            AuditEvent::Verified { decision, .. } => decision.to_string(),
+            AuditEvent::Verified { decision, .. } | AuditEvent::VerifiedFused { decision, .. } => {
+                decision.to_string()
+            }
             AuditEvent::Identified { best, .. } => {
                 best.map_or_else(|| "no_match".into(), |d| d.to_string())
             }
@@ -207,6 +220,15 @@ impl AuditEvent {
                     None => r,
                 }
             }
+            AuditEvent::VerifiedFused {
+                face,
+                finger,
+                compared,
+                ..
+            } => write!(
+                d,
+                "modality=face+finger face={face} finger={finger} compared={compared}"
+            ),
             AuditEvent::Identified {
                 modality,
                 candidates,

@@ -15,5 +15,6 @@ pub mod face;
 pub mod finger;
 pub mod gallery;
 pub mod identify;
+pub mod verify;
 
 pub use error::{EngineError, Result};

@@ -13,6 +13,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+
+use crate::body::Body;
 use base64::Engine as _;
 use ipseity_core::{ApiKey, AuditEvent, Decision, Modality, Scope, SubjectId, Template};
 use ipseity_engine::face::{self, FaceEnrolment};
@@ -74,7 +76,7 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
     (
         "POST",
         "/v1/subjects/{id}/faces",
-        "Enrol a new subject from face images (base64); searched for duplicates first.",
+        "Enrol a new subject from face images (base64 JSON or multipart); searched for duplicates first.",
         Some(Scope::Enrol),
     ),
     (
@@ -86,7 +88,7 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
     (
         "POST",
         "/v1/subjects/{id}/verify",
-        "1:1: is the person presenting this subject? A decision, never a score.",
+        "1:1 by face, fingers, or both fused: is the person presenting this subject? A decision, never a score.",
         Some(Scope::Verify),
     ),
     (
@@ -195,6 +197,14 @@ pub fn openapi_document() -> serde_json::Value {
         });
         if let Some(scope) = scope {
             op["security"] = json!([{ "apiKey": [scope.as_str()] }]);
+        }
+        if *method == "POST" {
+            // Every POST takes the same fields as JSON (files base64) or as form data
+            // (files as parts: `images`, `face`, `finger:<position>`); see `body.rs`.
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": {}, "multipart/form-data": {} }
+            });
         }
         if path.contains("{id}") {
             op["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
@@ -458,7 +468,7 @@ async fn enrol_faces(
     State(s): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(req): Json<EnrolFaces>,
+    Body(req): Body<EnrolFaces>,
 ) -> Result<(StatusCode, Json<Enrolled>), Problem> {
     let purpose = purpose_of(&req.purpose)?.to_owned();
     authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?;
@@ -530,7 +540,7 @@ async fn enrol_fingers(
     State(s): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(req): Json<EnrolFingers>,
+    Body(req): Body<EnrolFingers>,
 ) -> Result<(StatusCode, Json<Enrolled>), Problem> {
     let purpose = purpose_of(&req.purpose)?.to_owned();
     authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?;
@@ -604,90 +614,175 @@ fn one_modality(p: Probe) -> Result<(String, ProbeSample, bool, Option<usize>), 
 struct Verification {
     subject: SubjectId,
     decision: Decision,
-    modality: Modality,
+    /// The modality compared; absent when both were (see `parts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modality: Option<Modality>,
     operating_point: String,
+    /// With a face and fingers: each modality's own decision, fused into `decision`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<Part>,
+}
+
+#[derive(Serialize)]
+struct Part {
+    modality: Modality,
+    decision: Decision,
+    operating_point: String,
+}
+
+/// 1:1 by face: the best similarity to the subject's face templates, at the policy's point.
+fn verify_face(
+    s: &Service,
+    subject: &SubjectId,
+    refs: &[Template],
+    bytes: &[u8],
+    largest: bool,
+) -> Result<Part, Problem> {
+    let refs: Vec<_> = refs
+        .iter()
+        .filter(|t| t.modality == Modality::Face && t.model == ipseity_face::MODEL_ID)
+        .collect();
+    if refs.is_empty() {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_templates",
+            format!("subject {subject} has no face templates"),
+        ));
+    }
+    let (probe, _) = face_template(s, bytes, largest)?;
+    let best = refs
+        .iter()
+        .map(|t| ipseity_face::similarity(&probe.vector, &t.vector))
+        .fold(f32::NEG_INFINITY, f32::max);
+    Ok(Part {
+        modality: Modality::Face,
+        decision: s.models.point.decide(best),
+        operating_point: s.models.point_description.clone(),
+    })
+}
+
+/// 1:1 by fingers: the calibrated, fused false-match rate of the fingers compared.
+fn verify_fingers(
+    s: &Service,
+    subject: &SubjectId,
+    refs: &[Template],
+    fingers: &[FingerIn],
+) -> Result<(Part, usize), Problem> {
+    let refs = efinger::decode_stored(refs.iter().map(|t| (subject.clone(), t.clone())))?;
+    if refs.is_empty() {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_templates",
+            format!("subject {subject} has no fingerprint templates"),
+        ));
+    }
+    let samples = finger_samples(fingers, s.limits.max_samples)?;
+    let g = efinger::build_gallery(&refs, s.models.finger_calibration.clone())?;
+    let m = g
+        .verify(subject, &probes(&samples))
+        .filter(|m| m.fingers_compared > 0)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_templates",
+                "no enrolled finger at the positions given",
+            )
+        })?;
+    Ok((
+        Part {
+            modality: Modality::Fingerprint,
+            decision: FmrPolicy::default().decide(m.fmr),
+            operating_point: format!("FMR {:e} per comparison", FmrPolicy::default().accept_fmr),
+        },
+        m.fingers_compared,
+    ))
 }
 
 async fn verify(
     State(s): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(req): Json<Probe>,
+    Body(req): Body<Probe>,
 ) -> Result<Json<Verification>, Problem> {
-    let (purpose, sample, largest, _) = one_modality(req)?;
+    let purpose = purpose_of(&req.purpose)?.to_owned();
+    let face = req
+        .face
+        .as_deref()
+        .map(|f| b64("the face", f))
+        .transpose()?;
+    let fingers = req.fingers;
+    if face.is_none() && fingers.is_none() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "usage",
+            "give `face`, `fingers`, or both",
+        ));
+    }
+    let largest = req.largest;
     authorize(&s, &headers, Scope::Verify, Some(&purpose)).await?;
     let subject = subject_id(id)?;
     heavy(&s, move |s| {
         let refs = s.store_lock()?.templates(&subject)?;
-        let (decision, modality, compared, op) = match sample {
-            ProbeSample::Face(bytes) => {
-                let refs: Vec<_> = refs
-                    .into_iter()
-                    .filter(|t| t.modality == Modality::Face && t.model == ipseity_face::MODEL_ID)
-                    .collect();
-                if refs.is_empty() {
-                    return Err(Problem::new(
-                        StatusCode::NOT_FOUND,
-                        "no_templates",
-                        format!("subject {subject} has no face templates"),
-                    ));
-                }
-                let (probe, _) = face_template(s, &bytes, largest)?;
-                let best = refs
-                    .iter()
-                    .map(|t| ipseity_face::similarity(&probe.vector, &t.vector))
-                    .fold(f32::NEG_INFINITY, f32::max);
+        let face = face
+            .map(|b| verify_face(s, &subject, &refs, &b, largest))
+            .transpose()?;
+        let fingers = fingers
+            .map(|f| verify_fingers(s, &subject, &refs, &f))
+            .transpose()?;
+        let (event, answer) = match (face, fingers) {
+            (Some(f), None) => (
+                AuditEvent::Verified {
+                    modality: Modality::Face,
+                    decision: f.decision,
+                    compared: None,
+                },
+                Verification {
+                    subject: subject.clone(),
+                    decision: f.decision,
+                    modality: Some(Modality::Face),
+                    operating_point: f.operating_point,
+                    parts: Vec::new(),
+                },
+            ),
+            (None, Some((p, compared))) => (
+                AuditEvent::Verified {
+                    modality: Modality::Fingerprint,
+                    decision: p.decision,
+                    compared: Some(compared),
+                },
+                Verification {
+                    subject: subject.clone(),
+                    decision: p.decision,
+                    modality: Some(Modality::Fingerprint),
+                    operating_point: p.operating_point,
+                    parts: Vec::new(),
+                },
+            ),
+            (Some(f), Some((p, compared))) => {
+                let decision = ipseity_engine::verify::fuse(f.decision, p.decision);
                 (
-                    s.models.point.decide(best),
-                    Modality::Face,
-                    None,
-                    s.models.point_description.clone(),
+                    AuditEvent::VerifiedFused {
+                        decision,
+                        face: f.decision,
+                        finger: p.decision,
+                        compared,
+                    },
+                    Verification {
+                        subject: subject.clone(),
+                        decision,
+                        modality: None,
+                        operating_point: "accept only when both modalities accept at their own \
+                                          points; a conflict needs review"
+                            .into(),
+                        parts: vec![f, p],
+                    },
                 )
             }
-            ProbeSample::Fingers(fingers) => {
-                let refs = efinger::decode_stored(refs.into_iter().map(|t| (subject.clone(), t)))?;
-                if refs.is_empty() {
-                    return Err(Problem::new(
-                        StatusCode::NOT_FOUND,
-                        "no_templates",
-                        format!("subject {subject} has no fingerprint templates"),
-                    ));
-                }
-                let samples = finger_samples(&fingers, s.limits.max_samples)?;
-                let g = efinger::build_gallery(&refs, s.models.finger_calibration.clone())?;
-                let m = g
-                    .verify(&subject, &probes(&samples))
-                    .filter(|m| m.fingers_compared > 0)
-                    .ok_or_else(|| {
-                        Problem::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "no_templates",
-                            "no enrolled finger at the positions given",
-                        )
-                    })?;
-                (
-                    FmrPolicy::default().decide(m.fmr),
-                    Modality::Fingerprint,
-                    Some(m.fingers_compared),
-                    format!("FMR {:e} per comparison", FmrPolicy::default().accept_fmr),
-                )
-            }
+            (None, None) => return Err(poisoned()),
         };
-        s.store_lock()?.record_audit(
-            &AuditEvent::Verified {
-                modality,
-                decision,
-                compared,
-            },
-            Some(&subject),
-            Some(&purpose),
-        )?;
-        Ok(Json(Verification {
-            subject,
-            decision,
-            modality,
-            operating_point: op,
-        }))
+        s.store_lock()?
+            .record_audit(&event, Some(&subject), Some(&purpose))?;
+        Ok(Json(answer))
     })
     .await
 }
@@ -708,7 +803,7 @@ struct Identification {
 async fn identify_route(
     State(s): State<Shared>,
     headers: HeaderMap,
-    Json(req): Json<Probe>,
+    Body(req): Body<Probe>,
 ) -> Result<Json<Identification>, Problem> {
     let (purpose, sample, largest, top) = one_modality(req)?;
     authorize(&s, &headers, Scope::Identify, Some(&purpose)).await?;

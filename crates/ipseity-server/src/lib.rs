@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod body;
 mod metrics;
 mod owner;
 mod problem;
@@ -37,6 +38,9 @@ pub enum ServeError {
     /// The address is not loopback and plain HTTP was not explicitly allowed.
     #[error("{0} is not a loopback address; without TLS the service listens on loopback only")]
     NotLoopback(SocketAddr),
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS certificate or key: {0}")]
+    Tls(std::io::Error),
     /// Binding or serving failed.
     #[error("serving on {addr}: {source}")]
     Io {
@@ -65,7 +69,49 @@ pub async fn serve(
         .map_err(|source| ServeError::Io { addr, source })
 }
 
-/// Refuses a non-loopback address unless `insecure` (this build has no TLS).
+/// The PEM files `ipseity serve --tls-cert --tls-key` names.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+}
+
+/// [`serve`] over TLS (rustls, TLS 1.2 and 1.3, the `ring` provider): the same routes,
+/// the same graceful stop.
+pub async fn serve_tls(
+    service: Arc<Service>,
+    listener: tokio::net::TcpListener,
+    tls: &TlsFiles,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(ServeError::Tls)?;
+    let io = |source| ServeError::Io { addr, source };
+    let std_listener = listener.into_std().map_err(io)?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        // No deadline: requests in flight finish, as over plain HTTP.
+        stopper.graceful_shutdown(None);
+    });
+    axum_server::tls_rustls::from_tcp_rustls(std_listener, config)
+        .map_err(io)?
+        .handle(handle)
+        .serve(router(service).into_make_service())
+        .await
+        .map_err(io)
+}
+
+/// Refuses a non-loopback address for plain HTTP unless `insecure`; with TLS any
+/// address is accepted.
 pub fn check_listen(addr: SocketAddr, insecure: bool) -> Result<(), ServeError> {
     if addr.ip().is_loopback() || insecure {
         Ok(())

@@ -111,14 +111,46 @@ async fn call(
     key: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, String, Value) {
+    let body = body.map(|b| ("application/json".to_owned(), b.to_string().into_bytes()));
+    call_raw(s, method, path, key, body).await
+}
+
+/// A `multipart/form-data` body: `(name, bytes, is_file)` parts.
+fn multipart(parts: &[(&str, &[u8], bool)]) -> (String, Vec<u8>) {
+    let boundary = "ipseity-test-boundary-7d3f";
+    let mut b = Vec::new();
+    for (name, data, file) in parts {
+        b.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let filename = if *file {
+            "; filename=\"sample.bin\""
+        } else {
+            ""
+        };
+        b.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n").as_bytes(),
+        );
+        b.extend_from_slice(data);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+async fn call_raw(
+    s: &Arc<Service>,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<(String, Vec<u8>)>,
+) -> (StatusCode, String, Value) {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
     let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string()))
+        Some((ctype, b)) => req
+            .header("content-type", ctype)
+            .body(Body::from(b))
             .unwrap(),
         None => req.body(Body::empty()).unwrap(),
     };
@@ -533,5 +565,130 @@ async fn sixteen_concurrent_enrolments_of_one_face_enrol_exactly_one() {
         .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["decision"], "accept");
+
+        // Face and fingers together: each decides, both must accept.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        let (own, other) = (finger_record(&mut rng), finger_record(&mut rng));
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            &format!("/v1/subjects/{winner}/fingers"),
+            Some(&k.enrol),
+            Some(json!({ "purpose": "onboarding", "fingers": fingers(&own) })),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let fused = |finger: &str| json!({ "purpose": "onboarding", "face": obama2, "fingers": fingers(finger) });
+        let path = format!("/v1/subjects/{winner}/verify");
+        let (st, _, v) = call(&s, "POST", &path, Some(&k.enrol), Some(fused(&own))).await;
+        assert_eq!(
+            (st, v["decision"].as_str()),
+            (StatusCode::OK, Some("accept")),
+            "{v}"
+        );
+        assert_eq!(v["parts"].as_array().map(Vec::len), Some(2), "{v}");
+        assert!(v.get("modality").is_none(), "{v}");
+        // The face accepts but the fingers do not: a person decides.
+        let (st, _, v) = call(&s, "POST", &path, Some(&k.enrol), Some(fused(&other))).await;
+        assert_eq!(
+            (st, v["decision"].as_str()),
+            (StatusCode::OK, Some("needs_review")),
+            "{v}"
+        );
+        assert_eq!(v["parts"][1]["decision"], "reject", "{v}");
+        let (_, _, v) = call(&s, "GET", "/v1/audit?limit=1", Some(&k.admin), None).await;
+        let last = &v["entries"][0];
+        assert_eq!(
+            (last["operation"].as_str(), last["outcome"].as_str()),
+            (Some("verify"), Some("needs_review"))
+        );
+        assert_eq!(
+            last["detail"],
+            "modality=face+finger face=accept finger=reject compared=1"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_and_records_may_come_as_multipart_form_data() {
+    let place = Place::sqlite();
+    let (s, k) = service(&place, None);
+    sync(|| s.load_galleries()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let rec = finger_record(&mut rng);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&rec)
+        .unwrap();
+    let body = multipart(&[
+        ("purpose", b"onboarding", false),
+        ("finger:right-index", &raw, true),
+    ]);
+    let (st, _, v) = call_raw(
+        &s,
+        "POST",
+        "/v1/subjects/mp/fingers",
+        Some(&k.enrol),
+        Some(body),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["templates"], 1);
+    // The same record verifies, sent either way.
+    let body = multipart(&[
+        ("purpose", b"onboarding", false),
+        ("finger:right-index", &raw, true),
+    ]);
+    let (st, _, v) = call_raw(
+        &s,
+        "POST",
+        "/v1/subjects/mp/verify",
+        Some(&k.enrol),
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        (st, v["decision"].as_str()),
+        (StatusCode::OK, Some("accept")),
+        "{v}"
+    );
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/mp/verify",
+        Some(&k.enrol),
+        Some(json!({ "purpose": "onboarding", "fingers": fingers(&rec) })),
+    )
+    .await;
+    assert_eq!(
+        (st, v["decision"].as_str()),
+        (StatusCode::OK, Some("accept")),
+        "{v}"
+    );
+    // A malformed field, a broken body and another media type are problems, not panics.
+    let body = multipart(&[("purpose", b"onboarding", false), ("top", b"many", false)]);
+    let (st, ctype, v) = call_raw(&s, "POST", "/v1/identify", Some(&k.enrol), Some(body)).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_body")),
+        "{v}"
+    );
+    assert_eq!(ctype, "application/problem+json");
+    let broken = (
+        "multipart/form-data; boundary=x".to_owned(),
+        b"--x\r\nnonsense".to_vec(),
+    );
+    let (st, _, v) = call_raw(&s, "POST", "/v1/identify", Some(&k.enrol), Some(broken)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let xml = ("application/xml".to_owned(), b"<probe/>".to_vec());
+    let (st, _, v) = call_raw(&s, "POST", "/v1/identify", Some(&k.enrol), Some(xml)).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    // Nothing was enrolled by the refused requests.
+    let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
+    assert_eq!(v["subjects"].as_array().unwrap().len(), 1);
 }

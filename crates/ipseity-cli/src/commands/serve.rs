@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ipseity_server::{Limits, Models, OwnerLock, Service};
+use ipseity_server::{Limits, Models, OwnerLock, Service, TlsFiles};
 use ipseity_store::{Backend, PgStore, Store};
 
 use crate::args::ServeArgs;
@@ -13,12 +13,21 @@ use crate::context::Ctx;
 use crate::error::{CliError, ExitStatus};
 
 pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
-    ipseity_server::check_listen(args.listen, args.insecure_listen).map_err(|e| {
-        CliError::input(
-            "usage",
-            format!("{e}; pass --insecure-listen behind a TLS proxy"),
-        )
-    })?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    if tls.is_none() {
+        ipseity_server::check_listen(args.listen, args.insecure_listen).map_err(|e| {
+            CliError::input(
+                "usage",
+                format!("{e}; give --tls-cert and --tls-key, or pass --insecure-listen behind a TLS proxy"),
+            )
+        })?;
+    }
     let _owner = OwnerLock::acquire(&ctx.data_dir)
         .map_err(|e| CliError::input("store_in_use", e.to_string()))?;
     // The owner lock is held first, so the embedded store is opened by its owner only.
@@ -60,13 +69,14 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         ctx.out.note(&format!(
-            "ipseity serve: listening on http://{addr} ({backend} store)"
+            "ipseity serve: listening on {scheme}://{addr} ({backend} store)"
         ));
         // Ready only once the galleries are in memory; /livez answers meanwhile.
         let loader = service.clone();
@@ -80,7 +90,19 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
                 Err(e) => eprintln!("ipseity serve: loading the galleries failed: {e}"),
             }
         });
-        ipseity_server::serve(service, listener, shutdown_signal()).await?;
+        match &tls {
+            Some(files) => {
+                ipseity_server::serve_tls(service, listener, files, shutdown_signal())
+                    .await
+                    .map_err(|e| match e {
+                        ipseity_server::ServeError::Tls(_) => {
+                            anyhow::Error::new(CliError::input("tls", e.to_string()))
+                        }
+                        e => e.into(),
+                    })?;
+            }
+            None => ipseity_server::serve(service, listener, shutdown_signal()).await?,
+        }
         ctx.out.note("ipseity serve: stopped");
         anyhow::Ok(())
     })?;
