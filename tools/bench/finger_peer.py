@@ -92,7 +92,7 @@ def threshold_for_fmr(sorted_impostor, fmr):
 
 
 def summarize(genuine, impostor):
-    """EER and FNMR at FMR 1e-3 / 1e-4, as ipseity-eval computes them."""
+    """EER and FNMR at FMR 1e-2 / 1e-3 / 1e-4, as ipseity-eval computes them."""
     if not genuine or not impostor:
         raise ValueError("need at least one genuine and one impostor score")
     points = det_curve(genuine, impostor)
@@ -118,6 +118,7 @@ def summarize(genuine, impostor):
                 hi = mid
         return lo / len(g)
 
+    t2 = threshold_for_fmr(im, 1e-2)
     t3 = threshold_for_fmr(im, 1e-3)
     t4 = threshold_for_fmr(im, 1e-4)
     zero_fmr_t = math.nextafter(float(im[-1]), math.inf)
@@ -126,6 +127,7 @@ def summarize(genuine, impostor):
         "impostor": len(im),
         "eer": eer,
         "eer_threshold": points[b][0],
+        "fnmr_at_fmr_1e2": None if t2 is None else fnmr_at(t2),
         "fnmr_at_fmr_1e3": None if t3 is None else fnmr_at(t3),
         "fnmr_at_fmr_1e4": None if t4 is None else fnmr_at(t4),
         "threshold_at_fmr_1e3": t3,
@@ -306,7 +308,7 @@ def load_set(directory, fingers, impressions):
     return dict(sorted(found.items()))
 
 
-def new_extractor():
+def new_extractor(ppi=None):
     import nbis
 
     settings = nbis.NbisExtractorSettings(
@@ -315,7 +317,7 @@ def new_extractor():
         get_center=False,
         check_fingerprint=False,
         compute_nfiq2=False,
-        ppi=None,
+        ppi=ppi,
     )
     return nbis.new_nbis_extractor(settings)
 
@@ -454,6 +456,7 @@ def main():
     ap.add_argument("--fingers", type=int, help="use fingers 1..N only")
     ap.add_argument("--impressions", type=int, help="use impressions 1..K only")
     ap.add_argument("--impostors", choices=["fvc", "all"], default="fvc")
+    ap.add_argument("--ppi", type=int, help="the images' resolution (default: NBIS's 500)")
     ap.add_argument("--scores-csv", help="also write kind,finger_a,imp_a,finger_b,imp_b,score")
     ap.add_argument("--synth", action="store_true", help="first write a synthetic development set into --dir")
     ap.add_argument("--seed", type=int, default=7, help="seed of --synth")
@@ -469,7 +472,7 @@ def main():
 
     sets = load_set(args.dir, args.fingers, args.impressions)
     items = [((f, k), sets[f][k]) for f in sets for k in sorted(sets[f])]
-    extractor = new_extractor()
+    extractor = new_extractor(args.ppi)
 
     # Warm-up: the first call initialises the library's tables.
     with open(items[0][1], "rb") as fh:
@@ -505,7 +508,7 @@ def main():
             "version": md.version("nbis-py"),
             "extractor": "mindtct",
             "matcher": "bozorth3",
-            "settings": {"min_quality": 0.0, "ppi": 500, "nfiq2": False},
+            "settings": {"min_quality": 0.0, "ppi": args.ppi or 500, "nfiq2": False},
             "score": "bozorth3 integer score, higher is more similar",
         },
         "host": {

@@ -171,14 +171,16 @@ pub enum FingerCommand {
     Synth(FingerSynthArgs),
     /// Extract minutiae from an impression and write an ISO/IEC 19794-2 or ANSI INCITS 378 record
     Extract(FingerExtractArgs),
-    /// Enrol a subject's fingers (500-ppi images: PNG, TIFF, BMP, WSQ; or ISO/ANSI records)
+    /// Enrol a subject's fingers (images: PNG, TIFF, BMP, WSQ at 300-1000 ppi; or ISO/ANSI records)
     Enroll(FingerEnrollArgs),
     /// Compare fingers with one enrolled subject (1:1); prints a decision, never a score
     Verify(FingerVerifyArgs),
     /// Search the enrolled subjects for fingers (1:N); prints candidates and decisions
     Identify(FingerIdentifyArgs),
-    /// Evaluation over a synthetic set (FVC protocol): EER, FNMR at FMR 1e-3 and 1e-4,
-    /// DET plot, extraction accuracy against ground truth, speed; optionally calibrates
+    /// Evaluation over a set of impressions, real or synthetic (FVC protocol, or every
+    /// cross-finger pair): EER, FNMR at FMR 1e-2, 1e-3 and 1e-4, failures to extract with
+    /// their reasons, DET plot, extraction accuracy against ground truth where given,
+    /// speed; optionally calibrates
     Eval(FingerEvalArgs),
 }
 
@@ -225,7 +227,7 @@ pub enum RecordFormat {
 /// `ipseity finger extract`
 #[derive(Debug, Args)]
 pub struct FingerExtractArgs {
-    /// The impression (500 ppi grayscale: PNG, TIFF, BMP or WSQ)
+    /// The impression (grayscale PNG, TIFF, BMP or WSQ; its resolution from its header)
     #[arg(long, value_name = "FILE")]
     pub image: PathBuf,
     /// Finger position (right-thumb ... left-little, or its code 0-10)
@@ -237,6 +239,10 @@ pub struct FingerExtractArgs {
     /// Where to write the record (it holds biometric data)
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Resolution of the impressions (and records) given, overriding their headers:
+    /// for files whose header is missing or wrong (300 to 1000 ppi; resampled to 500)
+    #[arg(long, value_name = "PPI")]
+    pub ppi: Option<u16>,
 }
 
 /// `ipseity finger enroll`
@@ -252,6 +258,10 @@ pub struct FingerEnrollArgs {
     /// Enrol even if the fingers match another subject (recorded in the audit log)
     #[arg(long)]
     pub allow_duplicate: bool,
+    /// Resolution of the impressions (and records) given, overriding their headers:
+    /// for files whose header is missing or wrong (300 to 1000 ppi; resampled to 500)
+    #[arg(long, value_name = "PPI")]
+    pub ppi: Option<u16>,
 }
 
 /// `ipseity finger verify`
@@ -263,6 +273,10 @@ pub struct FingerVerifyArgs {
     /// Probe finger(s) as POSITION=FILE or FILE; several are fused
     #[arg(long, num_args = 1.., required = true, value_name = "POSITION=FILE")]
     pub finger: Vec<String>,
+    /// Resolution of the impressions (and records) given, overriding their headers:
+    /// for files whose header is missing or wrong (300 to 1000 ppi; resampled to 500)
+    #[arg(long, value_name = "PPI")]
+    pub ppi: Option<u16>,
 }
 
 /// `ipseity finger identify`
@@ -274,12 +288,17 @@ pub struct FingerIdentifyArgs {
     /// Most candidates to print
     #[arg(long, default_value_t = DEFAULT_TOP)]
     pub top: usize,
+    /// Resolution of the impressions (and records) given, overriding their headers:
+    /// for files whose header is missing or wrong (300 to 1000 ppi; resampled to 500)
+    #[arg(long, value_name = "PPI")]
+    pub ppi: Option<u16>,
 }
 
 /// `ipseity finger eval`
 #[derive(Debug, Args)]
 pub struct FingerEvalArgs {
-    /// Directory written by `ipseity finger synth` (FFFFF_I.png, optional FFFFF_I.minutiae.json)
+    /// Directory of impressions named FFFFF_I.png (finger, impression), real or written by
+    /// `ipseity finger synth`; optional FFFFF_I.minutiae.json ground truth beside them
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Use only the first N fingers
@@ -294,6 +313,15 @@ pub struct FingerEvalArgs {
     /// Write every genuine and impostor score to this CSV (evaluation only)
     #[arg(long, value_name = "FILE.csv")]
     pub scores: Option<PathBuf>,
+    /// Compare every pair of impressions of different fingers as impostors (instead of
+    /// the FVC protocol's first impressions only): more impostor pairs, so lower FMRs
+    /// can be resolved
+    #[arg(long)]
+    pub all_pairs: bool,
+    /// Resolution of the impressions (and records) given, overriding their headers:
+    /// for files whose header is missing or wrong (300 to 1000 ppi; resampled to 500)
+    #[arg(long, value_name = "PPI")]
+    pub ppi: Option<u16>,
 }
 
 /// `ipseity models ...`

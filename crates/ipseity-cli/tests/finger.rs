@@ -384,6 +384,23 @@ fn eval_reports_rates_truth_and_a_det_plot() {
         (0.0..=0.2).contains(&eer),
         "EER {eer} on 12 synthetic fingers"
     );
+    // 66 impostor pairs cannot resolve an FMR of 1e-2; every cross-finger pair can.
+    assert!(v["native"]["fnmr_at_fmr_1e2"].is_null(), "{v}");
+    let (code, stdout_all, stderr) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "eval",
+        "--all-pairs",
+        "--dir",
+        &prints.display().to_string(),
+        "--det",
+        &det.display().to_string(),
+    ]));
+    assert_eq!(code, 0, "{stdout_all}{stderr}");
+    let all = json(&stdout_all);
+    assert_eq!(all["native"]["genuine"], 12 * 6);
+    assert_eq!(all["native"]["impostor"], 48 * 47 / 2 - 12 * 6);
+    assert!(all["native"]["fnmr_at_fmr_1e2"].is_f64(), "{all}");
     let recall = v["extraction_truth"]["recall"].as_f64().expect("recall");
     assert!(recall > 0.3, "{v}");
     let svg = std::fs::read_to_string(&det).expect("svg");
@@ -402,4 +419,88 @@ fn eval_reports_rates_truth_and_a_det_plot() {
     let w = json(&stdout2);
     assert_eq!(w["native"], v["native"]);
     assert_eq!(w["extraction_truth"], v["extraction_truth"]);
+}
+
+/// A BMP of `img` whose header says `ppi`.
+fn bmp_at(img: &image::GrayImage, ppi: f64) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Bmp)
+        .expect("bmp");
+    let mut bytes = out.into_inner();
+    let per_metre = ((ppi / 0.0254).round() as u32).to_le_bytes();
+    bytes[38..42].copy_from_slice(&per_metre);
+    bytes[42..46].copy_from_slice(&per_metre);
+    bytes
+}
+
+#[test]
+fn resolution_is_read_from_the_header_or_given() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prints = synth(tmp.path(), 1, 2, 9);
+    let data = tmp.path().join("data");
+    // The first impression scanned at 1000 ppi: twice the pixels, and a header that says so.
+    let img = image::open(imp(&prints, 1, 1)).expect("png").to_luma8();
+    let big = image::imageops::resize(
+        &img,
+        img.width() * 2,
+        img.height() * 2,
+        image::imageops::FilterType::Triangle,
+    );
+    let at1000 = tmp.path().join("at1000.bmp");
+    std::fs::write(&at1000, bmp_at(&big, 1000.0)).expect("write");
+    let record = tmp.path().join("r.iso");
+    let extract = |image: &Path, ppi: Option<&str>| {
+        let mut cmd = ipseity(&data);
+        cmd.args(["--json", "finger", "extract", "--image"])
+            .arg(image)
+            .arg("--out")
+            .arg(&record);
+        if let Some(p) = ppi {
+            cmd.args(["--ppi", p]);
+        }
+        run(&mut cmd)
+    };
+    let (code, stdout, stderr) = extract(&at1000, None);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(json(&stdout)["source_ppi"], 1000);
+    // Brought to 500 ppi, the record matches the second impression, taken at 500 ppi.
+    let (code, stdout, stderr) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "erin",
+        "--finger",
+        &format!("right-index={}", record.display()),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "verify",
+        "--subject",
+        "erin",
+        "--finger",
+        &format!("right-index={}", imp(&prints, 1, 2)),
+    ]));
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(json(&stdout)["decision"], "accept");
+
+    // A header that says 72 ppi is refused, unless the caller gives the true resolution.
+    let at72 = tmp.path().join("at72.bmp");
+    std::fs::write(&at72, bmp_at(&big, 72.0)).expect("write");
+    let (code, stdout, _) = extract(&at72, None);
+    assert_eq!(
+        (code, error_code(&stdout).as_str()),
+        (2, "unsupported_resolution"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = extract(&at72, Some("1000"));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, _) = extract(&at72, Some("2400"));
+    assert_eq!(
+        (code, error_code(&stdout).as_str()),
+        (2, "unsupported_resolution"),
+        "{stdout}"
+    );
 }

@@ -25,10 +25,14 @@ pub struct Summary {
     pub eer: f64,
     /// Lowest DET threshold at which FMR <= FNMR, the threshold nearest the EER.
     pub eer_threshold: f32,
+    /// FNMR at FMR = 1e-2, or `None` when there are fewer than 100 impostor scores.
+    pub fnmr_at_fmr_1e2: Option<f64>,
     /// FNMR at FMR = 1e-3, or `None` when there are fewer than 1,000 impostor scores.
     pub fnmr_at_fmr_1e3: Option<f64>,
     /// FNMR at FMR = 1e-4, or `None` when there are fewer than 10,000 impostor scores.
     pub fnmr_at_fmr_1e4: Option<f64>,
+    /// Threshold giving FMR <= 1e-2 (see [`threshold_for_fmr`]), `None` as above.
+    pub threshold_at_fmr_1e2: Option<f32>,
     /// Threshold giving FMR <= 1e-3 (see [`threshold_for_fmr`]), `None` as above.
     pub threshold_at_fmr_1e3: Option<f32>,
     /// Threshold giving FMR <= 1e-4 (see [`threshold_for_fmr`]), `None` as above.
@@ -188,6 +192,7 @@ pub fn summarize(genuine: &[f32], impostor: &[f32]) -> Result<Summary, EvalError
         pa.fmr + s * (pb.fmr - pa.fmr)
     };
 
+    let t2 = threshold_in_sorted(&im, 1e-2);
     let t3 = threshold_in_sorted(&im, 1e-3);
     let t4 = threshold_in_sorted(&im, 1e-4);
     Ok(Summary {
@@ -195,8 +200,10 @@ pub fn summarize(genuine: &[f32], impostor: &[f32]) -> Result<Summary, EvalError
         impostor: im.len(),
         eer,
         eer_threshold: points[b].threshold,
+        fnmr_at_fmr_1e2: t2.map(|t| fnmr_at(&g, t)),
         fnmr_at_fmr_1e3: t3.map(|t| fnmr_at(&g, t)),
         fnmr_at_fmr_1e4: t4.map(|t| fnmr_at(&g, t)),
+        threshold_at_fmr_1e2: t2,
         threshold_at_fmr_1e3: t3,
         threshold_at_fmr_1e4: t4,
     })

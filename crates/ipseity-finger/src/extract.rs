@@ -4,12 +4,15 @@
 //! [`ExtractConfig`]:
 //!
 //! 1. local normalisation (zero mean, unit variance over a 17-px window; ridges positive);
-//! 2. fields on 8-px cells (`field`): gradient structure tensor (orientation and coherence,
-//!    smoothed in the doubled-angle domain), gray-level contrast, an oriented x-signature per
+//! 2. fields on 8-px cells (`field`): gradient structure tensor of a lightly blurred copy
+//!    (orientation and coherence, smoothed in the doubled-angle domain; the blur keeps the
+//!    pores and breaks of dry ridges from scattering it), gray-level contrast, an oriented x-signature per
 //!    cell giving the ridge period (from zero crossings) and the ridge clarity (share of the
 //!    local variance that is constant along the ridges);
 //! 3. segmentation: cells with contrast, coherence and clarity, then opening, closing, hole
-//!    filling and the largest connected component;
+//!    filling and the largest connected component; then the cells with contrast inside the
+//!    orthogonal hull of that area join it, since dry, wet or faint patches of a finger lose
+//!    clarity before they lose contrast, and a hole in the mask vetoes every minutia near it;
 //! 4. the quality score (below) — [`quality`] stops here;
 //! 5. contextual enhancement (`enhance`): per cell, the even Gabor kernel of the quantised
 //!    orientation (16 steps) and period (1.5-px steps), thresholded at zero;
@@ -133,9 +136,9 @@ impl Default for ExtractConfig {
             break_distance: 1.5,
             break_max_angle: 40f32.to_radians(),
             cluster_distance: 0.6,
-            border_margin: 18.0,
+            border_margin: 10.0,
             min_minutia_quality: 10,
-            min_minutiae: 8,
+            min_minutiae: 5,
             min_score: 20,
             min_foreground_fraction: 0.08,
             reference_area: 60_000.0,
@@ -368,17 +371,18 @@ fn score(f: &field::Fields, w: usize, h: usize, cfg: &ExtractConfig) -> QualityR
             ))
         } else {
             Some(format!(
-                "too little finger area: {:.0}% of the image",
+                "too little finger area: {:.0}% of the image; place the finger flat in the \
+                 middle of the sensor",
                 100.0 * fraction
             ))
         }
     } else if score < cfg.min_score {
         let weakest = if c <= o && c <= valid {
-            "ridges blurred or noisy"
+            "ridges blurred or broken (finger too dry or too wet, or the sensor dirty)"
         } else if o <= valid {
-            "ridge flow irregular"
+            "ridge flow irregular (the finger moved, or the sensor is dirty)"
         } else {
-            "ridge spacing unreadable"
+            "ridge spacing unreadable (finger pressed too hard or too lightly)"
         };
         Some(format!(
             "{weakest} (quality {score}, at least {} needed)",
@@ -425,7 +429,8 @@ pub fn extract(
         return Err(ExtractError::LowQuality {
             score: a.report.score,
             reason: format!(
-                "too few reliable minutiae: {} (at least {} needed)",
+                "too few reliable minutiae: {} (at least {} needed); press the finger flat \
+                 over more of the sensor, or take another finger",
                 minutiae.len(),
                 cfg.min_minutiae
             ),

@@ -278,3 +278,17 @@ fn fuzz_corpus_replays_without_panic() {
     }
     assert!(seen >= 3, "expected the seed files in {}", dir.display());
 }
+
+#[test]
+fn a_1000_ppi_wsq_is_brought_to_500_ppi() {
+    use ipseity_finger::sample;
+    let bytes = read("ridges_253x317_r150.wsq");
+    let d = sample::decode_impression_at(&bytes, None).expect("decodes");
+    assert_eq!((d.source_ppi, d.resampled), (1000, true));
+    assert_eq!(d.image.dimensions(), (127, 159));
+    // A caller who knows the header is wrong overrides it.
+    let d = sample::decode_impression_at(&bytes, Some(500)).expect("decodes");
+    assert_eq!((d.source_ppi, d.image.dimensions()), (500, (253, 317)));
+    let e = sample::decode_impression_at(&bytes, Some(2000)).expect_err("refused");
+    assert_eq!(ipseity_core::Classified::code(&e), "unsupported_resolution");
+}

@@ -394,8 +394,10 @@ fn face_template(s: &Service, bytes: &[u8], largest: bool) -> Result<(Template, 
 struct FingerIn {
     /// `right-index`, ..., or `unknown` (default).
     position: Option<String>,
-    /// A 500-ppi impression (PNG, TIFF, BMP, WSQ) or an ISO/ANSI record, base64.
+    /// An impression (PNG, TIFF, BMP, WSQ) or an ISO/ANSI record, base64.
     data: String,
+    /// Its resolution, when its header is missing or wrong (300 to 1000 ppi).
+    ppi: Option<u16>,
 }
 
 fn finger_samples(fingers: &[FingerIn], max: usize) -> Result<Vec<Sample>, Problem> {
@@ -429,7 +431,7 @@ fn finger_samples(fingers: &[FingerIn], max: usize) -> Result<Vec<Sample>, Probl
                 ));
             }
             let bytes = b64("a finger's data", &f.data)?;
-            Ok(sample::load(&bytes, position, &cfg)?)
+            Ok(sample::load_at(&bytes, position, &cfg, f.ppi)?)
         })
         .collect()
 }

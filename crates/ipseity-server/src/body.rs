@@ -4,7 +4,8 @@
 //! A multipart body maps onto the JSON shape: text parts `purpose`, `top`,
 //! `allow_duplicate`, `largest` become those fields; file parts `images` (repeatable) and
 //! `face` become base64 strings; a part named `finger` or `finger:<position>` (for example
-//! `finger:right-index`) becomes one entry of `fingers`. The conversion costs a base64
+//! `finger:right-index`) becomes one entry of `fingers`, and a text part `ppi` gives the
+//! resolution of every finger part. The conversion costs a base64
 //! pass over the image, which is small beside its analysis; in exchange the routes have
 //! one code path and one OpenAPI shape.
 
@@ -20,7 +21,7 @@ use crate::problem::Problem;
 pub(crate) struct Body<T>(pub(crate) T);
 
 const BOOLS: &[&str] = &["allow_duplicate", "largest"];
-const NUMBERS: &[&str] = &["top"];
+const NUMBERS: &[&str] = &["top", "ppi"];
 
 fn bad(code: &'static str, message: impl Into<String>) -> Problem {
     Problem::bad_request(code, message)
@@ -114,6 +115,14 @@ async fn from_multipart(mut mp: Multipart) -> Result<Value, Problem> {
         out.insert("images".into(), Value::Array(images));
     }
     if !fingers.is_empty() {
+        // A `ppi` field gives the resolution of every finger part of the form.
+        if let Some(ppi) = out.remove("ppi") {
+            for f in &mut fingers {
+                if let Value::Object(f) = f {
+                    f.insert("ppi".into(), ppi.clone());
+                }
+            }
+        }
         out.insert("fingers".into(), Value::Array(fingers));
     }
     Ok(Value::Object(out))

@@ -348,7 +348,13 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     for place in sync(|| Place::all("bad_input_gets_a_problem")) {
         let (s, k) = service(&place, None);
         sync(|| s.load_galleries()).unwrap();
+        let rec = finger_record(&mut rand::rngs::StdRng::seed_from_u64(11));
         let cases = [
+            (
+                json!({ "purpose": "onboarding", "fingers": [{ "data": rec, "ppi": 72 }] }),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unsupported_resolution",
+            ),
             (
                 json!({ "purpose": "onboarding", "fingers": [{ "data": "%%%" }] }),
                 StatusCode::BAD_REQUEST,

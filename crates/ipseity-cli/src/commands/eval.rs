@@ -150,6 +150,8 @@ pub fn run(ctx: &Ctx, args: &EvalArgs) -> anyhow::Result<ExitStatus> {
                 det: args.det.clone(),
                 calibrate: args.calibrate,
                 scores: None,
+                all_pairs: false,
+                ppi: None,
             },
         );
     }

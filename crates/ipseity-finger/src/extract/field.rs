@@ -140,6 +140,34 @@ pub(super) fn normalise(px: &[u8], w: usize, h: usize, r: usize) -> Plane {
     Plane { w, h, data: out }
 }
 
+/// Separable 5-tap binomial blur (sigma 1 px), edges clamped.
+fn binomial_blur(p: &Plane) -> Plane {
+    const K: [f32; 5] = [1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0];
+    let (w, h) = (p.w, p.h);
+    let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+    let mut tmp = vec![0f32; w * h];
+    for y in 0..h {
+        let row = &p.data[y * w..(y + 1) * w];
+        for x in 0..w {
+            tmp[y * w + x] = K
+                .iter()
+                .enumerate()
+                .map(|(k, c)| c * row[clamp(x as isize + k as isize - 2, w)])
+                .sum();
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    for y in 0..h {
+        for (k, c) in K.iter().enumerate() {
+            let src = clamp(y as isize + k as isize - 2, h) * w;
+            for x in 0..w {
+                out[y * w + x] += c * tmp[src + x];
+            }
+        }
+    }
+    Plane { w, h, data: out }
+}
+
 /// Separable Gaussian smoothing of a cell field, edges handled by renormalising the weights.
 fn smooth(data: &[f32], cw: usize, ch: usize, sigma: f32) -> Vec<f32> {
     let r = (2.5 * sigma).ceil() as isize;
@@ -191,7 +219,10 @@ pub(super) fn estimate(px: &[u8], norm: &Plane, cfg: &ExtractConfig) -> Fields {
     let mut s1 = vec![0f32; nc];
     let mut s2 = vec![0f32; nc];
     let mut cnt = vec![0f32; nc];
-    let d = &norm.data;
+    // Gradients of a lightly blurred copy: the pores and breaks of dry ridges and sensor
+    // noise are finer than a ridge, and left in they scatter the tensor's orientation.
+    let blurred = binomial_blur(norm);
+    let d = &blurred.data;
     // Row by row and cell by cell, accumulating in locals: the per-pixel cell lookup and
     // read-modify-write of six arrays cost more than the Sobel arithmetic.
     for y in 0..h {
@@ -317,7 +348,13 @@ pub(super) fn estimate(px: &[u8], norm: &Plane, cfg: &ExtractConfig) -> Fields {
                 && period_valid[i]
         })
         .collect();
-    let mask = clean_mask(&fg, cw, ch);
+    let ridged = clean_mask(&fg, cw, ch);
+    // Dry, wet or faint patches inside a finger lose clarity or coherence (dotted or merged
+    // ridges) but not contrast; cutting them out leaves holes whose edges then veto every
+    // minutia near them. The finger is roughly convex, so cells with contrast inside the
+    // hull of the clearly ridged area are finger too.
+    let contrasty: Vec<bool> = contrast.iter().map(|&c| c >= contrast_floor).collect();
+    let mask = fill_hull(&ridged, &contrasty, cw, ch);
 
     let period = fill_period(&period, &period_valid, &mask, cw, ch, cfg.default_period);
 
@@ -451,6 +488,33 @@ fn clean_mask(fg: &[bool], cw: usize, ch: usize) -> Vec<bool> {
     }
     let filled: Vec<bool> = outside.iter().map(|o| !o).collect();
     largest_component(&filled, cw, ch)
+}
+
+/// `m` plus the cells of `allowed` inside `m`'s orthogonal hull (between its first and last
+/// cell on both the row and the column), kept to the component that holds `m`.
+fn fill_hull(m: &[bool], allowed: &[bool], cw: usize, ch: usize) -> Vec<bool> {
+    let mut rows = vec![(usize::MAX, 0usize); ch];
+    let mut cols = vec![(usize::MAX, 0usize); cw];
+    for cy in 0..ch {
+        for cx in 0..cw {
+            if m[cy * cw + cx] {
+                rows[cy] = (rows[cy].0.min(cx), rows[cy].1.max(cx));
+                cols[cx] = (cols[cx].0.min(cy), cols[cx].1.max(cy));
+            }
+        }
+    }
+    let grown: Vec<bool> = (0..cw * ch)
+        .map(|i| {
+            let (cx, cy) = (i % cw, i / cw);
+            m[i] || (allowed[i]
+                && (rows[cy].0..=rows[cy].1).contains(&cx)
+                && (cols[cx].0..=cols[cx].1).contains(&cy))
+        })
+        .collect();
+    // An opening keeps the fill from hanging thin fringes of background speckle on the finger.
+    let opened = dilate(&erode(&grown, cw, ch), cw, ch);
+    let merged: Vec<bool> = opened.iter().zip(m).map(|(a, b)| *a || *b).collect();
+    largest_component(&merged, cw, ch)
 }
 
 fn neighbours4(cx: usize, cy: usize, cw: usize, ch: usize) -> impl Iterator<Item = (usize, usize)> {

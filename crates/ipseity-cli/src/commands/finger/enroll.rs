@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, args: &FingerEnrollArgs) -> anyhow::Result<ExitStatus> {
     if has_fingers {
         return Err(ipseity_store::StoreError::DuplicateSubject(subject).into());
     }
-    let samples = load_all(&args.finger)?;
+    let samples = load_all(&args.finger, args.ppi)?;
     let (cal, _) = calibration(ctx)?;
     let mut live = LiveFingerGallery::load(&store, cal)?;
     let fingers: Vec<(FingerTemplate, u8)> = samples

@@ -89,6 +89,7 @@ fn summary_lines(w: &mut dyn Write, name: &str, s: &Summary) -> io::Result<()> {
         s.genuine, s.impostor
     )?;
     writeln!(w, "  EER: {:.4} (threshold {:.4})", s.eer, s.eer_threshold)?;
+    rate(w, "1e-2", s.fnmr_at_fmr_1e2, s.threshold_at_fmr_1e2)?;
     rate(w, "1e-3", s.fnmr_at_fmr_1e3, s.threshold_at_fmr_1e3)?;
     rate(w, "1e-4", s.fnmr_at_fmr_1e4, s.threshold_at_fmr_1e4)
 }
@@ -227,6 +228,7 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
                 &FingerSpec {
                     position: ipseity_finger::FingerPosition::Unknown,
                     path: it.path.clone(),
+                    ppi: args.ppi,
                 },
                 &cfg,
             )
@@ -284,7 +286,11 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
 
     // FVC protocol pairs.
     let fingers: Vec<u32> = items.iter().map(|it| it.finger).collect();
-    let (genuine_pairs, impostor_pairs) = ipseity_eval::fvc_pairs(&fingers);
+    let (genuine_pairs, impostor_pairs) = if args.all_pairs {
+        ipseity_eval::pairs_from_labels(&fingers.iter().map(|&f| f as usize).collect::<Vec<_>>())
+    } else {
+        ipseity_eval::fvc_pairs(&fingers)
+    };
     let finger_count = fingers.iter().collect::<BTreeSet<_>>().len();
 
     let mcfg = MatcherConfig::default();
@@ -339,9 +345,14 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
             ("ISO 19794-2 round trip", &det_iso),
         ],
         &format!(
-            "Ipseity fingerprints: {} fingers x {} impressions (FVC protocol)",
+            "Ipseity fingerprints: {} fingers x {} impressions ({})",
             finger_count,
-            items.len() / finger_count.max(1)
+            items.len() / finger_count.max(1),
+            if args.all_pairs {
+                "every cross-finger pair as impostor"
+            } else {
+                "FVC protocol"
+            }
         ),
     );
     std::fs::write(&args.det, svg).with_context(|| format!("writing {}", args.det.display()))?;

@@ -25,18 +25,25 @@ struct Extracted {
     position: &'static str,
     minutiae: usize,
     quality: u8,
+    /// The impression's resolution; the record is at 500 ppi.
+    source_ppi: u16,
 }
 
 impl Render for Extracted {
     fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
         writeln!(
             w,
-            "wrote {} ({} record, {}, {} minutiae, quality {})",
+            "wrote {} ({} record, {}, {} minutiae, quality {}{})",
             self.out.display(),
             self.format,
             self.position,
             self.minutiae,
-            self.quality
+            self.quality,
+            if self.source_ppi == 500 {
+                String::new()
+            } else {
+                format!(", from {} ppi brought to 500", self.source_ppi)
+            }
         )
     }
 }
@@ -71,11 +78,13 @@ pub fn run(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus> {
     let spec = FingerSpec {
         position,
         path: args.image.clone(),
+        ppi: args.ppi,
     };
     refuse_overwriting_input(&args.image, &args.out)?;
     let bytes = read_bounded(&spec.path)?;
-    let img = sample::decode_impression(&bytes).with_context(|| spec.path.display().to_string())?;
-    let ex = extract::extract(&img, position, &ExtractConfig::default())
+    let decoded = sample::decode_impression_at(&bytes, spec.ppi)
+        .with_context(|| spec.path.display().to_string())?;
+    let ex = extract::extract(&decoded.image, position, &ExtractConfig::default())
         .map_err(sample::SampleError::from)
         .with_context(|| spec.path.display().to_string())?;
     let format = match args.format {
@@ -92,6 +101,7 @@ pub fn run(ctx: &Ctx, args: &FingerExtractArgs) -> anyhow::Result<ExitStatus> {
         position: position.name(),
         minutiae: ex.template.minutiae.len(),
         quality: ex.quality.score,
+        source_ppi: decoded.source_ppi,
     })?;
     Ok(ExitStatus::Success)
 }

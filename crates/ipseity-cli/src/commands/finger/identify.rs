@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStatus> {
     ctx.require_purpose("a fingerprint identify searches the whole gallery")?;
     super::super::check_top(args.top)?;
     let mut store = ctx.open_store()?;
-    let samples = load_all(&args.finger)?;
+    let samples = load_all(&args.finger, args.ppi)?;
     let (cal, described) = calibration(ctx)?;
     let g = LiveFingerGallery::load(&store, cal)?.gallery;
     let policy = FmrPolicy::default();

@@ -1,6 +1,7 @@
 //! `ipseity finger ...`: the fingerprint modality on the embedded store.
 //!
-//! Samples are 500-ppi impressions (PNG, TIFF, BMP, WSQ) or ISO/ANSI minutiae records. A
+//! Samples are impressions (PNG, TIFF, BMP, WSQ; brought to 500 ppi from what their header
+//! or `--ppi` says) or ISO/ANSI minutiae records. A
 //! subject holds up to ten fingers with positions. Decisions come from the fused false-match
 //! rate ([`ipseity_finger::fusion`]); no score is printed outside `finger eval`.
 
@@ -48,6 +49,8 @@ pub struct FingerSpec {
     pub position: FingerPosition,
     /// The file.
     pub path: PathBuf,
+    /// Its resolution, overriding the file's own.
+    pub ppi: Option<u16>,
 }
 
 /// Parses `POSITION=FILE` or `FILE`.
@@ -57,6 +60,7 @@ pub fn parse_spec(s: &str) -> anyhow::Result<FingerSpec> {
             return Ok(FingerSpec {
                 position,
                 path: PathBuf::from(path),
+                ppi: None,
             });
         }
         if !Path::new(s).exists() {
@@ -73,6 +77,7 @@ pub fn parse_spec(s: &str) -> anyhow::Result<FingerSpec> {
     Ok(FingerSpec {
         position: FingerPosition::Unknown,
         path: PathBuf::from(s),
+        ppi: None,
     })
 }
 
@@ -83,10 +88,11 @@ fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// Loads one finger given on the command line; errors name the file.
 pub fn load_sample(spec: &FingerSpec, cfg: &ExtractConfig) -> anyhow::Result<Sample> {
     let bytes = read_bounded(&spec.path)?;
-    sample::load(&bytes, spec.position, cfg).with_context(|| spec.path.display().to_string())
+    sample::load_at(&bytes, spec.position, cfg, spec.ppi)
+        .with_context(|| spec.path.display().to_string())
 }
 
-fn load_all(specs: &[String]) -> anyhow::Result<Vec<Sample>> {
+fn load_all(specs: &[String], ppi: Option<u16>) -> anyhow::Result<Vec<Sample>> {
     if specs.len() > MAX_FINGERS {
         return Err(CliError::input(
             "usage",
@@ -96,7 +102,7 @@ fn load_all(specs: &[String]) -> anyhow::Result<Vec<Sample>> {
     }
     let specs = specs
         .iter()
-        .map(|s| parse_spec(s))
+        .map(|s| parse_spec(s).map(|spec| FingerSpec { ppi, ..spec }))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut seen = BTreeSet::new();
     for s in &specs {

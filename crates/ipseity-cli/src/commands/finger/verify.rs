@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> {
         )
         .into());
     }
-    let samples = load_all(&args.finger)?;
+    let samples = load_all(&args.finger, args.ppi)?;
     let (cal, described) = calibration(ctx)?;
     let g = build_gallery(&refs, cal)?;
     let policy = FmrPolicy::default();

@@ -1,0 +1,134 @@
+//! The pipeline on real impressions: the six FVC sample sets in `../shared/finger/fvc-dev`
+//! (see its SOURCE.md), read from there and never copied into the repository. Skipped with
+//! a message where that folder is absent (a user's clone); `IPSEITY_REQUIRE_SHARED=1`, as
+//! in CI, turns the skip into a failure.
+//!
+//! What is held here are the targets that the pipeline meets, so that a change
+//! that loses them fails: fewer than 2% of the impressions refused, each with a reason;
+//! the mean EER of the six sets (every cross-finger pair an impostor) at most 5.5%; and
+//! each file's resolution read from its header (one set is at 569 ppi).
+
+use std::path::{Path, PathBuf};
+
+use ipseity_finger::extract::ExtractConfig;
+use ipseity_finger::matcher::{self, MatcherConfig, Prepared};
+use ipseity_finger::sample;
+use ipseity_finger::FingerPosition;
+use rayon::prelude::*;
+
+const SETS: [(&str, u16); 6] = [
+    ("fvc2000_db1b", 500),
+    ("fvc2000_db2b", 500),
+    ("fvc2000_db3b", 500),
+    ("fvc2002_db1b", 500),
+    ("fvc2002_db2b", 569),
+    ("fvc2002_db3b", 500),
+];
+
+fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("IPSEITY_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let fvc = dir.join("finger/fvc-dev");
+    if fvc.join("SOURCE.md").is_file() {
+        return Some(fvc);
+    }
+    assert!(
+        std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
+        "IPSEITY_REQUIRE_SHARED is set but {} is missing",
+        fvc.display()
+    );
+    eprintln!(
+        "skipped: no real fingerprints at {} (set IPSEITY_SHARED_DIR)",
+        fvc.display()
+    );
+    None
+}
+
+/// `(finger, path)` of every `FFFFF_I.png` in `dir`, sorted.
+fn impressions(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .expect("set directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let stem = p.file_name()?.to_str()?.strip_suffix(".png")?.to_owned();
+            let (f, _) = stem.split_once('_')?;
+            Some((f.parse().ok()?, p))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn real_impressions_extract_and_match() {
+    let Some(root) = shared() else {
+        return;
+    };
+    let cfg = ExtractConfig::default();
+    let mcfg = MatcherConfig::default();
+    let (mut images, mut refused, mut eers) = (0usize, Vec::new(), Vec::new());
+    for (set, ppi) in SETS {
+        let items = impressions(&root.join(set));
+        assert_eq!(items.len(), 80, "{set}: 10 fingers x 8 impressions");
+        let bytes = std::fs::read(&items[0].1).expect("read");
+        let decoded = sample::decode_impression_at(&bytes, None).expect("decodes");
+        assert_eq!(
+            decoded.source_ppi, ppi,
+            "{set}: resolution from the pHYs chunk"
+        );
+        assert_eq!(decoded.resampled, ppi != 500);
+
+        let prepared: Vec<Option<Prepared>> = items
+            .par_iter()
+            .map(|(_, path)| {
+                let bytes = std::fs::read(path).expect("read");
+                match sample::load(&bytes, FingerPosition::Unknown, &cfg) {
+                    Ok(s) => Some(matcher::prepare(&s.template, &mcfg)),
+                    Err(e) => {
+                        let message = e.to_string();
+                        assert!(!message.is_empty());
+                        eprintln!("{}: {message}", path.display());
+                        None
+                    }
+                }
+            })
+            .collect();
+        images += items.len();
+        refused.extend(
+            items
+                .iter()
+                .zip(&prepared)
+                .filter(|(_, p)| p.is_none())
+                .map(|((_, path), _)| path.clone()),
+        );
+        let labels: Vec<usize> = items.iter().map(|(f, _)| *f as usize).collect();
+        let (genuine_pairs, impostor_pairs) = ipseity_eval::pairs_from_labels(&labels);
+        let score = |pairs: &[(usize, usize)]| -> Vec<f32> {
+            pairs
+                .par_iter()
+                .map(|&(a, b)| match (&prepared[a], &prepared[b]) {
+                    (Some(x), Some(y)) => matcher::score(x, y),
+                    // A refused impression scores 0 in its pairs, as FVC counts it.
+                    _ => 0.0,
+                })
+                .collect()
+        };
+        let summary = ipseity_eval::summarize(&score(&genuine_pairs), &score(&impostor_pairs))
+            .expect("summary");
+        assert_eq!((summary.genuine, summary.impostor), (280, 2880), "{set}");
+        eprintln!("{set}: EER {:.2}%", 100.0 * summary.eer);
+        eers.push(summary.eer);
+    }
+    assert!(
+        (refused.len() as f64) < 0.02 * images as f64,
+        "{} of {images} impressions refused: {refused:?}",
+        refused.len()
+    );
+    let mean = eers.iter().sum::<f64>() / eers.len() as f64;
+    assert!(
+        mean <= 0.055,
+        "mean EER {:.2}% over the six sets",
+        100.0 * mean
+    );
+}
