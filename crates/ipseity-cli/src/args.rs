@@ -201,7 +201,8 @@ pub struct FingerSynthArgs {
     pub out: PathBuf,
     /// How hard the impressions are: `standard` (moderate displacement, distortion and
     /// noise) or `hard` (large rotation, strong elastic distortion, heavy noise, pressure
-    /// changes and small partial contact)
+    /// changes and small partial contact) or `sensor` (`hard` plus dry and wet fingers,
+    /// sensor noise and small capture windows, as real sensors give)
     #[arg(long, value_enum, default_value = "standard")]
     pub difficulty: SynthDifficulty,
 }
@@ -213,6 +214,9 @@ pub enum SynthDifficulty {
     Standard,
     /// Harsher capture conditions
     Hard,
+    /// `hard` plus real sensors' failure modes: dry and wet fingers, fixed-pattern sensor
+    /// noise, small capacitive windows
+    Sensor,
 }
 
 /// Standard minutiae record format.

@@ -52,6 +52,27 @@ fn synth_is_deterministic_and_writes_truth() {
         serde_json::from_slice(&std::fs::read(a.join("00001_1.minutiae.json")).expect("read"))
             .expect("json");
     assert!(truth.as_array().is_some_and(|m| m.len() > 5), "{truth}");
+
+    // The `sensor` difficulty: the same masters, impressions under real sensors' conditions.
+    let sensor = tmp.path().join("sensor");
+    let (code, stdout, stderr) = run(ipseity(&tmp.path().join("unused")).args([
+        "--json",
+        "finger",
+        "synth",
+        "--fingers",
+        "2",
+        "--impressions",
+        "8",
+        "--seed",
+        "7",
+        "--difficulty",
+        "sensor",
+        "--out",
+        &sensor.display().to_string(),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(json(&stdout)["difficulty"], "sensor");
+    assert!(sensor.join("00002_8.png").is_file());
 }
 
 #[test]

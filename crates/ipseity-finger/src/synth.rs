@@ -9,8 +9,10 @@
 //! where growing fronts meet out of phase); and the ground-truth minutiae, read back from
 //! the thinned ridges by crossing number. An **impression** ([`impression`]) places the
 //! master with a random translation and rotation, applies Cappelli's plastic distortion,
-//! crops it to a contact region and renders it with pressure, noise and blur; its ground
-//! truth is the master's minutiae through the same mapping.
+//! crops it to a contact region and renders it with pressure, noise and blur, and, as
+//! [`SynthConfig::sensor_conditions`] asks, with real sensors' failure modes (a dry or wet
+//! finger, fixed-pattern sensor noise, a small capture window); its ground truth is the
+//! master's minutiae through the same mapping.
 //!
 //! Ground truth. A master keeps the crossing-number minutiae of its thinned ridges except
 //! those closer than [`SynthConfig::border_margin`] to the finger's edge or the image border,
@@ -74,6 +76,10 @@ pub struct SynthConfig {
     pub border_margin: f32,
     /// Master minutiae closer than this to another are both dropped, pixels.
     pub min_minutia_distance: f32,
+    /// How often and how strongly real sensors' failure modes appear, 0 (never) to 1:
+    /// dry fingers (broken, faint ridges), wet fingers (merged ridges), fixed-pattern
+    /// sensor noise and small capacitive capture windows.
+    pub sensor_conditions: f32,
 }
 
 impl Default for SynthConfig {
@@ -93,6 +99,7 @@ impl Default for SynthConfig {
             partial_contact: 0.5,
             border_margin: 14.0,
             min_minutia_distance: 7.0,
+            sensor_conditions: 0.0,
         }
     }
 }
@@ -138,6 +145,7 @@ impl SynthConfig {
                 100.0,
                 d.min_minutia_distance,
             ),
+            sensor_conditions: bound(self.sensor_conditions, 0.0, 1.0, d.sensor_conditions),
         }
     }
 
@@ -579,10 +587,61 @@ mod tests {
             partial_contact: 7.0,
             border_margin: f32::NAN,
             min_minutia_distance: -1.0,
+            sensor_conditions: 5.0,
         };
         let m = master(&cfg, 0, 0);
         assert_eq!(m.image.dimensions(), (64, 4096));
         let imp = impression(&cfg, &m, 0, 0, 0);
         assert_eq!(imp.image.dimensions(), (64, 4096));
+    }
+
+    #[test]
+    fn sensor_conditions_appear_and_keep_truth_inside_the_window() {
+        let plain = SynthConfig::default();
+        let cfg = SynthConfig {
+            sensor_conditions: 1.0,
+            ..SynthConfig::default()
+        };
+        let m = master(&cfg, 3, 1);
+        let (mut dry, mut wet, mut striped, mut windowed) = (0, 0, 0, 0);
+        for k in 0..40 {
+            let p = ImpressionParams::random(&cfg, &m, 3, 1, k);
+            // Everything drawn before the conditions is what a plain configuration draws.
+            let q = ImpressionParams::random(&plain, &m, 3, 1, k);
+            assert_eq!((p.rotation, p.noise_seed), (q.rotation, q.noise_seed));
+            dry += usize::from(p.dryness > 0.0);
+            wet += usize::from(p.moisture > 0.0);
+            striped += usize::from(p.stripes > 0.0);
+            if p.window.0 > f32::MIN {
+                windowed += 1;
+                let imp = impression(&cfg, &m, 3, 1, k);
+                let (x0, y0, x1, y1) = p.window;
+                assert!(imp
+                    .minutiae
+                    .iter()
+                    .all(|t| t.x >= x0 && t.y >= y0 && t.x < x1 && t.y < y1));
+                // Outside the window (past the blur's reach) the sensor saw nothing:
+                // background, noise and stripes only.
+                let bg = f32::from(p.background);
+                let outside = imp
+                    .image
+                    .enumerate_pixels()
+                    .filter(|(x, y, _)| {
+                        let (x, y) = (*x as f32, *y as f32);
+                        !(x >= x0 - 2.0 && y >= y0 - 2.0 && x < x1 + 2.0 && y < y1 + 2.0)
+                    })
+                    .all(|(_, _, v)| (f32::from(v[0]) - bg).abs() <= p.noise + p.stripes + 1.0);
+                assert!(outside, "ridges outside the capture window");
+            }
+        }
+        assert!(
+            dry > 0 && wet > 0 && striped > 0 && windowed > 0,
+            "{dry} {wet} {striped} {windowed}"
+        );
+        // Without sensor conditions the impression is the same as before they existed.
+        let a = impression(&plain, &m, 3, 1, 0);
+        let p = ImpressionParams::random(&plain, &m, 3, 1, 0);
+        assert_eq!((p.dryness, p.moisture, p.stripes), (0.0, 0.0, 0.0));
+        assert_eq!(a.image, impression(&plain, &m, 3, 1, 0).image);
     }
 }

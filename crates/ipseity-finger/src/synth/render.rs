@@ -51,6 +51,23 @@ pub struct ImpressionParams {
     pub ridge_depth: u8,
     /// Seed of the pixel noise.
     pub noise_seed: u64,
+    /// A dry finger, 0 to 1: ridges break into pores and dots and lose contrast.
+    #[serde(default)]
+    pub dryness: f32,
+    /// A wet finger, 0 to 1: patches where valleys fill in and ridges merge.
+    #[serde(default)]
+    pub moisture: f32,
+    /// Fixed-pattern sensor noise (column and row offsets), grey levels.
+    #[serde(default)]
+    pub stripes: f32,
+    /// The sensor's capture window `(x0, y0, x1, y1)`, impression pixels; outside it the
+    /// image is background (a small capacitive sensor).
+    #[serde(default = "full_window")]
+    pub window: (f32, f32, f32, f32),
+}
+
+fn full_window() -> (f32, f32, f32, f32) {
+    (f32::MIN, f32::MIN, f32::MAX, f32::MAX)
 }
 
 impl ImpressionParams {
@@ -77,6 +94,10 @@ impl ImpressionParams {
             background: 255,
             ridge_depth: 255,
             noise_seed: 0,
+            dryness: 0.0,
+            moisture: 0.0,
+            stripes: 0.0,
+            window: full_window(),
         }
     }
 
@@ -134,6 +155,28 @@ impl ImpressionParams {
         let blur = rng.gen_range(0..=1);
         let background = rng.gen_range(220..=250);
         let ridge_depth = rng.gen_range(140..=200);
+        let noise_seed = rng.gen();
+        // Real sensors' failure modes, drawn after everything else so that a configuration
+        // without them gives the same impressions as before they existed.
+        let real = cfg.sensor_conditions.clamp(0.0, 1.0);
+        let (mut dryness, mut moisture, mut stripes, mut window) = (0.0, 0.0, 0.0, full_window());
+        if real > 0.0 {
+            if rng.gen_range(0.0f32..1.0) < 0.3 * real {
+                dryness = rng.gen_range(0.2f32..0.6);
+            } else if rng.gen_range(0.0f32..1.0) < 0.2 * real {
+                moisture = rng.gen_range(0.3f32..0.9);
+            }
+            if rng.gen_range(0.0f32..1.0) < 0.3 * real {
+                stripes = rng.gen_range(4.0f32..16.0);
+            }
+            if rng.gen_range(0.0f32..1.0) < 0.25 * real {
+                // A 300x300 capacitive window somewhere over the contact.
+                let side = 300.0f32.min(w).min(h);
+                let x0 = (contact_center.0 - side / 2.0 + sym(&mut rng, 30.0)).clamp(0.0, w - side);
+                let y0 = (contact_center.1 - side / 2.0 + sym(&mut rng, 30.0)).clamp(0.0, h - side);
+                window = (x0, y0, x0 + side, y0 + side);
+            }
+        }
         Self {
             translation,
             rotation,
@@ -152,7 +195,11 @@ impl ImpressionParams {
             blur,
             background,
             ridge_depth,
-            noise_seed: rng.gen(),
+            noise_seed,
+            dryness,
+            moisture,
+            stripes,
+            window,
         }
     }
 }
@@ -246,6 +293,11 @@ impl Warp {
     }
 }
 
+fn in_window(p: &ImpressionParams, x: f32, y: f32) -> bool {
+    let (x0, y0, x1, y1) = p.window;
+    x >= x0 && y >= y0 && x < x1 && y < y1
+}
+
 fn ellipse_distance(p: &ImpressionParams, x: f32, y: f32) -> f32 {
     let (a, b) = (
         p.contact_half_axes.0.max(1.0),
@@ -272,6 +324,7 @@ pub(crate) fn truth(
             && x <= w - 1.0
             && y <= h - 1.0
             && ellipse_distance(params, x, y) >= 0.0
+            && in_window(params, x, y)
     };
     master
         .minutiae
@@ -357,6 +410,15 @@ pub(crate) fn render(
     let pressure_field = ValueNoise::new(&mut rng, w, h, 40.0);
     let contrast_field = ValueNoise::new(&mut rng, w, h, 64.0);
     let texture = ValueNoise::new(&mut rng, w, h, 4.0);
+    // The sensor-condition fields come from their own stream, so that impressions without
+    // them keep their bytes.
+    let mut crng = ChaCha8Rng::seed_from_u64(params.noise_seed ^ 0x5e45_0a5d_c0de_f00d);
+    let pores = ValueNoise::new(&mut crng, w, h, 2.5);
+    let wet = ValueNoise::new(&mut crng, w, h, 28.0);
+    let columns: Vec<f32> = (0..w).map(|_| crng.gen_range(-1.0f32..1.0)).collect();
+    let rows: Vec<f32> = (0..h / 16 + 1)
+        .map(|_| crng.gen_range(-1.0f32..1.0))
+        .collect();
     let (mw, mh) = (master.image.width() as f32, master.image.height() as f32);
     let bg = f32::from(params.background);
     let depth = f32::from(params.ridge_depth);
@@ -382,16 +444,29 @@ pub(crate) fn render(
                 .min(ellipse_distance(params, fx, fy))
                 .min(inside_master);
             let mut g = bg;
-            if edge > 0.0 {
+            if edge > 0.0 && in_window(params, fx, fy) {
                 let contact = smoothstep(edge / 8.0);
                 let v = (128.0 - sample(&master.image, qx, qy)) / 127.0;
-                let bias = params.pressure + params.pressure_variation * pressure_field.at(fx, fy);
+                let mut bias =
+                    params.pressure + params.pressure_variation * pressure_field.at(fx, fy);
+                if params.moisture > 0.0 {
+                    // Wet patches: the valleys fill with moisture and the ridges merge.
+                    bias += 1.2 * params.moisture * wet.at(fx, fy).max(0.0);
+                }
                 // Skin texture: ridges are not evenly inked, some spots barely touch.
-                let s =
+                let mut s =
                     smoothstep(0.5 + 0.75 * (v + bias)) * (1.0 - 0.4 * texture.at(fx, fy).max(0.0));
+                if params.dryness > 0.0 {
+                    // A dry ridge touches in dots between its pores, faintly.
+                    let keep = smoothstep(4.0 * (pores.at(fx, fy) + 1.0 - 1.2 * params.dryness));
+                    s *= keep * (1.0 - 0.3 * params.dryness);
+                }
                 let contrast =
                     1.0 - params.contrast_variation * (contrast_field.at(fx, fy) + 1.0) * 0.5;
                 g -= contact * contrast * depth * s;
+            }
+            if params.stripes > 0.0 {
+                g += params.stripes * (0.7 * columns[x] + 0.3 * rows[y / 16]);
             }
             if params.noise > 0.0 {
                 let r: u32 = rng.gen();

@@ -53,6 +53,10 @@ pub fn synth_config(d: SynthDifficulty) -> synth::SynthConfig {
             partial_contact: 0.9,
             ..standard
         },
+        SynthDifficulty::Sensor => synth::SynthConfig {
+            sensor_conditions: 1.0,
+            ..synth_config(SynthDifficulty::Hard)
+        },
     }
 }
 
@@ -99,6 +103,7 @@ pub fn run(ctx: &Ctx, args: &FingerSynthArgs) -> anyhow::Result<ExitStatus> {
         difficulty: match args.difficulty {
             SynthDifficulty::Standard => "standard",
             SynthDifficulty::Hard => "hard",
+            SynthDifficulty::Sensor => "sensor",
         },
         fingers: args.fingers,
         impressions: args.impressions,
