@@ -386,15 +386,16 @@ fn eval_reports_rates_truth_and_a_det_plot() {
     let prints = synth(tmp.path(), 12, 4, 21);
     let data = tmp.path().join("data");
     let det = tmp.path().join("det.svg");
-    let (code, stdout, stderr) = run(ipseity(&data).args([
-        "--json",
-        "finger",
-        "eval",
-        "--dir",
-        &prints.display().to_string(),
-        "--det",
-        &det.display().to_string(),
-    ]));
+    let eval = |extra: &[&str]| {
+        run(ipseity(&data)
+            .args(["--json", "finger", "eval"])
+            .args(extra)
+            .arg("--dir")
+            .arg(&prints)
+            .arg("--det")
+            .arg(&det))
+    };
+    let (code, stdout, stderr) = eval(&[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let v = json(&stdout);
     assert_eq!(v["fingers"], 12);
@@ -407,16 +408,7 @@ fn eval_reports_rates_truth_and_a_det_plot() {
     );
     // 66 impostor pairs cannot resolve an FMR of 1e-2; every cross-finger pair can.
     assert!(v["native"]["fnmr_at_fmr_1e2"].is_null(), "{v}");
-    let (code, stdout_all, stderr) = run(ipseity(&data).args([
-        "--json",
-        "finger",
-        "eval",
-        "--all-pairs",
-        "--dir",
-        &prints.display().to_string(),
-        "--det",
-        &det.display().to_string(),
-    ]));
+    let (code, stdout_all, stderr) = eval(&["--all-pairs"]);
     assert_eq!(code, 0, "{stdout_all}{stderr}");
     let all = json(&stdout_all);
     assert_eq!(all["native"]["genuine"], 12 * 6);

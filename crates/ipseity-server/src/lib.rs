@@ -51,6 +51,14 @@ pub enum ServeError {
     },
 }
 
+/// The listener's address, for the errors that name it.
+fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, ServeError> {
+    listener.local_addr().map_err(|source| ServeError::Io {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
 /// Serves `service` on `listener` until `shutdown` completes, then finishes the requests
 /// in flight (new connections are refused) and returns.
 pub async fn serve(
@@ -58,10 +66,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let addr = listener.local_addr().map_err(|source| ServeError::Io {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
+    let addr = local_addr(&listener)?;
     let app = router(service);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -86,10 +91,7 @@ pub async fn serve_tls(
     tls: &TlsFiles,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let addr = listener.local_addr().map_err(|source| ServeError::Io {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
+    let addr = local_addr(&listener)?;
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
         .await
         .map_err(ServeError::Tls)?;
