@@ -12,9 +12,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Identifies the fingerprint template format and matcher; templates from another model are
-/// never compared.
+/// Identifies the fingerprint template format; templates from another model are never
+/// compared.
 pub const MODEL_ID: &str = "ipseity-finger-mcc-v1";
+
+/// Identifies what the matcher's scores mean: a calibration measured on another matcher's
+/// scores would state wrong rates. v2: the score weighs in the share of minutiae paired
+/// after a global alignment (the templates themselves did not change, so [`MODEL_ID`] did
+/// not).
+pub const SCORE_ID: &str = "ipseity-finger-mcc-v2";
 
 /// Version of the calibration format ([`ScoreCalibration`] as stored).
 pub const CALIBRATION_VERSION: u32 = 1;
@@ -38,7 +44,7 @@ pub enum CalibrationError {
     #[error("unsupported calibration version {0} (this build reads {CALIBRATION_VERSION})")]
     Version(u32),
     /// Measured on another template format or matcher: its scores mean something else.
-    #[error("calibrated for model {0}, not {MODEL_ID}; calibrate again")]
+    #[error("calibrated for matcher {0}, not {SCORE_ID}; calibrate again")]
     Model(String),
     /// The table is not a decreasing FMR over increasing scores.
     #[error("calibration table is not monotone")]
@@ -50,7 +56,7 @@ pub enum CalibrationError {
 pub struct ScoreCalibration {
     /// [`CALIBRATION_VERSION`] of the format.
     pub version: u32,
-    /// The [`MODEL_ID`] whose scores were measured.
+    /// The [`SCORE_ID`] whose scores were measured.
     pub model: String,
     /// Impostor comparisons the table was measured on.
     pub impostor_pairs: usize,
@@ -144,7 +150,7 @@ impl ScoreCalibration {
         table.reverse(); // ascending scores
         Ok(Self {
             version: CALIBRATION_VERSION,
-            model: MODEL_ID.to_owned(),
+            model: SCORE_ID.to_owned(),
             impostor_pairs: sorted.len(),
             table,
             tail,
@@ -157,7 +163,7 @@ impl ScoreCalibration {
         if self.version != CALIBRATION_VERSION {
             return Err(CalibrationError::Version(self.version));
         }
-        if self.model != MODEL_ID {
+        if self.model != SCORE_ID {
             return Err(CalibrationError::Model(self.model.clone()));
         }
         if self.impostor_pairs < MIN_IMPOSTORS || self.table.is_empty() {

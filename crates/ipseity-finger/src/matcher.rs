@@ -92,6 +92,18 @@ pub struct MatcherConfig {
     pub angle_tol: f32,
     /// Angular disagreement beyond which two pairs are incompatible, radians.
     pub angle_max: f32,
+    /// Weight of the global pairing score (see [`score`]) in the final score, 0 to 1.
+    pub global_weight: f32,
+    /// Largest distance, pixels, between an aligned minutia and its mate in the global
+    /// pairing.
+    pub global_dist: f32,
+    /// Largest direction difference, radians, between an aligned minutia and its mate.
+    pub global_angle: f32,
+    /// An aligned minutia counts as inside the other template's area when some minutia of
+    /// that template lies within this distance, pixels.
+    pub global_overlap: f32,
+    /// Number of the relaxation's best pairs tried as anchors of the global alignment.
+    pub global_anchors: usize,
 }
 
 impl Default for MatcherConfig {
@@ -126,6 +138,11 @@ impl Default for MatcherConfig {
             dist_tol_rel: 0.06,
             angle_tol: 10.0_f32.to_radians(),
             angle_max: 30.0_f32.to_radians(),
+            global_weight: 0.8,
+            global_dist: 10.0,
+            global_angle: 30.0_f32.to_radians(),
+            global_overlap: 40.0,
+            global_anchors: 3,
         }
     }
 }
@@ -156,6 +173,11 @@ struct Consolidation {
     cos_angle_max: f32,
     min_common_cells: u32,
     min_local_similarity: f32,
+    global_weight: f32,
+    global_dist: f32,
+    cos_global_angle: f32,
+    global_overlap: f32,
+    global_anchors: usize,
 }
 
 /// A template ready for [`score`]: cylinders and geometry, sorted by minutia direction.
@@ -163,6 +185,35 @@ struct Consolidation {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Coords {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+/// Lanes of the global pairing's loops; [`Coords`] is padded to a multiple.
+const LANES: usize = 8;
+
+impl Coords {
+    /// Padded with minutiae far outside any image, which never pair and are never near.
+    fn new(v: &[Point]) -> Self {
+        let n = v.len().div_ceil(LANES) * LANES;
+        let pad = |f: &dyn Fn(&Point) -> f32, fill: f32| {
+            let mut out: Vec<f32> = v.iter().map(f).collect();
+            out.resize(n, fill);
+            out
+        };
+        Self {
+            x: pad(&|p| p.x, 1.0e9),
+            y: pad(&|p| p.y, 1.0e9),
+            cos: pad(&|p| p.cos, 0.0),
+            sin: pad(&|p| p.sin, 0.0),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -175,6 +226,9 @@ struct Inner {
     cylinders: Cylinders,
     /// Every minutia (with or without a cylinder), for the descriptor.
     all: Vec<Point>,
+    /// Every minutia again, one array per coordinate, so the global pairing's loops
+    /// vectorise.
+    coords: Coords,
     /// Minutiae in the template (before dropping invalid cylinders).
     n_minutiae: usize,
     consolidation: Consolidation,
@@ -238,10 +292,20 @@ pub fn prepare(t: &FingerTemplate, cfg: &MatcherConfig) -> Prepared {
             0.0
         },
         min_common_cells: (cfg.min_common_cells * cylinder::disc_cells() as f32).ceil() as u32,
+        global_weight: if cfg.global_weight.is_finite() {
+            cfg.global_weight.clamp(0.0, 1.0)
+        } else {
+            0.0
+        },
+        global_dist: cfg.global_dist.max(0.0),
+        cos_global_angle: cfg.global_angle.cos(),
+        global_overlap: cfg.global_overlap.max(0.0),
+        global_anchors: cfg.global_anchors.clamp(1, MAX_RELAX),
     };
     Prepared {
         inner: Arc::new(Inner {
             n_minutiae: all.len(),
+            coords: Coords::new(&all),
             angles: points.iter().map(|p| p.angle).collect(),
             all,
             points,
@@ -322,6 +386,10 @@ struct Scratch {
     lambda: Vec<f32>,
     next: Vec<f32>,
     eff: Vec<u64>,
+    /// Global pairing: per second-template minutia, the nearest aligned distance² and a
+    /// penalty once it is paired.
+    near: Vec<f32>,
+    taken: Vec<f32>,
 }
 
 thread_local! {
@@ -451,7 +519,108 @@ where
         .map(|&k| f32::from_bits(!(k as u32)))
         .sum();
     // Fewer pairs than n_p count as zeros: a handful of agreeing minutiae is weak evidence.
-    (total / n_p as f32).clamp(0.0, 1.0)
+    let local = (total / n_p as f32).clamp(0.0, 1.0);
+    if c.global_weight <= 0.0 {
+        return local;
+    }
+    let global = global_pairing(a, b, c, s, n_p);
+    (local.powf(1.0 - c.global_weight) * global.powf(c.global_weight)).clamp(0.0, 1.0)
+}
+
+/// The share of minutiae that find a mate once the whole of one template is aligned on the
+/// other by the relaxation's best pairs: `m² / (n_a · n_b)`, with `m` one-to-one mates and
+/// `n_a`, `n_b` the minutiae of each template that fall inside the other's area. The local
+/// score looks at a dozen pairs; this one asks whether the rest of the finger agrees too.
+#[inline(always)]
+fn global_pairing(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch, n_p: usize) -> f32 {
+    // Anchor pairs: the best few by relaxed weight; each aligns the templates on its own
+    // (one right anchor is enough) and the best alignment counts.
+    s.eff.clear();
+    for (k, _) in s.chosen.iter().enumerate() {
+        let lam = s.lambda.get(k).copied().unwrap_or(0.0).max(0.0);
+        s.eff.push((u64::from(!lam.to_bits()) << 32) | k as u64);
+    }
+    s.eff.sort_unstable();
+    let bc = &b.coords;
+    let nb_all = bc.x.len();
+    let ov2 = c.global_overlap * c.global_overlap;
+    let floor = c.min_score_pairs.max(8);
+    let mut best_score = 0.0f32;
+    for &key in s.eff.iter().take(n_p.min(c.global_anchors)) {
+        let k = (key & 0xffff_ffff) as usize;
+        let Some(pp) = s.chosen.get(k) else { continue };
+        let (Some(pa0), Some(pb0)) = (
+            a.points.get(usize::from(pp.i)),
+            b.points.get(usize::from(pp.j)),
+        ) else {
+            continue;
+        };
+        let rot = angle_diff(pb0.angle, pa0.angle);
+        let (sr, cr) = rot.sin_cos();
+        let tx = pb0.x - (cr * pa0.x - sr * pa0.y);
+        let ty = pb0.y - (sr * pa0.x + cr * pa0.y);
+        s.near.clear();
+        s.near.resize(nb_all, f32::INFINITY);
+        s.taken.clear();
+        s.taken.resize(nb_all, 0.0);
+        let (mut m, mut na) = (0usize, 0usize);
+        for pa in &a.all {
+            let x = cr * pa.x - sr * pa.y + tx;
+            let y = sr * pa.x + cr * pa.y + ty;
+            // Distortion grows with the distance from the anchor.
+            let r = ((x - pb0.x) * (x - pb0.x) + (y - pb0.y) * (y - pb0.y)).sqrt();
+            let tol = c.global_dist + 0.08 * r;
+            let d2max = tol * tol;
+            // Direction of the aligned minutia: a's rotated by `rot`.
+            let ca = pa.cos * cr - pa.sin * sr;
+            let sa = pa.sin * cr + pa.cos * sr;
+            // Branch-free loops over plain slices of one length, so that they vectorise:
+            // the nearest minutia of b (for the overlap) and the free ones that pair.
+            let n = nb_all;
+            let (bx, by) = (&bc.x[..n], &bc.y[..n]);
+            let (bcos, bsin) = (&bc.cos[..n], &bc.sin[..n]);
+            let (near, taken) = (&mut s.near[..n], &s.taken[..n]);
+            let mut inside = 0u32;
+            // The best mate as one integer: a non-negative f32's bits order like the float,
+            // and the low 8 bits (a relative 3e-5 of the distance) carry the index, so an
+            // integer minimum, which vectorises, finds the nearest free mate and breaks ties
+            // by the lower index.
+            let mut best = u32::MAX;
+            for j in 0..n {
+                let dx = bx[j] - x;
+                let dy = by[j] - y;
+                let d2 = dx * dx + dy * dy;
+                near[j] = if d2 < near[j] { d2 } else { near[j] };
+                inside |= u32::from(d2 <= ov2);
+                // `&`, not `&&`: no branch.
+                let ok = (d2 <= d2max)
+                    & (taken[j] == 0.0)
+                    & (ca * bcos[j] + sa * bsin[j] >= c.cos_global_angle);
+                let key = if ok {
+                    (d2.to_bits() & !0xff) | (j as u32 & 0xff)
+                } else {
+                    u32::MAX
+                };
+                best = best.min(key);
+            }
+            na += inside as usize;
+            let (d, j) = if best == u32::MAX {
+                (f32::INFINITY, usize::MAX)
+            } else {
+                (0.0, (best & 0xff) as usize)
+            };
+            if d.is_finite() {
+                if let Some(t) = s.taken.get_mut(j) {
+                    *t = f32::INFINITY;
+                    m += 1;
+                }
+            }
+        }
+        let nb = s.near.iter().filter(|&&d| d <= ov2).count();
+        let (na, nb) = (na.max(floor), nb.max(floor));
+        best_score = best_score.max((m * m) as f32 / (na * nb) as f32);
+    }
+    best_score.clamp(0.0, 1.0)
 }
 
 /// One first-template minutia's run of pairs in the pair list, and its best key among the

@@ -204,7 +204,7 @@ mod tests {
     fn the_v1_calibration_fixture_and_the_builtin_one_load() {
         let cal = parse_calibration(&fixture("finger_calibration_v1.json"), "fixture").unwrap();
         assert_eq!(cal.version, 1);
-        assert_eq!(cal.model, ipseity_finger::fusion::MODEL_ID);
+        assert_eq!(cal.model, ipseity_finger::fusion::SCORE_ID);
         assert_eq!(cal.impostor_pairs, 1000);
         assert_eq!(cal.table.len(), 3);
         parse_calibration(BUILTIN_CALIBRATION, "built-in").unwrap();
@@ -215,7 +215,8 @@ mod tests {
         let text = fixture("finger_calibration_v1.json");
         for (from, to) in [
             ("\"version\": 1", "\"version\": 2"),
-            ("ipseity-finger-mcc-v1", "ipseity-finger-mcc-v0"),
+            // Measured on the matcher before the global pairing.
+            ("ipseity-finger-mcc-v2", "ipseity-finger-mcc-v1"),
             ("\"version\": 1,", ""),
         ] {
             assert!(text.contains(from), "{from}");
