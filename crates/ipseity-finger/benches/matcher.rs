@@ -51,6 +51,11 @@ fn config_from_env() -> MatcherConfig {
             "dist_tol_rel" => cfg.dist_tol_rel = f,
             "angle_tol" => cfg.angle_tol = f.to_radians(),
             "angle_max" => cfg.angle_max = f.to_radians(),
+            "global_weight" => cfg.global_weight = f,
+            "global_dist" => cfg.global_dist = f,
+            "global_angle" => cfg.global_angle = f.to_radians(),
+            "global_overlap" => cfg.global_overlap = f,
+            "global_anchors" => cfg.global_anchors = f as usize,
             _ => panic!("unknown MATCHER_CFG key {k}"),
         }
     }
