@@ -546,6 +546,8 @@ fn global_pairing(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch, n_p:
     let ov2 = c.global_overlap * c.global_overlap;
     let floor = c.min_score_pairs.max(8);
     let mut best_score = 0.0f32;
+    let mut done = [(0.0f32, 0.0f32, 0.0f32); MAX_RELAX];
+    let mut n_done = 0usize;
     for &key in s.eff.iter().take(n_p.min(c.global_anchors)) {
         let k = (key & 0xffff_ffff) as usize;
         let Some(pp) = s.chosen.get(k) else { continue };
@@ -559,6 +561,18 @@ fn global_pairing(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch, n_p:
         let (sr, cr) = rot.sin_cos();
         let tx = pb0.x - (cr * pa0.x - sr * pa0.y);
         let ty = pb0.y - (sr * pa0.x + cr * pa0.y);
+        // An anchor that only repeats an earlier one's alignment (within 4.6 degrees and 6 px)
+        // would pair nearly the same way: skipping it measured 25% more comparisons per
+        // second on the synthetic set for one or two genuine pairs in a thousand.
+        if done[..n_done].iter().any(|&(r0, x0, y0)| {
+            angle_diff(rot, r0).abs() < 0.08 && (tx - x0).abs() < 6.0 && (ty - y0).abs() < 6.0
+        }) {
+            continue;
+        }
+        if let Some(slot) = done.get_mut(n_done) {
+            *slot = (rot, tx, ty);
+            n_done += 1;
+        }
         s.near.clear();
         s.near.resize(nb_all, f32::INFINITY);
         s.taken.clear();
