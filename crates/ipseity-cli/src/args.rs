@@ -405,10 +405,29 @@ pub struct EraseArgs {
 
 /// `ipseity audit`
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
     /// Most rows to print
     #[arg(long, default_value_t = DEFAULT_AUDIT_LIMIT)]
     pub limit: usize,
+    /// Check the hash chain, or print its head
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+}
+
+/// `ipseity audit verify|head`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check that no audit entry was edited, deleted, inserted or reordered; exit 1 and say
+    /// where the chain breaks if one was
+    Verify {
+        /// A head exported earlier by `ipseity audit head`: the chain must still reach it
+        /// unchanged (this also catches deleted newest entries)
+        #[arg(long, value_name = "FILE.json")]
+        head: Option<PathBuf>,
+    },
+    /// Print the newest entry's id, time and hash (JSON), to keep outside the system
+    Head,
 }
 
 /// `ipseity eval`

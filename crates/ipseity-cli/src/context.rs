@@ -106,18 +106,22 @@ impl Ctx {
             )
             .into());
         }
-        Store::open(&self.data_dir)
-            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+        let mut store = Store::open(&self.data_dir)
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))?;
+        store.set_actor(Some(&cli_actor()));
+        Ok(store)
     }
 
     /// Opens the backend `serve` and `keys` work on: PostgreSQL with `--database`, else the
     /// embedded store (refused while a server owns it, as [`Ctx::open_store`]).
     pub fn open_backend(&self) -> anyhow::Result<Box<dyn ipseity_store::Backend>> {
         match &self.database {
-            Some(url) => Ok(Box::new(
-                ipseity_store::PgStore::open(url, &self.data_dir)
-                    .context("opening the PostgreSQL store")?,
-            )),
+            Some(url) => {
+                let mut store = ipseity_store::PgStore::open(url, &self.data_dir)
+                    .context("opening the PostgreSQL store")?;
+                ipseity_store::Backend::set_actor(&mut store, Some(&cli_actor()));
+                Ok(Box::new(store))
+            }
             None => Ok(Box::new(self.open_store()?)),
         }
     }
@@ -195,4 +199,14 @@ pub fn single_face(
     engine
         .single_face(img, largest)
         .with_context(|| path.display().to_string())
+}
+
+/// Who the audit log names for the command line: `cli:` and the login name (`USER`, else
+/// `LOGNAME`), or `cli` alone.
+pub fn cli_actor() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map_or_else(|| "cli".to_owned(), |u| format!("cli:{u}"))
 }

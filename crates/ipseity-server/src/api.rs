@@ -255,6 +255,7 @@ fn check_key(
 ) -> Result<ApiKey, Problem> {
     let mut store = s.store_lock()?;
     let deny = |store: &mut dyn ipseity_store::Backend, key: Option<String>, reason| {
+        store.set_actor(key.as_deref().map(|k| format!("key:{k}")).as_deref());
         let _ = store.record_audit(
             &AuditEvent::AccessDenied {
                 key,
@@ -292,6 +293,11 @@ fn check_key(
         }
     }
     Ok(key)
+}
+
+/// How the audit log names a key's holder.
+fn actor_of(key: &ApiKey) -> String {
+    format!("key:{}", key.name)
 }
 
 fn purpose_of(p: &Option<String>) -> Result<&str, Problem> {
@@ -473,7 +479,7 @@ async fn enrol_faces(
     Body(req): Body<EnrolFaces>,
 ) -> Result<(StatusCode, Json<Enrolled>), Problem> {
     let purpose = purpose_of(&req.purpose)?.to_owned();
-    authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?;
+    let actor = actor_of(&authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?);
     ready(&s)?;
     let subject = subject_id(id)?;
     if req.images.is_empty() || req.images.len() > s.limits.max_samples {
@@ -499,7 +505,7 @@ async fn enrol_faces(
     .await?;
     let allow = req.allow_duplicate;
     heavy(&s, move |s| {
-        let mut store = s.store_lock()?;
+        let mut store = s.store_as(&actor)?;
         let mut faces = s.faces.write().map_err(|_| poisoned())?;
         let live = faces.as_mut().ok_or_else(poisoned)?;
         let r = FaceEnrolment {
@@ -545,7 +551,7 @@ async fn enrol_fingers(
     Body(req): Body<EnrolFingers>,
 ) -> Result<(StatusCode, Json<Enrolled>), Problem> {
     let purpose = purpose_of(&req.purpose)?.to_owned();
-    authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?;
+    let actor = actor_of(&authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?);
     ready(&s)?;
     let subject = subject_id(id)?;
     let allow = req.allow_duplicate;
@@ -555,7 +561,7 @@ async fn enrol_fingers(
             .iter()
             .map(|x| (x.template.clone(), x.quality_score()))
             .collect();
-        let mut store = s.store_lock()?;
+        let mut store = s.store_as(&actor)?;
         let mut g = s.fingers.write().map_err(|_| poisoned())?;
         let live = g.as_mut().ok_or_else(poisoned)?;
         let r = FingerEnrolment {
@@ -721,7 +727,7 @@ async fn verify(
         ));
     }
     let largest = req.largest;
-    authorize(&s, &headers, Scope::Verify, Some(&purpose)).await?;
+    let actor = actor_of(&authorize(&s, &headers, Scope::Verify, Some(&purpose)).await?);
     let subject = subject_id(id)?;
     heavy(&s, move |s| {
         let refs = s.store_lock()?.templates(&subject)?;
@@ -782,7 +788,7 @@ async fn verify(
             }
             (None, None) => return Err(poisoned()),
         };
-        s.store_lock()?
+        s.store_as(&actor)?
             .record_audit(&event, Some(&subject), Some(&purpose))?;
         Ok(Json(answer))
     })
@@ -808,7 +814,7 @@ async fn identify_route(
     Body(req): Body<Probe>,
 ) -> Result<Json<Identification>, Problem> {
     let (purpose, sample, largest, top) = one_modality(req)?;
-    authorize(&s, &headers, Scope::Identify, Some(&purpose)).await?;
+    let actor = actor_of(&authorize(&s, &headers, Scope::Identify, Some(&purpose)).await?);
     ready(&s)?;
     let top = top.unwrap_or(10);
     if top == 0 || top > 1000 {
@@ -853,7 +859,7 @@ async fn identify_route(
                 )
             }
         };
-        s.store_lock()?.record_audit(
+        s.store_as(&actor)?.record_audit(
             &AuditEvent::Identified {
                 modality,
                 best: answer.best,
@@ -932,10 +938,10 @@ async fn erase(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    authorize(&s, &headers, Scope::Admin, None).await?;
+    let actor = actor_of(&authorize(&s, &headers, Scope::Admin, None).await?);
     let subject = subject_id(id)?;
     heavy(&s, move |s| {
-        let mut store = s.store_lock()?;
+        let mut store = s.store_as(&actor)?;
         let erased = store.erase(&subject, Some("erasure"))?;
         if let Some(g) = s.faces.write().map_err(|_| poisoned())?.as_mut() {
             g.gallery.remove(&subject);

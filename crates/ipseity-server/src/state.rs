@@ -118,10 +118,24 @@ impl Service {
         g.as_ref().map(|live| f(&live.gallery))
     }
 
+    /// The store, its audit rows naming nobody until [`Service::store_as`] says who acts.
     pub(crate) fn store_lock(&self) -> Result<MutexGuard<'_, Box<dyn Backend>>, Problem> {
-        self.store
+        let mut g = self
+            .store
             .lock()
-            .map_err(|_| Problem::from_error(&poisoned()))
+            .map_err(|_| Problem::from_error(&poisoned()))?;
+        g.set_actor(None);
+        Ok(g)
+    }
+
+    /// The store, its audit rows naming `actor` (`key:NAME`) while this guard is held.
+    pub(crate) fn store_as(
+        &self,
+        actor: &str,
+    ) -> Result<MutexGuard<'_, Box<dyn Backend>>, Problem> {
+        let mut g = self.store_lock()?;
+        g.set_actor(Some(actor));
+        Ok(g)
     }
 }
 

@@ -12,6 +12,7 @@
 //!
 //! The traits are object-safe: the service holds a `Box<dyn Backend>` chosen at start.
 
+use crate::chain::{ChainHead, ChainReport};
 use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
 
 use crate::{AuditEntry, Erasure, StoreError, SubjectSummary, TemplateMark};
@@ -67,6 +68,12 @@ pub trait Backend: Send {
 
     /// The most recent `limit` audit rows, newest first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Names who acts in the audit rows written from now on (`key:NAME`, `cli:USER`).
+    fn set_actor(&mut self, actor: Option<&str>);
+
+    /// Checks the audit log's hash chain, optionally against a head exported earlier.
+    fn verify_audit(&self, anchor: Option<&ChainHead>) -> Result<ChainReport, StoreError>;
 
     /// Creates an API key; returns it with the key string, which is never shown again.
     fn create_key(
@@ -219,6 +226,12 @@ impl Backend for crate::Store {
     }
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         crate::Store::audit_log(self, limit)
+    }
+    fn set_actor(&mut self, actor: Option<&str>) {
+        crate::Store::set_actor(self, actor)
+    }
+    fn verify_audit(&self, anchor: Option<&ChainHead>) -> Result<ChainReport, StoreError> {
+        crate::Store::verify_audit(self, anchor)
     }
     fn create_key(
         &mut self,

@@ -166,6 +166,7 @@ impl Store {
         }
         insert_audit(
             &tx,
+            &self.auditor,
             &now,
             &AuditEvent::KeyCreated {
                 name: name.to_owned(),
@@ -224,6 +225,7 @@ impl Store {
         }
         insert_audit(
             &tx,
+            &self.auditor,
             &now,
             &AuditEvent::KeyRevoked {
                 name: name.to_owned(),

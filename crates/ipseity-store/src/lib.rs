@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod chain;
 mod clock;
 pub mod codec;
 mod crypto;

@@ -29,6 +29,7 @@ use postgres::{Client, GenericClient, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::backend::{Backend, WriteOps};
+use crate::chain::{self, Auditor, ChainHead, ChainReport};
 use crate::crypto::{template_aad, Sealer};
 use crate::key::{self, KEY_FILE};
 use crate::keys::{check_presented, join_scopes, new_key_material, row_to_key, split_presented};
@@ -85,7 +86,14 @@ const MIGRATIONS: &[&str] = &[
          revoked_at    TEXT
      );
      INSERT INTO meta (key, value) VALUES ('template_id_high_water', '0');"#,
+    // 2: the embedded store's schema 4: the audit log becomes a hash chain.
+    r#"ALTER TABLE audit ADD COLUMN actor TEXT;
+     ALTER TABLE audit ADD COLUMN prev_hash BYTEA;
+     ALTER TABLE audit ADD COLUMN hash BYTEA;"#,
 ];
+
+/// The first schema version whose audit rows are chained.
+const CHAINED_SINCE: u32 = 2;
 
 /// Schema version this build writes to PostgreSQL.
 pub const PG_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -115,6 +123,7 @@ pub struct PgStore {
     writer: Option<Client>,
     pool: Option<Pool>,
     sealer: Sealer,
+    auditor: Auditor,
     key_dir: PathBuf,
 }
 
@@ -142,10 +151,11 @@ impl PgStore {
     pub fn open(url: &str, key_dir: &Path) -> Result<PgStore, StoreError> {
         let config = parse_config(url)?;
         let mut writer = config.connect(NoTls)?;
-        migrate(&mut writer)?;
+        let found = migrate(&mut writer)?;
         let sealed_data = read_meta(&mut writer, KEY_CHECK)?.is_some();
         let key = key::load_or_create_in(key_dir, sealed_data)?;
         let sealer = Sealer::new(&key);
+        let auditor = Auditor::new(&key);
         drop(key);
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = r2d2_postgres::r2d2::Pool::builder()
@@ -156,10 +166,31 @@ impl PgStore {
             writer: Some(writer),
             pool: Some(pool),
             sealer,
+            auditor,
             key_dir: key_dir.to_path_buf(),
         };
         store.check_key()?;
+        if found < CHAINED_SINCE {
+            store.chain_legacy_rows()?;
+        }
         Ok(store)
+    }
+
+    /// Chains audit rows written before the chain existed, in row order, in one transaction.
+    fn chain_legacy_rows(&mut self) -> Result<(), StoreError> {
+        let mut tx = locked(live(&mut self.writer)?)?;
+        let rows = read_chain_rows(&mut tx)?;
+        let mut prev = chain::GENESIS;
+        for e in rows {
+            let hash = chain::entry_hash(&self.auditor.chain, &prev, &e.fields_for_backfill());
+            tx.execute(
+                "UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3",
+                &[&&prev[..], &&hash[..], &e.id],
+            )?;
+            prev = hash;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn check_key(&mut self) -> Result<(), StoreError> {
@@ -255,7 +286,8 @@ fn read_meta(c: &mut impl GenericClient, key: &str) -> Result<Option<String>, St
     )
 }
 
-fn migrate(c: &mut Client) -> Result<(), StoreError> {
+/// Applies pending migrations; returns the version found before.
+fn migrate(c: &mut Client) -> Result<u32, StoreError> {
     let mut tx = c.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
     tx.batch_execute(
@@ -282,7 +314,7 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
         &[&PG_SCHEMA_VERSION.to_string()],
     )?;
     tx.commit()?;
-    Ok(())
+    Ok(found)
 }
 
 fn high_water(c: &mut impl GenericClient) -> Result<i64, StoreError> {
@@ -299,8 +331,11 @@ fn exists(c: &mut impl GenericClient, subject: &SubjectId) -> Result<bool, Store
     )
 }
 
+/// Appends an audit row chained to the newest one; the caller's transaction holds the
+/// writers' lock, so rows from several processes still form one chain.
 fn insert_audit(
     c: &mut impl GenericClient,
+    auditor: &Auditor,
     at: &str,
     event: &AuditEvent,
     subject: Option<&SubjectId>,
@@ -309,19 +344,64 @@ fn insert_audit(
     check_purpose(purpose)?;
     let detail = event.detail();
     let detail = (!detail.is_empty()).then_some(detail);
+    let outcome = event.outcome();
+    let prev: Option<Vec<u8>> = c
+        .query_opt("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", &[])?
+        .and_then(|r| r.get(0));
+    let prev = chain::to_hash(prev.as_deref()).unwrap_or(chain::GENESIS);
+    let hash = chain::entry_hash(
+        &auditor.chain,
+        &prev,
+        &chain::Fields {
+            at,
+            operation: event.operation(),
+            subject: subject.map(SubjectId::as_str),
+            purpose,
+            outcome: &outcome,
+            detail: detail.as_deref(),
+            actor: auditor.actor.as_deref(),
+        },
+    );
     c.execute(
-        "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail, actor,
+                            prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &at,
             &event.operation(),
             &subject.map(SubjectId::as_str),
             &purpose,
-            &event.outcome(),
+            &outcome,
             &detail,
+            &auditor.actor,
+            &&prev[..],
+            &&hash[..],
         ],
     )?;
     Ok(())
+}
+
+fn read_chain_rows(c: &mut impl GenericClient) -> Result<Vec<chain::StoredEntry>, StoreError> {
+    let rows = c.query(
+        "SELECT id, at, operation, subject_id, purpose, outcome, detail, actor, prev_hash, hash
+         FROM audit ORDER BY id",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| chain::StoredEntry {
+            id: r.get(0),
+            at: r.get(1),
+            operation: r.get(2),
+            subject: r.get(3),
+            purpose: r.get(4),
+            outcome: r.get(5),
+            detail: r.get(6),
+            actor: r.get(7),
+            prev_hash: r.get(8),
+            hash: r.get(9),
+        })
+        .collect())
 }
 
 fn sealed(r: &postgres::Row, first: usize) -> SealedRow {
@@ -344,6 +424,7 @@ impl Backend for PgStore {
         Ok(Box::new(PgWriteTx {
             tx: RefCell::new(tx),
             sealer: &self.sealer,
+            auditor: &self.auditor,
             now: clock::now_rfc3339(),
         }))
     }
@@ -473,6 +554,7 @@ impl Backend for PgStore {
             .map_err(|_| StoreError::Corrupt("deleted row count".into()))?;
         insert_audit(
             &mut tx,
+            &self.auditor,
             &now,
             &AuditEvent::Erased { templates },
             Some(subject),
@@ -493,13 +575,25 @@ impl Backend for PgStore {
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = clock::now_rfc3339();
-        insert_audit(live(&mut self.writer)?, &now, event, subject, purpose)
+        let mut tx = locked(live(&mut self.writer)?)?;
+        insert_audit(&mut tx, &self.auditor, &now, event, subject, purpose)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_actor(&mut self, actor: Option<&str>) {
+        self.auditor.actor = actor.map(crate::store::clip_actor);
+    }
+
+    fn verify_audit(&self, anchor: Option<&ChainHead>) -> Result<ChainReport, StoreError> {
+        let rows = read_chain_rows(&mut *self.reader()?)?;
+        Ok(chain::verify(&self.auditor.chain, rows, anchor))
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.reader()?.query(
-            "SELECT id, at, operation, subject_id, purpose, outcome, detail FROM audit
+            "SELECT id, at, operation, subject_id, purpose, outcome, detail, actor FROM audit
              ORDER BY id DESC LIMIT $1",
             &[&limit],
         )?;
@@ -516,6 +610,7 @@ impl Backend for PgStore {
                     purpose: r.get(4),
                     outcome: r.get(5),
                     detail: r.get(6),
+                    actor: r.get(7),
                 })
             })
             .collect()
@@ -549,6 +644,7 @@ impl Backend for PgStore {
         }
         insert_audit(
             &mut tx,
+            &self.auditor,
             &now,
             &AuditEvent::KeyCreated {
                 name: name.to_owned(),
@@ -596,6 +692,7 @@ impl Backend for PgStore {
         }
         insert_audit(
             &mut tx,
+            &self.auditor,
             &now,
             &AuditEvent::KeyRevoked {
                 name: name.to_owned(),
@@ -638,6 +735,7 @@ struct PgWriteTx<'a> {
     // The client needs `&mut` for every statement, while the trait's reads take `&self`.
     tx: RefCell<Transaction<'a>>,
     sealer: &'a Sealer,
+    auditor: &'a Auditor,
     now: String,
 }
 
@@ -775,7 +873,14 @@ impl WriteOps for PgWriteTx<'_> {
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = self.now.clone();
-        insert_audit(self.tx.get_mut(), &now, event, subject, purpose)
+        insert_audit(
+            self.tx.get_mut(),
+            self.auditor,
+            &now,
+            event,
+            subject,
+            purpose,
+        )
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {

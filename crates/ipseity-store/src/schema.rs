@@ -54,7 +54,15 @@ const MIGRATIONS: &[&str] = &[
          created_at TEXT NOT NULL,
          revoked_at TEXT
      ) STRICT;",
+    // 4: the audit log becomes a hash chain (see `chain`): who acted, and each entry's
+    // previous and own hash. Rows written before are chained at the upgrade (`Store::open`).
+    "ALTER TABLE audit ADD COLUMN actor TEXT;
+     ALTER TABLE audit ADD COLUMN prev_hash BLOB;
+     ALTER TABLE audit ADD COLUMN hash BLOB;",
 ];
+
+/// The first schema version whose audit rows are chained.
+pub(crate) const CHAINED_SINCE: u32 = 4;
 
 /// Applies pending migrations in one transaction; returns the version found before.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {

@@ -8,6 +8,7 @@ use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
+use crate::chain::{self, Auditor};
 use crate::crypto::{template_aad, Sealer};
 use crate::key::{self, KEY_FILE};
 use crate::write::{TemplateMark, WriteTx};
@@ -43,6 +44,7 @@ pub struct Erasure {
 }
 
 /// One row of the audit log; holds decisions and outcomes, never biometric data or scores.
+/// Rows are hash-chained ([`crate::chain`]); [`Store::verify_audit`] checks the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     /// Increasing row number.
@@ -59,6 +61,9 @@ pub struct AuditEntry {
     pub outcome: String,
     /// Free text without biometric data, e.g. `templates=3`.
     pub detail: Option<String>,
+    /// Who acted: `key:NAME` for an API key, `cli:USER` for the command line; `None` for
+    /// rows written before actors were recorded.
+    pub actor: Option<String>,
 }
 
 /// The embedded store: one directory holding `ipseity.db` and `template.key`.
@@ -69,6 +74,7 @@ pub struct AuditEntry {
 pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) sealer: Sealer,
+    pub(crate) auditor: Auditor,
     dir: PathBuf,
 }
 
@@ -96,6 +102,15 @@ fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<(), Stor
         )));
     }
     Ok(())
+}
+
+/// An actor name cut to [`chain::MAX_ACTOR`] bytes on a character boundary.
+pub(crate) fn clip_actor(a: &str) -> String {
+    let mut end = a.len().min(chain::MAX_ACTOR);
+    while !a.is_char_boundary(end) {
+        end -= 1;
+    }
+    a[..end].to_owned()
 }
 
 pub(crate) fn check_purpose(purpose: Option<&str>) -> Result<(), StoreError> {
@@ -204,8 +219,12 @@ pub(crate) fn insert_templates(
     Ok(())
 }
 
+/// Appends an audit row chained to the newest one. The caller holds the write lock (a
+/// transaction begun `IMMEDIATE`), so no other row can slip in between the read of the
+/// previous hash and the insert.
 pub(crate) fn insert_audit(
     conn: &Connection,
+    auditor: &Auditor,
     at: &str,
     event: &AuditEvent,
     subject: Option<&SubjectId>,
@@ -213,19 +232,86 @@ pub(crate) fn insert_audit(
 ) -> Result<(), StoreError> {
     check_purpose(purpose)?;
     let detail = event.detail();
+    let detail = (!detail.is_empty()).then_some(detail);
+    let outcome = event.outcome();
+    let prev: Option<Option<Vec<u8>>> = conn
+        .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let prev = chain::to_hash(prev.flatten().as_deref()).unwrap_or(chain::GENESIS);
+    let hash = chain::entry_hash(
+        &auditor.chain,
+        &prev,
+        &chain::Fields {
+            at,
+            operation: event.operation(),
+            subject: subject.map(SubjectId::as_str),
+            purpose,
+            outcome: &outcome,
+            detail: detail.as_deref(),
+            actor: auditor.actor.as_deref(),
+        },
+    );
     conn.execute(
-        "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail, actor,
+                            prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             at,
             event.operation(),
             subject.map(SubjectId::as_str),
             purpose,
-            event.outcome(),
-            (!detail.is_empty()).then_some(detail)
+            outcome,
+            detail,
+            auditor.actor,
+            &prev[..],
+            &hash[..]
         ],
     )?;
     Ok(())
+}
+
+/// Chains audit rows written before the chain existed (an upgrade from schema 3), in row
+/// order, in one transaction.
+fn chain_legacy_rows(conn: &mut Connection, auditor: &Auditor) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let rows = read_chain_rows(&tx)?;
+    let mut prev = chain::GENESIS;
+    for mut e in rows {
+        e.actor = None;
+        let hash = chain::entry_hash(&auditor.chain, &prev, &e.fields_for_backfill());
+        tx.execute(
+            "UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
+            params![&prev[..], &hash[..], e.id],
+        )?;
+        prev = hash;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Every audit row in row order, as the chain verifier reads them.
+pub(crate) fn read_chain_rows(conn: &Connection) -> Result<Vec<chain::StoredEntry>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, at, operation, subject_id, purpose, outcome, detail, actor, prev_hash, hash
+         FROM audit ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(chain::StoredEntry {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            operation: r.get(2)?,
+            subject: r.get(3)?,
+            purpose: r.get(4)?,
+            outcome: r.get(5)?,
+            detail: r.get(6)?,
+            actor: r.get(7)?,
+            prev_hash: r.get(8)?,
+            hash: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(crate) fn subject_exists(conn: &Connection, subject: &SubjectId) -> Result<bool, StoreError> {
@@ -334,6 +420,7 @@ impl Store {
             key::create(&key_path)?
         };
         let sealer = Sealer::new(&key);
+        let auditor = Auditor::new(&key);
         drop(key);
 
         owner_only_db(&db_path)?;
@@ -350,13 +437,17 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let _: i64 = conn.pragma_update_and_check(None, "secure_delete", "ON", |r| r.get(0))?;
 
-        schema::migrate(&mut conn)?;
+        let found = schema::migrate(&mut conn)?;
         let mut store = Store {
             conn,
             sealer,
+            auditor,
             dir: dir.to_path_buf(),
         };
         store.check_key()?;
+        if found < schema::CHAINED_SINCE {
+            chain_legacy_rows(&mut store.conn, &store.auditor)?;
+        }
         // Completes the wipe of an erasure whose checkpoint a reader held off.
         store.checkpoint()?;
         Ok(store)
@@ -451,7 +542,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(WriteTx::new(tx, &self.sealer))
+        Ok(WriteTx::new(tx, &self.sealer, &self.auditor))
     }
 
     /// The newest template written so far. Read it before loading a gallery: the templates
@@ -655,6 +746,7 @@ impl Store {
         }
         insert_audit(
             &tx,
+            &self.auditor,
             &now,
             &AuditEvent::Erased { templates },
             Some(subject),
@@ -684,14 +776,34 @@ impl Store {
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = clock::now_rfc3339();
-        insert_audit(&self.conn, &now, event, subject, purpose)
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_audit(&tx, &self.auditor, &now, event, subject, purpose)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Names who acts in the audit rows written from now on (`key:NAME`, `cli:USER`);
+    /// `None` for nobody in particular. Over [`chain::MAX_ACTOR`] bytes is cut.
+    pub fn set_actor(&mut self, actor: Option<&str>) {
+        self.auditor.actor = actor.map(clip_actor);
+    }
+
+    /// Checks the audit log's hash chain, optionally against a head exported earlier.
+    pub fn verify_audit(
+        &self,
+        anchor: Option<&chain::ChainHead>,
+    ) -> Result<chain::ChainReport, StoreError> {
+        let rows = read_chain_rows(&self.conn)?;
+        Ok(chain::verify(&self.auditor.chain, rows, anchor))
     }
 
     /// The most recent `limit` audit rows, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, at, operation, subject_id, purpose, outcome, detail FROM audit
+            "SELECT id, at, operation, subject_id, purpose, outcome, detail, actor FROM audit
              ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = stmt
@@ -704,21 +816,25 @@ impl Store {
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(id, at, operation, subject, purpose, outcome, detail)| {
-                Ok(AuditEntry {
-                    id,
-                    at,
-                    operation,
-                    subject: subject.map(subject_from_sql).transpose()?,
-                    purpose,
-                    outcome,
-                    detail,
-                })
-            })
+            .map(
+                |(id, at, operation, subject, purpose, outcome, detail, actor)| {
+                    Ok(AuditEntry {
+                        id,
+                        at,
+                        operation,
+                        subject: subject.map(subject_from_sql).transpose()?,
+                        purpose,
+                        outcome,
+                        detail,
+                        actor,
+                    })
+                },
+            )
             .collect()
     }
 }

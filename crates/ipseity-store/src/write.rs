@@ -5,6 +5,7 @@
 use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
 use rusqlite::{params, Transaction};
 
+use crate::chain::Auditor;
 use crate::crypto::Sealer;
 use crate::store::{
     check_nonempty, check_purpose, high_water, insert_audit, insert_templates, subject_exists,
@@ -25,14 +26,16 @@ pub struct TemplateMark(pub(crate) i64);
 pub struct WriteTx<'a> {
     tx: Transaction<'a>,
     sealer: &'a Sealer,
+    auditor: &'a Auditor,
     now: String,
 }
 
 impl<'a> WriteTx<'a> {
-    pub(crate) fn new(tx: Transaction<'a>, sealer: &'a Sealer) -> Self {
+    pub(crate) fn new(tx: Transaction<'a>, sealer: &'a Sealer, auditor: &'a Auditor) -> Self {
         Self {
             tx,
             sealer,
+            auditor,
             now: clock::now_rfc3339(),
         }
     }
@@ -159,7 +162,7 @@ impl<'a> WriteTx<'a> {
         subject: Option<&SubjectId>,
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
-        insert_audit(&self.tx, &self.now, event, subject, purpose)
+        insert_audit(&self.tx, self.auditor, &self.now, event, subject, purpose)
     }
 
     /// Makes every change durable at once.

@@ -22,12 +22,16 @@ use crate::error::ExitStatus;
 
 /// Runs one command.
 pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
-    if ctx.database.is_some() && !matches!(command, Command::Serve(_) | Command::Keys(_)) {
+    let chain_check = matches!(command, Command::Audit(a) if a.command.is_some());
+    if ctx.database.is_some()
+        && !chain_check
+        && !matches!(command, Command::Serve(_) | Command::Keys(_))
+    {
         // The other commands work on the embedded store only; on PostgreSQL the service's
         // API is the way in, so that its live galleries stay in step.
         return Err(crate::error::CliError::input(
             "usage",
-            "--database (IPSEITY_DATABASE_URL) is for `serve` and `keys`; on PostgreSQL use the service's API",
+            "--database (IPSEITY_DATABASE_URL) is for `serve`, `keys` and `audit verify|head`; on PostgreSQL use the service's API",
         )
         .into());
     }
