@@ -328,6 +328,31 @@ async fn keys_scopes_and_purposes_are_enforced_and_audited() {
             log.contains("key=desk operation=enrol reason=purpose"),
             "{log}"
         );
+        // Who acted: the key's name on each row it caused, nobody without a valid key.
+        let entries = v["entries"].as_array().expect("entries").clone();
+        let actor_of = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+            let e = entries
+                .iter()
+                .find(|e| pred(e))
+                .unwrap_or_else(|| panic!("{log}"));
+            e["actor"].clone()
+        };
+        assert_eq!(actor_of(&|e| e["operation"] == "enroll"), json!("key:desk"));
+        assert_eq!(
+            actor_of(&|e| e["operation"] == "identify"),
+            json!("key:desk")
+        );
+        let detail_has =
+            |e: &serde_json::Value, t: &str| e["detail"].as_str().is_some_and(|d| d.contains(t));
+        assert_eq!(
+            actor_of(&|e| detail_has(e, "reason=no_key")),
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            actor_of(&|e| detail_has(e, "key=bank-a operation=enrol reason=scope")),
+            json!("key:bank-a")
+        );
+        assert!(sync(|| place.open().verify_audit(None).unwrap().intact()));
 
         // Erasure leaves the gallery at once.
         let (st, _, v) = call(&s, "DELETE", "/v1/subjects/alice", Some(&k.admin), None).await;
