@@ -111,6 +111,16 @@ pub enum AuditEvent {
         /// Why: `no_key`, `scope` or `purpose`.
         reason: &'static str,
     },
+    /// A verification was not attempted: the subject's failed attempts locked it for a
+    /// while (`disabled == false`) or until an administrator unlocks it.
+    VerificationLocked {
+        /// Whether verification is disabled (not just backing off).
+        disabled: bool,
+        /// Seconds until another attempt is allowed, while backing off.
+        retry_after_s: u64,
+    },
+    /// An administrator cleared a subject's failed verification attempts.
+    Unlocked,
 }
 
 fn modality_word(m: Modality) -> &'static str {
@@ -154,6 +164,8 @@ impl AuditEvent {
             AuditEvent::KeyCreated { .. } => "key_create",
             AuditEvent::KeyRevoked { .. } => "key_revoke",
             AuditEvent::AccessDenied { .. } => "access",
+            AuditEvent::VerificationLocked { .. } => "verify",
+            AuditEvent::Unlocked => "unlock",
         }
     }
 
@@ -164,7 +176,11 @@ impl AuditEvent {
             | AuditEvent::TemplatesAdded { .. }
             | AuditEvent::Erased { .. }
             | AuditEvent::KeyCreated { .. }
-            | AuditEvent::KeyRevoked { .. } => "ok".into(),
+            | AuditEvent::KeyRevoked { .. }
+            | AuditEvent::Unlocked => "ok".into(),
+            AuditEvent::VerificationLocked { disabled, .. } => {
+                if *disabled { "disabled" } else { "locked" }.into()
+            }
             AuditEvent::AccessDenied { .. } => "denied".into(),
             AuditEvent::EnrolmentRefused { .. } => "refused".into(),
             AuditEvent::DuplicateAllowed { .. } => "duplicate_allowed".into(),
@@ -261,6 +277,17 @@ impl AuditEvent {
                 "key={} operation={operation} reason={reason}",
                 key.as_deref().unwrap_or("-")
             ),
+            AuditEvent::VerificationLocked {
+                disabled,
+                retry_after_s,
+            } => {
+                if *disabled {
+                    write!(d, "too many failed attempts; an administrator must unlock")
+                } else {
+                    write!(d, "too many failed attempts; retry_after_s={retry_after_s}")
+                }
+            }
+            AuditEvent::Unlocked => Ok(()),
         };
         d
     }

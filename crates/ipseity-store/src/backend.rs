@@ -12,6 +12,7 @@
 //!
 //! The traits are object-safe: the service holds a `Box<dyn Backend>` chosen at start.
 
+use crate::attempts::{AttemptGate, AttemptPolicy};
 use crate::chain::{ChainHead, ChainReport};
 use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
 
@@ -74,6 +75,22 @@ pub trait Backend: Send {
 
     /// Checks the audit log's hash chain, optionally against a head exported earlier.
     fn verify_audit(&self, anchor: Option<&ChainHead>) -> Result<ChainReport, StoreError>;
+
+    /// Whether a verification of `subject` may begin at `now` (Unix seconds); if it may,
+    /// it is counted as failed until [`Backend::finish_attempt`] says it was accepted. An
+    /// unknown subject is [`AttemptGate::Open`] (its verification fails on its own).
+    fn begin_attempt(
+        &mut self,
+        subject: &SubjectId,
+        now: i64,
+        policy: &AttemptPolicy,
+    ) -> Result<AttemptGate, StoreError>;
+
+    /// Ends an attempt: an accept clears the subject's failures.
+    fn finish_attempt(&mut self, subject: &SubjectId, accepted: bool) -> Result<(), StoreError>;
+
+    /// Clears a subject's failed attempts and any back-off or disabling (audited).
+    fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError>;
 
     /// Creates an API key; returns it with the key string, which is never shown again.
     fn create_key(
@@ -232,6 +249,20 @@ impl Backend for crate::Store {
     }
     fn verify_audit(&self, anchor: Option<&ChainHead>) -> Result<ChainReport, StoreError> {
         crate::Store::verify_audit(self, anchor)
+    }
+    fn begin_attempt(
+        &mut self,
+        subject: &SubjectId,
+        now: i64,
+        policy: &AttemptPolicy,
+    ) -> Result<AttemptGate, StoreError> {
+        crate::Store::begin_attempt(self, subject, now, policy)
+    }
+    fn finish_attempt(&mut self, subject: &SubjectId, accepted: bool) -> Result<(), StoreError> {
+        crate::Store::finish_attempt(self, subject, accepted)
+    }
+    fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
+        crate::Store::unlock(self, subject, purpose)
     }
     fn create_key(
         &mut self,

@@ -35,6 +35,7 @@
 // crate without them to this).
 #![forbid(unsafe_code)]
 
+pub mod attempts;
 mod backend;
 pub mod chain;
 mod clock;

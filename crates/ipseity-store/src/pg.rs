@@ -28,6 +28,7 @@ use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
 use postgres::{Client, GenericClient, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
+use crate::attempts::{self, AttemptGate, AttemptPolicy, AttemptState};
 use crate::backend::{Backend, WriteOps};
 use crate::chain::{self, Auditor, ChainHead, ChainReport};
 use crate::crypto::{template_aad, Sealer};
@@ -90,6 +91,13 @@ const MIGRATIONS: &[&str] = &[
     r#"ALTER TABLE audit ADD COLUMN actor TEXT;
      ALTER TABLE audit ADD COLUMN prev_hash BYTEA;
      ALTER TABLE audit ADD COLUMN hash BYTEA;"#,
+    // 3: the embedded store's schema 5: failed verification attempts per subject.
+    r#"CREATE TABLE attempts (
+         subject_id   TEXT COLLATE "C" PRIMARY KEY REFERENCES subjects(id) ON DELETE CASCADE,
+         failures     BIGINT NOT NULL,
+         locked_until BIGINT,
+         disabled     BOOLEAN NOT NULL
+     );"#,
 ];
 
 /// The first schema version whose audit rows are chained.
@@ -588,6 +596,75 @@ impl Backend for PgStore {
     fn verify_audit(&self, anchor: Option<&ChainHead>) -> Result<ChainReport, StoreError> {
         let rows = read_chain_rows(&mut *self.reader()?)?;
         Ok(chain::verify(&self.auditor.chain, rows, anchor))
+    }
+
+    fn begin_attempt(
+        &mut self,
+        subject: &SubjectId,
+        now: i64,
+        policy: &AttemptPolicy,
+    ) -> Result<AttemptGate, StoreError> {
+        let mut tx = locked(live(&mut self.writer)?)?;
+        if !exists(&mut tx, subject)? {
+            return Ok(AttemptGate::Open);
+        }
+        let state = tx
+            .query_opt(
+                "SELECT failures, locked_until, disabled FROM attempts WHERE subject_id = $1",
+                &[&subject.as_str()],
+            )?
+            .map(|r| AttemptState {
+                failures: r.get(0),
+                locked_until: r.get(1),
+                disabled: r.get(2),
+            })
+            .unwrap_or_default();
+        let (gate, next) = attempts::begin(state, now, policy);
+        if let Some(n) = next {
+            tx.execute(
+                "INSERT INTO attempts (subject_id, failures, locked_until, disabled)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (subject_id) DO UPDATE SET failures = excluded.failures,
+                     locked_until = excluded.locked_until, disabled = excluded.disabled",
+                &[&subject.as_str(), &n.failures, &n.locked_until, &n.disabled],
+            )?;
+        }
+        tx.commit()?;
+        Ok(gate)
+    }
+
+    fn finish_attempt(&mut self, subject: &SubjectId, accepted: bool) -> Result<(), StoreError> {
+        if accepted {
+            let mut tx = locked(live(&mut self.writer)?)?;
+            tx.execute(
+                "DELETE FROM attempts WHERE subject_id = $1",
+                &[&subject.as_str()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
+        let now = clock::now_rfc3339();
+        let mut tx = locked(live(&mut self.writer)?)?;
+        if !exists(&mut tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        tx.execute(
+            "DELETE FROM attempts WHERE subject_id = $1",
+            &[&subject.as_str()],
+        )?;
+        insert_audit(
+            &mut tx,
+            &self.auditor,
+            &now,
+            &AuditEvent::Unlocked,
+            Some(subject),
+            purpose,
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

@@ -59,6 +59,14 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE audit ADD COLUMN actor TEXT;
      ALTER TABLE audit ADD COLUMN prev_hash BLOB;
      ALTER TABLE audit ADD COLUMN hash BLOB;",
+    // 5: failed verification attempts per subject (see `attempts`); the row goes with the
+    // subject.
+    "CREATE TABLE attempts (
+         subject_id   TEXT PRIMARY KEY NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+         failures     INTEGER NOT NULL,
+         locked_until INTEGER,
+         disabled     INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// The first schema version whose audit rows are chained.

@@ -8,6 +8,7 @@ use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
+use crate::attempts::{self, AttemptGate, AttemptPolicy, AttemptState};
 use crate::chain::{self, Auditor};
 use crate::crypto::{template_aad, Sealer};
 use crate::key::{self, KEY_FILE};
@@ -788,6 +789,93 @@ impl Store {
     /// `None` for nobody in particular. Over [`chain::MAX_ACTOR`] bytes is cut.
     pub fn set_actor(&mut self, actor: Option<&str>) {
         self.auditor.actor = actor.map(clip_actor);
+    }
+
+    /// Whether a verification of `subject` may begin at `now` (Unix seconds); see
+    /// [`crate::attempts`].
+    pub fn begin_attempt(
+        &mut self,
+        subject: &SubjectId,
+        now: i64,
+        policy: &AttemptPolicy,
+    ) -> Result<AttemptGate, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !subject_exists(&tx, subject)? {
+            return Ok(AttemptGate::Open);
+        }
+        let state = tx
+            .query_row(
+                "SELECT failures, locked_until, disabled FROM attempts WHERE subject_id = ?1",
+                [subject.as_str()],
+                |r| {
+                    Ok(AttemptState {
+                        failures: r.get(0)?,
+                        locked_until: r.get(1)?,
+                        disabled: r.get::<_, i64>(2)? != 0,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default();
+        let (gate, next) = attempts::begin(state, now, policy);
+        if let Some(n) = next {
+            tx.execute(
+                "INSERT INTO attempts (subject_id, failures, locked_until, disabled)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (subject_id) DO UPDATE SET failures = excluded.failures,
+                     locked_until = excluded.locked_until, disabled = excluded.disabled",
+                params![
+                    subject.as_str(),
+                    n.failures,
+                    n.locked_until,
+                    i64::from(n.disabled)
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(gate)
+    }
+
+    /// Ends an attempt: an accept clears the subject's failures.
+    pub fn finish_attempt(
+        &mut self,
+        subject: &SubjectId,
+        accepted: bool,
+    ) -> Result<(), StoreError> {
+        if accepted {
+            self.conn.execute(
+                "DELETE FROM attempts WHERE subject_id = ?1",
+                [subject.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Clears a subject's failed attempts, back-off and disabling, and audits it.
+    pub fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
+        let now = clock::now_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !subject_exists(&tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        tx.execute(
+            "DELETE FROM attempts WHERE subject_id = ?1",
+            [subject.as_str()],
+        )?;
+        insert_audit(
+            &tx,
+            &self.auditor,
+            &now,
+            &AuditEvent::Unlocked,
+            Some(subject),
+            purpose,
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Checks the audit log's hash chain, optionally against a head exported earlier.
