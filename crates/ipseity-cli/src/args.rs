@@ -80,6 +80,8 @@ pub enum Command {
     List,
     /// Erase a subject and all its templates
     Erase(EraseArgs),
+    /// Clear a subject's failed verification attempts (after a back-off or a disabling)
+    Unlock(UnlockArgs),
     /// Print the audit log, newest first
     Audit(AuditArgs),
     /// Evaluation: error rates (EER, FNMR at fixed FMR) and a DET plot over a
@@ -399,6 +401,14 @@ pub struct EmbedArgs {
 #[derive(Debug, Args)]
 pub struct EraseArgs {
     /// The subject to erase
+    #[arg(long)]
+    pub subject: String,
+}
+
+/// `ipseity unlock`
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The subject whose failed verification attempts to clear
     #[arg(long)]
     pub subject: String,
 }

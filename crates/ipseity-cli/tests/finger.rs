@@ -517,3 +517,61 @@ fn resolution_is_read_from_the_header_or_given() {
         "{stdout}"
     );
 }
+
+#[test]
+fn failed_verifications_back_off_until_unlocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let prints = synth(dir.path(), 2, 2, 77);
+    let data = dir.path().join("data");
+    let (code, stdout, stderr) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "enroll",
+        "--subject",
+        "dora",
+        "--finger",
+        &imp(&prints, 1, 1),
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let verify = |finger: u32| {
+        run(ipseity(&data).args([
+            "--json",
+            "finger",
+            "verify",
+            "--subject",
+            "dora",
+            "--finger",
+            &imp(&prints, finger, 2),
+        ]))
+    };
+    for _ in 0..5 {
+        let (code, stdout, _) = verify(2);
+        assert_eq!(
+            (code, json(&stdout)["decision"].as_str()),
+            (1, Some("reject"))
+        );
+    }
+    // The sixth attempt waits, even with the right finger.
+    let (code, stdout, _) = verify(1);
+    assert_eq!(
+        (code, error_code(&stdout).as_str()),
+        (2, "too_many_attempts"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(ipseity(&data).args(["--json", "unlock", "--subject", "dora"]));
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, _) = verify(1);
+    assert_eq!(
+        (code, json(&stdout)["decision"].as_str()),
+        (0, Some("accept")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(ipseity(&data).args(["--json", "unlock", "--subject", "nobody"]));
+    assert_eq!(
+        (code, error_code(&stdout).as_str()),
+        (2, "unknown_subject"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(ipseity(&data).args(["--json", "audit", "verify"]));
+    assert_eq!(code, 0, "{stdout}");
+}

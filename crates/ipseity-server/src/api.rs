@@ -27,6 +27,7 @@ use ipseity_finger::gallery::ProbeFinger;
 use ipseity_finger::matcher::MatcherConfig;
 use ipseity_finger::sample::{self, Sample};
 use ipseity_finger::FingerPosition;
+use ipseity_store::attempts::AttemptGate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -93,6 +94,12 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
     ),
     (
         "POST",
+        "/v1/subjects/{id}/unlock",
+        "Clear a subject's failed verification attempts (after a back-off or a disabling).",
+        Some(Scope::Admin),
+    ),
+    (
+        "POST",
         "/v1/identify",
         "1:N with a purpose: candidates in decision bands, never scores.",
         Some(Scope::Identify),
@@ -120,6 +127,7 @@ pub fn router(service: Shared) -> Router {
         .route("/v1/subjects/{id}/faces", post(enrol_faces))
         .route("/v1/subjects/{id}/fingers", post(enrol_fingers))
         .route("/v1/subjects/{id}/verify", post(verify))
+        .route("/v1/subjects/{id}/unlock", post(unlock))
         .route("/v1/identify", post(identify_route))
         .route("/v1/audit", get(audit))
         .layer(middleware::from_fn_with_state(service.clone(), observe))
@@ -730,6 +738,7 @@ async fn verify(
     let actor = actor_of(&authorize(&s, &headers, Scope::Verify, Some(&purpose)).await?);
     let subject = subject_id(id)?;
     heavy(&s, move |s| {
+        gate_attempt(s, &actor, &subject, &purpose)?;
         let refs = s.store_lock()?.templates(&subject)?;
         let face = face
             .map(|b| verify_face(s, &subject, &refs, &b, largest))
@@ -788,8 +797,10 @@ async fn verify(
             }
             (None, None) => return Err(poisoned()),
         };
-        s.store_as(&actor)?
-            .record_audit(&event, Some(&subject), Some(&purpose))?;
+        let accepted = answer.decision == Decision::Accept;
+        let mut store = s.store_as(&actor)?;
+        store.record_audit(&event, Some(&subject), Some(&purpose))?;
+        store.finish_attempt(&subject, accepted)?;
         Ok(Json(answer))
     })
     .await
@@ -955,6 +966,63 @@ async fn erase(
             "templates": erased.templates,
             "wal_wiped": erased.wal_wiped
         })))
+    })
+    .await
+}
+
+/// Refuses a verification while the subject's failed attempts lock it (429 with
+/// `Retry-After`, or 403 once disabled); otherwise counts it as begun. Refusals are audited.
+fn gate_attempt(
+    s: &Service,
+    actor: &str,
+    subject: &ipseity_core::SubjectId,
+    purpose: &str,
+) -> Result<(), Problem> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut store = s.store_as(actor)?;
+    let (disabled, retry_after_s) = match store.begin_attempt(subject, now, &s.limits.attempts)? {
+        AttemptGate::Open => return Ok(()),
+        AttemptGate::Locked { retry_after_s } => (false, retry_after_s),
+        AttemptGate::Disabled => (true, 0),
+    };
+    store.record_audit(
+        &AuditEvent::VerificationLocked {
+            disabled,
+            retry_after_s,
+        },
+        Some(subject),
+        Some(purpose),
+    )?;
+    Err(if disabled {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "verification_disabled",
+            "too many failed verifications of this subject: an administrator must unlock it",
+        )
+    } else {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "too many failed verifications of this subject; try again in {retry_after_s} s"
+            ),
+        )
+        .retry_after(retry_after_s)
+    })
+}
+
+async fn unlock(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let actor = actor_of(&authorize(&s, &headers, Scope::Admin, None).await?);
+    let subject = subject_id(id)?;
+    blocking(&s, move |s| {
+        s.store_as(&actor)?.unlock(&subject, Some("unlock"))?;
+        Ok(Json(json!({ "unlocked": subject })))
     })
     .await
 }

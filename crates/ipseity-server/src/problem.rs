@@ -15,6 +15,8 @@ pub struct Problem {
     pub code: &'static str,
     /// For a person; never a score or template value.
     pub detail: String,
+    /// Seconds to wait before trying again (`Retry-After`), where that is known.
+    pub retry_after_s: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -25,6 +27,8 @@ struct Body<'a> {
     status: u16,
     code: &'a str,
     detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_s: Option<u64>,
 }
 
 /// The status of an error kind.
@@ -45,7 +49,14 @@ impl Problem {
             status,
             code,
             detail: detail.into(),
+            retry_after_s: None,
         }
+    }
+
+    /// The same, saying when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     /// A malformed request (400).
@@ -80,13 +91,20 @@ impl IntoResponse for Problem {
             status: self.status.as_u16(),
             code: self.code,
             detail: &self.detail,
+            retry_after_s: self.retry_after_s,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             json,
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after_s {
+            if let Ok(v) = header::HeaderValue::from_str(&s.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
     }
 }

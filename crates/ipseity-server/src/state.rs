@@ -38,6 +38,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Most images or fingers in one request.
     pub max_samples: usize,
+    /// Limits on failed verifications of one subject.
+    pub attempts: ipseity_store::attempts::AttemptPolicy,
 }
 
 impl Default for Limits {
@@ -47,6 +49,7 @@ impl Default for Limits {
             max_heavy: std::thread::available_parallelism().map_or(2, |n| n.get()),
             request_timeout: Duration::from_secs(30),
             max_samples: 10,
+            attempts: ipseity_store::attempts::AttemptPolicy::default(),
         }
     }
 }

@@ -723,3 +723,99 @@ async fn images_and_records_may_come_as_multipart_form_data() {
     let (_, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
     assert_eq!(v["subjects"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_verifications_back_off_until_an_administrator_unlocks() {
+    for place in sync(|| Place::all("failed_verifications_back_off")) {
+        let (s, k) = service(&place, None);
+        sync(|| s.load_galleries()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let (mine, other) = (finger_record(&mut rng), finger_record(&mut rng));
+        let body = |rec: &str| json!({ "purpose": "onboarding", "fingers": fingers(rec) });
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/carol/fingers",
+            Some(&k.enrol),
+            Some(body(&mine)),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let path = "/v1/subjects/carol/verify";
+        // Five rejects are answered; the sixth attempt is refused with a wait.
+        for _ in 0..5 {
+            let (st, _, v) = call(&s, "POST", path, Some(&k.enrol), Some(body(&other))).await;
+            assert_eq!(
+                (st, v["decision"].as_str()),
+                (StatusCode::OK, Some("reject")),
+                "{v}"
+            );
+        }
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("authorization", format!("Bearer {}", k.enrol))
+            .header("content-type", "application/json")
+            .body(Body::from(body(&mine).to_string()))
+            .unwrap();
+        let resp = router(s.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((29..=30).contains(&wait), "{wait}");
+        let v: Value =
+            serde_json::from_slice(&to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap();
+        assert_eq!(v["code"], "too_many_attempts");
+        // Even the right finger waits; only an administrator may clear the lock.
+        let (st, _, _) = call(&s, "POST", path, Some(&k.enrol), Some(body(&mine))).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+        let (st, _, _) = call(
+            &s,
+            "POST",
+            "/v1/subjects/carol/unlock",
+            Some(&k.enrol),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/carol/unlock",
+            Some(&k.admin),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, _, v) = call(&s, "POST", path, Some(&k.enrol), Some(body(&mine))).await;
+        assert_eq!(
+            (st, v["decision"].as_str()),
+            (StatusCode::OK, Some("accept")),
+            "{v}"
+        );
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/nobody/unlock",
+            Some(&k.admin),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_subject"))
+        );
+        // The refusals and the unlock are in the audit, by whom.
+        let (_, _, v) = call(&s, "GET", "/v1/audit?limit=20", Some(&k.admin), None).await;
+        let entries = v["entries"].as_array().unwrap();
+        let locked = entries.iter().filter(|e| e["outcome"] == "locked").count();
+        assert_eq!(locked, 2, "{v}");
+        assert!(entries
+            .iter()
+            .any(|e| e["operation"] == "unlock" && e["actor"] == "key:ops"));
+        assert!(sync(|| place.open().verify_audit(None).unwrap().intact()));
+    }
+}

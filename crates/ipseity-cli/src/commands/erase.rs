@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::args::EraseArgs;
+use crate::args::{EraseArgs, UnlockArgs};
 use crate::context::Ctx;
 use crate::error::ExitStatus;
 use crate::output::Render;
@@ -30,6 +30,33 @@ impl Render for Erased {
         }
         Ok(())
     }
+}
+
+#[derive(Serialize)]
+struct Unlocked {
+    unlocked: String,
+}
+
+impl Render for Unlocked {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "cleared the failed verification attempts of {}",
+            self.unlocked
+        )
+    }
+}
+
+/// `ipseity unlock`: clears a subject's failed verification attempts (audited).
+pub fn unlock(ctx: &Ctx, args: &UnlockArgs) -> anyhow::Result<ExitStatus> {
+    let subject = super::subject_id(&args.subject)?;
+    let mut store = ctx.open_store()?;
+    ctx.check_purpose()?;
+    store.unlock(&subject, ctx.purpose())?;
+    ctx.out.emit(&Unlocked {
+        unlocked: subject.to_string(),
+    })?;
+    Ok(ExitStatus::Success)
 }
 
 pub fn run(ctx: &Ctx, args: &EraseArgs) -> anyhow::Result<ExitStatus> {

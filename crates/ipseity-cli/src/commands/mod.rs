@@ -43,6 +43,7 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Embed(a) => embed::run(ctx, a),
         Command::List => list::run(ctx),
         Command::Erase(a) => erase::run(ctx, a),
+        Command::Unlock(a) => erase::unlock(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
         Command::Eval(a) => eval::run(ctx, a),
         Command::Dedup(a) => dedup::run(ctx, a),
@@ -71,6 +72,49 @@ fn check_top(top: usize) -> anyhow::Result<()> {
 /// Parses a subject id given on the command line.
 fn subject_id(s: &str) -> anyhow::Result<ipseity_core::SubjectId> {
     Ok(ipseity_core::SubjectId::new(s)?)
+}
+
+/// Refuses a verification while the subject's failed attempts lock it (audited); else
+/// counts it as begun, to be finished with [`ipseity_store::Store::finish_attempt`].
+fn gate_attempt(
+    ctx: &Ctx,
+    store: &mut ipseity_store::Store,
+    subject: &ipseity_core::SubjectId,
+) -> anyhow::Result<()> {
+    use ipseity_store::attempts::{AttemptGate, AttemptPolicy};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let (disabled, retry_after_s) =
+        match store.begin_attempt(subject, now, &AttemptPolicy::default())? {
+            AttemptGate::Open => return Ok(()),
+            AttemptGate::Locked { retry_after_s } => (false, retry_after_s),
+            AttemptGate::Disabled => (true, 0),
+        };
+    store.record_audit(
+        &ipseity_core::AuditEvent::VerificationLocked {
+            disabled,
+            retry_after_s,
+        },
+        Some(subject),
+        ctx.purpose(),
+    )?;
+    Err(if disabled {
+        crate::error::CliError::input(
+            "verification_disabled",
+            format!(
+                "too many failed verifications of {subject}: an administrator must run                  `ipseity unlock --subject {subject}`"
+            ),
+        )
+    } else {
+        crate::error::CliError::input(
+            "too_many_attempts",
+            format!(
+                "too many failed verifications of {subject}; try again in {retry_after_s} s"
+            ),
+        )
+    }
+    .into())
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.

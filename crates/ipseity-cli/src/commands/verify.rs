@@ -39,6 +39,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     let subject = super::subject_id(&args.subject)?;
     let mut store = ctx.open_store()?;
     let policy = ctx.policy()?;
+    super::gate_attempt(ctx, &mut store, &subject)?;
     let templates: Vec<_> = store
         .templates(&subject)?
         .into_iter()
@@ -62,6 +63,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
         .map(|t| ipseity_face::similarity(&face.embedding, &t.vector))
         .fold(f32::NEG_INFINITY, f32::max);
     let decision = policy.point.decide(best);
+    store.finish_attempt(&subject, decision == ipseity_core::Decision::Accept)?;
     store.record_audit(
         &AuditEvent::Verified {
             modality: Modality::Face,

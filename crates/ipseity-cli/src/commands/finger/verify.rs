@@ -37,6 +37,7 @@ impl Render for Verification {
 pub fn run(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> {
     let subject = super::super::subject_id(&args.subject)?;
     let mut store = ctx.open_store()?;
+    super::super::gate_attempt(ctx, &mut store, &subject)?;
     let stored = store.templates(&subject)?;
     let refs = decode_stored(stored.into_iter().map(|t| (subject.clone(), t)))?;
     if refs.is_empty() {
@@ -64,6 +65,7 @@ pub fn run(ctx: &Ctx, args: &FingerVerifyArgs) -> anyhow::Result<ExitStatus> {
             .into())
         }
     };
+    store.finish_attempt(&subject, decision == ipseity_core::Decision::Accept)?;
     store.record_audit(
         &AuditEvent::Verified {
             modality: Modality::Fingerprint,
