@@ -164,6 +164,10 @@ pub struct ServeArgs {
     /// answered 503 busy
     #[arg(long, default_value_t = 30)]
     pub request_timeout_s: u64,
+    /// Enrolled subjects one API key may search through identify in an hour (each search
+    /// spends the gallery's size; shared by every server on the database)
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub identify_budget: u64,
 }
 
 /// `ipseity finger ...`

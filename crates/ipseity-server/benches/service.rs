@@ -306,6 +306,8 @@ fn main() {
                 free_failures: u32::MAX,
                 ..Default::default()
             },
+            // Nor is the hourly search budget what it measures.
+            identify_budget_per_hour: u64::MAX,
             ..Limits::default()
         },
     );

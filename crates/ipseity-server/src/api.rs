@@ -836,6 +836,7 @@ async fn identify_route(
         ));
     }
     heavy(&s, move |s| {
+        charge_search(s, &actor, &sample)?;
         // The gallery lock is released before the store is locked for the audit row.
         let (answer, gallery, modality) = match sample {
             ProbeSample::Face(bytes) => {
@@ -1011,6 +1012,44 @@ fn gate_attempt(
         )
         .retry_after(retry_after_s)
     })
+}
+
+/// Spends the gallery's size from the key's hourly search budget, or refuses the search
+/// (429 `search_budget_spent` with `Retry-After`, audited) when that would go over.
+fn charge_search(s: &Service, actor: &str, sample: &ProbeSample) -> Result<(), Problem> {
+    let size = match sample {
+        ProbeSample::Face(_) => s.with_face_gallery(|g| g.subjects()),
+        ProbeSample::Fingers(_) => s.with_finger_gallery(|g| g.subjects()),
+    }
+    .unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let hour = i64::try_from(now / 3600).unwrap_or(i64::MAX);
+    let mut store = s.store_as(actor)?;
+    if store.charge_budget(actor, hour, size as u64, s.limits.identify_budget_per_hour)? {
+        return Ok(());
+    }
+    let retry_after_s = 3600 - now % 3600;
+    store.record_audit(
+        &AuditEvent::AccessDenied {
+            key: actor.strip_prefix("key:").map(str::to_owned),
+            operation: "identify",
+            reason: "search_budget",
+        },
+        None,
+        None,
+    )?;
+    Err(Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "search_budget_spent",
+        format!(
+            "this key has searched its hourly budget of {} enrolled subjects; try again in \
+             {retry_after_s} s",
+            s.limits.identify_budget_per_hour
+        ),
+    )
+    .retry_after(retry_after_s))
 }
 
 async fn unlock(

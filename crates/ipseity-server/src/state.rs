@@ -40,6 +40,10 @@ pub struct Limits {
     pub max_samples: usize,
     /// Limits on failed verifications of one subject.
     pub attempts: ipseity_store::attempts::AttemptPolicy,
+    /// Enrolled subjects one API key may search through `identify` in an hour, all its
+    /// searches together (each search spends the gallery's size), so that no relying party
+    /// can sweep the gallery.
+    pub identify_budget_per_hour: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +54,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_samples: 10,
             attempts: ipseity_store::attempts::AttemptPolicy::default(),
+            // A thousand searches an hour of a million-subject gallery.
+            identify_budget_per_hour: 1_000_000_000,
         }
     }
 }

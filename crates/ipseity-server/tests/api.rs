@@ -819,3 +819,78 @@ async fn failed_verifications_back_off_until_an_administrator_unlocks() {
         assert!(sync(|| place.open().verify_audit(None).unwrap().intact()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_searches_no_more_than_its_hourly_budget_across_servers() {
+    for place in sync(|| Place::all("a_key_searches_no_more")) {
+        let (s0, k) = service(&place, None);
+        sync(|| s0.load_galleries()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let recs: Vec<String> = (0..2).map(|_| finger_record(&mut rng)).collect();
+        for (i, r) in recs.iter().enumerate() {
+            let body = json!({ "purpose": "onboarding", "fingers": fingers(r) });
+            let path = format!("/v1/subjects/b{i}/fingers");
+            let (st, _, v) = call(&s0, "POST", &path, Some(&k.enrol), Some(body)).await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+        }
+        // Two servers on the one database, each allowing 4 subjects searched an hour.
+        let server = || {
+            sync(|| {
+                let s = Service::new(
+                    place.open(),
+                    Models {
+                        face: None,
+                        point: POINT,
+                        point_description: "test".into(),
+                        finger_calibration: calibration(),
+                    },
+                    Limits {
+                        identify_budget_per_hour: 4,
+                        ..Limits::default()
+                    },
+                );
+                s.load_galleries().unwrap();
+                s
+            })
+        };
+        let (s1, s2) = (server(), server());
+        let probe = json!({ "purpose": "onboarding", "fingers": fingers(&recs[0]) });
+        // Each search of the two-subject gallery spends 2: two searches, then none.
+        for s in [&s1, &s2] {
+            let (st, _, v) = call(
+                s,
+                "POST",
+                "/v1/identify",
+                Some(&k.enrol),
+                Some(probe.clone()),
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
+        let (st, _, v) = call(
+            &s1,
+            "POST",
+            "/v1/identify",
+            Some(&k.enrol),
+            Some(probe.clone()),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("search_budget_spent")),
+            "{v}"
+        );
+        assert!(
+            v["retry_after_s"]
+                .as_u64()
+                .is_some_and(|w| (1..=3600).contains(&w)),
+            "{v}"
+        );
+        let (_, _, v) = call(&s1, "GET", "/v1/audit?limit=5", Some(&k.admin), None).await;
+        assert!(
+            v.to_string()
+                .contains("key=desk operation=identify reason=search_budget"),
+            "{v}"
+        );
+    }
+}

@@ -104,6 +104,14 @@ pub(crate) fn begin(
     )
 }
 
+/// A budget's use after spending `amount` of `limit` on top of `used`, or `None` when that
+/// would go over.
+pub(crate) fn budget_after(used: i64, amount: u64, limit: u64) -> Option<i64> {
+    let used = u64::try_from(used).unwrap_or(0);
+    let next = used.checked_add(amount)?;
+    (next <= limit).then(|| i64::try_from(next).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

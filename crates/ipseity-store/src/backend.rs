@@ -89,6 +89,17 @@ pub trait Backend: Send {
     /// Ends an attempt: an accept clears the subject's failures.
     fn finish_attempt(&mut self, subject: &SubjectId, accepted: bool) -> Result<(), StoreError>;
 
+    /// Spends `amount` of `holder`'s budget of `limit` for the hour `hour` (Unix hours), under
+    /// the writers' lock, so every process on the database shares it; `false` (and nothing
+    /// spent) when it would go over.
+    fn charge_budget(
+        &mut self,
+        holder: &str,
+        hour: i64,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool, StoreError>;
+
     /// Clears a subject's failed attempts and any back-off or disabling (audited).
     fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError>;
 
@@ -260,6 +271,15 @@ impl Backend for crate::Store {
     }
     fn finish_attempt(&mut self, subject: &SubjectId, accepted: bool) -> Result<(), StoreError> {
         crate::Store::finish_attempt(self, subject, accepted)
+    }
+    fn charge_budget(
+        &mut self,
+        holder: &str,
+        hour: i64,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        crate::Store::charge_budget(self, holder, hour, amount, limit)
     }
     fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
         crate::Store::unlock(self, subject, purpose)

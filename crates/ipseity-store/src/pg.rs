@@ -28,7 +28,7 @@ use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
 use postgres::{Client, GenericClient, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
-use crate::attempts::{self, AttemptGate, AttemptPolicy, AttemptState};
+use crate::attempts::{self, budget_after, AttemptGate, AttemptPolicy, AttemptState};
 use crate::backend::{Backend, WriteOps};
 use crate::chain::{self, Auditor, ChainHead, ChainReport};
 use crate::crypto::{template_aad, Sealer};
@@ -97,6 +97,13 @@ const MIGRATIONS: &[&str] = &[
          failures     BIGINT NOT NULL,
          locked_until BIGINT,
          disabled     BOOLEAN NOT NULL
+     );"#,
+    // 4: the embedded store's schema 6: what each API key has searched in each hour.
+    r#"CREATE TABLE budgets (
+         holder TEXT COLLATE "C" NOT NULL,
+         hour   BIGINT NOT NULL,
+         used   BIGINT NOT NULL,
+         PRIMARY KEY (holder, hour)
      );"#,
 ];
 
@@ -631,6 +638,34 @@ impl Backend for PgStore {
         }
         tx.commit()?;
         Ok(gate)
+    }
+
+    fn charge_budget(
+        &mut self,
+        holder: &str,
+        hour: i64,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = locked(live(&mut self.writer)?)?;
+        // Hours long gone are of no use to anyone.
+        tx.execute("DELETE FROM budgets WHERE hour < $1", &[&(hour - 24)])?;
+        let used: i64 = tx
+            .query_opt(
+                "SELECT used FROM budgets WHERE holder = $1 AND hour = $2",
+                &[&holder, &hour],
+            )?
+            .map_or(0, |r| r.get(0));
+        let Some(next) = budget_after(used, amount, limit) else {
+            return Ok(false);
+        };
+        tx.execute(
+            "INSERT INTO budgets (holder, hour, used) VALUES ($1, $2, $3)
+             ON CONFLICT (holder, hour) DO UPDATE SET used = excluded.used",
+            &[&holder, &hour, &next],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     fn finish_attempt(&mut self, subject: &SubjectId, accepted: bool) -> Result<(), StoreError> {

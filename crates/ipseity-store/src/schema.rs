@@ -67,6 +67,13 @@ const MIGRATIONS: &[&str] = &[
          locked_until INTEGER,
          disabled     INTEGER NOT NULL
      ) STRICT;",
+    // 6: what each API key has searched in each hour (`Backend::charge_budget`).
+    "CREATE TABLE budgets (
+         holder TEXT NOT NULL,
+         hour   INTEGER NOT NULL,
+         used   INTEGER NOT NULL,
+         PRIMARY KEY (holder, hour)
+     ) STRICT;",
 ];
 
 /// The first schema version whose audit rows are chained.

@@ -838,6 +838,40 @@ impl Store {
         Ok(gate)
     }
 
+    /// Spends `amount` of `holder`'s budget of `limit` for the hour `hour`; `false` (and
+    /// nothing spent) when it would go over.
+    pub fn charge_budget(
+        &mut self,
+        holder: &str,
+        hour: i64,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Hours long gone are of no use to anyone.
+        tx.execute("DELETE FROM budgets WHERE hour < ?1", [hour - 24])?;
+        let used: i64 = tx
+            .query_row(
+                "SELECT used FROM budgets WHERE holder = ?1 AND hour = ?2",
+                params![holder, hour],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let Some(next) = attempts::budget_after(used, amount, limit) else {
+            return Ok(false);
+        };
+        tx.execute(
+            "INSERT INTO budgets (holder, hour, used) VALUES (?1, ?2, ?3)
+             ON CONFLICT (holder, hour) DO UPDATE SET used = excluded.used",
+            params![holder, hour, next],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// Ends an attempt: an accept clears the subject's failures.
     pub fn finish_attempt(
         &mut self,

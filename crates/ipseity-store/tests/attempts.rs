@@ -127,3 +127,43 @@ fn failures_back_off_across_processes_and_restarts_until_unlocked() {
         }
     }
 }
+
+#[test]
+fn a_search_budget_is_shared_by_every_process_and_renews_each_hour() {
+    for place in Place::all("a_search_budget_is_shared") {
+        let n = place.name();
+        let (mut a, mut b) = (place.open(), place.open());
+        assert!(
+            a.charge_budget("key:bank-a", 100, 600, 1000).unwrap(),
+            "{n}"
+        );
+        assert!(
+            b.charge_budget("key:bank-a", 100, 400, 1000).unwrap(),
+            "{n}"
+        );
+        // Spent in full, from either connection; another key and the next hour are apart.
+        assert!(!a.charge_budget("key:bank-a", 100, 1, 1000).unwrap(), "{n}");
+        assert!(!b.charge_budget("key:bank-a", 100, 1, 1000).unwrap(), "{n}");
+        assert!(
+            b.charge_budget("key:bank-b", 100, 1000, 1000).unwrap(),
+            "{n}"
+        );
+        assert!(
+            a.charge_budget("key:bank-a", 101, 1000, 1000).unwrap(),
+            "{n}"
+        );
+        // A refused charge spends nothing.
+        assert!(
+            !a.charge_budget("key:bank-a", 102, 1001, 1000).unwrap(),
+            "{n}"
+        );
+        assert!(
+            a.charge_budget("key:bank-a", 102, 1000, 1000).unwrap(),
+            "{n}"
+        );
+        // Across a restart.
+        drop((a, b));
+        let mut a = place.open();
+        assert!(!a.charge_budget("key:bank-a", 102, 1, 1000).unwrap(), "{n}");
+    }
+}

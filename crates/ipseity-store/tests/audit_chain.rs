@@ -190,7 +190,7 @@ fn rows_written_before_the_chain_are_chained_at_the_upgrade() {
         raw_sql(
             &place,
             &format!(
-                "DROP TABLE attempts; \
+                "DROP TABLE attempts; DROP TABLE budgets; \
                  ALTER TABLE audit DROP COLUMN actor; ALTER TABLE audit DROP COLUMN prev_hash; \
                  ALTER TABLE audit DROP COLUMN hash; \
                  UPDATE meta SET value = '{version}' WHERE key = 'schema_version';"

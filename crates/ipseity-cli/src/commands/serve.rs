@@ -53,6 +53,7 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
             args.max_heavy
         },
         request_timeout: Duration::from_secs(args.request_timeout_s.max(1)),
+        identify_budget_per_hour: args.identify_budget,
         ..defaults
     };
     let service = Service::new(
