@@ -894,3 +894,283 @@ async fn a_key_searches_no_more_than_its_hourly_budget_across_servers() {
         );
     }
 }
+
+/// A request (method and path) and its answer: status, headers, body.
+type Exchange = (String, StatusCode, Vec<(String, String)>, String);
+
+/// A response's status, headers and body as text, from a request driven through the router.
+async fn exchange(
+    s: &Arc<Service>,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Vec<(String, String)>, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = router(s.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let bytes = to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// Everything in a JSON answer that could carry a similarity: a member named like one, or
+/// a number with a fraction.
+fn similarity_leaks(v: &Value, at: &str, out: &mut Vec<String>) {
+    const WORDS: [&str; 8] = [
+        "score",
+        "similar",
+        "distance",
+        "fmr",
+        "confidence",
+        "probab",
+        "rank",
+        "threshold",
+    ];
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let kl = k.to_ascii_lowercase();
+                if WORDS.iter().any(|w| kl.contains(w)) {
+                    out.push(format!("{at}.{k}"));
+                }
+                similarity_leaks(x, &format!("{at}.{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                similarity_leaks(x, &format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Number(n) if n.is_f64() => out.push(format!("{at} = {n}")),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_carries_a_similarity() {
+    for place in sync(|| Place::all("no_answer_carries_a_similarity")) {
+        let (s, k) = service(&place, None);
+        sync(|| s.load_galleries()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(33);
+        let recs: Vec<String> = (0..4).map(|_| finger_record(&mut rng)).collect();
+        let ids = ["ana", "ben", "cy", "dee"];
+        let fb = |rec: &str| json!({ "purpose": "onboarding", "fingers": fingers(rec) });
+        let mut answers: Vec<Exchange> = Vec::new();
+        let drive = |m: &'static str, p: String, key: Option<String>, b: Option<Value>| {
+            let s = s.clone();
+            async move {
+                let (st, h, body) = exchange(&s, m, &p, key.as_deref(), b).await;
+                (format!("{m} {p}"), st, h, body)
+            }
+        };
+        for (id, rec) in ids.iter().zip(&recs) {
+            let a = drive(
+                "POST",
+                format!("/v1/subjects/{id}/fingers"),
+                Some(k.enrol.clone()),
+                Some(fb(rec)),
+            )
+            .await;
+            assert_eq!(a.1, StatusCode::CREATED, "{a:?}");
+            answers.push(a);
+        }
+        // A duplicate enrolment, verifications that accept and reject, searches with a
+        // mate and without, every error path we know of, and the admin's views.
+        let probe_new = finger_record(&mut rng);
+        let mut requests: Vec<(&'static str, String, Option<String>, Option<Value>)> = vec![
+            (
+                "POST",
+                "/v1/subjects/eve/fingers".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&recs[0])),
+            ),
+            (
+                "POST",
+                "/v1/subjects/ana/verify".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&recs[0])),
+            ),
+            (
+                "POST",
+                "/v1/subjects/ana/verify".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&recs[1])),
+            ),
+            (
+                "POST",
+                "/v1/subjects/nobody/verify".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&recs[1])),
+            ),
+            (
+                "POST",
+                "/v1/identify".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&recs[2])),
+            ),
+            (
+                "POST",
+                "/v1/identify".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&probe_new)),
+            ),
+            (
+                "POST",
+                "/v1/identify".into(),
+                Some(k.verify_only.clone()),
+                Some(fb(&recs[2])),
+            ),
+            ("POST", "/v1/identify".into(), None, Some(fb(&recs[2]))),
+            (
+                "POST",
+                "/v1/identify".into(),
+                Some(k.enrol.clone()),
+                Some(json!({ "purpose": "onboarding", "fingers": [{ "data": "not base64!" }] })),
+            ),
+            (
+                "POST",
+                "/v1/identify".into(),
+                Some(k.enrol.clone()),
+                Some(json!({ "purpose": "onboarding", "fingers": fingers(&recs[2]), "top": 0 })),
+            ),
+            (
+                "POST",
+                "/v1/subjects/ana/verify".into(),
+                Some(k.enrol.clone()),
+                Some(json!({ "purpose": "onboarding", "fingers": [{ "data": "AAAA" }] })),
+            ),
+            (
+                "POST",
+                "/v1/subjects/ana/verify".into(),
+                Some(k.enrol.clone()),
+                Some(json!({ "purpose": "onboarding", "face": "AAAA" })),
+            ),
+            (
+                "POST",
+                "/v1/subjects/ana/verify".into(),
+                Some(k.enrol.clone()),
+                Some(json!({})),
+            ),
+            ("GET", "/v1/subjects".into(), Some(k.admin.clone()), None),
+            (
+                "GET",
+                "/v1/subjects/ana".into(),
+                Some(k.admin.clone()),
+                None,
+            ),
+            (
+                "POST",
+                "/v1/subjects/ana/unlock".into(),
+                Some(k.admin.clone()),
+                None,
+            ),
+            (
+                "GET",
+                "/v1/audit?limit=100".into(),
+                Some(k.admin.clone()),
+                None,
+            ),
+            ("GET", "/readyz".into(), None, None),
+            ("GET", "/livez".into(), None, None),
+            (
+                "DELETE",
+                "/v1/subjects/dee".into(),
+                Some(k.admin.clone()),
+                None,
+            ),
+        ];
+        // Five rejects of one subject, then the refusal that follows them.
+        for _ in 0..6 {
+            requests.push((
+                "POST",
+                "/v1/subjects/ben/verify".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&recs[3])),
+            ));
+        }
+        for (m, p, key, b) in requests {
+            answers.push(drive(m, p, key, b).await);
+        }
+        let verdicts: Vec<&str> = answers.iter().map(|a| a.3.as_str()).collect();
+        assert!(
+            verdicts.iter().any(|b| b.contains("\"accept\"")),
+            "an accept was seen"
+        );
+        assert!(
+            verdicts.iter().any(|b| b.contains("\"reject\"")),
+            "a reject was seen"
+        );
+        assert!(verdicts.iter().any(|b| b.contains("too_many_attempts")));
+        assert!(verdicts.iter().any(|b| b.contains("possible_duplicate")));
+        for (what, st, headers, body) in &answers {
+            let mut leaks = Vec::new();
+            if let Ok(v) = serde_json::from_str::<Value>(body) {
+                similarity_leaks(&v, "$", &mut leaks);
+                // Candidates come in decision bands, then by id: never in score order.
+                if let Some(c) = v["candidates"].as_array() {
+                    let band = |d: &str| ["accept", "needs_review"].iter().position(|x| *x == d);
+                    let keys: Vec<_> = c
+                        .iter()
+                        .map(|x| {
+                            (
+                                band(x["decision"].as_str().unwrap()),
+                                x["subject"].as_str().unwrap().to_owned(),
+                            )
+                        })
+                        .collect();
+                    let mut sorted = keys.clone();
+                    sorted.sort();
+                    assert_eq!(keys, sorted, "{what}");
+                }
+            }
+            for (name, value) in headers {
+                let n = name.to_ascii_lowercase();
+                assert!(
+                    !["score", "similar", "distance", "fmr", "match"]
+                        .iter()
+                        .any(|w| n.contains(w)),
+                    "{what}: header {name}"
+                );
+                assert!(
+                    !value.contains('.') || n == "content-type",
+                    "{what}: header {name}: {value}"
+                );
+            }
+            assert!(leaks.is_empty(), "{what} ({st}): {leaks:?} in {body}");
+        }
+        // The metrics name no subject and measure no similarity.
+        let (_, _, m) = exchange(&s, "GET", "/metrics", None, None).await;
+        for line in m.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            assert!(
+                !["score", "similar", "distance", "fmr"]
+                    .iter()
+                    .any(|w| name.contains(w)),
+                "{line}"
+            );
+            assert!(
+                !ids.iter().any(|id| line.contains(&format!("\"{id}\""))),
+                "{line}"
+            );
+        }
+    }
+}
