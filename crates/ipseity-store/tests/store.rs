@@ -640,3 +640,51 @@ fn a_full_disk_is_disk_full_and_leaves_no_stray_files() {
     let s = Store::open(&dir).unwrap();
     assert_eq!(s.templates(&id("a")).unwrap(), vec![tpl(1)]);
 }
+
+/// Whether `hay` holds any 16-byte piece of `needle`.
+fn holds_piece_of(hay: &[u8], needle: &[u8]) -> bool {
+    needle
+        .chunks_exact(16)
+        .any(|piece| hay.windows(16).any(|w| w == piece))
+}
+
+#[test]
+fn erased_ciphertexts_leave_no_trace_in_the_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    s.enroll(&id("alice"), &[tpl(1), tpl(2)], Some("kyc"))
+        .unwrap();
+    s.enroll(&id("bob"), &[tpl(3)], Some("kyc")).unwrap();
+    let sealed = |who: &str| -> Vec<Vec<u8>> {
+        let c = raw(dir.path());
+        let mut q = c
+            .prepare("SELECT ciphertext FROM templates WHERE subject_id = ?1")
+            .unwrap();
+        let rows = q.query_map([who], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let (alice, bob) = (sealed("alice"), sealed("bob"));
+    assert_eq!((alice.len(), bob.len()), (2, 1));
+    let files = || -> Vec<u8> {
+        let mut all = Vec::new();
+        for f in [DB_FILE.to_owned(), format!("{DB_FILE}-wal")] {
+            all.extend(fs::read(dir.path().join(f)).unwrap_or_default());
+        }
+        all
+    };
+    // The check can fail: before the erasure both are in the files.
+    let before = files();
+    assert!(alice.iter().all(|c| holds_piece_of(&before, c)));
+    s.erase(&id("alice"), Some("subject request")).unwrap();
+    let after = files();
+    for c in &alice {
+        assert!(
+            !holds_piece_of(&after, c),
+            "an erased ciphertext is still in the files"
+        );
+    }
+    assert!(
+        bob.iter().all(|c| holds_piece_of(&after, c)),
+        "bob's is kept"
+    );
+}
