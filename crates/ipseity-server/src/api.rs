@@ -979,9 +979,7 @@ fn gate_attempt(
     subject: &ipseity_core::SubjectId,
     purpose: &str,
 ) -> Result<(), Problem> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = ipseity_store::attempts::unix_now();
     let mut store = s.store_as(actor)?;
     let (disabled, retry_after_s) = match store.begin_attempt(subject, now, &s.limits.attempts)? {
         AttemptGate::Open => return Ok(()),
@@ -1022,15 +1020,13 @@ fn charge_search(s: &Service, actor: &str, sample: &ProbeSample) -> Result<(), P
         ProbeSample::Fingers(_) => s.with_finger_gallery(|g| g.subjects()),
     }
     .unwrap_or(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let hour = i64::try_from(now / 3600).unwrap_or(i64::MAX);
+    let now = ipseity_store::attempts::unix_now();
+    let hour = now / 3600;
     let mut store = s.store_as(actor)?;
     if store.charge_budget(actor, hour, size as u64, s.limits.identify_budget_per_hour)? {
         return Ok(());
     }
-    let retry_after_s = 3600 - now % 3600;
+    let retry_after_s = u64::try_from(3600 - now % 3600).unwrap_or(3600);
     store.record_audit(
         &AuditEvent::AccessDenied {
             key: actor.strip_prefix("key:").map(str::to_owned),

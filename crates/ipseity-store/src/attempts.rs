@@ -104,6 +104,13 @@ pub(crate) fn begin(
     )
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it): the limits' clock.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// A budget's use after spending `amount` of `limit` on top of `used`, or `None` when that
 /// would go over.
 pub(crate) fn budget_after(used: i64, amount: u64, limit: u64) -> Option<i64> {

@@ -74,6 +74,47 @@ impl Auditor {
     }
 }
 
+/// One audit row ready to insert after `prev`: its outcome, detail and hash.
+pub(crate) struct NewRow {
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub hash: [u8; HASH_LEN],
+}
+
+impl Auditor {
+    /// The row for `event`, chained after `prev` (the newest row's stored hash, if any).
+    pub(crate) fn row(
+        &self,
+        prev: &[u8; HASH_LEN],
+        at: &str,
+        event: &ipseity_core::AuditEvent,
+        subject: Option<&str>,
+        purpose: Option<&str>,
+    ) -> NewRow {
+        let detail = event.detail();
+        let detail = (!detail.is_empty()).then_some(detail);
+        let outcome = event.outcome();
+        let hash = entry_hash(
+            &self.chain,
+            prev,
+            &Fields {
+                at,
+                operation: event.operation(),
+                subject,
+                purpose,
+                outcome: &outcome,
+                detail: detail.as_deref(),
+                actor: self.actor.as_deref(),
+            },
+        );
+        NewRow {
+            outcome,
+            detail,
+            hash,
+        }
+    }
+}
+
 /// Longest actor name stored.
 pub const MAX_ACTOR: usize = 256;
 

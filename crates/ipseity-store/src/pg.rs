@@ -357,26 +357,11 @@ fn insert_audit(
     purpose: Option<&str>,
 ) -> Result<(), StoreError> {
     check_purpose(purpose)?;
-    let detail = event.detail();
-    let detail = (!detail.is_empty()).then_some(detail);
-    let outcome = event.outcome();
     let prev: Option<Vec<u8>> = c
         .query_opt("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", &[])?
         .and_then(|r| r.get(0));
     let prev = chain::to_hash(prev.as_deref()).unwrap_or(chain::GENESIS);
-    let hash = chain::entry_hash(
-        &auditor.chain,
-        &prev,
-        &chain::Fields {
-            at,
-            operation: event.operation(),
-            subject: subject.map(SubjectId::as_str),
-            purpose,
-            outcome: &outcome,
-            detail: detail.as_deref(),
-            actor: auditor.actor.as_deref(),
-        },
-    );
+    let row = auditor.row(&prev, at, event, subject.map(SubjectId::as_str), purpose);
     c.execute(
         "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail, actor,
                             prev_hash, hash)
@@ -386,11 +371,11 @@ fn insert_audit(
             &event.operation(),
             &subject.map(SubjectId::as_str),
             &purpose,
-            &outcome,
-            &detail,
+            &row.outcome,
+            &row.detail,
             &auditor.actor,
             &&prev[..],
-            &&hash[..],
+            &&row.hash[..],
         ],
     )?;
     Ok(())

@@ -232,28 +232,13 @@ pub(crate) fn insert_audit(
     purpose: Option<&str>,
 ) -> Result<(), StoreError> {
     check_purpose(purpose)?;
-    let detail = event.detail();
-    let detail = (!detail.is_empty()).then_some(detail);
-    let outcome = event.outcome();
     let prev: Option<Option<Vec<u8>>> = conn
         .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
             r.get(0)
         })
         .optional()?;
     let prev = chain::to_hash(prev.flatten().as_deref()).unwrap_or(chain::GENESIS);
-    let hash = chain::entry_hash(
-        &auditor.chain,
-        &prev,
-        &chain::Fields {
-            at,
-            operation: event.operation(),
-            subject: subject.map(SubjectId::as_str),
-            purpose,
-            outcome: &outcome,
-            detail: detail.as_deref(),
-            actor: auditor.actor.as_deref(),
-        },
-    );
+    let row = auditor.row(&prev, at, event, subject.map(SubjectId::as_str), purpose);
     conn.execute(
         "INSERT INTO audit (at, operation, subject_id, purpose, outcome, detail, actor,
                             prev_hash, hash)
@@ -263,11 +248,11 @@ pub(crate) fn insert_audit(
             event.operation(),
             subject.map(SubjectId::as_str),
             purpose,
-            outcome,
-            detail,
+            row.outcome,
+            row.detail,
             auditor.actor,
             &prev[..],
-            &hash[..]
+            &row.hash[..]
         ],
     )?;
     Ok(())

@@ -82,9 +82,7 @@ fn gate_attempt(
     subject: &ipseity_core::SubjectId,
 ) -> anyhow::Result<()> {
     use ipseity_store::attempts::{AttemptGate, AttemptPolicy};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = ipseity_store::attempts::unix_now();
     let (disabled, retry_after_s) =
         match store.begin_attempt(subject, now, &AttemptPolicy::default())? {
             AttemptGate::Open => return Ok(()),
