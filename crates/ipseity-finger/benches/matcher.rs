@@ -24,41 +24,10 @@ mod synthetic;
 
 /// Default configuration with `MATCHER_CFG="name=value,..."` overrides, for tuning runs.
 fn config_from_env() -> MatcherConfig {
-    let mut cfg = MatcherConfig::default();
     let spec = std::env::var("MATCHER_CFG").unwrap_or_default();
-    for item in spec.split(',').filter(|s| !s.is_empty()) {
-        let Some((k, v)) = item.split_once('=') else {
-            panic!("bad MATCHER_CFG item {item}");
-        };
-        let f: f32 = v.parse().expect("MATCHER_CFG value");
-        match k {
-            "radius" => cfg.radius = f,
-            "sigma_s" => cfg.sigma_s = f,
-            "sigma_d" => cfg.sigma_d = f,
-            "mu_psi" => cfg.mu_psi = f,
-            "omega" => cfg.omega = f,
-            "min_valid_cells" => cfg.min_valid_cells = f,
-            "min_common_cells" => cfg.min_common_cells = f,
-            "min_local_similarity" => cfg.min_local_similarity = f,
-            "max_cylinders" => cfg.max_cylinders = f as usize,
-            "max_relax_pairs" => cfg.max_relax_pairs = f as usize,
-            "relax_iterations" => cfg.relax_iterations = f as usize,
-            "relax_keep" => cfg.relax_keep = f,
-            "min_score_pairs" => cfg.min_score_pairs = f as usize,
-            "max_score_pairs" => cfg.max_score_pairs = f as usize,
-            "dist_tol" => cfg.dist_tol = f,
-            "dist_max" => cfg.dist_max = f,
-            "dist_tol_rel" => cfg.dist_tol_rel = f,
-            "angle_tol" => cfg.angle_tol = f.to_radians(),
-            "angle_max" => cfg.angle_max = f.to_radians(),
-            "global_weight" => cfg.global_weight = f,
-            "global_dist" => cfg.global_dist = f,
-            "global_angle" => cfg.global_angle = f.to_radians(),
-            "global_overlap" => cfg.global_overlap = f,
-            "global_anchors" => cfg.global_anchors = f as usize,
-            _ => panic!("unknown MATCHER_CFG key {k}"),
-        }
-    }
+    let cfg = MatcherConfig::default()
+        .with_overrides(&spec)
+        .unwrap_or_else(|e| panic!("MATCHER_CFG: {e}"));
     println!("config: {cfg:?}");
     cfg
 }

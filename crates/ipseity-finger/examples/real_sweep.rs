@@ -19,41 +19,6 @@ const SETS: [&str; 6] = [
     "fvc2002_db3b",
 ];
 
-fn apply(cfg: &mut MatcherConfig, spec: &str) {
-    for kv in spec.split(',').filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').expect("name=value");
-        let f: f32 = v.parse().expect("number");
-        match k {
-            "radius" => cfg.radius = f,
-            "sigma_s" => cfg.sigma_s = f,
-            "sigma_d" => cfg.sigma_d = f,
-            "mu_psi" => cfg.mu_psi = f,
-            "omega" => cfg.omega = f,
-            "min_valid_cells" => cfg.min_valid_cells = f,
-            "min_neighbours" => cfg.min_neighbours = f as usize,
-            "min_common_cells" => cfg.min_common_cells = f,
-            "min_local_similarity" => cfg.min_local_similarity = f,
-            "max_cylinders" => cfg.max_cylinders = f as usize,
-            "max_relax_pairs" => cfg.max_relax_pairs = f as usize,
-            "relax_iterations" => cfg.relax_iterations = f as usize,
-            "relax_keep" => cfg.relax_keep = f,
-            "min_score_pairs" => cfg.min_score_pairs = f as usize,
-            "max_score_pairs" => cfg.max_score_pairs = f as usize,
-            "dist_tol" => cfg.dist_tol = f,
-            "dist_max" => cfg.dist_max = f,
-            "dist_tol_rel" => cfg.dist_tol_rel = f,
-            "angle_tol" => cfg.angle_tol = f.to_radians(),
-            "angle_max" => cfg.angle_max = f.to_radians(),
-            "global_weight" => cfg.global_weight = f,
-            "global_dist" => cfg.global_dist = f,
-            "global_angle" => cfg.global_angle = f.to_radians(),
-            "global_overlap" => cfg.global_overlap = f,
-            "global_anchors" => cfg.global_anchors = f as usize,
-            _ => panic!("unknown field {k}"),
-        }
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = Path::new(&args[0]);
@@ -133,8 +98,9 @@ fn main() {
         println!("mean {:5.2} |{} | {p}", 100.0 * m, line);
     }
     for v in &variants {
-        let mut cfg = MatcherConfig::default();
-        apply(&mut cfg, v);
+        let cfg = MatcherConfig::default()
+            .with_overrides(v)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut eers = Vec::new();
         let mut line = String::new();
         let t0 = std::time::Instant::now();

@@ -147,6 +147,49 @@ impl Default for MatcherConfig {
     }
 }
 
+impl MatcherConfig {
+    /// Applies `name=value,name=value` overrides (angles in degrees), for tuning runs (the
+    /// matcher bench's `MATCHER_CFG`, `examples/real_sweep`). Counts are truncated.
+    pub fn with_overrides(mut self, spec: &str) -> Result<Self, String> {
+        for item in spec.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item}: expected name=value"))?;
+            let f: f32 = v.parse().map_err(|_| format!("{item}: not a number"))?;
+            let n = f.max(0.0) as usize;
+            match k {
+                "radius" => self.radius = f,
+                "sigma_s" => self.sigma_s = f,
+                "sigma_d" => self.sigma_d = f,
+                "mu_psi" => self.mu_psi = f,
+                "omega" => self.omega = f,
+                "min_valid_cells" => self.min_valid_cells = f,
+                "min_neighbours" => self.min_neighbours = n,
+                "min_common_cells" => self.min_common_cells = f,
+                "min_local_similarity" => self.min_local_similarity = f,
+                "max_cylinders" => self.max_cylinders = n,
+                "max_relax_pairs" => self.max_relax_pairs = n,
+                "relax_iterations" => self.relax_iterations = n,
+                "relax_keep" => self.relax_keep = f,
+                "min_score_pairs" => self.min_score_pairs = n,
+                "max_score_pairs" => self.max_score_pairs = n,
+                "dist_tol" => self.dist_tol = f,
+                "dist_max" => self.dist_max = f,
+                "dist_tol_rel" => self.dist_tol_rel = f,
+                "angle_tol" => self.angle_tol = f.to_radians(),
+                "angle_max" => self.angle_max = f.to_radians(),
+                "global_weight" => self.global_weight = f,
+                "global_dist" => self.global_dist = f,
+                "global_angle" => self.global_angle = f.to_radians(),
+                "global_overlap" => self.global_overlap = f,
+                "global_anchors" => self.global_anchors = n,
+                _ => return Err(format!("{k}: no such matcher setting")),
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// A minutia as the matcher sees it: a y-up frame (so angles are the usual
 /// counter-clockwise ones) and its direction as a unit vector.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -413,3 +413,22 @@ fn one_to_one_selection_matches_full_sort() {
         }
     }
 }
+
+#[test]
+fn tuning_overrides_apply_and_refuse_what_they_do_not_know() {
+    let c = MatcherConfig::default()
+        .with_overrides("global_weight=0,angle_tol=20,max_relax_pairs=24")
+        .unwrap();
+    assert_eq!(c.global_weight, 0.0);
+    assert!((c.angle_tol - 20f32.to_radians()).abs() < 1e-6);
+    assert_eq!(c.max_relax_pairs, 24);
+    assert_eq!(
+        MatcherConfig::default().with_overrides("").unwrap(),
+        MatcherConfig::default()
+    );
+    assert!(MatcherConfig::default().with_overrides("nope=1").is_err());
+    assert!(MatcherConfig::default()
+        .with_overrides("radius=wide")
+        .is_err());
+    assert!(MatcherConfig::default().with_overrides("radius").is_err());
+}
