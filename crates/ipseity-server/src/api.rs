@@ -981,34 +981,25 @@ fn gate_attempt(
 ) -> Result<(), Problem> {
     let now = ipseity_store::attempts::unix_now();
     let mut store = s.store_as(actor)?;
-    let (disabled, retry_after_s) = match store.begin_attempt(subject, now, &s.limits.attempts)? {
-        AttemptGate::Open => return Ok(()),
-        AttemptGate::Locked { retry_after_s } => (false, retry_after_s),
-        AttemptGate::Disabled => (true, 0),
+    let gate = store.begin_attempt(subject, now, &s.limits.attempts)?;
+    let Some(event) = gate.refusal() else {
+        return Ok(());
     };
-    store.record_audit(
-        &AuditEvent::VerificationLocked {
-            disabled,
-            retry_after_s,
-        },
-        Some(subject),
-        Some(purpose),
-    )?;
-    Err(if disabled {
-        Problem::new(
-            StatusCode::FORBIDDEN,
-            "verification_disabled",
-            "too many failed verifications of this subject: an administrator must unlock it",
-        )
-    } else {
-        Problem::new(
+    store.record_audit(&event, Some(subject), Some(purpose))?;
+    Err(match gate {
+        AttemptGate::Locked { retry_after_s } => Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
             format!(
                 "too many failed verifications of this subject; try again in {retry_after_s} s"
             ),
         )
-        .retry_after(retry_after_s)
+        .retry_after(retry_after_s),
+        _ => Problem::new(
+            StatusCode::FORBIDDEN,
+            "verification_disabled",
+            "too many failed verifications of this subject: an administrator must unlock it",
+        ),
     })
 }
 

@@ -51,6 +51,25 @@ pub enum AttemptGate {
     Disabled,
 }
 
+impl AttemptGate {
+    /// The audit event of a refused attempt; `None` when the attempt may go ahead.
+    pub fn refusal(self) -> Option<ipseity_core::AuditEvent> {
+        match self {
+            AttemptGate::Open => None,
+            AttemptGate::Locked { retry_after_s } => {
+                Some(ipseity_core::AuditEvent::VerificationLocked {
+                    disabled: false,
+                    retry_after_s,
+                })
+            }
+            AttemptGate::Disabled => Some(ipseity_core::AuditEvent::VerificationLocked {
+                disabled: true,
+                retry_after_s: 0,
+            }),
+        }
+    }
+}
+
 /// A subject's row: consecutive failures so far, back-off end (Unix seconds), disabled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct AttemptState {

@@ -15,6 +15,7 @@ use sha2::Sha256;
 use std::collections::HashMap;
 
 use crate::key::KeyBytes;
+use crate::store::to_hex;
 
 /// Length of a chain hash.
 pub const HASH_LEN: usize = 32;
@@ -174,12 +175,8 @@ pub(crate) struct StoredEntry {
 }
 
 impl StoredEntry {
-    /// The fields as stored; an upgrade chains old rows with these.
-    pub(crate) fn fields_for_backfill(&self) -> Fields<'_> {
-        self.fields()
-    }
-
-    fn fields(&self) -> Fields<'_> {
+    /// The fields as stored (an upgrade chains old rows with these).
+    pub(crate) fn fields(&self) -> Fields<'_> {
         Fields {
             at: &self.at,
             operation: &self.operation,
@@ -356,10 +353,6 @@ pub(crate) fn verify(
         head,
         breaks,
     }
-}
-
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -197,7 +197,7 @@ impl PgStore {
         let rows = read_chain_rows(&mut tx)?;
         let mut prev = chain::GENESIS;
         for e in rows {
-            let hash = chain::entry_hash(&self.auditor.chain, &prev, &e.fields_for_backfill());
+            let hash = chain::entry_hash(&self.auditor.chain, &prev, &e.fields());
             tx.execute(
                 "UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3",
                 &[&&prev[..], &&hash[..], &e.id],

@@ -266,7 +266,7 @@ fn chain_legacy_rows(conn: &mut Connection, auditor: &Auditor) -> Result<(), Sto
     let mut prev = chain::GENESIS;
     for mut e in rows {
         e.actor = None;
-        let hash = chain::entry_hash(&auditor.chain, &prev, &e.fields_for_backfill());
+        let hash = chain::entry_hash(&auditor.chain, &prev, &e.fields());
         tx.execute(
             "UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
             params![&prev[..], &hash[..], e.id],

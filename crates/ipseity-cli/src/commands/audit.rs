@@ -102,7 +102,11 @@ fn read_head(path: &std::path::Path) -> anyhow::Result<ChainHead> {
             ),
         )
     };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    // A head is about 150 bytes; read no more than a few KiB of whatever was given.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, 4096), &mut text))
+        .map_err(|e| bad(e.to_string()))?;
     let head: ChainHead = serde_json::from_str(text.trim()).map_err(|e| bad(e.to_string()))?;
     if head.hash.len() != 64 || !head.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad("the hash is not 64 hex digits".into()).into());

@@ -83,34 +83,23 @@ fn gate_attempt(
 ) -> anyhow::Result<()> {
     use ipseity_store::attempts::{AttemptGate, AttemptPolicy};
     let now = ipseity_store::attempts::unix_now();
-    let (disabled, retry_after_s) =
-        match store.begin_attempt(subject, now, &AttemptPolicy::default())? {
-            AttemptGate::Open => return Ok(()),
-            AttemptGate::Locked { retry_after_s } => (false, retry_after_s),
-            AttemptGate::Disabled => (true, 0),
-        };
-    store.record_audit(
-        &ipseity_core::AuditEvent::VerificationLocked {
-            disabled,
-            retry_after_s,
-        },
-        Some(subject),
-        ctx.purpose(),
-    )?;
-    Err(if disabled {
-        crate::error::CliError::input(
+    let gate = store.begin_attempt(subject, now, &AttemptPolicy::default())?;
+    let Some(event) = gate.refusal() else {
+        return Ok(());
+    };
+    store.record_audit(&event, Some(subject), ctx.purpose())?;
+    Err(match gate {
+        AttemptGate::Locked { retry_after_s } => crate::error::CliError::input(
+            "too_many_attempts",
+            format!("too many failed verifications of {subject}; try again in {retry_after_s} s"),
+        ),
+        _ => crate::error::CliError::input(
             "verification_disabled",
             format!(
-                "too many failed verifications of {subject}: an administrator must run                  `ipseity unlock --subject {subject}`"
+                "too many failed verifications of {subject}: an administrator must run \
+                 `ipseity unlock --subject {subject}`"
             ),
-        )
-    } else {
-        crate::error::CliError::input(
-            "too_many_attempts",
-            format!(
-                "too many failed verifications of {subject}; try again in {retry_after_s} s"
-            ),
-        )
+        ),
     }
     .into())
 }
