@@ -18,6 +18,9 @@ pub const MODELS_DIR_ENV: &str = ipseity_models::MODELS_DIR_ENV;
 /// `models_missing` instead of downloading the models on first use.
 pub const NO_AUTO_INSTALL_ENV: &str = "IPSEITY_NO_AUTO_INSTALL";
 
+/// Environment variable for `--face-detector`.
+pub const FACE_DETECTOR_ENV: &str = "IPSEITY_FACE_DETECTOR";
+
 /// Default number of candidates `identify` prints.
 pub const DEFAULT_TOP: usize = 5;
 
@@ -59,6 +62,30 @@ pub struct GlobalArgs {
     /// embedded store; the template key stays in the data directory
     #[arg(long, global = true, env = DATABASE_ENV, value_name = "URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// How faces are searched for: `cooperative` (one face that fills a good part of the
+    /// photo, as selfies, desk portraits and document photos hold; fast) or `exact`
+    /// (face_recognition's search after one upsampling, for small faces; seconds per photo)
+    #[arg(long, global = true, env = FACE_DETECTOR_ENV, value_enum, default_value_t = FaceDetector::Cooperative)]
+    pub face_detector: FaceDetector,
+}
+
+/// `--face-detector`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaceDetector {
+    /// Fast search for one large face (the default)
+    Cooperative,
+    /// face_recognition's search: the photo doubled once, faces from about 20 pixels
+    Exact,
+}
+
+impl FaceDetector {
+    /// The face crate's setting.
+    pub fn mode(self) -> ipseity_face::DetectorMode {
+        match self {
+            Self::Cooperative => ipseity_face::DetectorMode::Cooperative,
+            Self::Exact => ipseity_face::DetectorMode::Exact,
+        }
+    }
 }
 
 /// The commands.
@@ -448,8 +475,23 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// CSV file with header `path,identity` (paths relative to the manifest's directory)
-    #[arg(long, value_name = "FILE.csv", required_unless_present = "fingers")]
+    #[arg(long, value_name = "FILE.csv", required_unless_present_any = ["fingers", "lfw"])]
     pub manifest: Option<PathBuf>,
+    /// Evaluate on Labeled Faces in the Wild instead: a directory holding `images/NAME/*.jpg`
+    /// and `pairs_view2.tsv` (View 2 10-fold accuracy, all-pairs FNMR with intervals, 1:N)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["manifest", "fingers", "calibrate"])]
+    pub lfw: Option<PathBuf>,
+    /// With --lfw: keep the embeddings in this file and reuse them on the next run
+    /// (for the same model and detector); holds biometric templates, keep it private
+    #[arg(long, value_name = "FILE.json", requires = "lfw")]
+    pub cache: Option<PathBuf>,
+    /// With --lfw: use only the first N genuine and N impostor pairs of each fold
+    /// (and their images), for a quick run
+    #[arg(long, value_name = "N", requires = "lfw")]
+    pub pairs_per_fold: Option<usize>,
+    /// With --lfw: write the full report (JSON) here
+    #[arg(long, value_name = "FILE.json", requires = "lfw")]
+    pub report: Option<PathBuf>,
     /// Evaluate fingerprints instead: a directory written by `ipseity finger synth`
     /// (the same as `ipseity finger eval --dir DIR`; `--fmr` does not apply)
     #[arg(long, value_name = "DIR", conflicts_with = "manifest")]

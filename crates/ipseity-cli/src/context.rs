@@ -26,6 +26,8 @@ pub struct Ctx {
     pub purpose: Option<String>,
     /// The PostgreSQL database `serve` and `keys` use instead of the embedded store.
     pub database: Option<String>,
+    /// How the face engine searches for faces.
+    pub face_detector: ipseity_face::DetectorMode,
     /// Result printer.
     pub out: Output,
 }
@@ -51,6 +53,7 @@ impl Ctx {
             models_dir,
             purpose: g.purpose.clone(),
             database: g.database.clone(),
+            face_detector: g.face_detector.mode(),
             out,
         })
     }
@@ -171,7 +174,11 @@ impl Ctx {
         let det = read(&set.detector)?;
         let lm = read(&set.landmarks)?;
         let emb = read(&set.embedder)?;
-        Ok(FaceEngine::from_bytes(&det, &lm, &emb, Params::default())?)
+        let params = Params {
+            detector: self.face_detector,
+            ..Params::default()
+        };
+        Ok(FaceEngine::from_bytes(&det, &lm, &emb, params)?)
     }
 }
 

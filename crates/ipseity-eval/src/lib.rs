@@ -19,10 +19,15 @@
 #![forbid(unsafe_code)]
 
 mod det;
+mod protocol;
 mod svg;
 
 pub use det::{
     det_curve, fvc_pairs, pairs_from_labels, summarize, threshold_for_fmr, DetPoint, Summary,
+};
+pub use protocol::{
+    fnir_at_fpir, k_fold_accuracy, thin_curve, wilson_95, FoldAccuracy, FoldPair, IdentRate,
+    MatedSearch,
 };
 pub use svg::det_svg;
 

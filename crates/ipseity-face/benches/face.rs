@@ -1,6 +1,9 @@
-//! Face pipeline throughput on the reference portraits: detection, embedding
-//! alone (aligned chips), and end to end, on 1 and 2 threads. Prints one JSON
-//! line per measurement. Run through `tools/bench/face.sh`, which runs the
+//! Face pipeline throughput on the reference portraits, for each detector mode
+//! (`exact`: face_recognition's upsampling; `cooperative`: the default):
+//! detection, embedding alone (aligned chips), end to end, and a whole
+//! verification from the file (decode, detect, landmarks, chip, embedding:
+//! median of BENCH_VERIFY_REPS runs per image), on 1 and 2 threads. Prints one
+//! JSON line per measurement. Run through `tools/bench/face.sh`, which runs the
 //! face_recognition (dlib) peer on the same images in the same run.
 //!
 //! Env: IPSEITY_MODELS_DIR, IPSEITY_TEST_IMAGES, BENCH_IMAGES (comma list,
@@ -8,7 +11,7 @@
 
 use ipseity_face::chip::{extract_chips, face_chip_details};
 use ipseity_face::decode::{load_image, DecodeLimits};
-use ipseity_face::{FaceEngine, Params};
+use ipseity_face::{DetectorMode, FaceEngine, Params};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -32,72 +35,123 @@ fn main() {
         return;
     };
     let read = |n: &str| std::fs::read(models.join(n)).expect("model file");
-    let engine = FaceEngine::from_bytes(
-        &read("mmod_human_face_detector.dat"),
-        &read("shape_predictor_5_face_landmarks.dat"),
-        &read("dlib_face_recognition_resnet_model_v1.dat"),
-        Params::default(),
-    )
-    .expect("models");
+    let (det, lm, emb) = (
+        read("mmod_human_face_detector.dat"),
+        read("shape_predictor_5_face_landmarks.dat"),
+        read("dlib_face_recognition_resnet_model_v1.dat"),
+    );
     let names = std::env::var("BENCH_IMAGES").unwrap_or_else(|_| "obama.jpg".into());
     let reps: usize = std::env::var("BENCH_EMBED_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let imgs: Vec<_> = names
-        .split(',')
-        .map(|n| load_image(&images.join(n), &DecodeLimits::default()).expect("image"))
+    let verify_reps: usize = std::env::var("BENCH_VERIFY_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9)
+        .max(1);
+    let paths: Vec<PathBuf> = names.split(',').map(|n| images.join(n)).collect();
+    let imgs: Vec<_> = paths
+        .iter()
+        .map(|p| load_image(p, &DecodeLimits::default()).expect("image"))
         .collect();
-    for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        pool.install(|| {
-            // Detection.
-            let t = Instant::now();
-            let mut faces = 0;
-            let mut dets = vec![];
-            for img in &imgs {
-                let d = engine.detect(img).expect("detect");
-                faces += d.len();
-                dets.push(d);
-            }
-            let det_s = t.elapsed().as_secs_f64();
-            // Embedding alone: the aligned chips, embedded `reps` times.
-            let mut chips = vec![];
-            for (img, d) in imgs.iter().zip(&dets) {
-                let a = engine.analyze_detections(img, d).expect("analyze");
-                let details: Vec<_> = a
-                    .iter()
-                    .map(|f| face_chip_details(&f.landmarks, 150, 0.25))
-                    .collect();
-                chips.extend(extract_chips(img, &details));
-            }
-            let t = Instant::now();
-            for _ in 0..reps {
-                for c in &chips {
-                    std::hint::black_box(engine_embed(&engine, c));
-                }
-            }
-            let emb_s = t.elapsed().as_secs_f64();
-            // End to end (detect, landmarks, chip, embed).
-            let t = Instant::now();
-            let mut e2e_faces = 0;
-            for img in &imgs {
-                e2e_faces += engine.analyze(img).expect("analyze").len();
-            }
-            let e2e_s = t.elapsed().as_secs_f64();
-            println!(
-                "{{\"impl\":\"ipseity\",\"threads\":{threads},\"images\":{},\"faces\":{faces},\"detect_faces_per_s\":{:.4},\"detect_s_per_image\":{:.3},\"embed_faces_per_s\":{:.2},\"end_to_end_faces_per_s\":{:.4},\"peak_rss_mb\":{}}}",
-                imgs.len(),
-                faces as f64 / det_s,
-                det_s / imgs.len() as f64,
-                (reps * chips.len()) as f64 / emb_s,
-                e2e_faces as f64 / e2e_s,
-                peak_rss_kb() / 1024
-            );
-        });
+    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "exact,cooperative".into());
+    for mode in modes.split(',') {
+        let mode: DetectorMode = mode.parse().expect("BENCH_MODES");
+        let engine = FaceEngine::from_bytes(
+            &det,
+            &lm,
+            &emb,
+            Params {
+                detector: mode,
+                ..Params::default()
+            },
+        )
+        .expect("models");
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            pool.install(|| measure(&engine, mode, threads, &imgs, &paths, reps, verify_reps));
+        }
+    }
+}
+
+fn measure(
+    engine: &FaceEngine,
+    mode: DetectorMode,
+    threads: usize,
+    imgs: &[ipseity_face::geom::RgbImage],
+    paths: &[PathBuf],
+    reps: usize,
+    verify_reps: usize,
+) {
+    // Detection.
+    let t = Instant::now();
+    let mut faces = 0;
+    let mut dets = vec![];
+    for img in imgs {
+        let d = engine.detect(img).expect("detect");
+        faces += d.len();
+        dets.push(d);
+    }
+    let det_s = t.elapsed().as_secs_f64();
+    // Embedding alone: the aligned chips, embedded `reps` times.
+    let mut chips = vec![];
+    for (img, d) in imgs.iter().zip(&dets) {
+        let a = engine.analyze_detections(img, d).expect("analyze");
+        let details: Vec<_> = a
+            .iter()
+            .map(|f| face_chip_details(&f.landmarks, 150, 0.25))
+            .collect();
+        chips.extend(extract_chips(img, &details));
+    }
+    let t = Instant::now();
+    for _ in 0..reps {
+        for c in &chips {
+            std::hint::black_box(engine_embed(engine, c));
+        }
+    }
+    let emb_s = t.elapsed().as_secs_f64();
+    // End to end (detect, landmarks, chip, embed) on decoded images.
+    let t = Instant::now();
+    let mut e2e_faces = 0;
+    for img in imgs {
+        e2e_faces += engine.analyze(img).expect("analyze").len();
+    }
+    let e2e_s = t.elapsed().as_secs_f64();
+    // A whole verification's face work, from the file: decode, then the one face.
+    let mut verify_ms = vec![];
+    for p in paths {
+        let mut runs: Vec<f64> = (0..verify_reps)
+            .map(|_| {
+                let t = Instant::now();
+                let img = load_image(p, &DecodeLimits::default()).expect("image");
+                std::hint::black_box(engine.single_face(&img, true).expect("face"));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        verify_ms.push(format!("{:.1}", runs[runs.len() / 2]));
+    }
+    println!(
+        "{{\"impl\":\"ipseity\",\"mode\":\"{}\",\"threads\":{threads},\"images\":{},\"faces\":{faces},\"detect_faces_per_s\":{:.4},\"detect_ms_per_image\":{:.1},\"embed_faces_per_s\":{:.2},\"end_to_end_faces_per_s\":{:.4},\"verify_median_ms\":[{}],\"peak_rss_mb\":{}}}",
+        serde_json_mode(mode),
+        imgs.len(),
+        faces as f64 / det_s,
+        det_s * 1e3 / imgs.len() as f64,
+        (reps * chips.len()) as f64 / emb_s,
+        e2e_faces as f64 / e2e_s,
+        verify_ms.join(","),
+        peak_rss_kb() / 1024
+    );
+}
+
+fn serde_json_mode(mode: DetectorMode) -> &'static str {
+    match mode {
+        DetectorMode::Cooperative => "cooperative",
+        DetectorMode::Exact => "exact",
     }
 }
 

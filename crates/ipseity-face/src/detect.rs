@@ -69,6 +69,12 @@ pub struct TiledLayout {
 
 /// dlib's `compute_tiled_image_pyramid_details` for `pyramid_down<6>`.
 pub fn tiled_layout(nr: i64, nc: i64, padding: i64, outer: i64) -> TiledLayout {
+    tiled_layout_to(nr, nc, padding, outer, 0)
+}
+
+/// [`tiled_layout`] without the levels whose shorter side is under `min_side`
+/// (0 keeps dlib's pyramid, down to 5 rows).
+pub fn tiled_layout_to(nr: i64, nc: i64, padding: i64, outer: i64, min_side: i64) -> TiledLayout {
     let mut rects: Vec<(i64, i64)> = vec![];
     if nr <= 0 || nc <= 0 {
         return TiledLayout {
@@ -82,7 +88,7 @@ pub fn tiled_layout(nr: i64, nc: i64, padding: i64, outer: i64) -> TiledLayout {
     loop {
         r = (5.0 / 6.0 * r as f64).floor() as i64;
         c = (5.0 / 6.0 * c as f64).floor() as i64;
-        if r * c == 0 || r < 5 {
+        if r * c == 0 || r < 5 || r.min(c) < min_side {
             break;
         }
         rects.push((c, r));
@@ -309,14 +315,16 @@ impl Detector {
         Ok(Self { net, opts })
     }
 
-    /// Builds the normalised, tiled pyramid tensor for `img`.
-    fn to_tensor(&self, img: &RgbImage) -> (Tensor, TiledLayout) {
+    /// Builds the normalised, tiled pyramid tensor for `img`, with levels
+    /// down to a shorter side of `min_side` pixels (0: dlib's full pyramid).
+    fn to_tensor(&self, img: &RgbImage, min_side: i64) -> (Tensor, TiledLayout) {
         let inp = &self.net.input;
-        let layout = tiled_layout(
+        let layout = tiled_layout_to(
             img.height as i64,
             img.width as i64,
             inp.pyramid_padding as i64,
             inp.pyramid_outer_padding as i64,
+            min_side,
         );
         let mut t = Tensor::zeros(3, layout.rows, layout.cols);
         if layout.rects.is_empty() {
@@ -382,15 +390,38 @@ impl Detector {
             let next = upsample(owned.as_ref().unwrap_or(img));
             owned = Some(next);
         }
-        self.detect_at_scale(owned.as_ref().unwrap_or(img), upsample_times)
+        self.detect_at_scale(owned.as_ref().unwrap_or(img), upsample_times, 0)
+    }
+
+    /// Detects faces without upsampling, over pyramid levels whose shorter
+    /// side is at least `min_side` pixels: smaller levels cannot hold a face
+    /// as large as the detector's window, and dropping them (with their
+    /// padding) takes a third off a small image's tensor.
+    pub fn detect_large(
+        &self,
+        img: &RgbImage,
+        min_side: usize,
+    ) -> Result<Vec<Detection>, CnnError> {
+        self.detect_at_scale(img, 0, min_side as i64)
+    }
+
+    /// The smallest window's shorter side, in pixels (80 for dlib's face detector).
+    pub fn window_side(&self) -> usize {
+        self.opts
+            .windows
+            .iter()
+            .map(|w| w.width.min(w.height))
+            .min()
+            .unwrap_or(0)
     }
 
     fn detect_at_scale(
         &self,
         img: &RgbImage,
         upsample_times: u32,
+        min_side: i64,
     ) -> Result<Vec<Detection>, CnnError> {
-        let (x, layout) = self.to_tensor(img);
+        let (x, layout) = self.to_tensor(img, min_side);
         if layout.rects.is_empty() {
             return Ok(vec![]);
         }

@@ -18,5 +18,6 @@ pub mod landmarks;
 pub mod pipeline;
 
 pub use pipeline::{
-    distance, similarity, FaceAnalysis, FaceEngine, FaceError, Params, Quality, MODEL_ID,
+    distance, similarity, DetectorMode, FaceAnalysis, FaceEngine, FaceError, Params, Quality,
+    MODEL_ID,
 };

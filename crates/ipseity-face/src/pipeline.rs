@@ -55,10 +55,47 @@ pub enum FaceError {
     },
 }
 
+/// How the detector searches an image for faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorMode {
+    /// Cooperative capture (selfies, desk portraits, document photos), which
+    /// holds one large face: the image is shrunk so that its shorter side is at
+    /// most [`Params::cooperative_side`] pixels and searched without upsampling;
+    /// when that finds nothing, the search runs once more at twice the
+    /// resolution (for an image already at or below that size, after dlib's
+    /// upsampling, i.e. as `Exact` does). Faces under about a sixth of the
+    /// shorter side may go unseen in the first pass; they are found by the
+    /// second only when no larger face was.
+    #[default]
+    Cooperative,
+    /// face_recognition's search: the image doubled once ([`Params::upsample`]),
+    /// finding faces from about 20 pixels. Boxes equal dlib's.
+    Exact,
+}
+
+impl std::str::FromStr for DetectorMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cooperative" => Ok(Self::Cooperative),
+            "exact" => Ok(Self::Exact),
+            other => Err(format!(
+                "unknown face detector mode {other:?} (cooperative or exact)"
+            )),
+        }
+    }
+}
+
 /// Tuning constants of the face pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Params {
-    /// Times the image is doubled before detection (face_recognition uses 1).
+    /// How faces are searched for.
+    pub detector: DetectorMode,
+    /// Cooperative mode: the shorter side, in pixels, of the image the first
+    /// search pass sees (the detector's smallest window is about 40 pixels).
+    pub cooperative_side: usize,
+    /// Exact mode: times the image is doubled before detection (face_recognition uses 1).
     pub upsample: u32,
     /// Most pixels the detector sees, after upsampling. Bounds detection time
     /// and memory (about 1.5 GB at this size): larger photos are not upsampled,
@@ -76,11 +113,23 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Self {
+            detector: DetectorMode::Cooperative,
+            cooperative_side: 256,
             upsample: 1,
             max_detect_pixels: 16_000_000,
             min_face_px: 60,
             min_quality: 30,
             chip_padding: 0.25,
+        }
+    }
+}
+
+impl Params {
+    /// face_recognition's pipeline exactly (detection after one upsampling).
+    pub fn exact() -> Self {
+        Self {
+            detector: DetectorMode::Exact,
+            ..Self::default()
         }
     }
 }
@@ -179,26 +228,64 @@ impl FaceEngine {
 
     /// Stage 1: face boxes, most confident first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
-        let plan = detection_plan(img.width, img.height, &self.params);
-        if plan.scale >= 1.0 {
-            return Ok(self.detector.detect(img, plan.upsample)?);
+        match self.params.detector {
+            DetectorMode::Exact => {
+                let plan = detection_plan(img.width, img.height, &self.params);
+                if plan.scale >= 1.0 {
+                    return Ok(self.detector.detect(img, plan.upsample)?);
+                }
+                self.detect_scaled(img, plan.scale)
+            }
+            DetectorMode::Cooperative => {
+                let short = img.width.min(img.height).max(1);
+                let side = self.params.cooperative_side.max(1);
+                let wanted = (side as f64 / short as f64).min(1.0);
+                let first = aligned_scale(wanted);
+                let found = self.detect_scaled(img, first)?;
+                if !found.is_empty() {
+                    return Ok(found);
+                }
+                if wanted >= 1.0 {
+                    // Small already: the second pass is face_recognition's own,
+                    // bounded by the same pixel budget as the exact mode.
+                    let plan = detection_plan(img.width, img.height, &self.params);
+                    if plan.scale >= 1.0 && plan.upsample > 0 {
+                        return Ok(self.detector.detect(img, 1)?);
+                    }
+                    return Ok(found);
+                }
+                self.detect_scaled(img, (2.0 * first).min(1.0))
+            }
+        }
+    }
+
+    /// Detection on the image shrunk by `scale` (at most 1), without
+    /// upsampling; boxes in the original image's pixels.
+    fn detect_scaled(&self, img: &RgbImage, scale: f64) -> Result<Vec<Detection>, FaceError> {
+        // Pyramid levels narrower than three quarters of the window cannot
+        // hold a face the detector fires on.
+        let min_side = self.detector.window_side() * 3 / 4;
+        if scale >= 1.0 {
+            return Ok(self.detector.detect_large(img, min_side)?);
         }
         let (w, h) = (
-            ((img.width as f64 * plan.scale).round() as usize).max(1),
-            ((img.height as f64 * plan.scale).round() as usize).max(1),
+            ((img.width as f64 * scale).round() as usize).max(1),
+            ((img.height as f64 * scale).round() as usize).max(1),
         );
-        let small = resize_bilinear(img, w, h);
+        let small = shrink(img, w, h);
         let (sx, sy) = (img.width as f64 / w as f64, img.height as f64 / h as f64);
+        // A box's pixel edges scale about pixel corners: the right and bottom
+        // edges are inclusive, hence the +1 / -1.
         Ok(self
             .detector
-            .detect(&small, 0)?
+            .detect_large(&small, min_side)?
             .into_iter()
             .map(|d| Detection {
                 rect: Rect {
                     left: (d.rect.left as f64 * sx).round() as i64,
                     top: (d.rect.top as f64 * sy).round() as i64,
-                    right: (d.rect.right as f64 * sx).round() as i64,
-                    bottom: (d.rect.bottom as f64 * sy).round() as i64,
+                    right: ((d.rect.right + 1) as f64 * sx).round() as i64 - 1,
+                    bottom: ((d.rect.bottom + 1) as f64 * sy).round() as i64 - 1,
                 },
                 confidence: d.confidence,
             })
@@ -307,34 +394,53 @@ pub fn detection_plan(width: usize, height: usize, params: &Params) -> Detection
     DetectionPlan { upsample, scale }
 }
 
-/// Plain bilinear resize (for shrinking oversized photos before detection).
-fn resize_bilinear(img: &RgbImage, w: usize, h: usize) -> RgbImage {
+/// The largest scale at or below `scale` of the form 2 (5/6)^m: the levels of
+/// the exact mode's pyramid (one doubling, then steps of 5/6). A face then
+/// meets the network at the same sizes in both modes, and the boxes (and so
+/// the landmarks and templates) stay close to dlib's.
+fn aligned_scale(scale: f64) -> f64 {
+    if scale.is_nan() {
+        return 1.0;
+    }
+    if scale <= 0.0 || scale >= 2.0 {
+        return scale.clamp(0.0, 2.0);
+    }
+    let step = 5.0f64 / 6.0;
+    let m = ((scale / 2.0).ln() / step.ln()).ceil().max(0.0);
+    (2.0 * step.powf(m)).min(scale)
+}
+
+/// Shrinks an image by averaging the source pixels each output pixel covers
+/// (a plain bilinear resize would alias at the 4-8x factors of cooperative
+/// detection). Sizes at or above the source's give a copy of the nearest pixels.
+fn shrink(img: &RgbImage, w: usize, h: usize) -> RgbImage {
     let mut out = RgbImage::new(w, h);
-    if img.width == 0 || img.height == 0 {
+    if img.width == 0 || img.height == 0 || w == 0 || h == 0 {
         return out;
     }
-    let (fx, fy) = (img.width as f64 / w as f64, img.height as f64 / h as f64);
+    let span = |i: usize, n: usize, src: usize| -> (usize, usize) {
+        let a = i * src / n;
+        let b = ((i + 1) * src / n).max(a + 1).min(src);
+        (a, b)
+    };
+    let cols: Vec<(usize, usize)> = (0..w).map(|x| span(x, w, img.width)).collect();
+    let mut acc = vec![[0u64; 3]; w];
     for y in 0..h {
-        let sy = ((y as f64 + 0.5) * fy - 0.5).clamp(0.0, (img.height - 1) as f64);
-        let (y0, ty) = (sy.floor() as usize, sy - sy.floor());
-        let y1 = (y0 + 1).min(img.height - 1);
-        for x in 0..w {
-            let sx = ((x as f64 + 0.5) * fx - 0.5).clamp(0.0, (img.width - 1) as f64);
-            let (x0, tx) = (sx.floor() as usize, sx - sx.floor());
-            let x1 = (x0 + 1).min(img.width - 1);
-            let (a, b, c, d) = (
-                img.get(x0, y0),
-                img.get(x1, y0),
-                img.get(x0, y1),
-                img.get(x1, y1),
-            );
-            let mut p = [0u8; 3];
-            for ch in 0..3 {
-                let top = f64::from(a[ch]) * (1.0 - tx) + f64::from(b[ch]) * tx;
-                let bot = f64::from(c[ch]) * (1.0 - tx) + f64::from(d[ch]) * tx;
-                p[ch] = (top * (1.0 - ty) + bot * ty).round().clamp(0.0, 255.0) as u8;
+        let (y0, y1) = span(y, h, img.height);
+        acc.iter_mut().for_each(|a| *a = [0; 3]);
+        for sy in y0..y1 {
+            let row = &img.data[sy * img.width * 3..(sy + 1) * img.width * 3];
+            for (a, &(x0, x1)) in acc.iter_mut().zip(&cols) {
+                for p in row[x0 * 3..x1 * 3].chunks_exact(3) {
+                    a[0] += u64::from(p[0]);
+                    a[1] += u64::from(p[1]);
+                    a[2] += u64::from(p[2]);
+                }
             }
-            out.put(x, y, p);
+        }
+        for (x, (a, &(x0, x1))) in acc.iter().zip(&cols).enumerate() {
+            let n = ((x1 - x0) * (y1 - y0)) as u64;
+            out.put(x, y, a.map(|v| ((v + n / 2) / n) as u8));
         }
     }
     out
@@ -457,6 +563,51 @@ mod tests {
     }
 
     #[test]
+    fn cooperative_scales_sit_on_the_exact_pyramid() {
+        let step = 5.0f64 / 6.0;
+        for want in [0.05, 0.2, 0.281, 0.5, 0.999, 1.0] {
+            let s = aligned_scale(want);
+            assert!(s <= want && s > want * step - 1e-12, "{want} -> {s}");
+            let m = (s / 2.0).ln() / step.ln();
+            assert!(
+                (m - m.round()).abs() < 1e-9,
+                "{want} -> {s} is not 2 (5/6)^m"
+            );
+        }
+        assert_eq!(aligned_scale(f64::NAN), 1.0);
+        assert_eq!(aligned_scale(0.0), 0.0);
+    }
+
+    #[test]
+    fn detector_modes_parse_by_name() {
+        assert_eq!("cooperative".parse(), Ok(DetectorMode::Cooperative));
+        assert_eq!("exact".parse(), Ok(DetectorMode::Exact));
+        assert!("fast".parse::<DetectorMode>().is_err());
+        assert_eq!(Params::default().detector, DetectorMode::Cooperative);
+        assert_eq!(Params::exact().detector, DetectorMode::Exact);
+    }
+
+    #[test]
+    fn shrinking_averages_what_each_pixel_covers() {
+        // Alternating black and white columns average to mid grey, where a
+        // bilinear resize by 4 would pick one colour or the other.
+        let mut img = RgbImage::new(64, 8);
+        for y in 0..8 {
+            for x in (0..64).step_by(2) {
+                img.put(x, y, [255, 255, 255]);
+            }
+        }
+        let small = shrink(&img, 16, 2);
+        for y in 0..2 {
+            for x in 0..16 {
+                assert_eq!(small.get(x, y), [128, 128, 128]);
+            }
+        }
+        // Degenerate sizes give an empty image, not a panic.
+        assert_eq!(shrink(&RgbImage::new(0, 0), 4, 4).data, vec![0; 48]);
+    }
+
+    #[test]
     fn shrinking_keeps_content_in_place() {
         let mut img = RgbImage::new(40, 20);
         for y in 0..20 {
@@ -464,7 +615,7 @@ mod tests {
                 img.put(x, y, [255, 255, 255]);
             }
         }
-        let small = resize_bilinear(&img, 20, 10);
+        let small = shrink(&img, 20, 10);
         assert_eq!(small.get(2, 5), [0, 0, 0]);
         assert_eq!(small.get(17, 5), [255, 255, 255]);
     }

@@ -41,13 +41,13 @@ fn inputs() -> Option<(Value, PathBuf, PathBuf)> {
     ))
 }
 
-fn engine(models: &Path) -> FaceEngine {
+fn engine(models: &Path, params: Params) -> FaceEngine {
     let read = |n: &str| std::fs::read(models.join(n)).expect("model file");
     FaceEngine::from_bytes(
         &read("mmod_human_face_detector.dat"),
         &read("shape_predictor_5_face_landmarks.dat"),
         &read("dlib_face_recognition_resnet_model_v1.dat"),
-        Params::default(),
+        params,
     )
     .expect("models load")
 }
@@ -65,7 +65,7 @@ fn pipeline_agrees_with_dlib() {
     let Some((doc, images, models)) = inputs() else {
         return;
     };
-    let engine = engine(&models);
+    let engine = engine(&models, Params::exact());
     let mut worst_l2 = 0f32;
     let mut checked = 0;
     for entry in doc["images"].as_array().expect("images") {
@@ -118,4 +118,47 @@ fn pipeline_agrees_with_dlib() {
     }
     assert!(checked >= 7, "only {checked} faces checked");
     eprintln!("worst embedding L2 distance to dlib: {worst_l2}");
+}
+
+/// The cooperative (default) detector searches a shrunken image, so its boxes
+/// are not dlib's to the pixel; what matters is that it finds the same faces
+/// and that the templates stay far closer to dlib's than two photos of one
+/// person are (dlib's same-person threshold is a distance of 0.6).
+const COOPERATIVE_MIN_IOU: f64 = 0.5;
+const COOPERATIVE_MAX_L2: f32 = 0.3;
+
+#[test]
+fn cooperative_detection_finds_the_same_faces_and_templates() {
+    let Some((doc, images, models)) = inputs() else {
+        return;
+    };
+    let engine = engine(&models, Params::default());
+    let mut checked = 0;
+    for entry in doc["images"].as_array().expect("images") {
+        let file = entry["file"].as_str().expect("file");
+        let img = load_image(&images.join(file), &DecodeLimits::default()).expect("decodes");
+        let faces = engine.analyze(&img).expect("analysis");
+        let refs = entry["faces"].as_array().expect("faces");
+        assert_eq!(faces.len(), refs.len(), "{file}: face count");
+        for (face, r) in faces.iter().zip(refs) {
+            let rect = nums(&r["rect"]);
+            let want = ipseity_face::geom::Rect {
+                left: rect[0] as i64,
+                top: rect[1] as i64,
+                right: rect[2] as i64,
+                bottom: rect[3] as i64,
+            };
+            let iou = face.rect.iou(&want);
+            let want: Vec<f32> = nums(&r["embedding"])
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            let d = distance(&face.embedding, &want);
+            eprintln!("{file}: cooperative iou {iou:.4} l2 {d:.5}");
+            assert!(iou >= COOPERATIVE_MIN_IOU, "{file}: box IoU {iou}");
+            assert!(d <= COOPERATIVE_MAX_L2, "{file}: embedding L2 {d}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "only {checked} faces checked");
 }

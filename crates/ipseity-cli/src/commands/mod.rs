@@ -8,6 +8,7 @@ mod embed;
 mod enroll;
 mod erase;
 mod eval;
+mod eval_lfw;
 mod finger;
 pub mod identify;
 mod keys;
