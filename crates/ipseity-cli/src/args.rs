@@ -125,11 +125,35 @@ pub enum Command {
     /// identification and evaluation
     #[command(subcommand)]
     Finger(FingerCommand),
+    /// Travel documents (ICAO 9303): machine-readable zones
+    #[command(subcommand)]
+    Document(DocumentCommand),
     /// Relying parties' API keys for `ipseity serve`
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Run the identity service: an HTTP API on the data directory's store
     Serve(ServeArgs),
+}
+
+/// `ipseity document ...`
+#[derive(Debug, Subcommand)]
+pub enum DocumentCommand {
+    /// Read a machine-readable zone (TD1, TD2, TD3, MRV-A, MRV-B): every field and
+    /// every check digit by name. Exit 0 when all checks pass, 1 when one fails,
+    /// 2 when the text is not a zone
+    Mrz(MrzArgs),
+}
+
+/// `ipseity document mrz`
+#[derive(Debug, Args)]
+pub struct MrzArgs {
+    /// The zone's lines (one argument per line, or one argument with the lines
+    /// joined); read from --file instead when absent
+    #[arg(value_name = "LINE", required_unless_present = "file")]
+    pub lines: Vec<String>,
+    /// A text file holding the zone (at most 4 KiB; `-` reads standard input)
+    #[arg(long, value_name = "FILE", conflicts_with = "lines")]
+    pub file: Option<PathBuf>,
 }
 
 /// `ipseity keys ...`

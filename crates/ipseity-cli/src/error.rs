@@ -140,6 +140,7 @@ fn classified(cause: &(dyn std::error::Error + 'static)) -> Option<(&'static str
         .or_else(|| of::<ModelsError>(cause))
         .or_else(|| of::<CoreError>(cause))
         .or_else(|| of::<EvalError>(cause))
+        .or_else(|| of::<ipseity_document::MrzError>(cause))
 }
 
 /// The code and exit status of any error a command returned.

@@ -124,8 +124,8 @@ fn pipeline_agrees_with_dlib() {
 /// are not dlib's to the pixel; what matters is that it finds the same faces
 /// and that the templates stay far closer to dlib's than two photos of one
 /// person are (dlib's same-person threshold is a distance of 0.6).
-const COOPERATIVE_MIN_IOU: f64 = 0.5;
-const COOPERATIVE_MAX_L2: f32 = 0.3;
+const COOPERATIVE_MIN_IOU: f64 = 0.55;
+const COOPERATIVE_MAX_L2: f32 = 0.15;
 
 #[test]
 fn cooperative_detection_finds_the_same_faces_and_templates() {

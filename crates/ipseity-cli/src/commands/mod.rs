@@ -4,6 +4,7 @@
 mod audit;
 mod bench;
 mod dedup;
+mod document;
 mod embed;
 mod enroll;
 mod erase;
@@ -17,7 +18,9 @@ mod models;
 mod serve;
 mod verify;
 
-use crate::args::{BenchCommand, Command, FingerCommand, KeysCommand, ModelsCommand};
+use crate::args::{
+    BenchCommand, Command, DocumentCommand, FingerCommand, KeysCommand, ModelsCommand,
+};
 use crate::context::Ctx;
 use crate::error::ExitStatus;
 
@@ -55,6 +58,7 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Finger(FingerCommand::Verify(a)) => finger::verify::run(ctx, a),
         Command::Finger(FingerCommand::Identify(a)) => finger::identify::run(ctx, a),
         Command::Finger(FingerCommand::Eval(a)) => finger::eval::run(ctx, a),
+        Command::Document(DocumentCommand::Mrz(a)) => document::mrz(ctx, a),
         Command::Keys(KeysCommand::Create(a)) => keys::create(ctx, a),
         Command::Keys(KeysCommand::List) => keys::list(ctx),
         Command::Keys(KeysCommand::Revoke(a)) => keys::revoke(ctx, a),
