@@ -1,12 +1,16 @@
-//! Travel documents (ICAO 9303). For now the machine-readable zone: TD1, TD2
-//! and TD3 documents and MRV-A/B visas, every check digit verified and
-//! reported by name ([`mrz`]).
+//! Travel documents (ICAO 9303): the machine-readable zone of TD1, TD2 and
+//! TD3 documents and MRV-A/B visas, every check digit verified and reported by
+//! name ([`mrz`]); the chip's files as a reader dumps them ([`lds`]: EF.COM
+//! and DG1 so far), through a bounded TLV reader ([`tlv`]).
 //!
 //! Architecture invariant: no I/O, no panics on any input; every parser is
 //! bounded by the size of what it is given.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod lds;
 pub mod mrz;
+pub mod tlv;
 
+pub use lds::{parse_dg1, EfCom, LdsError};
 pub use mrz::{check_digit, Check, Format, Mrz, MrzError};
