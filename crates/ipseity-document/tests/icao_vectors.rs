@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use ipseity_document::{check_digit, parse_dg1, EfCom, Mrz};
 use serde_json::Value;
 
-fn vectors() -> Option<Value> {
-    let dir = std::env::var_os("IPSEITY_SHARED_DIR")
+fn shared() -> PathBuf {
+    std::env::var_os("IPSEITY_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let file = dir.join("icao/mrz_vectors.json");
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn vectors() -> Option<Value> {
+    let file = shared().join("icao/mrz_vectors.json");
     match std::fs::read_to_string(&file) {
         Ok(text) => Some(serde_json::from_str(&text).expect("vectors JSON")),
         Err(_) => {
@@ -139,10 +142,7 @@ fn check_digits_match_the_vectors() {
 }
 
 fn file(rel: &str) -> Vec<u8> {
-    let dir = std::env::var_os("IPSEITY_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    std::fs::read(dir.join("icao").join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    std::fs::read(shared().join("icao").join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -186,13 +186,7 @@ fn lds_files_read_as_the_vectors_say() {
     assert!(dg1.is_valid(), "{:?}", dg1.checks);
     assert!(parse_dg1(&file("vectors/negative/dg1_td2_extra_byte.bin")).is_err());
     // The tiny malformed inputs, as hex in vectors.json, for the parsers here.
-    let icao: Value = {
-        let dir = std::env::var_os("IPSEITY_SHARED_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-        serde_json::from_str(&std::fs::read_to_string(dir.join("icao/vectors.json")).expect("json"))
-            .expect("json")
-    };
+    let icao: Value = serde_json::from_slice(&file("vectors.json")).expect("vectors.json");
     let mut checked = 0;
     for c in list(&icao, "trivial_malformed_inputs") {
         let test = s(&c["source"], "test");

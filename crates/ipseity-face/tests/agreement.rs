@@ -60,6 +60,16 @@ fn nums(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+fn ref_rect(face: &Value) -> ipseity_face::geom::Rect {
+    let rect = nums(&face["rect"]);
+    ipseity_face::geom::Rect {
+        left: rect[0] as i64,
+        top: rect[1] as i64,
+        right: rect[2] as i64,
+        bottom: rect[3] as i64,
+    }
+}
+
 #[test]
 fn pipeline_agrees_with_dlib() {
     let Some((doc, images, models)) = inputs() else {
@@ -75,13 +85,7 @@ fn pipeline_agrees_with_dlib() {
         let refs = entry["faces"].as_array().expect("faces");
         assert_eq!(faces.len(), refs.len(), "{file}: face count");
         for (face, r) in faces.iter().zip(refs) {
-            let rect = nums(&r["rect"]);
-            let want = ipseity_face::geom::Rect {
-                left: rect[0] as i64,
-                top: rect[1] as i64,
-                right: rect[2] as i64,
-                bottom: rect[3] as i64,
-            };
+            let want = ref_rect(r);
             let iou = face.rect.iou(&want);
             assert!(iou >= MIN_IOU, "{file}: box IoU {iou}");
             let tol = LANDMARK_TOL_PX;
@@ -141,13 +145,7 @@ fn cooperative_detection_finds_the_same_faces_and_templates() {
         let refs = entry["faces"].as_array().expect("faces");
         assert_eq!(faces.len(), refs.len(), "{file}: face count");
         for (face, r) in faces.iter().zip(refs) {
-            let rect = nums(&r["rect"]);
-            let want = ipseity_face::geom::Rect {
-                left: rect[0] as i64,
-                top: rect[1] as i64,
-                right: rect[2] as i64,
-                bottom: rect[3] as i64,
-            };
+            let want = ref_rect(r);
             let iou = face.rect.iou(&want);
             let want: Vec<f32> = nums(&r["embedding"])
                 .into_iter()
