@@ -8,9 +8,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bac;
 pub mod lds;
 pub mod mrz;
 pub mod tlv;
 
+pub use bac::{AccessError, Chip, SecureChannel};
 pub use lds::{parse_dg1, EfCom, LdsError};
 pub use mrz::{check_digit, Check, Format, Mrz, MrzError};
