@@ -1,7 +1,7 @@
 //! Travel documents (ICAO 9303): the machine-readable zone of TD1, TD2 and
 //! TD3 documents and MRV-A/B visas, every check digit verified and reported by
 //! name ([`mrz`]); the chip's files as a reader dumps them ([`lds`]: EF.COM
-//! and DG1 so far), through a bounded TLV reader ([`tlv`]).
+//! DG1 and DG2's face images so far), through a bounded TLV reader ([`tlv`]).
 //!
 //! Architecture invariant: no I/O, no panics on any input; every parser is
 //! bounded by the size of what it is given.
@@ -9,10 +9,12 @@
 #![forbid(unsafe_code)]
 
 pub mod bac;
+pub mod face;
 pub mod lds;
 pub mod mrz;
 pub mod tlv;
 
 pub use bac::{AccessError, Chip, SecureChannel};
+pub use face::{parse_dg2, FaceImage, ImageFormat};
 pub use lds::{parse_dg1, EfCom, LdsError};
 pub use mrz::{check_digit, Check, Format, Mrz, MrzError};

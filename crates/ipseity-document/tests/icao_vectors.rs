@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ipseity_document::{check_digit, parse_dg1, EfCom, Mrz};
+use ipseity_document::{check_digit, parse_dg1, parse_dg2, EfCom, ImageFormat, Mrz};
 use serde_json::Value;
 
 fn shared() -> PathBuf {
@@ -200,4 +200,59 @@ fn lds_files_read_as_the_vectors_say() {
         }
     }
     assert!(checked >= 4, "{checked}");
+}
+
+#[test]
+fn dg2_and_face_records_give_their_images() {
+    if vectors().is_none() {
+        return;
+    }
+    let jpeg = file("files/document/iso19794/test_data/ISO19794_Test1_Face.jpg");
+    let faces = parse_dg2(&file("vectors/dg/dg2_iso19794_example.bin")).expect("DG2");
+    assert_eq!(faces.len(), 1);
+    assert_eq!(faces[0].format, ImageFormat::Jpeg);
+    assert_eq!(faces[0].data, jpeg);
+    let faces = ipseity_document::face::parse_iso19794_5(&file(
+        "files/document/iso19794/test_data/ISO19794_Test1_Data.bin",
+    ))
+    .expect("19794-5");
+    assert_eq!(faces[0].data, jpeg);
+    // The same record with the JPEG's header broken is refused.
+    assert!(ipseity_document::face::parse_iso19794_5(&file(
+        "files/document/iso19794/test_data/ISO19794_Test2_Data_InvalidImage.bin"
+    ))
+    .is_err());
+
+    let jp2 = file("files/document/test_data/ICAO_39794_5_AP_DG2_Face.jpg");
+    for dg2 in [
+        "ICAO_39794_5_AP_DG2_AllFields.dat",
+        "ICAO_39794_5_AP_DG2_MandFields.dat",
+    ] {
+        let faces = parse_dg2(&file(&format!("files/document/test_data/{dg2}"))).expect(dg2);
+        assert_eq!(faces.len(), 1, "{dg2}");
+        assert_eq!(faces[0].format, ImageFormat::Jpeg2000, "{dg2}");
+        assert_eq!(faces[0].data, jp2, "{dg2}");
+    }
+    let faces = ipseity_document::face::parse_iso39794_5(&file(
+        "files/document/iso39794/test_data/ICAO_39794_5_AP_AllFields.dat",
+    ))
+    .expect("39794-5");
+    assert_eq!(
+        faces[0].data,
+        file("files/document/iso39794/test_data/ICAO_39794_5_AP_Face.jpg")
+    );
+    assert!(ipseity_document::face::parse_iso39794_5(&file(
+        "files/document/iso39794/test_data/ICAO_39794_5_AP_MandFields_InvalidImage.dat"
+    ))
+    .is_err());
+    // The malformed DG2 inputs in vectors.json.
+    let icao: Value = serde_json::from_slice(&file("vectors.json")).expect("vectors.json");
+    let mut checked = 0;
+    for c in list(&icao, "trivial_malformed_inputs") {
+        if s(&c["source"], "test").starts_with("TestNewDG2") {
+            assert!(parse_dg2(&hex(s(c, "hex"))).is_err(), "{c}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "{checked}");
 }
