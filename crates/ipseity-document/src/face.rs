@@ -218,7 +218,7 @@ mod tests {
 
     fn record(image: &[u8], data_type: u8) -> Vec<u8> {
         let block = 20 + 12 + image.len();
-        let mut v = b"FAC\0010\0".to_vec();
+        let mut v = b"FAC\x00010\x00".to_vec();
         v.extend_from_slice(&((14 + block) as u32).to_be_bytes());
         v.extend_from_slice(&1u16.to_be_bytes());
         v.extend_from_slice(&(block as u32).to_be_bytes());
