@@ -8,7 +8,8 @@
 //!    most one byte more than the limit. It opens only regular files: a FIFO
 //!    would block the open (or the read) forever and a device such as
 //!    `/dev/zero` never ends, so both are [`DecodeError::NotARegularFile`].
-//! 2. **Format** comes from the magic bytes only (JPEG, PNG, BMP, TIFF); a file
+//! 2. **Format** comes from the magic bytes only (JPEG, JPEG 2000 as a JP2
+//!    file or a bare codestream, PNG, BMP, TIFF); a file
 //!    name or extension is never trusted. Anything else is
 //!    [`DecodeError::NotAnImage`].
 //! 3. **Header dimensions** are read before any pixel buffer exists; an image
@@ -29,7 +30,11 @@
 //!    not composited; 16-bit samples are scaled to 8 bits with rounding
 //!    (`(v + 128) / 257`, not by taking the high byte); float TIFF samples are
 //!    clamped to `[0, 1]` and scaled. CMYK / Adobe JPEGs are converted to RGB by
-//!    the JPEG decoder itself (`zune-jpeg`, through `image` 0.25).
+//!    the JPEG decoder itself (`zune-jpeg`, through `image` 0.25). JPEG 2000
+//!    (the face images of travel documents' chips) is decoded by the pure-Rust
+//!    `hayro-jpeg2000` in its strict mode, so that a truncated codestream is
+//!    refused rather than decoded at a lower quality; grey and RGB are taken,
+//!    alpha dropped, other colour spaces refused as unsupported.
 //! 6. **Orientation**: for JPEG and TIFF the EXIF `Orientation` tag (1–8) is
 //!    read with `kamadak-exif` and applied with [`apply_exif_orientation`], so
 //!    the result is upright. A missing or unreadable EXIF block means
@@ -86,7 +91,7 @@ impl Default for DecodeLimits {
 pub enum DecodeError {
     /// The bytes do not start with the signature of a supported format
     /// (this includes an empty input).
-    #[error("not an image: expected JPEG, PNG, BMP or TIFF")]
+    #[error("not an image: expected JPEG, JPEG 2000, PNG, BMP or TIFF")]
     NotAnImage,
     /// The encoded input is larger than [`DecodeLimits::max_bytes`].
     #[error("image file too large: {size} bytes, the limit is {limit} bytes")]
@@ -159,6 +164,10 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Dec
             size,
             limit: limits.max_bytes,
         });
+    }
+    if is_jpeg2000(bytes) {
+        return catch_unwind(AssertUnwindSafe(|| decode_jpeg2000(bytes, limits)))
+            .unwrap_or_else(|_| Err(DecodeError::Corrupt("the JPEG 2000 decoder failed".into())));
     }
     let format = sniff_format(bytes).ok_or(DecodeError::NotAnImage)?;
 
@@ -318,6 +327,69 @@ pub fn apply_exif_orientation(image: RgbImage, orientation: u32) -> RgbImage {
         }
     }
     out
+}
+
+/// A JP2 file's signature box, or a bare codestream's SOC and SIZ markers.
+fn is_jpeg2000(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x00\x00\x00\x0C\x6A\x50\x20\x20") || bytes.starts_with(b"\xFF\x4F\xFF\x51")
+}
+
+/// JPEG 2000 to RGB8: the header's dimensions are checked against the limits
+/// before any pixel is decoded.
+fn decode_jpeg2000(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    use hayro_jpeg2000::{ColorSpace, DecodeSettings, DecoderContext, Image};
+    let corrupt = |e: &dyn std::fmt::Display| DecodeError::Corrupt(format!("JPEG 2000: {e}"));
+    let settings = DecodeSettings {
+        strict: true,
+        ..DecodeSettings::default()
+    };
+    let image = Image::new(bytes, &settings).map_err(|e| corrupt(&e))?;
+    let (width, height) = (image.width(), image.height());
+    check_not_too_large(width, height, limits)?;
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(DecodeError::TooSmall {
+            width,
+            height,
+            min: MIN_SIDE,
+        });
+    }
+    let colours = match image.color_space() {
+        ColorSpace::Gray => 1,
+        ColorSpace::RGB => 3,
+        ColorSpace::Icc {
+            num_channels: n, ..
+        }
+        | ColorSpace::Unknown { num_channels: n }
+            if *n == 1 || *n == 3 =>
+        {
+            usize::from(*n)
+        }
+        other => {
+            return Err(DecodeError::Unsupported(format!(
+                "JPEG 2000 in the {other:?} colour space"
+            )))
+        }
+    };
+    let channels = colours + usize::from(image.has_alpha());
+    let mut ctx = DecoderContext::default();
+    let decoded = image.decode(&mut ctx).map_err(|e| corrupt(&e))?;
+    let data = decoded.data_u8();
+    let (w, h) = (width as usize, height as usize);
+    if data.len() != w * h * channels {
+        return Err(DecodeError::Corrupt(
+            "JPEG 2000: decoded components disagree with the header".into(),
+        ));
+    }
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for px in data.chunks_exact(channels) {
+        if colours == 1 {
+            rgb.extend_from_slice(&[px[0], px[0], px[0]]);
+        } else {
+            rgb.extend_from_slice(&px[..3]);
+        }
+    }
+    RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| DecodeError::Corrupt("decoded buffer has the wrong length".into()))
 }
 
 /// The format named by the first bytes, if it is one we decode.
@@ -797,7 +869,7 @@ mod tests {
     fn messages_are_operator_readable() {
         assert_eq!(
             DecodeError::NotAnImage.to_string(),
-            "not an image: expected JPEG, PNG, BMP or TIFF"
+            "not an image: expected JPEG, JPEG 2000, PNG, BMP or TIFF"
         );
         let e = DecodeError::TooSmall {
             width: 4,

@@ -158,7 +158,7 @@ fn text_file_is_not_an_image() {
     assert!(matches!(err, DecodeError::NotAnImage));
     assert_eq!(
         err.to_string(),
-        "not an image: expected JPEG, PNG, BMP or TIFF"
+        "not an image: expected JPEG, JPEG 2000, PNG, BMP or TIFF"
     );
 }
 
@@ -733,4 +733,63 @@ proptest! {
         let _ = decode_image(&bytes, &small_limits());
         prop_assert!(!DECODER_PANICKED.load(Ordering::SeqCst));
     }
+}
+
+/// A JPEG 2000 face from a travel document sample (`../shared/icao`), or
+/// `None` with a message where that folder is absent.
+fn icao_jp2() -> Option<Vec<u8>> {
+    let file = std::env::var_os("IPSEITY_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("icao/files/document/test_data/ICAO_39794_5_AP_DG2_Face.jpg");
+    match std::fs::read(&file) {
+        Ok(b) => Some(b),
+        Err(_) => {
+            assert!(
+                std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
+                "IPSEITY_REQUIRE_SHARED is set but {} is missing",
+                file.display()
+            );
+            eprintln!("skipped: no ICAO sample at {}", file.display());
+            None
+        }
+    }
+}
+
+#[test]
+fn jpeg2000_decodes_and_its_header_is_held_to_the_limits() {
+    let Some(jp2) = icao_jp2() else { return };
+    let img = decode_image(&jp2, &DecodeLimits::default()).expect("JP2 decodes");
+    assert_eq!((img.width, img.height), (413, 531));
+    // Not a flat image: the face has contrast.
+    let (lo, hi) = img
+        .data
+        .iter()
+        .fold((255u8, 0u8), |(l, h), &v| (l.min(v), h.max(v)));
+    assert!(hi - lo > 100, "{lo}..{hi}");
+    // The same bytes under tight limits: refused from the header.
+    let tight = DecodeLimits {
+        max_pixels: 1000,
+        ..DecodeLimits::default()
+    };
+    assert!(matches!(
+        decode_image(&jp2, &tight),
+        Err(DecodeError::TooLarge {
+            width: 413,
+            height: 531,
+            ..
+        })
+    ));
+    // Cut short, or with its codestream scrambled: an error, not a panic.
+    for cut in [12, 100, jp2.len() / 2] {
+        assert!(
+            decode_image(&jp2[..cut], &DecodeLimits::default()).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut scrambled = jp2.clone();
+    for b in scrambled.iter_mut().skip(200).step_by(7) {
+        *b ^= 0x5A;
+    }
+    let _ = decode_image(&scrambled, &DecodeLimits::default());
 }
