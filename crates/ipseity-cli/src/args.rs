@@ -401,7 +401,8 @@ pub struct EnrollArgs {
     /// Face image(s); each must hold exactly one face of sufficient quality
     #[arg(long, num_args = 1.., value_name = "FILE", requires = "subject")]
     pub face: Vec<PathBuf>,
-    /// Use the largest face when an image holds several
+    /// Use the presented face when an image holds several: the largest visible one (of faces
+    /// nearly as large, the one nearest the centre)
     #[arg(long)]
     pub largest: bool,
     /// Enrol even if the face matches another subject (recorded in the audit log)
@@ -422,7 +423,8 @@ pub struct VerifyArgs {
     /// The probe face image
     #[arg(long, value_name = "FILE")]
     pub face: PathBuf,
-    /// Use the largest face when the image holds several
+    /// Use the presented face when the image holds several: the largest visible one (of faces
+    /// nearly as large, the one nearest the centre)
     #[arg(long)]
     pub largest: bool,
 }
@@ -436,7 +438,8 @@ pub struct IdentifyArgs {
     /// Most candidates to print
     #[arg(long, default_value_t = DEFAULT_TOP, value_parser = clap::value_parser!(usize))]
     pub top: usize,
-    /// Use the largest face when the image holds several
+    /// Use the presented face when the image holds several: the largest visible one (of faces
+    /// nearly as large, the one nearest the centre)
     #[arg(long)]
     pub largest: bool,
 }
@@ -447,7 +450,7 @@ pub struct EmbedArgs {
     /// The face image
     #[arg(long, value_name = "FILE")]
     pub face: PathBuf,
-    /// Print only the largest face (default: every face found)
+    /// Print only the presented face, as enrolment takes it (default: every face found)
     #[arg(long)]
     pub largest: bool,
 }

@@ -18,6 +18,6 @@ pub mod landmarks;
 pub mod pipeline;
 
 pub use pipeline::{
-    distance, similarity, DetectorMode, FaceAnalysis, FaceEngine, FaceError, Params, Quality,
-    MODEL_ID,
+    distance, presented_face, similarity, DetectorMode, FaceAnalysis, FaceEngine, FaceError,
+    Params, Quality, MODEL_ID,
 };
