@@ -142,6 +142,21 @@ pub enum DocumentCommand {
     /// every check digit by name. Exit 0 when all checks pass, 1 when one fails,
     /// 2 when the text is not a zone
     Mrz(MrzArgs),
+    /// Read a chip's files dumped by a reader into a directory (EF.COM, DG1, DG2): the
+    /// zone, the face images, and, with --mrz, whether the printed zone matches DG1.
+    /// Nothing read is proven genuine: passive authentication is not implemented yet
+    Read(ChipReadArgs),
+}
+
+/// `ipseity document read`
+#[derive(Debug, Args)]
+pub struct ChipReadArgs {
+    /// Directory of the chip's files (`EF.COM`, `DG1.bin`, `EF_DG2`, ...)
+    #[arg(long, value_name = "DIR")]
+    pub chip: PathBuf,
+    /// The printed zone's lines, to compare with DG1
+    #[arg(long, value_name = "LINE", num_args = 1..=3)]
+    pub mrz: Vec<String>,
 }
 
 /// `ipseity document mrz`

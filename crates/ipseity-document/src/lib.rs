@@ -9,12 +9,14 @@
 #![forbid(unsafe_code)]
 
 pub mod bac;
+pub mod chip;
 pub mod face;
 pub mod lds;
 pub mod mrz;
 pub mod tlv;
 
 pub use bac::{AccessError, Chip, SecureChannel};
+pub use chip::{ChipContents, ChipFile};
 pub use face::{parse_dg2, FaceImage, ImageFormat};
 pub use lds::{parse_dg1, EfCom, LdsError};
 pub use mrz::{check_digit, Check, Format, Mrz, MrzError};

@@ -1,0 +1,93 @@
+//! A chip's files as a reader dumps them into a directory: which files are
+//! there, by their LDS names. Reading the directory is the caller's (this
+//! crate does no I/O); this module names the files and reads what it can.
+
+use crate::face::{parse_dg2, FaceImage};
+use crate::lds::{parse_dg1, EfCom, LdsError};
+use crate::mrz::Mrz;
+
+/// An elementary file of the LDS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum ChipFile {
+    /// EF.COM.
+    Com,
+    /// EF.SOD, the document security object.
+    Sod,
+    /// A data group, 1 to 16.
+    Dg(u8),
+}
+
+impl ChipFile {
+    /// Recognises a dumped file's name: `COM`, `SOD` or `DG1` to `DG16`,
+    /// optionally after `EF.` or `EF_` and before an extension, in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let upper = name.to_ascii_uppercase();
+        let stem = upper
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .find(|p| *p != "EF")?;
+        let stem = stem.strip_prefix("EF_").unwrap_or(stem);
+        match stem {
+            "COM" => Some(Self::Com),
+            "SOD" => Some(Self::Sod),
+            _ => {
+                let n: u8 = stem.strip_prefix("DG")?.parse().ok()?;
+                (1..=16).contains(&n).then_some(Self::Dg(n))
+            }
+        }
+    }
+}
+
+/// What could be read from a chip's files, before any authentication.
+#[derive(Debug, Default)]
+pub struct ChipContents {
+    /// EF.COM, when present and readable.
+    pub com: Option<Result<EfCom, LdsError>>,
+    /// DG1's zone.
+    pub dg1: Option<Result<Mrz, LdsError>>,
+    /// DG2's face images.
+    pub dg2: Option<Result<Vec<FaceImage>, LdsError>>,
+    /// Every file present, by name.
+    pub present: Vec<ChipFile>,
+}
+
+impl ChipContents {
+    /// Reads the files given as `(file, bytes)`.
+    pub fn read<'a>(files: impl IntoIterator<Item = (ChipFile, &'a [u8])>) -> Self {
+        let mut c = Self::default();
+        for (f, b) in files {
+            c.present.push(f);
+            match f {
+                ChipFile::Com => c.com = Some(EfCom::parse(b)),
+                ChipFile::Dg(1) => c.dg1 = Some(parse_dg1(b)),
+                ChipFile::Dg(2) => c.dg2 = Some(parse_dg2(b)),
+                _ => {}
+            }
+        }
+        c.present.sort();
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_dump_names_are_recognised() {
+        for (name, want) in [
+            ("EF.COM", Some(ChipFile::Com)),
+            ("com.bin", Some(ChipFile::Com)),
+            ("EF_SOD.der", Some(ChipFile::Sod)),
+            ("DG1.bin", Some(ChipFile::Dg(1))),
+            ("ef.dg16", Some(ChipFile::Dg(16))),
+            ("DG17.bin", None),
+            ("DG0", None),
+            ("photo.jpg", None),
+            ("", None),
+            ("..", None),
+        ] {
+            assert_eq!(ChipFile::from_name(name), want, "{name}");
+        }
+    }
+}
