@@ -93,7 +93,8 @@ pub struct Params {
     /// How faces are searched for.
     pub detector: DetectorMode,
     /// Cooperative mode: the shorter side, in pixels, of the image the first
-    /// search pass sees (the detector's smallest window is about 40 pixels).
+    /// search pass sees (dlib's detector window is 80 pixels, so faces from about
+    /// a third of that side are found in the first pass).
     pub cooperative_side: usize,
     /// Exact mode: times the image is doubled before detection (face_recognition uses 1).
     pub upsample: u32,
