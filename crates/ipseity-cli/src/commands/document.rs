@@ -176,7 +176,18 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| CliError::input("invalid_input", format!("{}: {e}", dir.display())))?;
     let mut files: Vec<(ChipFile, Vec<u8>)> = vec![];
-    for entry in entries.take(MAX_CHIP_FILES * 4) {
+    for (i, entry) in entries.enumerate() {
+        if i >= MAX_CHIP_FILES * 4 {
+            return Err(CliError::input(
+                "invalid_input",
+                format!(
+                    "{}: more than {} entries; not a chip dump",
+                    dir.display(),
+                    MAX_CHIP_FILES * 4
+                ),
+            )
+            .into());
+        }
         let entry = entry?;
         let Some(kind) = ChipFile::from_name(&entry.file_name().to_string_lossy()) else {
             continue;
