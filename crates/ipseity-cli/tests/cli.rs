@@ -159,7 +159,7 @@ fn enroll_verify_identify_erase() {
     assert!(v["operating_point"]["description"]
         .as_str()
         .expect("description")
-        .contains("uncalibrated"));
+        .contains("measured on LFW"));
     assert!(
         !out.contains("similarity") && !out.contains("score\":0."),
         "{out}"
