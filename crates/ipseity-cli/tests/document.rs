@@ -67,20 +67,7 @@ fn text_that_is_not_a_zone_is_an_input_error() {
 
 /// The shared ICAO vectors (`../shared/icao`), or `None` with a message.
 fn icao() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("IPSEITY_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("icao");
-    if dir.join("SOURCE.md").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
-        "IPSEITY_REQUIRE_SHARED is set but {} is missing",
-        dir.display()
-    );
-    eprintln!("skipped: no ICAO vectors at {}", dir.display());
-    None
+    common::shared("icao", "SOURCE.md")
 }
 
 #[test]

@@ -13,29 +13,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fixtures, ipseity, json, run};
+use common::{fixtures, ipseity, json, run, shared};
 
 /// Genuine and impostor pairs taken from each of the ten folds.
 const PAIRS_PER_FOLD: &str = "4";
 
 fn lfw() -> Option<PathBuf> {
-    let dir = std::env::var_os("IPSEITY_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("face/lfw");
-    if dir.join("pairs_view2.tsv").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
-        "IPSEITY_REQUIRE_SHARED is set but {} is missing",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: no LFW at {} (set IPSEITY_SHARED_DIR)",
-        dir.display()
-    );
-    None
+    shared("face/lfw", "pairs_view2.tsv")
 }
 
 fn eval(dir: &Path, mode: &str, models: &Path) -> serde_json::Value {

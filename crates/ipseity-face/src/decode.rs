@@ -346,13 +346,7 @@ fn decode_jpeg2000(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Deco
     let image = Image::new(bytes, &settings).map_err(|e| corrupt(&e))?;
     let (width, height) = (image.width(), image.height());
     check_not_too_large(width, height, limits)?;
-    if width < MIN_SIDE || height < MIN_SIDE {
-        return Err(DecodeError::TooSmall {
-            width,
-            height,
-            min: MIN_SIDE,
-        });
-    }
+    check_not_too_small(width, height)?;
     let colours = match image.color_space() {
         ColorSpace::Gray => 1,
         ColorSpace::RGB => 3,
@@ -445,13 +439,7 @@ fn decode_pixels(
 
     let (width, height) = decoder.dimensions();
     check_not_too_large(width, height, limits)?;
-    if width < MIN_SIDE || height < MIN_SIDE {
-        return Err(DecodeError::TooSmall {
-            width,
-            height,
-            min: MIN_SIDE,
-        });
-    }
+    check_not_too_small(width, height)?;
     if format == ImageFormat::Jpeg && !jpeg_reaches_eoi(bytes) {
         return Err(DecodeError::Corrupt(
             "JPEG data ends before its end-of-image marker".into(),
@@ -589,6 +577,17 @@ extern "C-unwind" fn jpeg_emit_message(cinfo: &mut mozjpeg_sys::jpeg_common_stru
 }
 
 /// [`DecodeError::TooLarge`] when the dimensions are over the limits.
+fn check_not_too_small(width: u32, height: u32) -> Result<(), DecodeError> {
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(DecodeError::TooSmall {
+            width,
+            height,
+            min: MIN_SIDE,
+        });
+    }
+    Ok(())
+}
+
 fn check_not_too_large(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
     if u64::from(width) * u64::from(height) > limits.max_pixels
         || width > limits.max_side

@@ -61,3 +61,26 @@ pub fn fixtures() -> Option<(PathBuf, PathBuf)> {
         }
     }
 }
+
+/// A folder of `../shared` (the real data sets beside the repository), or
+/// `None` with a message where it is absent; `IPSEITY_REQUIRE_SHARED` (set in
+/// CI) turns the skip into a failure. `IPSEITY_SHARED_DIR` moves `../shared`.
+pub fn shared(sub: &str, marker: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("IPSEITY_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join(sub);
+    if dir.join(marker).is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
+        "IPSEITY_REQUIRE_SHARED is set but {} is missing",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: nothing at {} (set IPSEITY_SHARED_DIR)",
+        dir.display()
+    );
+    None
+}
