@@ -531,6 +531,10 @@ pub struct EvalArgs {
     /// (and their images), for a quick run
     #[arg(long, value_name = "N", requires = "lfw")]
     pub pairs_per_fold: Option<usize>,
+    /// With --lfw: embed each chip and its mirror image and average the two (an
+    /// evaluation of the option; enrolled templates never use it)
+    #[arg(long, requires = "lfw")]
+    pub mirror: bool,
     /// With --lfw: write the full report (JSON) here
     #[arg(long, value_name = "FILE.json", requires = "lfw")]
     pub report: Option<PathBuf>,

@@ -169,15 +169,19 @@ impl Ctx {
 
     /// Loads the face engine from the models.
     pub fn engine(&self) -> anyhow::Result<FaceEngine> {
+        self.engine_with(Params {
+            detector: self.face_detector,
+            ..Params::default()
+        })
+    }
+
+    /// Loads the face engine with other constants (evaluations).
+    pub fn engine_with(&self, params: Params) -> anyhow::Result<FaceEngine> {
         let set = self.ensure_models()?;
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         let det = read(&set.detector)?;
         let lm = read(&set.landmarks)?;
         let emb = read(&set.embedder)?;
-        let params = Params {
-            detector: self.face_detector,
-            ..Params::default()
-        };
         Ok(FaceEngine::from_bytes(&det, &lm, &emb, params)?)
     }
 }

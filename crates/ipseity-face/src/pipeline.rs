@@ -109,6 +109,10 @@ pub struct Params {
     pub min_quality: u8,
     /// Padding around the aligned chip, as dlib's `compute_face_descriptor`.
     pub chip_padding: f64,
+    /// Average the embedding of the chip with that of its mirror image (twice
+    /// the embedding cost). An evaluation option for now: such templates are
+    /// not comparable with plain ones, so the stores never hold them.
+    pub mirror: bool,
 }
 
 impl Default for Params {
@@ -121,6 +125,7 @@ impl Default for Params {
             min_face_px: 60,
             min_quality: 30,
             chip_padding: 0.25,
+            mirror: false,
         }
     }
 }
@@ -316,8 +321,17 @@ impl FaceEngine {
             .collect();
         // One call for all faces, as dlib does: they share one image pyramid.
         let chips = extract_chips(img, &details);
-        let embeddings: Vec<Result<Vec<f32>, CnnError>> =
-            chips.par_iter().map(|c| self.embedder.embed(c)).collect();
+        let embeddings: Vec<Result<Vec<f32>, CnnError>> = chips
+            .par_iter()
+            .map(|c| {
+                let e = self.embedder.embed(c)?;
+                if !self.params.mirror {
+                    return Ok(e);
+                }
+                let m = self.embedder.embed(&mirrored(c))?;
+                Ok(e.iter().zip(&m).map(|(a, b)| (a + b) / 2.0).collect())
+            })
+            .collect();
         dets.iter()
             .zip(landmarks)
             .zip(chips.iter().zip(embeddings))
@@ -368,6 +382,17 @@ impl FaceEngine {
         }
         Ok(face)
     }
+}
+
+/// The image flipped left to right.
+fn mirrored(img: &RgbImage) -> RgbImage {
+    let mut out = RgbImage::new(img.width, img.height);
+    for y in 0..img.height {
+        for x in 0..img.width {
+            out.put(img.width - 1 - x, y, img.get(x, y));
+        }
+    }
+    out
 }
 
 /// Faces within this share of the largest face's area count as "as large".
@@ -660,6 +685,16 @@ mod tests {
         }
         // Degenerate sizes give an empty image, not a panic.
         assert_eq!(shrink(&RgbImage::new(0, 0), 4, 4).data, vec![0; 48]);
+    }
+
+    #[test]
+    fn mirroring_flips_columns_and_twice_is_identity() {
+        let mut img = RgbImage::new(3, 2);
+        img.put(0, 1, [9, 8, 7]);
+        let m = mirrored(&img);
+        assert_eq!(m.get(2, 1), [9, 8, 7]);
+        assert_eq!(m.get(0, 1), [0, 0, 0]);
+        assert_eq!(mirrored(&m).data, img.data);
     }
 
     #[test]

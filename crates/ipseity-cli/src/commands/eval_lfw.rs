@@ -221,7 +221,10 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
             .collect();
         images.retain(|(rel, _)| used.contains(rel.as_str()));
     }
-    let detector = format!("{:?}", ctx.face_detector).to_lowercase();
+    let mut detector = format!("{:?}", ctx.face_detector).to_lowercase();
+    if args.mirror {
+        detector.push_str("+mirror");
+    }
     let mut cache: Cache = match &args.cache {
         Some(p) if p.exists() => {
             let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
@@ -242,7 +245,11 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         .filter(|rel| !cache.entries.contains_key(*rel))
         .collect();
     if !todo.is_empty() {
-        let engine = ctx.engine()?;
+        let engine = ctx.engine_with(ipseity_face::Params {
+            detector: ctx.face_detector,
+            mirror: args.mirror,
+            ..ipseity_face::Params::default()
+        })?;
         let bar = super::progress(todo.len(), "embedding LFW");
         // In chunks, saving the cache after each: the exact detector takes the
         // better part of an hour over the whole set.
