@@ -23,7 +23,8 @@ mod protocol;
 mod svg;
 
 pub use det::{
-    det_curve, fvc_pairs, pairs_from_labels, summarize, threshold_for_fmr, DetPoint, Summary,
+    det_curve, fvc_pairs, pairs_from_labels, summarize, threshold_for_fmr,
+    threshold_for_fmr_sorted, DetPoint, Summary,
 };
 pub use protocol::{
     fnir_at_fpir, k_fold_accuracy, thin_curve, wilson_95, FoldAccuracy, FoldPair, IdentRate,
