@@ -180,6 +180,10 @@ pub enum KeysCommand {
     List,
     /// Revoke a key by name
     Revoke(KeyRevokeArgs),
+    /// Replace the master key and re-wrap every template's data key under it; a running
+    /// service keeps answering and picks the new key up. With IPSEITY_MASTER_KEY, the new
+    /// key comes from IPSEITY_NEW_MASTER_KEY
+    RotateMaster,
 }
 
 /// `ipseity keys create`

@@ -121,6 +121,11 @@ pub enum AuditEvent {
     },
     /// An administrator cleared a subject's failed verification attempts.
     Unlocked,
+    /// The master key was replaced and every data key re-wrapped under the new one.
+    MasterKeyRotated {
+        /// How many templates' data keys were re-wrapped.
+        templates: usize,
+    },
 }
 
 fn modality_word(m: Modality) -> &'static str {
@@ -166,6 +171,7 @@ impl AuditEvent {
             AuditEvent::AccessDenied { .. } => "access",
             AuditEvent::VerificationLocked { .. } => "verify",
             AuditEvent::Unlocked => "unlock",
+            AuditEvent::MasterKeyRotated { .. } => "key_rotate_master",
         }
     }
 
@@ -177,7 +183,8 @@ impl AuditEvent {
             | AuditEvent::Erased { .. }
             | AuditEvent::KeyCreated { .. }
             | AuditEvent::KeyRevoked { .. }
-            | AuditEvent::Unlocked => "ok".into(),
+            | AuditEvent::Unlocked
+            | AuditEvent::MasterKeyRotated { .. } => "ok".into(),
             AuditEvent::VerificationLocked { disabled, .. } => {
                 if *disabled { "disabled" } else { "locked" }.into()
             }
@@ -264,7 +271,9 @@ impl AuditEvent {
                 d,
                 "modality=face threshold={threshold} pairs={pairs} clusters={clusters} subjects={subjects}"
             ),
-            AuditEvent::Erased { templates } => write!(d, "templates={templates}"),
+            AuditEvent::Erased { templates } | AuditEvent::MasterKeyRotated { templates } => {
+                write!(d, "templates={templates}")
+            }
             AuditEvent::KeyCreated { name } | AuditEvent::KeyRevoked { name } => {
                 write!(d, "key={name}")
             }

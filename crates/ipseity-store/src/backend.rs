@@ -103,6 +103,11 @@ pub trait Backend: Send {
     /// Clears a subject's failed attempts and any back-off or disabling (audited).
     fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError>;
 
+    /// Replaces the master key and re-wraps every data key under the new one, in one write
+    /// transaction (audited); readers keep reading meanwhile. Returns how many templates'
+    /// data keys were re-wrapped. See [`crate::envelope`].
+    fn rotate_master(&mut self) -> Result<usize, StoreError>;
+
     /// Creates an API key; returns it with the key string, which is never shown again.
     fn create_key(
         &mut self,
@@ -283,6 +288,9 @@ impl Backend for crate::Store {
     }
     fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
         crate::Store::unlock(self, subject, purpose)
+    }
+    fn rotate_master(&mut self) -> Result<usize, StoreError> {
+        crate::Store::rotate_master(self)
     }
     fn create_key(
         &mut self,

@@ -52,10 +52,21 @@ fn mac(key: &[u8]) -> Hmac<Sha256> {
 
 impl ChainKey {
     /// Derived from the template key with a label of its own, so the two never coincide.
+    /// Since envelope encryption the key is kept wrapped by the master key in the database
+    /// (so that rotating the master key leaves the chain valid); a store's first chain key
+    /// is still derived this way, which keeps the chains of older stores valid.
     pub(crate) fn derive(key: &KeyBytes) -> Self {
         let mut m = mac(&key.0);
         m.update(KEY_LABEL);
         Self(m.finalize().into_bytes().into())
+    }
+
+    pub(crate) fn from_key(key: &KeyBytes) -> Self {
+        Self(key.0)
+    }
+
+    pub(crate) fn to_key(&self) -> KeyBytes {
+        KeyBytes(self.0)
     }
 }
 
@@ -67,11 +78,8 @@ pub(crate) struct Auditor {
 }
 
 impl Auditor {
-    pub(crate) fn new(key: &KeyBytes) -> Self {
-        Self {
-            chain: ChainKey::derive(key),
-            actor: None,
-        }
+    pub(crate) fn new(chain: ChainKey) -> Self {
+        Self { chain, actor: None }
     }
 }
 

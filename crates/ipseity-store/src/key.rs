@@ -174,6 +174,24 @@ pub(crate) fn create(path: &Path) -> Result<KeyBytes, StoreError> {
     Ok(key)
 }
 
+/// Moves a rotation's new key at `from` over the key at `to` and syncs the directory.
+/// Another process may have moved it first (it finishes an interrupted rotation under the
+/// write lock): then `from` is gone and `to` already holds it.
+pub(crate) fn install(from: &Path, to: &Path) -> Result<(), StoreError> {
+    match fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            load(to)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let dir = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(dir)
+}
+
 fn temp_path(path: &Path) -> Result<PathBuf, StoreError> {
     let mut suffix = [0u8; 8];
     rand::rngs::OsRng

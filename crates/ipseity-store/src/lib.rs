@@ -41,6 +41,7 @@ pub mod chain;
 mod clock;
 pub mod codec;
 mod crypto;
+pub mod envelope;
 mod error;
 pub mod key;
 pub mod keys;

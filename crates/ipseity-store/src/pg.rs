@@ -31,8 +31,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use crate::attempts::{self, budget_after, AttemptGate, AttemptPolicy, AttemptState};
 use crate::backend::{Backend, WriteOps};
 use crate::chain::{self, Auditor, ChainHead, ChainReport};
-use crate::crypto::{template_aad, Sealer};
-use crate::key::{self, KEY_FILE};
+use crate::crypto::template_aad;
+use crate::envelope::{self, Keyring, MasterKey, AUDIT_KEY};
 use crate::keys::{check_presented, join_scopes, new_key_material, row_to_key, split_presented};
 use crate::store::{
     check_nonempty, check_purpose, from_hex, subject_from_sql, summary, to_hex, SealedRow,
@@ -40,6 +40,7 @@ use crate::store::{
 };
 use crate::write::modality_of;
 use crate::{clock, codec, AuditEntry, Erasure, StoreError, SubjectSummary, TemplateMark};
+use std::sync::Arc;
 
 /// The advisory lock every writer takes (an arbitrary constant: "ipseity" in ASCII).
 const WRITE_LOCK: i64 = 0x0069_7073_6569_7479;
@@ -105,6 +106,9 @@ const MIGRATIONS: &[&str] = &[
          used   BIGINT NOT NULL,
          PRIMARY KEY (holder, hour)
      );"#,
+    // 5: the embedded store's schema 7: envelope encryption, each template's wrapped data
+    // key. Rows from before are re-sealed under data keys of their own at open.
+    r#"ALTER TABLE templates ADD COLUMN wrapped_key BYTEA;"#,
 ];
 
 /// The first schema version whose audit rows are chained.
@@ -137,7 +141,7 @@ pub struct PgStore {
     // own runtime, which must not be dropped on an async worker. Always `Some` otherwise.
     writer: Option<Client>,
     pool: Option<Pool>,
-    sealer: Sealer,
+    keyring: Keyring,
     auditor: Auditor,
     key_dir: PathBuf,
 }
@@ -168,10 +172,8 @@ impl PgStore {
         let mut writer = config.connect(NoTls)?;
         let found = migrate(&mut writer)?;
         let sealed_data = read_meta(&mut writer, KEY_CHECK)?.is_some();
-        let key = key::load_or_create_in(key_dir, sealed_data)?;
-        let sealer = Sealer::new(&key);
-        let auditor = Auditor::new(&key);
-        drop(key);
+        let keyring = Keyring::open(key_dir, sealed_data)?;
+        let auditor = open_keys(&mut writer, &keyring)?;
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = r2d2_postgres::r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -180,11 +182,10 @@ impl PgStore {
         let mut store = PgStore {
             writer: Some(writer),
             pool: Some(pool),
-            sealer,
+            keyring,
             auditor,
             key_dir: key_dir.to_path_buf(),
         };
-        store.check_key()?;
         if found < CHAINED_SINCE {
             store.chain_legacy_rows()?;
         }
@@ -208,33 +209,11 @@ impl PgStore {
         Ok(())
     }
 
-    fn check_key(&mut self) -> Result<(), StoreError> {
-        let mut tx = locked(live(&mut self.writer)?)?;
-        match read_meta(&mut tx, KEY_CHECK)? {
-            Some(hex) if self.sealer.verify_key_check(&from_hex(&hex)?) => {}
-            Some(_) => {
-                return Err(StoreError::KeyFile(format!(
-                    "{} in {} does not match the database",
-                    KEY_FILE,
-                    self.key_dir.display()
-                )))
-            }
-            None => {
-                let n: i64 = tx.query_one("SELECT COUNT(*) FROM templates", &[])?.get(0);
-                if n != 0 {
-                    return Err(StoreError::Corrupt(
-                        "the key check record is missing".into(),
-                    ));
-                }
-                let c = self.sealer.make_key_check()?;
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ($1, $2)",
-                    &[&KEY_CHECK, &to_hex(&c)],
-                )?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+    /// The master key that matches the database now, read inside `c`'s snapshot.
+    fn master_in(&self, c: &mut impl GenericClient) -> Result<Arc<MasterKey>, StoreError> {
+        let hex = read_meta(c, KEY_CHECK)?
+            .ok_or_else(|| StoreError::Corrupt("the key check record is missing".into()))?;
+        self.keyring.matching(&from_hex(&hex)?)
     }
 
     fn reader(
@@ -299,6 +278,114 @@ fn read_meta(c: &mut impl GenericClient, key: &str) -> Result<Option<String>, St
         c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
             .map(|r| r.get(0)),
     )
+}
+
+/// As the embedded store's `open_keys`: checks the master key (writing the check into
+/// a new database), finishes an interrupted rotation, reads the audit chain key and
+/// re-seals rows from before envelope encryption, in one locked transaction.
+fn open_keys(writer: &mut Client, keyring: &Keyring) -> Result<Auditor, StoreError> {
+    let mut tx = locked(writer)?;
+    let master = match read_meta(&mut tx, KEY_CHECK)? {
+        Some(hex) => {
+            let check = from_hex(&hex)?;
+            keyring.settle(&check)?;
+            keyring.matching(&check)?
+        }
+        None => {
+            let n: i64 = tx.query_one("SELECT COUNT(*) FROM templates", &[])?.get(0);
+            if n != 0 {
+                return Err(StoreError::Corrupt(
+                    "the key check record is missing".into(),
+                ));
+            }
+            let master = keyring.current();
+            write_meta(&mut tx, KEY_CHECK, &to_hex(&master.make_key_check()?))?;
+            master
+        }
+    };
+    let stored = read_meta(&mut tx, AUDIT_KEY)?;
+    let (chain_key, to_store) = envelope::chain_key(&master, stored.as_deref())?;
+    if let Some(hex) = to_store {
+        write_meta(&mut tx, AUDIT_KEY, &hex)?;
+    }
+    let legacy = tx.query(
+        "SELECT id, modality, model, nonce, ciphertext, subject_id FROM templates
+         WHERE wrapped_key IS NULL ORDER BY id",
+        &[],
+    )?;
+    for r in &legacy {
+        let row = sealed_legacy(r);
+        let subject = subject_from_sql(r.get(5))?;
+        let aad = template_aad(
+            &subject,
+            crate::store::modality_from_sql(row.modality)?,
+            &row.model,
+        );
+        let mut plain = master.open_template(&row.nonce, &row.ciphertext, None, &aad)?;
+        let resealed = master.seal_template(&plain, &aad);
+        plain.fill(0);
+        let (nonce, ct, wrapped) = resealed?;
+        tx.execute(
+            "UPDATE templates SET nonce = $1, ciphertext = $2, wrapped_key = $3 WHERE id = $4",
+            &[&&nonce[..], &ct, &wrapped, &row.id],
+        )?;
+    }
+    tx.commit()?;
+    Ok(Auditor::new(chain_key))
+}
+
+/// As the embedded store's `rewrap_all`: every data key and the audit chain key from
+/// `current` to `next`, a new key check, an audit row; in the caller's transaction.
+fn rewrap_all(
+    tx: &mut Transaction<'_>,
+    current: &MasterKey,
+    next: &MasterKey,
+    auditor: &Auditor,
+) -> Result<usize, StoreError> {
+    const BATCH: i64 = 1024;
+    let mut after = 0i64;
+    let mut n = 0usize;
+    loop {
+        let rows = tx.query(
+            "SELECT id, subject_id, modality, model, wrapped_key FROM templates
+             WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &BATCH],
+        )?;
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        for r in &rows {
+            let id: i64 = r.get(0);
+            let wrapped: Option<Vec<u8>> = r.get(4);
+            let wrapped = wrapped.ok_or_else(|| {
+                StoreError::Corrupt(format!("template {id} has no wrapped data key"))
+            })?;
+            let model: String = r.get(3);
+            let aad = template_aad(
+                &subject_from_sql(r.get(1))?,
+                crate::store::modality_from_sql(r.get(2))?,
+                &model,
+            );
+            tx.execute(
+                "UPDATE templates SET wrapped_key = $1 WHERE id = $2",
+                &[&current.rewrap(next, &wrapped, &aad)?, &id],
+            )?;
+            n += 1;
+        }
+    }
+    let stored = read_meta(tx, AUDIT_KEY)?
+        .ok_or_else(|| StoreError::Corrupt("the audit key record is missing".into()))?;
+    let audit_key = current.unwrap_audit_key(&from_hex(&stored)?)?;
+    write_meta(tx, AUDIT_KEY, &to_hex(&next.wrap_audit_key(&audit_key)?))?;
+    write_meta(tx, KEY_CHECK, &to_hex(&next.make_key_check()?))?;
+    insert_audit(
+        tx,
+        auditor,
+        &clock::now_rfc3339(),
+        &AuditEvent::MasterKeyRotated { templates: n },
+        None,
+        None,
+    )?;
+    Ok(n)
 }
 
 /// Applies pending migrations; returns the version found before.
@@ -404,6 +491,7 @@ fn read_chain_rows(c: &mut impl GenericClient) -> Result<Vec<chain::StoredEntry>
         .collect())
 }
 
+/// A row read as `id, modality, model, nonce, ciphertext, wrapped_key` from `first` on.
 fn sealed(r: &postgres::Row, first: usize) -> SealedRow {
     SealedRow {
         id: r.get(first),
@@ -411,7 +499,28 @@ fn sealed(r: &postgres::Row, first: usize) -> SealedRow {
         model: r.get(first + 2),
         nonce: r.get(first + 3),
         ciphertext: r.get(first + 4),
+        wrapped: r.get(first + 5),
     }
+}
+
+fn sealed_legacy(r: &postgres::Row) -> SealedRow {
+    SealedRow {
+        id: r.get(0),
+        modality: r.get(1),
+        model: r.get(2),
+        nonce: r.get(3),
+        ciphertext: r.get(4),
+        wrapped: None,
+    }
+}
+
+fn write_meta(c: &mut impl GenericClient, key: &str, value: &str) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )?;
+    Ok(())
 }
 
 impl Backend for PgStore {
@@ -420,10 +529,13 @@ impl Backend for PgStore {
     }
 
     fn begin_write(&mut self) -> Result<Box<dyn WriteOps + '_>, StoreError> {
-        let tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer)?)?;
+        let hex = read_meta(&mut tx, KEY_CHECK)?
+            .ok_or_else(|| StoreError::Corrupt("the key check record is missing".into()))?;
+        let master = self.keyring.matching(&from_hex(&hex)?)?;
         Ok(Box::new(PgWriteTx {
             tx: RefCell::new(tx),
-            sealer: &self.sealer,
+            master,
             auditor: &self.auditor,
             now: clock::now_rfc3339(),
         }))
@@ -445,13 +557,16 @@ impl Backend for PgStore {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
         let rows = tx.query(
-            "SELECT id, modality, model, nonce, ciphertext FROM templates
+            "SELECT id, modality, model, nonce, ciphertext, wrapped_key FROM templates
              WHERE subject_id = $1 ORDER BY id",
             &[&subject.as_str()],
         )?;
+        // The check from the same snapshot as the rows: a rotation either wrapped them all
+        // or none of them.
+        let master = self.master_in(&mut tx)?;
         tx.commit()?;
         rows.iter()
-            .map(|r| sealed(r, 0).unseal(&self.sealer, subject))
+            .map(|r| sealed(r, 0).unseal(&master, subject))
             .collect()
     }
 
@@ -483,9 +598,10 @@ impl Backend for PgStore {
             .read_only(true)
             .start()?;
         let stmt = tx.prepare(
-            "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
-             WHERE modality = $1 ORDER BY subject_id, id",
+            "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
+             FROM templates WHERE modality = $1 ORDER BY subject_id, id",
         )?;
+        let master = self.master_in(&mut tx)?;
         let code = i64::from(modality.code());
         let portal = tx.bind(&stmt, &[&code])?;
         let mut chunk = Vec::with_capacity(chunk_rows.min(1 << 16));
@@ -496,7 +612,7 @@ impl Backend for PgStore {
             }
             for r in &rows {
                 let subject = subject_from_sql(r.get(0))?;
-                let t = sealed(r, 1).unseal(&self.sealer, &subject)?;
+                let t = sealed(r, 1).unseal(&master, &subject)?;
                 chunk.push((subject, t));
                 if chunk.len() == chunk_rows {
                     f(std::mem::replace(
@@ -566,6 +682,26 @@ impl Backend for PgStore {
             templates,
             wal_wiped: false,
         })
+    }
+
+    fn rotate_master(&mut self) -> Result<usize, StoreError> {
+        let mut tx = locked(live(&mut self.writer)?)?;
+        let hex = read_meta(&mut tx, KEY_CHECK)?
+            .ok_or_else(|| StoreError::Corrupt("the key check record is missing".into()))?;
+        let current = self.keyring.matching(&from_hex(&hex)?)?;
+        let next = self.keyring.prepare_next()?;
+        let done = rewrap_all(&mut tx, &current, &next.master, &self.auditor)
+            .and_then(|n| tx.commit().map(|()| n).map_err(StoreError::from));
+        match done {
+            Ok(n) => {
+                self.keyring.install(next)?;
+                Ok(n)
+            }
+            Err(e) => {
+                self.keyring.discard(next);
+                Err(e)
+            }
+        }
     }
 
     fn record_audit(
@@ -831,7 +967,7 @@ impl Backend for PgStore {
 struct PgWriteTx<'a> {
     // The client needs `&mut` for every statement, while the trait's reads take `&self`.
     tx: RefCell<Transaction<'a>>,
-    sealer: &'a Sealer,
+    master: Arc<MasterKey>,
     auditor: &'a Auditor,
     now: String,
 }
@@ -845,15 +981,16 @@ impl PgWriteTx<'_> {
         let tx = self.tx.get_mut();
         let mut next = high_water(tx)?;
         let stmt = tx.prepare(
-            "INSERT INTO templates (id, subject_id, modality, model, nonce, ciphertext, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO templates
+                 (id, subject_id, modality, model, nonce, ciphertext, created_at, wrapped_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )?;
         for t in templates {
             let mut plain = codec::encode(t).map_err(StoreError::InvalidTemplate)?;
             let aad = template_aad(subject, t.modality, &t.model);
-            let sealed = self.sealer.seal(&plain, &aad);
+            let sealed = self.master.seal_template(&plain, &aad);
             plain.fill(0);
-            let (nonce, ct) = sealed?;
+            let (nonce, ct, wrapped) = sealed?;
             next += 1;
             tx.execute(
                 &stmt,
@@ -865,6 +1002,7 @@ impl PgWriteTx<'_> {
                     &&nonce[..],
                     &ct,
                     &self.now,
+                    &wrapped,
                 ],
             )?;
         }
@@ -901,14 +1039,14 @@ impl WriteOps for PgWriteTx<'_> {
         mark: TemplateMark,
     ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
         let rows = self.tx.borrow_mut().query(
-            "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
-             WHERE modality = $1 AND id > $2 ORDER BY subject_id, id",
+            "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
+             FROM templates WHERE modality = $1 AND id > $2 ORDER BY subject_id, id",
             &[&i64::from(modality.code()), &mark.0],
         )?;
         rows.iter()
             .map(|r| {
                 let subject = subject_from_sql(r.get(0))?;
-                let t = sealed(r, 1).unseal(self.sealer, &subject)?;
+                let t = sealed(r, 1).unseal(&self.master, &subject)?;
                 Ok((subject, t))
             })
             .collect()

@@ -74,6 +74,9 @@ const MIGRATIONS: &[&str] = &[
          used   INTEGER NOT NULL,
          PRIMARY KEY (holder, hour)
      ) STRICT;",
+    // 7: envelope encryption (see `envelope`): each template's data key, wrapped by the
+    // master key. Rows from before are re-sealed under data keys of their own at open.
+    "ALTER TABLE templates ADD COLUMN wrapped_key BLOB;",
 ];
 
 /// The first schema version whose audit rows are chained.

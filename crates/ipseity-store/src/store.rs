@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
@@ -10,8 +11,9 @@ use serde::Serialize;
 
 use crate::attempts::{self, AttemptGate, AttemptPolicy, AttemptState};
 use crate::chain::{self, Auditor};
-use crate::crypto::{template_aad, Sealer};
-use crate::key::{self, KEY_FILE};
+use crate::crypto::template_aad;
+use crate::envelope::{self, Keyring, MasterKey, AUDIT_KEY, MASTER_KEY_ENV};
+use crate::key::KEY_FILE;
 use crate::write::{TemplateMark, WriteTx};
 use crate::{clock, codec, schema, StoreError};
 
@@ -74,7 +76,7 @@ pub struct AuditEntry {
 /// in `template.key`.
 pub struct Store {
     pub(crate) conn: Connection,
-    pub(crate) sealer: Sealer,
+    pub(crate) keyring: Keyring,
     pub(crate) auditor: Auditor,
     dir: PathBuf,
 }
@@ -145,17 +147,21 @@ pub(crate) struct SealedRow {
     pub(crate) model: String,
     pub(crate) nonce: Vec<u8>,
     pub(crate) ciphertext: Vec<u8>,
+    /// The data key wrapped by the master key; `None` only for rows written before
+    /// envelope encryption, until the upgrade re-seals them.
+    pub(crate) wrapped: Option<Vec<u8>>,
 }
 
 impl SealedRow {
     pub(crate) fn unseal(
-        self,
-        sealer: &Sealer,
+        &self,
+        master: &MasterKey,
         subject: &SubjectId,
     ) -> Result<Template, StoreError> {
         let modality = modality_from_sql(self.modality)?;
         let aad = template_aad(subject, modality, &self.model);
-        let mut plain = sealer.open(&self.nonce, &self.ciphertext, &aad)?;
+        let mut plain =
+            master.open_template(&self.nonce, &self.ciphertext, self.wrapped.as_deref(), &aad)?;
         let decoded = codec::decode(&plain, &self.model);
         plain.fill(0);
         let t = decoded.map_err(|e| StoreError::Corrupt(format!("template {}: {e}", self.id)))?;
@@ -182,7 +188,7 @@ pub(crate) fn high_water(conn: &Connection) -> Result<i64, StoreError> {
 
 pub(crate) fn insert_templates(
     tx: &Transaction<'_>,
-    sealer: &Sealer,
+    master: &MasterKey,
     subject: &SubjectId,
     templates: &[Template],
     now: &str,
@@ -191,17 +197,18 @@ pub(crate) fn insert_templates(
     // reuse the highest id after an erasure and hide a new row from a `TemplateMark`.
     let mut next = high_water(tx)?;
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO templates (id, subject_id, modality, model, nonce, ciphertext, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO templates
+             (id, subject_id, modality, model, nonce, ciphertext, created_at, wrapped_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     // Each template is validated as it is inserted, inside the transaction: a bad one
     // anywhere in the list rolls back the rows written before it.
     for t in templates {
         let mut plain = codec::encode(t).map_err(StoreError::InvalidTemplate)?;
         let aad = template_aad(subject, t.modality, &t.model);
-        let sealed = sealer.seal(&plain, &aad);
+        let sealed = master.seal_template(&plain, &aad);
         plain.fill(0);
-        let (nonce, ct) = sealed?;
+        let (nonce, ct, wrapped) = sealed?;
         next += 1;
         stmt.execute(params![
             next,
@@ -210,7 +217,8 @@ pub(crate) fn insert_templates(
             t.model,
             &nonce[..],
             ct,
-            now
+            now,
+            wrapped
         ])?;
     }
     tx.execute(
@@ -374,6 +382,223 @@ fn owner_only_db(db_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The sealed key check in `meta`, read inside the caller's transaction.
+pub(crate) fn read_key_check(conn: &Connection) -> Result<Vec<u8>, StoreError> {
+    let hex: String = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::Corrupt("the key check record is missing".into()))?;
+    from_hex(&hex)
+}
+
+fn read_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+fn write_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// Checks the master key against the database (writing the check into a new store),
+/// finishes a rotation a crash interrupted, reads the audit chain key, and re-seals rows
+/// from before envelope encryption under data keys of their own: one transaction.
+fn open_keys(conn: &mut Connection, keyring: &Keyring, dir: &Path) -> Result<Auditor, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let master = match read_meta(&tx, KEY_CHECK)? {
+        Some(hex) => {
+            let check = from_hex(&hex)?;
+            keyring.settle(&check)?;
+            keyring.matching(&check).map_err(|e| match e {
+                StoreError::KeyFile(_) if std::env::var_os(MASTER_KEY_ENV).is_none() => {
+                    StoreError::KeyFile(format!(
+                        "{KEY_FILE} does not match the database in {}",
+                        dir.display()
+                    ))
+                }
+                e => e,
+            })?
+        }
+        None => {
+            let templates: i64 =
+                tx.query_row("SELECT COUNT(*) FROM templates", [], |r| r.get(0))?;
+            if templates != 0 {
+                return Err(StoreError::Corrupt(
+                    "the key check record is missing".into(),
+                ));
+            }
+            let master = keyring.current();
+            write_meta(&tx, KEY_CHECK, &to_hex(&master.make_key_check()?))?;
+            master
+        }
+    };
+    let stored = read_meta(&tx, AUDIT_KEY)?;
+    let (chain_key, to_store) = envelope::chain_key(&master, stored.as_deref())?;
+    if let Some(hex) = to_store {
+        write_meta(&tx, AUDIT_KEY, &hex)?;
+    }
+    reseal_legacy_rows(&tx, &master)?;
+    tx.commit()?;
+    Ok(Auditor::new(chain_key))
+}
+
+/// Gives each template sealed under the master key itself (before envelope encryption) a
+/// data key of its own.
+fn reseal_legacy_rows(tx: &Transaction<'_>, master: &MasterKey) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare(
+        "SELECT id, subject_id, modality, model, nonce, ciphertext FROM templates
+         WHERE wrapped_key IS NULL ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                SealedRow {
+                    id: r.get(0)?,
+                    modality: r.get(2)?,
+                    model: r.get(3)?,
+                    nonce: r.get(4)?,
+                    ciphertext: r.get(5)?,
+                    wrapped: None,
+                },
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (subject, row) in rows {
+        let subject = subject_from_sql(subject)?;
+        let aad = template_aad(&subject, modality_from_sql(row.modality)?, &row.model);
+        let mut plain = master.open_template(&row.nonce, &row.ciphertext, None, &aad)?;
+        let sealed = master.seal_template(&plain, &aad);
+        plain.fill(0);
+        let (nonce, ct, wrapped) = sealed?;
+        tx.execute(
+            "UPDATE templates SET nonce = ?1, ciphertext = ?2, wrapped_key = ?3 WHERE id = ?4",
+            params![&nonce[..], ct, wrapped, row.id],
+        )?;
+    }
+    Ok(())
+}
+
+/// Re-wraps every template's data key and the audit chain key from `current` to `next`,
+/// renews the key check and audits it, in the caller's transaction; returns how many
+/// templates were re-wrapped.
+fn rewrap_all(
+    tx: &Transaction<'_>,
+    current: &MasterKey,
+    next: &MasterKey,
+    auditor: &Auditor,
+) -> Result<usize, StoreError> {
+    const BATCH: i64 = 1024;
+    let mut after = 0i64;
+    let mut n = 0usize;
+    loop {
+        let rows = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, subject_id, modality, model, wrapped_key FROM templates
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![after, BATCH], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let mut update =
+            tx.prepare_cached("UPDATE templates SET wrapped_key = ?1 WHERE id = ?2")?;
+        for (id, subject, modality, model, wrapped) in rows {
+            let wrapped = wrapped.ok_or_else(|| {
+                StoreError::Corrupt(format!("template {id} has no wrapped data key"))
+            })?;
+            let aad = template_aad(
+                &subject_from_sql(subject)?,
+                modality_from_sql(modality)?,
+                &model,
+            );
+            update.execute(params![current.rewrap(next, &wrapped, &aad)?, id])?;
+            n += 1;
+        }
+    }
+    let audit_key = current
+        .unwrap_audit_key(&from_hex(&read_meta(tx, AUDIT_KEY)?.ok_or_else(|| {
+            StoreError::Corrupt("the audit key record is missing".into())
+        })?)?)?;
+    write_meta(tx, AUDIT_KEY, &to_hex(&next.wrap_audit_key(&audit_key)?))?;
+    write_meta(tx, KEY_CHECK, &to_hex(&next.make_key_check()?))?;
+    insert_audit(
+        tx,
+        auditor,
+        &clock::now_rfc3339(),
+        &AuditEvent::MasterKeyRotated { templates: n },
+        None,
+        None,
+    )?;
+    Ok(n)
+}
+
+impl Store {
+    /// Replaces the master key: re-wraps every data key (and the audit chain key) under a
+    /// new one in one write transaction, then puts the new key in place. Other processes
+    /// on the store pick the new key up on their next read or write. Returns how many
+    /// templates' data keys were re-wrapped.
+    pub fn rotate_master(&mut self) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = self.keyring.matching(&read_key_check(&tx)?)?;
+        let next = self.keyring.prepare_next()?;
+        let done = rewrap_all(&tx, &current, &next.master, &self.auditor)
+            .and_then(|n| tx.commit().map(|()| n).map_err(StoreError::from));
+        match done {
+            Ok(n) => {
+                self.keyring.install(next)?;
+                Ok(n)
+            }
+            Err(e) => {
+                self.keyring.discard(next);
+                Err(full_disk_or(&self.dir, e))
+            }
+        }
+    }
+
+    /// Opens a row, loading the master key again once if another process rotated it
+    /// since `master` was taken.
+    pub(crate) fn unseal(
+        &self,
+        master: &mut Arc<MasterKey>,
+        row: &SealedRow,
+        subject: &SubjectId,
+    ) -> Result<Template, StoreError> {
+        match row.unseal(master, subject) {
+            Err(StoreError::Crypto) => {
+                let fresh = self.keyring.matching(&read_key_check(&self.conn)?)?;
+                if Arc::ptr_eq(&fresh, master) {
+                    return Err(StoreError::Crypto);
+                }
+                *master = fresh;
+                row.unseal(master, subject)
+            }
+            other => other,
+        }
+    }
+}
+
 impl Store {
     /// Opens the store in `dir`, creating the directory, key and database on first use.
     ///
@@ -390,24 +615,9 @@ impl Store {
 
     fn open_inner(dir: &Path) -> Result<Store, StoreError> {
         let db_path = dir.join(DB_FILE);
-        let key_path = dir.join(KEY_FILE);
         // The key is always created before the database, so a database without a key means
         // the key was lost or moved, never that this is a first run.
-        let key = if exists(&key_path)? {
-            key::load(&key_path)?
-        } else if exists(&db_path)? {
-            return Err(StoreError::KeyFile(format!(
-                "{} is missing but {} exists; restore the key file \
-                 (a new key cannot read the stored templates)",
-                key_path.display(),
-                db_path.display()
-            )));
-        } else {
-            key::create(&key_path)?
-        };
-        let sealer = Sealer::new(&key);
-        let auditor = Auditor::new(&key);
-        drop(key);
+        let keyring = Keyring::open(dir, exists(&db_path)?)?;
 
         owner_only_db(&db_path)?;
         let mut conn = Connection::open(&db_path)?;
@@ -424,13 +634,13 @@ impl Store {
         let _: i64 = conn.pragma_update_and_check(None, "secure_delete", "ON", |r| r.get(0))?;
 
         let found = schema::migrate(&mut conn)?;
+        let auditor = open_keys(&mut conn, &keyring, dir)?;
         let mut store = Store {
             conn,
-            sealer,
+            keyring,
             auditor,
             dir: dir.to_path_buf(),
         };
-        store.check_key()?;
         if found < schema::CHAINED_SINCE {
             chain_legacy_rows(&mut store.conn, &store.auditor)?;
         }
@@ -447,46 +657,6 @@ impl Store {
         }
         // No free-space floor here: a reader may still work on a full disk.
         Self::open_inner(dir).map_err(|e| full_disk_or(dir, e))
-    }
-
-    /// Verifies the key against the sealed constant in `meta`, writing it into a new store.
-    fn check_key(&mut self) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let check: Option<Vec<u8>> = tx
-            .query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-            .map(|hex| from_hex(&hex))
-            .transpose()?;
-        match check {
-            Some(c) if self.sealer.verify_key_check(&c) => {}
-            Some(_) => {
-                return Err(StoreError::KeyFile(format!(
-                    "{} does not match the database in {}",
-                    KEY_FILE,
-                    self.dir.display()
-                )))
-            }
-            None => {
-                let templates: i64 =
-                    tx.query_row("SELECT COUNT(*) FROM templates", [], |r| r.get(0))?;
-                if templates != 0 {
-                    return Err(StoreError::Corrupt(
-                        "the key check record is missing".into(),
-                    ));
-                }
-                let c = self.sealer.make_key_check()?;
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                    params![KEY_CHECK, to_hex(&c)],
-                )?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// The directory this store lives in.
@@ -528,7 +698,8 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(WriteTx::new(tx, &self.sealer, &self.auditor))
+        let master = self.keyring.matching(&read_key_check(&tx)?)?;
+        Ok(WriteTx::new(tx, master, &self.auditor))
     }
 
     /// The newest template written so far. Read it before loading a gallery: the templates
@@ -544,7 +715,7 @@ impl Store {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
         let mut stmt = tx.prepare_cached(
-            "SELECT id, modality, model, nonce, ciphertext FROM templates
+            "SELECT id, modality, model, nonce, ciphertext, wrapped_key FROM templates
              WHERE subject_id = ?1 ORDER BY id",
         )?;
         let rows = stmt
@@ -555,11 +726,13 @@ impl Store {
                     model: r.get(2)?,
                     nonce: r.get(3)?,
                     ciphertext: r.get(4)?,
+                    wrapped: r.get(5)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|row| row.unseal(&self.sealer, subject))
+        let mut master = self.keyring.current();
+        rows.iter()
+            .map(|row| self.unseal(&mut master, row, subject))
             .collect()
     }
 
@@ -635,12 +808,13 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
-                 WHERE modality = ?1 ORDER BY subject_id, id",
+                "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
+                 FROM templates WHERE modality = ?1 ORDER BY subject_id, id",
             )
             .map_err(StoreError::from)?;
         let mut rows = stmt.query([modality.code()]).map_err(StoreError::from)?;
         let new_chunk = || Vec::with_capacity(chunk_rows.min(MAX_PREALLOC));
+        let mut master = self.keyring.current();
         let mut chunk = new_chunk();
         while let Some(r) = rows.next().map_err(StoreError::from)? {
             let id: String = r.get(0).map_err(StoreError::from)?;
@@ -650,9 +824,10 @@ impl Store {
                 model: r.get(3).map_err(StoreError::from)?,
                 nonce: r.get(4).map_err(StoreError::from)?,
                 ciphertext: r.get(5).map_err(StoreError::from)?,
+                wrapped: r.get(6).map_err(StoreError::from)?,
             };
             let subject = subject_from_sql(id)?;
-            let t = row.unseal(&self.sealer, &subject)?;
+            let t = self.unseal(&mut master, &row, &subject)?;
             chunk.push((subject, t));
             if chunk.len() == chunk_rows {
                 f(std::mem::replace(&mut chunk, new_chunk()))?;
@@ -1191,6 +1366,49 @@ mod tests {
     }
 
     #[test]
+    fn templates_sealed_before_envelope_encryption_get_data_keys_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        drop(s);
+        // A row as schema 6 wrote it: sealed under the store key itself, no data key.
+        let key = crate::key::load(&dir.path().join(KEY_FILE)).unwrap();
+        let t = tpl(3.0);
+        let aad = template_aad(&id("old"), Modality::Face, &t.model);
+        let (nonce, ct) = crate::crypto::Sealer::new(&key)
+            .seal(&codec::encode(&t).unwrap(), &aad)
+            .unwrap();
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch(
+            "INSERT INTO subjects (id, created_at) VALUES ('old', '2026-01-01T00:00:00Z')",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO templates (id, subject_id, modality, model, nonce, ciphertext, created_at)
+             VALUES (1, 'old', ?1, ?2, ?3, ?4, '2026-01-01T00:00:00Z')",
+            params![Modality::Face.code(), t.model, &nonce[..], ct],
+        )
+        .unwrap();
+        drop(c);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.templates(&id("old")).unwrap(), vec![t.clone()]);
+        let (wrapped, new_ct): (Option<Vec<u8>>, Vec<u8>) = s
+            .conn
+            .query_row(
+                "SELECT wrapped_key, ciphertext FROM templates WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(wrapped.map(|w| w.len()), Some(envelope::WRAPPED_LEN));
+        assert_ne!(new_ct, ct, "re-sealed under its own data key");
+        drop(s);
+        // And it survives a rotation.
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.rotate_master().unwrap(), 1);
+        assert_eq!(s.templates(&id("old")).unwrap(), vec![t]);
+    }
+
+    #[test]
     fn a_full_disk_is_reported_and_rolled_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
@@ -1217,6 +1435,6 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let d = format!("{s:?}");
         assert!(d.starts_with("Store {"));
-        assert!(!d.contains("sealer"));
+        assert!(!d.contains("keyring"));
     }
 }

@@ -6,7 +6,9 @@ use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
 use rusqlite::{params, Transaction};
 
 use crate::chain::Auditor;
-use crate::crypto::Sealer;
+use std::sync::Arc;
+
+use crate::envelope::MasterKey;
 use crate::store::{
     check_nonempty, check_purpose, high_water, insert_audit, insert_templates, subject_exists,
     subject_from_sql, SealedRow,
@@ -25,16 +27,16 @@ pub struct TemplateMark(pub(crate) i64);
 /// rolls everything back.
 pub struct WriteTx<'a> {
     tx: Transaction<'a>,
-    sealer: &'a Sealer,
+    master: Arc<MasterKey>,
     auditor: &'a Auditor,
     now: String,
 }
 
 impl<'a> WriteTx<'a> {
-    pub(crate) fn new(tx: Transaction<'a>, sealer: &'a Sealer, auditor: &'a Auditor) -> Self {
+    pub(crate) fn new(tx: Transaction<'a>, master: Arc<MasterKey>, auditor: &'a Auditor) -> Self {
         Self {
             tx,
-            sealer,
+            master,
             auditor,
             now: clock::now_rfc3339(),
         }
@@ -76,8 +78,8 @@ impl<'a> WriteTx<'a> {
         mark: TemplateMark,
     ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT subject_id, id, modality, model, nonce, ciphertext FROM templates
-             WHERE modality = ?1 AND id > ?2 ORDER BY subject_id, id",
+            "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
+             FROM templates WHERE modality = ?1 AND id > ?2 ORDER BY subject_id, id",
         )?;
         let rows = stmt
             .query_map(params![modality.code(), mark.0], |r| {
@@ -89,6 +91,7 @@ impl<'a> WriteTx<'a> {
                         model: r.get(3)?,
                         nonce: r.get(4)?,
                         ciphertext: r.get(5)?,
+                        wrapped: r.get(6)?,
                     },
                 ))
             })?
@@ -96,7 +99,7 @@ impl<'a> WriteTx<'a> {
         rows.into_iter()
             .map(|(id, row)| {
                 let subject = subject_from_sql(id)?;
-                let t = row.unseal(self.sealer, &subject)?;
+                let t = row.unseal(&self.master, &subject)?;
                 Ok((subject, t))
             })
             .collect()
@@ -120,7 +123,7 @@ impl<'a> WriteTx<'a> {
         if inserted == 0 {
             return Err(StoreError::DuplicateSubject(subject.clone()));
         }
-        insert_templates(&self.tx, self.sealer, subject, templates, &self.now)?;
+        insert_templates(&self.tx, &self.master, subject, templates, &self.now)?;
         self.audit(
             &AuditEvent::Enrolled {
                 modality: modality_of(templates),
@@ -144,7 +147,7 @@ impl<'a> WriteTx<'a> {
         if !subject_exists(&self.tx, subject)? {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
-        insert_templates(&self.tx, self.sealer, subject, templates, &self.now)?;
+        insert_templates(&self.tx, &self.master, subject, templates, &self.now)?;
         self.audit(
             &AuditEvent::TemplatesAdded {
                 modality: modality_of(templates),

@@ -655,16 +655,17 @@ fn erased_ciphertexts_leave_no_trace_in_the_database_files() {
     s.enroll(&id("alice"), &[tpl(1), tpl(2)], Some("kyc"))
         .unwrap();
     s.enroll(&id("bob"), &[tpl(3)], Some("kyc")).unwrap();
+    // Each template's ciphertext and its wrapped data key.
     let sealed = |who: &str| -> Vec<Vec<u8>> {
         let c = raw(dir.path());
         let mut q = c
-            .prepare("SELECT ciphertext FROM templates WHERE subject_id = ?1")
+            .prepare("SELECT ciphertext, wrapped_key FROM templates WHERE subject_id = ?1")
             .unwrap();
-        let rows = q.query_map([who], |r| r.get(0)).unwrap();
-        rows.map(Result::unwrap).collect()
+        let rows = q.query_map([who], |r| Ok([r.get(0)?, r.get(1)?])).unwrap();
+        rows.flat_map(Result::unwrap).collect()
     };
     let (alice, bob) = (sealed("alice"), sealed("bob"));
-    assert_eq!((alice.len(), bob.len()), (2, 1));
+    assert_eq!((alice.len(), bob.len()), (4, 2));
     let files = || -> Vec<u8> {
         let mut all = Vec::new();
         for f in [DB_FILE.to_owned(), format!("{DB_FILE}-wal")] {
@@ -680,7 +681,7 @@ fn erased_ciphertexts_leave_no_trace_in_the_database_files() {
     for c in &alice {
         assert!(
             !holds_piece_of(&after, c),
-            "an erased ciphertext is still in the files"
+            "an erased ciphertext or data key is still in the files"
         );
     }
     assert!(

@@ -1,5 +1,6 @@
 //! `ipseity keys create|list|revoke`: relying parties' API keys for the service. A key is
 //! printed once, at creation; the store keeps only a hash of its secret.
+//! `ipseity keys rotate-master`: the store's master key (see `ipseity_store::envelope`).
 
 use std::io::{self, Write};
 
@@ -119,6 +120,30 @@ pub fn revoke(ctx: &Ctx, args: &KeyRevokeArgs) -> anyhow::Result<ExitStatus> {
     store.revoke_key(&args.name)?;
     ctx.out.emit(&Revoked {
         revoked: args.name.clone(),
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Serialize)]
+struct Rotated {
+    rewrapped_templates: usize,
+}
+
+impl Render for Rotated {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "master key rotated: {} data keys re-wrapped; the old key no longer opens the store",
+            self.rewrapped_templates
+        )
+    }
+}
+
+pub fn rotate_master(ctx: &Ctx) -> anyhow::Result<ExitStatus> {
+    let mut store = ctx.open_backend()?;
+    let rewrapped_templates = store.rotate_master()?;
+    ctx.out.emit(&Rotated {
+        rewrapped_templates,
     })?;
     Ok(ExitStatus::Success)
 }

@@ -63,6 +63,7 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Keys(KeysCommand::Create(a)) => keys::create(ctx, a),
         Command::Keys(KeysCommand::List) => keys::list(ctx),
         Command::Keys(KeysCommand::Revoke(a)) => keys::revoke(ctx, a),
+        Command::Keys(KeysCommand::RotateMaster) => keys::rotate_master(ctx),
         Command::Serve(a) => serve::run(ctx, a),
     }
 }
