@@ -1174,3 +1174,88 @@ async fn no_answer_carries_a_similarity() {
         }
     }
 }
+
+/// Fills the file system holding `dir` with one file, until it is full.
+fn fill_up(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write as _;
+    let path = dir.join("fill");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
+    let Some(disk) = sync(|| support::Tmpfs::new("8m")) else {
+        return;
+    };
+    let place = Place::Sqlite(tempfile::tempdir_in(disk.0.path()).unwrap());
+    let (s, k) = service(&place, None);
+    sync(|| s.load_galleries()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let enrol = |rec: &str| json!({ "purpose": "onboarding", "fingers": fingers(rec) });
+    let (alice, bob) = (finger_record(&mut rng), finger_record(&mut rng));
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/fingers",
+        Some(&k.enrol),
+        Some(enrol(&alice)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    let fill = sync(|| fill_up(disk.0.path()));
+    let (st, ctype, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/bob/fingers",
+        Some(&k.enrol),
+        Some(enrol(&bob)),
+    )
+    .await;
+    assert_eq!(
+        (st, ctype.as_str(), v["code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "application/problem+json",
+            Some("disk_full")
+        ),
+        "{v}"
+    );
+    // Reads still answer, and the refused enrolment left nothing.
+    let (st, _, v) = call(&s, "GET", "/v1/subjects/alice", Some(&k.admin), None).await;
+    assert_eq!(
+        (st, &v["templates"]["finger"]),
+        (StatusCode::OK, &json!(1)),
+        "{v}"
+    );
+    let (st, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v.to_string().matches("\"bob\"").count(), 0, "{v}");
+    let (st, _, _) = call(&s, "GET", "/v1/subjects/bob", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _, _) = call(&s, "GET", "/v1/audit", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::OK);
+
+    // Space returns: the same service takes writes again, and after a restart everything
+    // acknowledged is there.
+    std::fs::remove_file(fill).unwrap();
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/bob/fingers",
+        Some(&k.enrol),
+        Some(enrol(&bob)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    drop(s);
+    let store = sync(|| place.open());
+    for who in ["alice", "bob"] {
+        let id = ipseity_core::SubjectId::new(who).unwrap();
+        assert_eq!(sync(|| store.templates(&id)).unwrap().len(), 1, "{who}");
+    }
+}

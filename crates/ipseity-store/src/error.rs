@@ -45,6 +45,10 @@ pub enum StoreError {
     /// Another writer held the store for longer than the busy timeout.
     #[error("the store is busy: another process holds its write lock; retry")]
     Busy,
+    /// The database server cannot be reached (restarting, shut down, the connection
+    /// broke); the next call connects again.
+    #[error("the database is unreachable ({0}); retry shortly")]
+    Unreachable(String),
     /// Any other database failure. The engine's type stays private, so that callers do not
     /// depend on it.
     #[error("database: {0}")]
@@ -64,7 +68,9 @@ impl Classified for StoreError {
             StoreError::DuplicateSubject(_) => ErrorKind::Duplicate,
             StoreError::UnknownSubject(_) | StoreError::NoStore(_) => ErrorKind::NotFound,
             StoreError::InvalidInput(_) | StoreError::InvalidTemplate(_) => ErrorKind::Input,
-            StoreError::DiskFull | StoreError::Busy => ErrorKind::Unavailable,
+            StoreError::DiskFull | StoreError::Busy | StoreError::Unreachable(_) => {
+                ErrorKind::Unavailable
+            }
             StoreError::KeyFile(_)
             | StoreError::Corrupt(_)
             | StoreError::Crypto
@@ -84,6 +90,7 @@ impl Classified for StoreError {
             StoreError::KeyFile(_) => "store_key",
             StoreError::DiskFull => "disk_full",
             StoreError::Busy => "store_busy",
+            StoreError::Unreachable(_) => "store_unavailable",
             StoreError::Corrupt(_)
             | StoreError::Crypto
             | StoreError::Database(_)

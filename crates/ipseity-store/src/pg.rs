@@ -119,8 +119,24 @@ pub const PG_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+        use postgres::error::SqlState;
+        if e.code() == Some(&SqlState::DISK_FULL) {
             return StoreError::DiskFull;
+        }
+        // A server shutting down or restarting, or a connection that broke: the writer
+        // reconnects on the next call and the pool replaces its connections.
+        let down = [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ];
+        if e.is_closed()
+            || e.code()
+                .is_some_and(|c| down.contains(c) || c.code().starts_with("08"))
+            || (e.as_db_error().is_none()
+                && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()))
+        {
+            return StoreError::Unreachable("connection lost".into());
         }
         // The message names the failing statement's error, never its parameters.
         StoreError::Database(e.to_string())
@@ -129,7 +145,7 @@ impl From<postgres::Error> for StoreError {
 
 impl From<r2d2_postgres::r2d2::Error> for StoreError {
     fn from(e: r2d2_postgres::r2d2::Error) -> Self {
-        StoreError::Database(format!("no database connection: {e}"))
+        StoreError::Unreachable(format!("no connection from the pool: {e}"))
     }
 }
 
@@ -141,6 +157,8 @@ pub struct PgStore {
     // own runtime, which must not be dropped on an async worker. Always `Some` otherwise.
     writer: Option<Client>,
     pool: Option<Pool>,
+    /// To connect the writer again after the server restarted.
+    config: postgres::Config,
     keyring: Keyring,
     auditor: Auditor,
     key_dir: PathBuf,
@@ -174,7 +192,7 @@ impl PgStore {
         let sealed_data = read_meta(&mut writer, KEY_CHECK)?.is_some();
         let keyring = Keyring::open(key_dir, sealed_data)?;
         let auditor = open_keys(&mut writer, &keyring)?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2_postgres::r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -182,6 +200,7 @@ impl PgStore {
         let mut store = PgStore {
             writer: Some(writer),
             pool: Some(pool),
+            config,
             keyring,
             auditor,
             key_dir: key_dir.to_path_buf(),
@@ -194,7 +213,7 @@ impl PgStore {
 
     /// Chains audit rows written before the chain existed, in row order, in one transaction.
     fn chain_legacy_rows(&mut self) -> Result<(), StoreError> {
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         let rows = read_chain_rows(&mut tx)?;
         let mut prev = chain::GENESIS;
         for e in rows {
@@ -262,7 +281,21 @@ fn closed() -> StoreError {
     StoreError::Database("the store is closed".into())
 }
 
-fn live(writer: &mut Option<Client>) -> Result<&mut Client, StoreError> {
+/// The writer's connection, connecting again when the last one broke (the server was
+/// restarted): what it was doing failed and was not acknowledged; what follows works.
+fn live<'a>(
+    writer: &'a mut Option<Client>,
+    config: &postgres::Config,
+) -> Result<&'a mut Client, StoreError> {
+    if writer.as_ref().ok_or_else(closed)?.is_closed() {
+        let fresh = config
+            .connect(NoTls)
+            .map_err(|e| StoreError::Unreachable(format!("reconnecting: {e}")))?;
+        if let Some(old) = writer.replace(fresh) {
+            // Closing blocks on the client's runtime: not on an async worker.
+            let _ = std::thread::spawn(move || drop(old)).join();
+        }
+    }
     writer.as_mut().ok_or_else(closed)
 }
 
@@ -529,7 +562,7 @@ impl Backend for PgStore {
     }
 
     fn begin_write(&mut self) -> Result<Box<dyn WriteOps + '_>, StoreError> {
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         let hex = read_meta(&mut tx, KEY_CHECK)?
             .ok_or_else(|| StoreError::Corrupt("the key check record is missing".into()))?;
         let master = self.keyring.matching(&from_hex(&hex)?)?;
@@ -658,7 +691,7 @@ impl Backend for PgStore {
     fn erase(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<Erasure, StoreError> {
         check_purpose(purpose)?;
         let now = clock::now_rfc3339();
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         let templates = tx.execute(
             "DELETE FROM templates WHERE subject_id = $1",
             &[&subject.as_str()],
@@ -685,7 +718,7 @@ impl Backend for PgStore {
     }
 
     fn rotate_master(&mut self) -> Result<usize, StoreError> {
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         let hex = read_meta(&mut tx, KEY_CHECK)?
             .ok_or_else(|| StoreError::Corrupt("the key check record is missing".into()))?;
         let current = self.keyring.matching(&from_hex(&hex)?)?;
@@ -711,7 +744,7 @@ impl Backend for PgStore {
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = clock::now_rfc3339();
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         insert_audit(&mut tx, &self.auditor, &now, event, subject, purpose)?;
         tx.commit()?;
         Ok(())
@@ -732,7 +765,7 @@ impl Backend for PgStore {
         now: i64,
         policy: &AttemptPolicy,
     ) -> Result<AttemptGate, StoreError> {
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         if !exists(&mut tx, subject)? {
             return Ok(AttemptGate::Open);
         }
@@ -768,7 +801,7 @@ impl Backend for PgStore {
         amount: u64,
         limit: u64,
     ) -> Result<bool, StoreError> {
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         // Hours long gone are of no use to anyone.
         tx.execute("DELETE FROM budgets WHERE hour < $1", &[&(hour - 24)])?;
         let used: i64 = tx
@@ -791,7 +824,7 @@ impl Backend for PgStore {
 
     fn finish_attempt(&mut self, subject: &SubjectId, accepted: bool) -> Result<(), StoreError> {
         if accepted {
-            let mut tx = locked(live(&mut self.writer)?)?;
+            let mut tx = locked(live(&mut self.writer, &self.config)?)?;
             tx.execute(
                 "DELETE FROM attempts WHERE subject_id = $1",
                 &[&subject.as_str()],
@@ -803,7 +836,7 @@ impl Backend for PgStore {
 
     fn unlock(&mut self, subject: &SubjectId, purpose: Option<&str>) -> Result<(), StoreError> {
         let now = clock::now_rfc3339();
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         if !exists(&mut tx, subject)? {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
@@ -857,7 +890,7 @@ impl Backend for PgStore {
     ) -> Result<(ApiKey, String), StoreError> {
         let (id, secret) = new_key_material(name, scopes, purposes)?;
         let now = clock::now_rfc3339();
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         let inserted = tx.execute(
             "INSERT INTO api_keys (id, name, secret_sha256, scopes, purposes, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
@@ -913,7 +946,7 @@ impl Backend for PgStore {
 
     fn revoke_key(&mut self, name: &str) -> Result<(), StoreError> {
         let now = clock::now_rfc3339();
-        let mut tx = locked(live(&mut self.writer)?)?;
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         let n = tx.execute(
             "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
             &[&now, &name],

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use ipseity_core::{Modality, SubjectId, Template};
 use ipseity_store::{Store, StoreError, DB_FILE};
 
+#[path = "support/backends.rs"]
+mod support;
+use support::Tmpfs;
+
 const KEY_FILE: &str = ipseity_store::key::KEY_FILE;
 
 fn id(s: &str) -> SubjectId {
@@ -565,34 +569,6 @@ fn erase_under_a_reader_says_so_and_the_next_open_wipes_the_wal() {
     let _s = Store::open(dir.path()).unwrap();
     let wal = dir.path().join(format!("{DB_FILE}-wal"));
     assert_eq!(fs::metadata(wal).map(|m| m.len()).unwrap_or(0), 0);
-}
-
-/// A small tmpfs, unmounted on drop; `None` (with a message) where mounting is not allowed.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn new(size: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipping: cannot mount a tmpfs here (needs root)");
-            return None;
-        }
-        Some(Self(dir))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.0.path())
-            .status();
-    }
 }
 
 #[test]

@@ -84,3 +84,4 @@ pub fn shared(sub: &str, marker: &str) -> Option<PathBuf> {
     );
     None
 }
+pub mod service;
