@@ -121,6 +121,11 @@ pub enum AuditEvent {
     },
     /// An administrator cleared a subject's failed verification attempts.
     Unlocked,
+    /// The subject gave or withdrew consent for the entry's purpose.
+    Consent {
+        /// Given (`true`) or withdrawn (`false`).
+        given: bool,
+    },
     /// The master key was replaced and every data key re-wrapped under the new one.
     MasterKeyRotated {
         /// How many templates' data keys were re-wrapped.
@@ -172,6 +177,7 @@ impl AuditEvent {
             AuditEvent::VerificationLocked { .. } => "verify",
             AuditEvent::Unlocked => "unlock",
             AuditEvent::MasterKeyRotated { .. } => "key_rotate_master",
+            AuditEvent::Consent { .. } => "consent",
         }
     }
 
@@ -189,6 +195,7 @@ impl AuditEvent {
                 if *disabled { "disabled" } else { "locked" }.into()
             }
             AuditEvent::AccessDenied { .. } => "denied".into(),
+            AuditEvent::Consent { given } => if *given { "given" } else { "withdrawn" }.into(),
             AuditEvent::EnrolmentRefused { .. } => "refused".into(),
             AuditEvent::DuplicateAllowed { .. } => "duplicate_allowed".into(),
             AuditEvent::Verified { decision, .. } | AuditEvent::VerifiedFused { decision, .. } => {
@@ -296,7 +303,7 @@ impl AuditEvent {
                     write!(d, "too many failed attempts; retry_after_s={retry_after_s}")
                 }
             }
-            AuditEvent::Unlocked => Ok(()),
+            AuditEvent::Unlocked | AuditEvent::Consent { .. } => Ok(()),
         };
         d
     }

@@ -62,16 +62,27 @@ pub fn answer(strongest_first: impl IntoIterator<Item = Candidate>, top: usize) 
 /// Face identify over a gallery: every subject at or above the review floor, as a scan of
 /// every template would find them (see [`crate::gallery`]), answered in bands.
 pub fn face(gallery: &FaceGallery, point: &OperatingPoint, probe: &[f32], top: usize) -> Answer {
+    answer(face_candidates(gallery, point, probe, top), top)
+}
+
+/// The candidates of a face search, strongest first, before [`answer`] bands them: for a
+/// caller that drops some first (subjects whose consent does not cover the purpose).
+pub fn face_candidates(
+    gallery: &FaceGallery,
+    point: &OperatingPoint,
+    probe: &[f32],
+    top: usize,
+) -> Vec<Candidate> {
     let floor = point.reject_below.min(point.accept_at);
     let depth = top.saturating_mul(4).max(MIN_DEPTH);
-    let found = gallery
+    gallery
         .matches(probe, floor, depth)
         .into_iter()
         .map(|(subject, s)| Candidate {
             subject: subject.clone(),
             decision: point.decide(s),
-        });
-    answer(found, top)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -99,6 +99,18 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
         Some(Scope::Admin),
     ),
     (
+        "PUT",
+        "/v1/subjects/{id}/consents/{purpose}",
+        "Record that the subject consents to a purpose (the key must hold it).",
+        Some(Scope::Enrol),
+    ),
+    (
+        "DELETE",
+        "/v1/subjects/{id}/consents/{purpose}",
+        "Record the subject's withdrawal of consent for a purpose: from then on no verification or search for it uses the subject.",
+        Some(Scope::Enrol),
+    ),
+    (
         "POST",
         "/v1/identify",
         "1:N with a purpose: candidates in decision bands, never scores.",
@@ -128,6 +140,10 @@ pub fn router(service: Shared) -> Router {
         .route("/v1/subjects/{id}/fingers", post(enrol_fingers))
         .route("/v1/subjects/{id}/verify", post(verify))
         .route("/v1/subjects/{id}/unlock", post(unlock))
+        .route(
+            "/v1/subjects/{id}/consents/{purpose}",
+            axum::routing::put(give_consent).delete(withdraw_consent),
+        )
         .route("/v1/identify", post(identify_route))
         .route("/v1/audit", get(audit))
         .layer(middleware::from_fn_with_state(service.clone(), observe))
@@ -147,6 +163,7 @@ async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Response 
         Method::GET => "GET",
         Method::POST => "POST",
         Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
         _ => "other",
     };
     let resp = next.run(req).await;
@@ -214,8 +231,13 @@ pub fn openapi_document() -> serde_json::Value {
                 "content": { "application/json": {}, "multipart/form-data": {} }
             });
         }
-        if path.contains("{id}") {
-            op["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+        let params: Vec<_> = ["id", "purpose"]
+            .iter()
+            .filter(|p| path.contains(&format!("{{{p}}}")))
+            .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = json!(params);
         }
         entry[method.to_ascii_lowercase()] = op;
     }
@@ -837,14 +859,14 @@ async fn identify_route(
     }
     heavy(&s, move |s| {
         charge_search(s, &actor, &sample)?;
-        // The gallery lock is released before the store is locked for the audit row.
-        let (answer, gallery, modality) = match sample {
+        // The gallery lock is released before the store is locked (consent, audit row).
+        let (found, gallery, modality) = match sample {
             ProbeSample::Face(bytes) => {
                 let (probe, _) = face_template(s, &bytes, largest)?;
                 let g = s.faces.read().map_err(|_| poisoned())?;
                 let live = g.as_ref().ok_or_else(poisoned)?;
                 (
-                    identify::face(&live.gallery, &s.models.point, &probe.vector, top),
+                    identify::face_candidates(&live.gallery, &s.models.point, &probe.vector, top),
                     live.gallery.subjects(),
                     Modality::Face,
                 )
@@ -863,14 +885,12 @@ async fn identify_route(
                     .map(|m| identify::Candidate {
                         decision: policy.decide(m.fmr * n),
                         subject: m.subject,
-                    });
-                (
-                    identify::answer(found, top),
-                    live.gallery.subjects(),
-                    Modality::Fingerprint,
-                )
+                    })
+                    .collect();
+                (found, live.gallery.subjects(), Modality::Fingerprint)
             }
         };
+        let answer = identify::answer(consenting(s, &actor, found, &purpose)?, top);
         s.store_as(&actor)?.record_audit(
             &AuditEvent::Identified {
                 modality,
@@ -971,6 +991,53 @@ async fn erase(
     .await
 }
 
+/// Refuses a verification (403 `no_consent`, audited) when the subject's consent does not
+/// cover the purpose, or was withdrawn; an unknown subject stays a 404.
+fn check_consent(
+    s: &Service,
+    actor: &str,
+    subject: &ipseity_core::SubjectId,
+    purpose: &str,
+) -> Result<(), Problem> {
+    let mut store = s.store_as(actor)?;
+    if store.consented(subject, Some(purpose))? {
+        return Ok(());
+    }
+    store.templates(subject)?;
+    store.record_audit(
+        &AuditEvent::AccessDenied {
+            key: actor.strip_prefix("key:").map(str::to_owned),
+            operation: "verify",
+            reason: "consent",
+        },
+        Some(subject),
+        Some(purpose),
+    )?;
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "no_consent",
+        "the subject has not consented to this purpose, or has withdrawn consent",
+    ))
+}
+
+/// Drops the candidates whose consent does not cover the search's purpose, keeping the
+/// strongest-first order.
+fn consenting(
+    s: &Service,
+    actor: &str,
+    found: Vec<identify::Candidate>,
+    purpose: &str,
+) -> Result<Vec<identify::Candidate>, Problem> {
+    let store = s.store_as(actor)?;
+    let mut kept = Vec::with_capacity(found.len());
+    for c in found {
+        if store.consented(&c.subject, Some(purpose))? {
+            kept.push(c);
+        }
+    }
+    Ok(kept)
+}
+
 /// Refuses a verification while the subject's failed attempts lock it (429 with
 /// `Retry-After`, or 403 once disabled); otherwise counts it as begun. Refusals are audited.
 fn gate_attempt(
@@ -979,6 +1046,7 @@ fn gate_attempt(
     subject: &ipseity_core::SubjectId,
     purpose: &str,
 ) -> Result<(), Problem> {
+    check_consent(s, actor, subject, purpose)?;
     let now = ipseity_store::attempts::unix_now();
     let mut store = s.store_as(actor)?;
     let gate = store.begin_attempt(subject, now, &s.limits.attempts)?;
@@ -1049,6 +1117,43 @@ async fn unlock(
     blocking(&s, move |s| {
         s.store_as(&actor)?.unlock(&subject, Some("unlock"))?;
         Ok(Json(json!({ "unlocked": subject })))
+    })
+    .await
+}
+
+async fn give_consent(
+    State(s): State<Shared>,
+    Path((id, purpose)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Problem> {
+    set_consent(s, id, purpose, headers, true).await
+}
+
+async fn withdraw_consent(
+    State(s): State<Shared>,
+    Path((id, purpose)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Problem> {
+    set_consent(s, id, purpose, headers, false).await
+}
+
+async fn set_consent(
+    s: Shared,
+    id: String,
+    purpose: String,
+    headers: HeaderMap,
+    given: bool,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let purpose = purpose_of(&Some(purpose))?.to_owned();
+    let actor = actor_of(&authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?);
+    let subject = subject_id(id)?;
+    blocking(&s, move |s| {
+        s.store_as(&actor)?.set_consent(&subject, &purpose, given)?;
+        Ok(Json(json!({
+            "subject": subject,
+            "purpose": purpose,
+            "consent": if given { "given" } else { "withdrawn" }
+        })))
     })
     .await
 }

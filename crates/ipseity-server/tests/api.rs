@@ -464,7 +464,9 @@ async fn readiness_metrics_and_the_openapi_document_follow_the_routes() {
 
     // Every route in the table is routed (no 404/405), and the document lists exactly them.
     for (method, path, _, _) in ROUTES {
-        let p = path.replace("{id}", "someone");
+        let p = path
+            .replace("{id}", "someone")
+            .replace("{purpose}", "onboarding");
         let (st, _, v) = call(&s, method, &p, Some(&k.admin), Some(json!({}))).await;
         assert!(
             st != StatusCode::NOT_FOUND || v["code"] == "unknown_subject",
@@ -1084,6 +1086,24 @@ async fn no_answer_carries_a_similarity() {
                 None,
             ),
             (
+                "DELETE",
+                "/v1/subjects/cy/consents/onboarding".into(),
+                Some(k.enrol.clone()),
+                None,
+            ),
+            (
+                "POST",
+                "/v1/subjects/cy/verify".into(),
+                Some(k.enrol.clone()),
+                Some(fb(&recs[2])),
+            ),
+            (
+                "PUT",
+                "/v1/subjects/cy/consents/onboarding".into(),
+                Some(k.enrol.clone()),
+                None,
+            ),
+            (
                 "GET",
                 "/v1/audit?limit=100".into(),
                 Some(k.admin.clone()),
@@ -1257,5 +1277,145 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
     for who in ["alice", "bob"] {
         let id = ipseity_core::SubjectId::new(who).unwrap();
         assert_eq!(sync(|| store.templates(&id)).unwrap().len(), 1, "{who}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_consent_blocks_verification_and_search_at_once() {
+    for place in sync(|| Place::all("a_withdrawn_consent_blocks")) {
+        let n = place.name();
+        let (s, k) = service(&place, None);
+        sync(|| s.load_galleries()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let rec = finger_record(&mut rng);
+        let body = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/fingers",
+            Some(&k.enrol),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{n}: {v}");
+        let verify = || {
+            call(
+                &s,
+                "POST",
+                "/v1/subjects/alice/verify",
+                Some(&k.enrol),
+                Some(body.clone()),
+            )
+        };
+        let identify = || {
+            call(
+                &s,
+                "POST",
+                "/v1/identify",
+                Some(&k.enrol),
+                Some(body.clone()),
+            )
+        };
+        let found = |v: &Value| v["candidates"].to_string().contains("\"alice\"");
+        let (st, _, v) = verify().await;
+        assert_eq!(
+            (st, v["decision"].as_str()),
+            (StatusCode::OK, Some("accept")),
+            "{n}: {v}"
+        );
+        let (_, _, v) = identify().await;
+        assert!(found(&v), "{n}: {v}");
+
+        // Withdrawn: verification is refused and audited, search no longer finds her.
+        let (st, _, v) = call(
+            &s,
+            "DELETE",
+            "/v1/subjects/alice/consents/onboarding",
+            Some(&k.enrol),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (st, v["consent"].as_str()),
+            (StatusCode::OK, Some("withdrawn")),
+            "{n}: {v}"
+        );
+        let (st, ctype, v) = verify().await;
+        assert_eq!(
+            (st, ctype.as_str(), v["code"].as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                "application/problem+json",
+                Some("no_consent")
+            ),
+            "{n}: {v}"
+        );
+        let (st, _, v) = identify().await;
+        assert_eq!(st, StatusCode::OK, "{n}: {v}");
+        assert!(!found(&v), "{n}: a withdrawn subject is still found: {v}");
+        // A refused verification is not a failed attempt: it never compared anything.
+        for _ in 0..6 {
+            let (st, _, _) = verify().await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{n}");
+        }
+        // A key without the purpose cannot record consent for it; an unknown subject is 404.
+        let (st, _, _) = call(
+            &s,
+            "PUT",
+            "/v1/subjects/alice/consents/marketing",
+            Some(&k.enrol),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{n}");
+        let (st, _, _) = call(
+            &s,
+            "PUT",
+            "/v1/subjects/nobody/consents/onboarding",
+            Some(&k.enrol),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{n}");
+
+        // Given again: both work again.
+        let (st, _, v) = call(
+            &s,
+            "PUT",
+            "/v1/subjects/alice/consents/onboarding",
+            Some(&k.enrol),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (st, v["consent"].as_str()),
+            (StatusCode::OK, Some("given")),
+            "{n}: {v}"
+        );
+        let (st, _, v) = verify().await;
+        assert_eq!(
+            (st, v["decision"].as_str()),
+            (StatusCode::OK, Some("accept")),
+            "{n}: {v}"
+        );
+        let (_, _, v) = identify().await;
+        assert!(found(&v), "{n}: {v}");
+
+        let (_, _, log) = call(&s, "GET", "/v1/audit?limit=100", Some(&k.admin), None).await;
+        let entries = log["entries"].as_array().unwrap();
+        let denied = entries
+            .iter()
+            .filter(|e| {
+                e["operation"] == "access"
+                    && e["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("reason=consent")
+            })
+            .count();
+        assert_eq!(denied, 7, "{n}: each refusal is audited");
+        assert!(entries.iter().any(|e| e["operation"] == "consent"
+            && e["outcome"] == "withdrawn"
+            && e["actor"] == "key:desk"));
     }
 }

@@ -108,6 +108,20 @@ pub trait Backend: Send {
     /// data keys were re-wrapped. See [`crate::envelope`].
     fn rotate_master(&mut self) -> Result<usize, StoreError>;
 
+    /// Records that the subject gave (`given`) or withdrew consent for `purpose`, audited.
+    /// Enrolling or adding templates for a purpose gives consent for it.
+    fn set_consent(
+        &mut self,
+        subject: &SubjectId,
+        purpose: &str,
+        given: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the subject's recorded consent covers `purpose`: an active consent for it;
+    /// with no purpose stated, any active consent (or none recorded at all, for a subject
+    /// enrolled without a purpose). An unknown subject has none.
+    fn consented(&self, subject: &SubjectId, purpose: Option<&str>) -> Result<bool, StoreError>;
+
     /// Creates an API key; returns it with the key string, which is never shown again.
     fn create_key(
         &mut self,
@@ -291,6 +305,17 @@ impl Backend for crate::Store {
     }
     fn rotate_master(&mut self) -> Result<usize, StoreError> {
         crate::Store::rotate_master(self)
+    }
+    fn set_consent(
+        &mut self,
+        subject: &SubjectId,
+        purpose: &str,
+        given: bool,
+    ) -> Result<(), StoreError> {
+        crate::Store::set_consent(self, subject, purpose, given)
+    }
+    fn consented(&self, subject: &SubjectId, purpose: Option<&str>) -> Result<bool, StoreError> {
+        crate::Store::consented(self, subject, purpose)
     }
     fn create_key(
         &mut self,

@@ -35,8 +35,8 @@ use crate::crypto::template_aad;
 use crate::envelope::{self, Keyring, MasterKey, AUDIT_KEY};
 use crate::keys::{check_presented, join_scopes, new_key_material, row_to_key, split_presented};
 use crate::store::{
-    check_nonempty, check_purpose, from_hex, subject_from_sql, summary, to_hex, SealedRow,
-    KEY_CHECK,
+    check_nonempty, check_purpose, consent_covers, consent_sql, from_hex, subject_from_sql,
+    summary, to_hex, SealedRow, KEY_CHECK,
 };
 use crate::write::modality_of;
 use crate::{clock, codec, AuditEntry, Erasure, StoreError, SubjectSummary, TemplateMark};
@@ -109,6 +109,16 @@ const MIGRATIONS: &[&str] = &[
     // 5: the embedded store's schema 7: envelope encryption, each template's wrapped data
     // key. Rows from before are re-sealed under data keys of their own at open.
     r#"ALTER TABLE templates ADD COLUMN wrapped_key BYTEA;"#,
+    // 6: the embedded store's schema 8: consent per subject and purpose.
+    r#"CREATE TABLE consents (
+         subject_id   TEXT COLLATE "C" NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+         purpose      TEXT NOT NULL,
+         given_at     TEXT NOT NULL,
+         withdrawn_at TEXT,
+         PRIMARY KEY (subject_id, purpose)
+     );
+     INSERT INTO consents (subject_id, purpose, given_at)
+     SELECT id, purpose, created_at FROM subjects WHERE purpose IS NOT NULL;"#,
 ];
 
 /// The first schema version whose audit rows are chained.
@@ -138,8 +148,12 @@ impl From<postgres::Error> for StoreError {
         {
             return StoreError::Unreachable("connection lost".into());
         }
-        // The message names the failing statement's error, never its parameters.
-        StoreError::Database(e.to_string())
+        // The server's message and code name the failing statement's error; its DETAIL,
+        // which may quote values, is left out.
+        StoreError::Database(match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        })
     }
 }
 
@@ -717,6 +731,44 @@ impl Backend for PgStore {
         })
     }
 
+    fn set_consent(
+        &mut self,
+        subject: &SubjectId,
+        purpose: &str,
+        given: bool,
+    ) -> Result<(), StoreError> {
+        check_purpose(Some(purpose))?;
+        let now = clock::now_rfc3339();
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
+        if !exists(&mut tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let sql = if given {
+            consent_sql::GIVE
+        } else {
+            consent_sql::WITHDRAW
+        };
+        tx.execute(sql, &[&subject.as_str(), &purpose, &now])?;
+        insert_audit(
+            &mut tx,
+            &self.auditor,
+            &now,
+            &AuditEvent::Consent { given },
+            Some(subject),
+            Some(purpose),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn consented(&self, subject: &SubjectId, purpose: Option<&str>) -> Result<bool, StoreError> {
+        // SUM of an integer column is BIGINT, as COUNT is.
+        let r = self
+            .reader()?
+            .query_one(consent_sql::COUNT, &[&subject.as_str(), &purpose])?;
+        Ok(consent_covers(r.get(0), r.get(1), purpose))
+    }
+
     fn rotate_master(&mut self) -> Result<usize, StoreError> {
         let mut tx = locked(live(&mut self.writer, &self.config)?)?;
         let hex = read_meta(&mut tx, KEY_CHECK)?
@@ -1006,6 +1058,19 @@ struct PgWriteTx<'a> {
 }
 
 impl PgWriteTx<'_> {
+    fn give_consent(
+        &mut self,
+        subject: &SubjectId,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(p) = purpose {
+            self.tx
+                .get_mut()
+                .execute(consent_sql::GIVE, &[&subject.as_str(), &p, &self.now])?;
+        }
+        Ok(())
+    }
+
     fn insert_templates(
         &mut self,
         subject: &SubjectId,
@@ -1102,6 +1167,7 @@ impl WriteOps for PgWriteTx<'_> {
             return Err(StoreError::DuplicateSubject(subject.clone()));
         }
         self.insert_templates(subject, templates)?;
+        self.give_consent(subject, purpose)?;
         self.audit(
             &AuditEvent::Enrolled {
                 modality: modality_of(templates),
@@ -1124,6 +1190,7 @@ impl WriteOps for PgWriteTx<'_> {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
         self.insert_templates(subject, templates)?;
+        self.give_consent(subject, purpose)?;
         self.audit(
             &AuditEvent::TemplatesAdded {
                 modality: modality_of(templates),

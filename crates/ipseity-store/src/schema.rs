@@ -77,6 +77,17 @@ const MIGRATIONS: &[&str] = &[
     // 7: envelope encryption (see `envelope`): each template's data key, wrapped by the
     // master key. Rows from before are re-sealed under data keys of their own at open.
     "ALTER TABLE templates ADD COLUMN wrapped_key BLOB;",
+    // 8: consent per subject and purpose (`Backend::set_consent`); an enrolment records
+    // consent for its purpose, as the subjects enrolled before did for theirs.
+    "CREATE TABLE consents (
+         subject_id   TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+         purpose      TEXT NOT NULL,
+         given_at     TEXT NOT NULL,
+         withdrawn_at TEXT,
+         PRIMARY KEY (subject_id, purpose)
+     ) STRICT;
+     INSERT INTO consents (subject_id, purpose, given_at)
+     SELECT id, purpose, created_at FROM subjects WHERE purpose IS NOT NULL;",
 ];
 
 /// The first schema version whose audit rows are chained.

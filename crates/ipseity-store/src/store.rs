@@ -382,6 +382,44 @@ fn owner_only_db(db_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// SQL shared by both backends (their placeholders differ, so each binds its own).
+pub(crate) mod consent_sql {
+    /// Gives (again) consent for a purpose: given now, no longer withdrawn.
+    pub(crate) const GIVE: &str = "INSERT INTO consents (subject_id, purpose, given_at)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (subject_id, purpose) DO UPDATE
+         SET given_at = excluded.given_at, withdrawn_at = NULL";
+    /// Withdraws it, recording a row even where none was given.
+    pub(crate) const WITHDRAW: &str =
+        "INSERT INTO consents (subject_id, purpose, given_at, withdrawn_at)
+         VALUES ($1, $2, $3, $3)
+         ON CONFLICT (subject_id, purpose) DO UPDATE SET withdrawn_at = excluded.withdrawn_at";
+    /// Rows and active rows of a subject, all purposes or one.
+    pub(crate) const COUNT: &str = "SELECT COUNT(*),
+                COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0)
+         FROM consents WHERE subject_id = $1 AND (CAST($2 AS TEXT) IS NULL OR purpose = $2)";
+}
+
+/// Whether recorded consent covers `purpose`: an active consent for it; with no purpose
+/// stated, any active consent, or none recorded at all (a subject enrolled without a
+/// purpose through the library).
+pub(crate) fn consent_covers(rows: i64, active: i64, purpose: Option<&str>) -> bool {
+    active > 0 || (purpose.is_none() && rows == 0)
+}
+
+/// Records consent for the purpose an enrolment states.
+pub(crate) fn give_consent(
+    conn: &Connection,
+    subject: &SubjectId,
+    purpose: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    if let Some(p) = purpose {
+        conn.execute(consent_sql::GIVE, params![subject.as_str(), p, now])?;
+    }
+    Ok(())
+}
+
 /// The sealed key check in `meta`, read inside the caller's transaction.
 pub(crate) fn read_key_check(conn: &Connection) -> Result<Vec<u8>, StoreError> {
     let hex: String = conn
@@ -1070,6 +1108,56 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records that the subject gave (`given`) or withdrew consent for `purpose`, audited;
+    /// a withdrawal holds for every operation from the moment it commits.
+    pub fn set_consent(
+        &mut self,
+        subject: &SubjectId,
+        purpose: &str,
+        given: bool,
+    ) -> Result<(), StoreError> {
+        check_purpose(Some(purpose))?;
+        let now = clock::now_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !subject_exists(&tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let sql = if given {
+            consent_sql::GIVE
+        } else {
+            consent_sql::WITHDRAW
+        };
+        tx.execute(sql, params![subject.as_str(), purpose, now])?;
+        insert_audit(
+            &tx,
+            &self.auditor,
+            &now,
+            &AuditEvent::Consent { given },
+            Some(subject),
+            Some(purpose),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether the subject's recorded consent covers `purpose` (see [`Backend::consented`]).
+    ///
+    /// [`Backend::consented`]: crate::Backend::consented
+    pub fn consented(
+        &self,
+        subject: &SubjectId,
+        purpose: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (rows, active): (i64, i64) = self.conn.query_row(
+            consent_sql::COUNT,
+            params![subject.as_str(), purpose],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(consent_covers(rows, active, purpose))
     }
 
     /// Checks the audit log's hash chain, optionally against a head exported earlier.

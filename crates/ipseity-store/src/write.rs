@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crate::envelope::MasterKey;
 use crate::store::{
-    check_nonempty, check_purpose, high_water, insert_audit, insert_templates, subject_exists,
-    subject_from_sql, SealedRow,
+    check_nonempty, check_purpose, give_consent, high_water, insert_audit, insert_templates,
+    subject_exists, subject_from_sql, SealedRow,
 };
 use crate::{clock, StoreError};
 
@@ -124,6 +124,7 @@ impl<'a> WriteTx<'a> {
             return Err(StoreError::DuplicateSubject(subject.clone()));
         }
         insert_templates(&self.tx, &self.master, subject, templates, &self.now)?;
+        give_consent(&self.tx, subject, purpose, &self.now)?;
         self.audit(
             &AuditEvent::Enrolled {
                 modality: modality_of(templates),
@@ -148,6 +149,7 @@ impl<'a> WriteTx<'a> {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
         insert_templates(&self.tx, &self.master, subject, templates, &self.now)?;
+        give_consent(&self.tx, subject, purpose, &self.now)?;
         self.audit(
             &AuditEvent::TemplatesAdded {
                 modality: modality_of(templates),
