@@ -109,6 +109,10 @@ pub enum Command {
     Erase(EraseArgs),
     /// Clear a subject's failed verification attempts (after a back-off or a disabling)
     Unlock(UnlockArgs),
+    /// Record that a subject gives or withdraws consent for the purpose given with
+    /// --purpose; a withdrawal stops every verification and search for it at once
+    #[command(subcommand)]
+    Consent(ConsentCommand),
     /// Print the audit log, newest first
     Audit(AuditArgs),
     /// Evaluation: error rates (EER, FNMR at fixed FMR) and a DET plot over a
@@ -478,6 +482,23 @@ pub struct EmbedArgs {
 #[derive(Debug, Args)]
 pub struct EraseArgs {
     /// The subject to erase
+    #[arg(long)]
+    pub subject: String,
+}
+
+/// `ipseity consent ...`
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// The subject consents to the purpose
+    Give(ConsentArgs),
+    /// The subject withdraws consent for the purpose
+    Withdraw(ConsentArgs),
+}
+
+/// `ipseity consent give|withdraw`
+#[derive(Debug, Args)]
+pub struct ConsentArgs {
+    /// The subject
     #[arg(long)]
     pub subject: String,
 }

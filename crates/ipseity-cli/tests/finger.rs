@@ -6,23 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{error_code, ipseity, json, run};
-
-/// Writes `fingers x impressions` synthetic prints into `dir` and returns it.
-fn synth(dir: &Path, fingers: u32, impressions: u32, seed: u64) -> PathBuf {
-    let out = dir.join(format!("synth-{seed}"));
-    let (code, stdout, stderr) = run(ipseity(&dir.join("unused"))
-        .args(["--json", "finger", "synth", "--fingers"])
-        .arg(fingers.to_string())
-        .arg("--impressions")
-        .arg(impressions.to_string())
-        .arg("--seed")
-        .arg(seed.to_string())
-        .arg("--out")
-        .arg(&out));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    out
-}
+use common::{error_code, ipseity, json, run, synth};
 
 fn imp(dir: &Path, finger: u32, k: u32) -> String {
     dir.join(format!("{finger:05}_{k}.png"))
@@ -147,15 +131,37 @@ fn enrol_verify_identify_and_refuse_duplicates() {
     ]));
     assert_eq!(code, 2);
     assert_eq!(error_code(&stdout), "purpose_required");
-    let (code, stdout, stderr) = run(ipseity(&data).args([
+    let search = || {
+        run(ipseity(&data).args([
+            "--json",
+            "--purpose",
+            "border check",
+            "finger",
+            "identify",
+            "--finger",
+            &imp(&prints, 3, 3),
+        ]))
+    };
+    // Bob was enrolled without stating this purpose: until he consents to it, a search
+    // for it does not find him.
+    let (code, stdout, stderr) = search();
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(
+        json(&stdout)["candidates"],
+        serde_json::json!([]),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(ipseity(&data).args([
         "--json",
         "--purpose",
         "border check",
-        "finger",
-        "identify",
-        "--finger",
-        &imp(&prints, 3, 3),
+        "consent",
+        "give",
+        "--subject",
+        "bob",
     ]));
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, stderr) = search();
     assert_eq!(code, 0, "{stdout}{stderr}");
     let v = json(&stdout);
     assert_eq!(v["candidates"][0]["subject"], "bob", "{v}");

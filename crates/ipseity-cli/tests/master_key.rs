@@ -8,29 +8,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{error_code, ipseity, json, run};
-
-fn synth(dir: &Path) -> PathBuf {
-    let out = dir.join("prints");
-    let (code, stdout, stderr) = run(ipseity(&dir.join("unused"))
-        .args([
-            "--json",
-            "finger",
-            "synth",
-            "--fingers",
-            "2",
-            "--impressions",
-            "2",
-            "--seed",
-            "5",
-            "--out",
-        ])
-        .arg(&out));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    out
-}
+use common::{error_code, ipseity, json, run, synth};
 
 fn print(dir: &Path, finger: u32, k: u32) -> String {
     format!(
@@ -45,7 +25,7 @@ const K2: &str = "22222222222222222222222222222222222222222222222222222222222222
 #[test]
 fn rotating_the_master_key_keeps_every_subject_and_retires_the_old_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let prints = synth(tmp.path());
+    let prints = synth(tmp.path(), 2, 2, 5);
 
     // The key file.
     let data = tmp.path().join("data");

@@ -123,6 +123,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// The first schema version whose audit rows are chained.
 const CHAINED_SINCE: u32 = 2;
+/// The first schema version with a data key per template.
+const ENVELOPE_SINCE: u32 = 5;
 
 /// Schema version this build writes to PostgreSQL.
 pub const PG_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -205,7 +207,7 @@ impl PgStore {
         let found = migrate(&mut writer)?;
         let sealed_data = read_meta(&mut writer, KEY_CHECK)?.is_some();
         let keyring = Keyring::open(key_dir, sealed_data)?;
-        let auditor = open_keys(&mut writer, &keyring)?;
+        let auditor = open_keys(&mut writer, &keyring, found)?;
         let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2_postgres::r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -330,7 +332,7 @@ fn read_meta(c: &mut impl GenericClient, key: &str) -> Result<Option<String>, St
 /// As the embedded store's `open_keys`: checks the master key (writing the check into
 /// a new database), finishes an interrupted rotation, reads the audit chain key and
 /// re-seals rows from before envelope encryption, in one locked transaction.
-fn open_keys(writer: &mut Client, keyring: &Keyring) -> Result<Auditor, StoreError> {
+fn open_keys(writer: &mut Client, keyring: &Keyring, found: u32) -> Result<Auditor, StoreError> {
     let mut tx = locked(writer)?;
     let master = match read_meta(&mut tx, KEY_CHECK)? {
         Some(hex) => {
@@ -355,11 +357,16 @@ fn open_keys(writer: &mut Client, keyring: &Keyring) -> Result<Auditor, StoreErr
     if let Some(hex) = to_store {
         write_meta(&mut tx, AUDIT_KEY, &hex)?;
     }
-    let legacy = tx.query(
-        "SELECT id, modality, model, nonce, ciphertext, subject_id FROM templates
-         WHERE wrapped_key IS NULL ORDER BY id",
-        &[],
-    )?;
+    // Only at the upgrade (see the embedded store's `open_keys`).
+    let legacy = if found >= ENVELOPE_SINCE {
+        Vec::new()
+    } else {
+        tx.query(
+            "SELECT id, modality, model, nonce, ciphertext, subject_id FROM templates
+             WHERE wrapped_key IS NULL ORDER BY id",
+            &[],
+        )?
+    };
     for r in &legacy {
         let row = sealed_legacy(r);
         let subject = subject_from_sql(r.get(5))?;

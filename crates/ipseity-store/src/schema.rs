@@ -92,6 +92,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// The first schema version whose audit rows are chained.
 pub(crate) const CHAINED_SINCE: u32 = 4;
+/// The first schema version with a data key per template.
+pub(crate) const ENVELOPE_SINCE: u32 = 7;
 
 /// Applies pending migrations in one transaction; returns the version found before.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {

@@ -449,7 +449,12 @@ fn write_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreErro
 /// Checks the master key against the database (writing the check into a new store),
 /// finishes a rotation a crash interrupted, reads the audit chain key, and re-seals rows
 /// from before envelope encryption under data keys of their own: one transaction.
-fn open_keys(conn: &mut Connection, keyring: &Keyring, dir: &Path) -> Result<Auditor, StoreError> {
+fn open_keys(
+    conn: &mut Connection,
+    keyring: &Keyring,
+    dir: &Path,
+    found: u32,
+) -> Result<Auditor, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let master = match read_meta(&tx, KEY_CHECK)? {
         Some(hex) => {
@@ -483,7 +488,11 @@ fn open_keys(conn: &mut Connection, keyring: &Keyring, dir: &Path) -> Result<Aud
     if let Some(hex) = to_store {
         write_meta(&tx, AUDIT_KEY, &hex)?;
     }
-    reseal_legacy_rows(&tx, &master)?;
+    // Only at the upgrade: afterwards a row without a data key is a tampered row, which
+    // fails on its own when read rather than stopping the store from opening.
+    if found < schema::ENVELOPE_SINCE {
+        reseal_legacy_rows(&tx, &master)?;
+    }
     tx.commit()?;
     Ok(Auditor::new(chain_key))
 }
@@ -672,7 +681,7 @@ impl Store {
         let _: i64 = conn.pragma_update_and_check(None, "secure_delete", "ON", |r| r.get(0))?;
 
         let found = schema::migrate(&mut conn)?;
-        let auditor = open_keys(&mut conn, &keyring, dir)?;
+        let auditor = open_keys(&mut conn, &keyring, dir, found)?;
         let mut store = Store {
             conn,
             keyring,
@@ -1466,8 +1475,11 @@ mod tests {
             .seal(&codec::encode(&t).unwrap(), &aad)
             .unwrap();
         let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        // Back to schema 6, as an older build left it.
         c.execute_batch(
-            "INSERT INTO subjects (id, created_at) VALUES ('old', '2026-01-01T00:00:00Z')",
+            "ALTER TABLE templates DROP COLUMN wrapped_key; DROP TABLE consents;
+             UPDATE meta SET value = '6' WHERE key = 'schema_version';
+             INSERT INTO subjects (id, created_at) VALUES ('old', '2026-01-01T00:00:00Z')",
         )
         .unwrap();
         c.execute(

@@ -229,10 +229,11 @@ fn ciphertext_moved_to_another_subject_or_model_fails() {
         s.enroll(&id("mallory"), &[tpl(2)], None).unwrap();
     }
     let c = raw(dir.path());
-    // Give mallory a copy of alice's template.
+    // Give mallory a copy of alice's template, with its wrapped data key.
     c.execute(
-        "INSERT INTO templates (subject_id, modality, model, nonce, ciphertext, created_at)
-         SELECT 'mallory', modality, model, nonce, ciphertext, created_at
+        "INSERT INTO templates
+             (subject_id, modality, model, nonce, ciphertext, created_at, wrapped_key)
+         SELECT 'mallory', modality, model, nonce, ciphertext, created_at, wrapped_key
          FROM templates WHERE subject_id = 'alice'",
         [],
     )
@@ -249,6 +250,18 @@ fn ciphertext_moved_to_another_subject_or_model_fails() {
     raw(dir.path())
         .execute(
             "UPDATE templates SET model = 'other-model' WHERE subject_id = 'alice'",
+            [],
+        )
+        .unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    assert!(matches!(s.templates(&id("alice")), Err(StoreError::Crypto)));
+    drop(s);
+
+    // A row stripped of its data key fails on its own; the store still opens.
+    raw(dir.path())
+        .execute(
+            "UPDATE templates SET model = 'synthetic-v1', wrapped_key = NULL
+             WHERE subject_id = 'alice'",
             [],
         )
         .unwrap();

@@ -1,10 +1,11 @@
-//! `ipseity erase`: remove a subject and its templates (audited by the store).
+//! `ipseity erase`: remove a subject and its templates (audited by the store); and the
+//! other administrative changes to one subject: `unlock`, `consent give|withdraw`.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::args::{EraseArgs, UnlockArgs};
+use crate::args::{ConsentArgs, EraseArgs, UnlockArgs};
 use crate::context::Ctx;
 use crate::error::ExitStatus;
 use crate::output::Render;
@@ -55,6 +56,40 @@ pub fn unlock(ctx: &Ctx, args: &UnlockArgs) -> anyhow::Result<ExitStatus> {
     store.unlock(&subject, ctx.purpose())?;
     ctx.out.emit(&Unlocked {
         unlocked: subject.to_string(),
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Serialize)]
+struct ConsentChanged {
+    subject: String,
+    purpose: String,
+    consent: &'static str,
+}
+
+impl Render for ConsentChanged {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "{}: consent {} for {}",
+            self.subject, self.consent, self.purpose
+        )
+    }
+}
+
+/// `ipseity consent give|withdraw`: records the subject's consent for `--purpose`
+/// (audited).
+pub fn consent(ctx: &Ctx, args: &ConsentArgs, given: bool) -> anyhow::Result<ExitStatus> {
+    let subject = super::subject_id(&args.subject)?;
+    let purpose = ctx
+        .require_purpose("consent is given or withdrawn for a purpose")?
+        .to_owned();
+    let mut store = ctx.open_store()?;
+    store.set_consent(&subject, &purpose, given)?;
+    ctx.out.emit(&ConsentChanged {
+        subject: subject.to_string(),
+        purpose,
+        consent: if given { "given" } else { "withdrawn" },
     })?;
     Ok(ExitStatus::Success)
 }

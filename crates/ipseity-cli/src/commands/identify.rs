@@ -63,7 +63,16 @@ pub fn run(ctx: &Ctx, args: &IdentifyArgs) -> anyhow::Result<ExitStatus> {
     // `ipseity_engine::gallery`), then answered in decision bands.
     let gallery = FaceGallery::load(&store, face.embedding.len())?;
     let gallery_subjects = gallery.names.len();
-    let answer = ipseity_engine::identify::face(&gallery, &policy.point, &face.embedding, args.top);
+    let found = ipseity_engine::identify::face_candidates(
+        &gallery,
+        &policy.point,
+        &face.embedding,
+        args.top,
+    );
+    let answer = ipseity_engine::identify::answer(
+        super::consenting(&store, found, ctx.purpose())?,
+        args.top,
+    );
     let best = answer.best;
     let candidates = candidates_of(answer);
     let status = ExitStatus::of_search(best);

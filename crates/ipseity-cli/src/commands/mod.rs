@@ -19,7 +19,8 @@ mod serve;
 mod verify;
 
 use crate::args::{
-    BenchCommand, Command, DocumentCommand, FingerCommand, KeysCommand, ModelsCommand,
+    BenchCommand, Command, ConsentCommand, DocumentCommand, FingerCommand, KeysCommand,
+    ModelsCommand,
 };
 use crate::context::Ctx;
 use crate::error::ExitStatus;
@@ -48,6 +49,8 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::List => list::run(ctx),
         Command::Erase(a) => erase::run(ctx, a),
         Command::Unlock(a) => erase::unlock(ctx, a),
+        Command::Consent(ConsentCommand::Give(a)) => erase::consent(ctx, a, true),
+        Command::Consent(ConsentCommand::Withdraw(a)) => erase::consent(ctx, a, false),
         Command::Audit(a) => audit::run(ctx, a),
         Command::Eval(a) => eval::run(ctx, a),
         Command::Dedup(a) => dedup::run(ctx, a),
@@ -81,7 +84,23 @@ fn subject_id(s: &str) -> anyhow::Result<ipseity_core::SubjectId> {
     Ok(ipseity_core::SubjectId::new(s)?)
 }
 
-/// Refuses a verification while the subject's failed attempts lock it (audited); else
+/// The candidates whose consent covers the search's purpose, in their order.
+fn consenting(
+    store: &ipseity_store::Store,
+    found: Vec<ipseity_engine::identify::Candidate>,
+    purpose: Option<&str>,
+) -> anyhow::Result<Vec<ipseity_engine::identify::Candidate>> {
+    let mut kept = Vec::with_capacity(found.len());
+    for c in found {
+        if store.consented(&c.subject, purpose)? {
+            kept.push(c);
+        }
+    }
+    Ok(kept)
+}
+
+/// Refuses a verification (no consent for the purpose; audited) or while the subject's
+/// failed attempts lock it (audited); else
 /// counts it as begun, to be finished with [`ipseity_store::Store::finish_attempt`].
 fn gate_attempt(
     ctx: &Ctx,
@@ -89,6 +108,26 @@ fn gate_attempt(
     subject: &ipseity_core::SubjectId,
 ) -> anyhow::Result<()> {
     use ipseity_store::attempts::{AttemptGate, AttemptPolicy};
+    if !store.consented(subject, ctx.purpose())? {
+        store.templates(subject)?;
+        store.record_audit(
+            &ipseity_core::AuditEvent::AccessDenied {
+                key: None,
+                operation: "verify",
+                reason: "consent",
+            },
+            Some(subject),
+            ctx.purpose(),
+        )?;
+        return Err(crate::error::CliError::input(
+            "no_consent",
+            format!(
+                "{subject} has not consented to {}, or has withdrawn consent",
+                ctx.purpose().unwrap_or("any purpose")
+            ),
+        )
+        .into());
+    }
     let now = ipseity_store::attempts::unix_now();
     let gate = store.begin_attempt(subject, now, &AttemptPolicy::default())?;
     let Some(event) = gate.refusal() else {

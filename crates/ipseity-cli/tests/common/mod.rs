@@ -84,4 +84,20 @@ pub fn shared(sub: &str, marker: &str) -> Option<PathBuf> {
     );
     None
 }
+/// Writes `fingers x impressions` synthetic prints into `dir` and returns it.
+pub fn synth(dir: &Path, fingers: u32, impressions: u32, seed: u64) -> PathBuf {
+    let out = dir.join(format!("synth-{seed}"));
+    let (code, stdout, stderr) = run(ipseity(&dir.join("unused"))
+        .args(["--json", "finger", "synth", "--fingers"])
+        .arg(fingers.to_string())
+        .arg("--impressions")
+        .arg(impressions.to_string())
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    out
+}
+
 pub mod service;

@@ -55,8 +55,12 @@ pub fn run(ctx: &Ctx, args: &FingerIdentifyArgs) -> anyhow::Result<ExitStatus> {
         .map(|m| identify::Candidate {
             decision: policy.decide(m.fmr * n),
             subject: m.subject,
-        });
-    let answer = identify::answer(found, args.top);
+        })
+        .collect();
+    let answer = identify::answer(
+        super::super::consenting(&store, found, ctx.purpose())?,
+        args.top,
+    );
     let best = answer.best;
     let candidates = candidates_of(answer);
     let status = ExitStatus::of_search(best);
