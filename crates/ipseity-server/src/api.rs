@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -146,9 +147,41 @@ pub fn router(service: Shared) -> Router {
         )
         .route("/v1/identify", post(identify_route))
         .route("/v1/audit", get(audit))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method (see /openapi.json)",
+            )
+        })
+        .layer(middleware::from_fn_with_state(service.clone(), require_key))
         .layer(middleware::from_fn_with_state(service.clone(), observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service)
+}
+
+/// Checks the key (and the route's scope) before anything of the request is read, so that
+/// an anonymous caller learns nothing from how its body or query would be parsed. The
+/// handler checks the key again with the purpose the body states.
+async fn require_key(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let scope = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| {
+            ROUTES
+                .iter()
+                .find(|r| r.1 == m.as_str() && r.0 == req.method().as_str())
+        })
+        .and_then(|r| r.3);
+    let Some(scope) = scope else {
+        return next.run(req).await;
+    };
+    let presented = bearer(req.headers());
+    match blocking(&s, move |s| check_key(s, &presented, scope, None)).await {
+        Ok(_) => next.run(req).await,
+        Err(p) => p.into_response(),
+    }
 }
 
 /// Times every request and counts it by route pattern.
@@ -228,14 +261,40 @@ pub fn openapi_document() -> serde_json::Value {
             // (files as parts: `images`, `face`, `finger:<position>`); see `body.rs`.
             op["requestBody"] = json!({
                 "required": true,
-                "content": { "application/json": {}, "multipart/form-data": {} }
+                "content": {
+                    "application/json": { "schema": { "type": "object" } },
+                    "multipart/form-data": { "schema": { "type": "object" } }
+                }
             });
         }
-        let params: Vec<_> = ["id", "purpose"]
+        if path.ends_with("/faces") || path.ends_with("/fingers") {
+            op["responses"]["201"] = json!({ "description": "enrolled" });
+        }
+        let id_schema = json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": SubjectId::MAX_LEN,
+            "pattern": "^[A-Za-z0-9._:@-]+$"
+        });
+        let purpose_schema = json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": ipseity_store::MAX_PURPOSE
+        });
+        let mut params: Vec<_> = [("id", &id_schema), ("purpose", &purpose_schema)]
             .iter()
-            .filter(|p| path.contains(&format!("{{{p}}}")))
-            .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .filter(|(p, _)| path.contains(&format!("{{{p}}}")))
+            .map(|(p, schema)| json!({ "name": p, "in": "path", "required": true, "schema": schema }))
             .collect();
+        let limit = |max: usize| json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": max } });
+        match (*method, *path) {
+            ("GET", "/v1/subjects") => {
+                params.push(limit(1000));
+                params.push(json!({ "name": "after", "in": "query", "schema": id_schema }));
+            }
+            ("GET", "/v1/audit") => params.push(limit(10_000)),
+            _ => {}
+        }
         if !params.is_empty() {
             op["parameters"] = json!(params);
         }
@@ -264,17 +323,39 @@ async fn authorize(
     scope: Scope,
     purpose: Option<&str>,
 ) -> Result<ApiKey, Problem> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_owned();
+    let presented = bearer(headers);
     let purpose = purpose.map(str::to_owned);
     blocking(s, move |s| {
         check_key(s, &presented, scope, purpose.as_deref())
     })
     .await
+}
+
+/// A query string that does not fit the route, as a problem document.
+fn bad_query(e: QueryRejection) -> Problem {
+    Problem::bad_request("bad_query", e.body_text())
+}
+
+/// A page size: 100 when not given, else 1 to `max`.
+fn limit_in(limit: Option<usize>, max: usize) -> Result<usize, Problem> {
+    match limit {
+        None => Ok(100.min(max)),
+        Some(l) if (1..=max).contains(&l) => Ok(l),
+        Some(_) => Err(Problem::bad_request(
+            "bad_query",
+            format!("limit must be 1 to {max}"),
+        )),
+    }
+}
+
+/// The bearer token, or an empty string (which no key matches).
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn check_key(
@@ -929,10 +1010,11 @@ struct Page {
 async fn list_subjects(
     State(s): State<Shared>,
     headers: HeaderMap,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     authorize(&s, &headers, Scope::Admin, None).await?;
-    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let Query(page) = page.map_err(bad_query)?;
+    let limit = limit_in(page.limit, 1000)?;
     let after = page.after.map(subject_id).transpose()?;
     // One row more than asked says whether there is a next page.
     let items = blocking(&s, move |s| {
@@ -1166,10 +1248,11 @@ struct AuditQuery {
 async fn audit(
     State(s): State<Shared>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     authorize(&s, &headers, Scope::Admin, None).await?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = limit_in(q.limit, 10_000)?;
     let entries = blocking(&s, move |s| Ok(s.store_lock()?.audit_log(limit)?)).await?;
     Ok(Json(json!({ "entries": entries })))
 }

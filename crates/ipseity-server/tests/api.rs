@@ -1419,3 +1419,96 @@ async fn a_withdrawn_consent_blocks_verification_and_search_at_once() {
             && e["actor"] == "key:desk"));
     }
 }
+
+/// Found by schemathesis: a caller without a valid key learns nothing from how its body or
+/// query would have been parsed, and every refusal is a problem document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_is_checked_before_the_request_is_read() {
+    let place = Place::sqlite();
+    let (s, k) = service(&place, None);
+    sync(|| s.load_galleries()).unwrap();
+    let raw =
+        |method: &'static str, path: &'static str, key: Option<String>, body: &'static str| {
+            let s = s.clone();
+            async move {
+                let body = Some(("application/json".to_owned(), body.as_bytes().to_vec()));
+                call_raw(&s, method, path, key.as_deref(), body).await
+            }
+        };
+    for (method, path, body) in [
+        ("POST", "/v1/identify", "null"),
+        (
+            "POST",
+            "/v1/identify",
+            r#"{"purpose":"onboarding","face":"!!"}"#,
+        ),
+        ("POST", "/v1/subjects/a/verify", "{}"),
+        ("POST", "/v1/subjects/a/faces", "[1]"),
+        ("POST", "/v1/subjects/a/fingers", "{"),
+        ("GET", "/v1/audit?limit=abc", ""),
+        ("GET", "/v1/subjects?limit=-1", ""),
+        ("PUT", "/v1/subjects/a/consents/onboarding", ""),
+    ] {
+        for key in [None, Some("ipk_bogus".to_owned())] {
+            let (st, ctype, v) = raw(method, path, key, body).await;
+            assert_eq!(
+                (st, ctype.as_str(), v["code"].as_str()),
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "application/problem+json",
+                    Some("unauthorized")
+                ),
+                "{method} {path}: {v}"
+            );
+        }
+    }
+    // A key without the route's scope is refused before its body is read, too.
+    let (st, _, v) = raw("POST", "/v1/identify", Some(k.verify_only.clone()), "null").await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{v}"
+    );
+
+    // With the right key, a bad query is a problem document, and so are unknown routes
+    // and methods.
+    for path in [
+        "/v1/audit?limit=abc",
+        "/v1/audit?limit=0",
+        "/v1/subjects?limit=1001",
+    ] {
+        let (st, ctype, v) = call(&s, "GET", path, Some(&k.admin), None).await;
+        assert_eq!(
+            (st, ctype.as_str(), v["code"].as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                "application/problem+json",
+                Some("bad_query")
+            ),
+            "{path}: {v}"
+        );
+    }
+    let (st, ctype, v) = call(&s, "PUT", "/livez", None, None).await;
+    assert_eq!(
+        (st, ctype.as_str(), v["code"].as_str()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/problem+json",
+            Some("method_not_allowed")
+        )
+    );
+    let (st, ctype, v) = call(&s, "GET", "/v1/nowhere", Some(&k.admin), None).await;
+    assert_eq!(
+        (st, ctype.as_str(), v["code"].as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            "application/problem+json",
+            Some("no_route")
+        )
+    );
+    // The document says what an id may be.
+    let (_, _, doc) = call(&s, "GET", "/openapi.json", None, None).await;
+    let id = &doc["paths"]["/v1/subjects/{id}"]["get"]["parameters"][0]["schema"];
+    assert_eq!(id["maxLength"], 128, "{doc}");
+    assert!(id["pattern"].is_string(), "{doc}");
+}
