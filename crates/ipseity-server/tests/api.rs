@@ -1259,6 +1259,20 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, _, _) = call(&s, "GET", "/v1/audit", Some(&k.admin), None).await;
     assert_eq!(st, StatusCode::OK);
+    // A verification writes its audit row: it is refused rather than decided unaudited.
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/verify",
+        Some(&k.enrol),
+        Some(enrol(&alice)),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("disk_full")),
+        "{v}"
+    );
 
     // Space returns: the same service takes writes again, and after a restart everything
     // acknowledged is there.
