@@ -293,6 +293,40 @@ fn main() {
         );
     }
 
+    // Time by similarity: a verification's time must not tell a near-match from a clear
+    // non-match (a timing oracle would let an attacker hill-climb without any score).
+    // Genuine pairs and as many impostor pairs (each first impression against the next
+    // finger's second), interleaved, timed a pair at a time, many rounds.
+    if !skip_score && n > 1 {
+        let mut t_gen = Vec::with_capacity(n * 20);
+        let mut t_imp = Vec::with_capacity(n * 20);
+        for _ in 0..20 {
+            for i in 0..n {
+                let (a, b) = (&prepared[i].0, &prepared[i].1);
+                let c = &prepared[(i + 1) % n].1;
+                let t = Instant::now();
+                std::hint::black_box(score(a, b));
+                t_gen.push(t.elapsed().as_nanos() as f64);
+                let t = Instant::now();
+                std::hint::black_box(score(a, c));
+                t_imp.push(t.elapsed().as_nanos() as f64);
+            }
+        }
+        let q = |v: &mut Vec<f64>, p: f64| {
+            v.sort_by(f64::total_cmp);
+            v[((v.len() - 1) as f64 * p) as usize] / 1e3
+        };
+        println!(
+            "time by similarity (us, p10/median/p90): genuine {:.2}/{:.2}/{:.2}, impostor {:.2}/{:.2}/{:.2}",
+            q(&mut t_gen, 0.1),
+            q(&mut t_gen, 0.5),
+            q(&mut t_gen, 0.9),
+            q(&mut t_imp, 0.1),
+            q(&mut t_imp, 0.5),
+            q(&mut t_imp, 0.9)
+        );
+    }
+
     // Descriptor pre-filter: rank of the mate among all second impressions.
     let t0 = Instant::now();
     let da: Vec<Vec<f32>> = prepared.iter().map(|(a, _)| descriptor(a)).collect();
