@@ -14,7 +14,6 @@
 //! on a key that never leaves the HSM) can take [`MasterKey`]'s place without touching the
 //! backends.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -293,12 +292,12 @@ impl Keyring {
             return Ok(());
         };
         let next = dir.join(NEXT_KEY_FILE);
-        if fs::symlink_metadata(&next).is_err() {
+        if !key::present(&next) {
             return Ok(());
         }
         if self.current().verify_key_check(check) {
             // The rotation never committed: its key was never used.
-            fs::remove_file(&next)?;
+            key::remove(&next)?;
             return Ok(());
         }
         let k = key::load(&next)?;
@@ -330,8 +329,8 @@ impl Keyring {
             Source::File(dir) => {
                 let path = dir.join(NEXT_KEY_FILE);
                 // Left by a rotation that never committed (settled at open otherwise).
-                if fs::symlink_metadata(&path).is_ok() {
-                    fs::remove_file(&path)?;
+                if key::present(&path) {
+                    key::remove(&path)?;
                 }
                 let k = key::create(&path)?;
                 Ok(NextMaster {
@@ -354,7 +353,7 @@ impl Keyring {
     /// Throws away a new key whose re-wrapping did not commit.
     pub(crate) fn discard(&self, next: NextMaster) {
         if let Some(path) = next.file {
-            let _ = fs::remove_file(path);
+            let _ = key::remove(&path);
         }
     }
 }

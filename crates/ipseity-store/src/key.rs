@@ -174,6 +174,17 @@ pub(crate) fn create(path: &Path) -> Result<KeyBytes, StoreError> {
     Ok(key)
 }
 
+/// Whether a key file (or anything else) is at `path`.
+pub(crate) fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Removes a key file that is no longer used (a rotation's abandoned next key).
+pub(crate) fn remove(path: &Path) -> Result<(), StoreError> {
+    fs::remove_file(path)?;
+    Ok(())
+}
+
 /// Moves a rotation's new key at `from` over the key at `to` and syncs the directory.
 /// Another process may have moved it first (it finishes an interrupted rotation under the
 /// write lock): then `from` is gone and `to` already holds it.
