@@ -118,6 +118,12 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
         Some(Scope::Identify),
     ),
     (
+        "POST",
+        "/v1/keys/rotate-master",
+        "Replace the store's master key and re-wrap every template's data key, without a restart.",
+        Some(Scope::Admin),
+    ),
+    (
         "GET",
         "/v1/audit",
         "The audit log, newest first (`limit`).",
@@ -147,6 +153,7 @@ pub fn router(service: Shared) -> Router {
         )
         .route("/v1/identify", post(identify_route))
         .route("/v1/audit", get(audit))
+        .route("/v1/keys/rotate-master", post(rotate_master))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -238,6 +245,64 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .into_response()
 }
 
+/// The JSON body a route takes, as a schema (`None`: no body). What a schema cannot say
+/// (that a base64 string is an image, or a finger record) is checked by the service.
+fn body_schema(path: &str) -> Option<serde_json::Value> {
+    let purpose =
+        json!({ "type": "string", "minLength": 1, "maxLength": ipseity_store::MAX_PURPOSE });
+    let b64 = json!({ "type": "string", "minLength": 1, "contentEncoding": "base64" });
+    let fingers = json!({
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "position": { "type": "string" },
+                "data": b64,
+                "ppi": { "type": "integer", "minimum": 300, "maximum": 1000 }
+            }
+        }
+    });
+    let flag = json!({ "type": "boolean" });
+    let schema = if path.ends_with("/faces") {
+        json!({
+            "required": ["purpose", "images"],
+            "properties": {
+                "purpose": purpose,
+                "images": { "type": "array", "minItems": 1, "items": b64 },
+                "allow_duplicate": flag,
+                "largest": flag
+            }
+        })
+    } else if path.ends_with("/fingers") {
+        json!({
+            "required": ["purpose", "fingers"],
+            "properties": { "purpose": purpose, "fingers": fingers, "allow_duplicate": flag }
+        })
+    } else if path.ends_with("/verify") || path == "/v1/identify" {
+        let mut s = json!({
+            "required": ["purpose"],
+            "anyOf": [{ "required": ["face"] }, { "required": ["fingers"] }],
+            "properties": { "purpose": purpose, "face": b64, "fingers": fingers, "largest": flag }
+        });
+        if path == "/v1/identify" {
+            // One modality per search.
+            s["anyOf"] = json!([
+                { "required": ["face"], "not": { "required": ["fingers"] } },
+                { "required": ["fingers"], "not": { "required": ["face"] } }
+            ]);
+            s["properties"]["top"] = json!({ "type": "integer", "minimum": 1, "maximum": 1000 });
+        }
+        s
+    } else {
+        return None;
+    };
+    let mut schema = schema;
+    schema["type"] = json!("object");
+    Some(schema)
+}
+
 /// The OpenAPI 3.1 document, generated from [`ROUTES`].
 pub fn openapi_document() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
@@ -256,13 +321,13 @@ pub fn openapi_document() -> serde_json::Value {
         if let Some(scope) = scope {
             op["security"] = json!([{ "apiKey": [scope.as_str()] }]);
         }
-        if *method == "POST" {
-            // Every POST takes the same fields as JSON (files base64) or as form data
+        if let Some(schema) = body_schema(path) {
+            // Every such POST takes the same fields as JSON (files base64) or as form data
             // (files as parts: `images`, `face`, `finger:<position>`); see `body.rs`.
             op["requestBody"] = json!({
                 "required": true,
                 "content": {
-                    "application/json": { "schema": { "type": "object" } },
+                    "application/json": { "schema": schema },
                     "multipart/form-data": { "schema": { "type": "object" } }
                 }
             });
@@ -1236,6 +1301,21 @@ async fn set_consent(
             "purpose": purpose,
             "consent": if given { "given" } else { "withdrawn" }
         })))
+    })
+    .await
+}
+
+/// The embedded store is owned by the server, so its master key is rotated here; the
+/// store's lock is held while the data keys are re-wrapped (60 bytes each, in one
+/// transaction), and requests wait for it rather than fail.
+async fn rotate_master(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let actor = actor_of(&authorize(&s, &headers, Scope::Admin, None).await?);
+    blocking(&s, move |s| {
+        let rewrapped = s.store_as(&actor)?.rotate_master()?;
+        Ok(Json(json!({ "rewrapped_templates": rewrapped })))
     })
     .await
 }

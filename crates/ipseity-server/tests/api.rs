@@ -1525,6 +1525,9 @@ async fn the_key_is_checked_before_the_request_is_read() {
     let id = &doc["paths"]["/v1/subjects/{id}"]["get"]["parameters"][0]["schema"];
     assert_eq!(id["maxLength"], 128, "{doc}");
     assert!(id["pattern"].is_string(), "{doc}");
+    let faces = &doc["paths"]["/v1/subjects/{id}/faces"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(faces["required"], json!(["purpose", "images"]), "{doc}");
 }
 
 /// Mutates a sample the way a hostile or broken client would: truncation, flipped bytes,
@@ -1663,4 +1666,80 @@ async fn hostile_samples_through_the_handlers_never_fail_the_service() {
     let stored = sync(|| place.open().subject_count()).unwrap();
     assert_eq!(stored, acknowledged, "{statuses:?}");
     eprintln!("{rounds} hostile samples: answers by status {statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_key_rotates_without_a_restart() {
+    for place in sync(|| Place::all("the_master_key_rotates")) {
+        let n = place.name();
+        let (s, k) = service(&place, None);
+        sync(|| s.load_galleries()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let (r1, r2) = (finger_record(&mut rng), finger_record(&mut rng));
+        let body = |r: &str| json!({ "purpose": "onboarding", "fingers": fingers(r) });
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/fingers",
+            Some(&k.enrol),
+            Some(body(&r1)),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{n}: {v}");
+        let key_file = place.dir().join("template.key");
+        let old = std::fs::read(&key_file).unwrap();
+
+        let (st, _, _) = call(&s, "POST", "/v1/keys/rotate-master", Some(&k.enrol), None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{n}: admin only");
+        let (st, _, v) = call(&s, "POST", "/v1/keys/rotate-master", Some(&k.admin), None).await;
+        assert_eq!(
+            (st, &v["rewrapped_templates"]),
+            (StatusCode::OK, &json!(1)),
+            "{n}: {v}"
+        );
+        assert_ne!(std::fs::read(&key_file).unwrap(), old, "{n}");
+
+        // The same process goes on: verifies, enrols, and a restart reads everything.
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/alice/verify",
+            Some(&k.enrol),
+            Some(body(&r1)),
+        )
+        .await;
+        assert_eq!(
+            (st, v["decision"].as_str()),
+            (StatusCode::OK, Some("accept")),
+            "{n}: {v}"
+        );
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/bob/fingers",
+            Some(&k.enrol),
+            Some(body(&r2)),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{n}: {v}");
+        let (_, _, log) = call(&s, "GET", "/v1/audit?limit=20", Some(&k.admin), None).await;
+        assert!(
+            log["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["operation"] == "key_rotate_master" && e["actor"] == "key:ops"),
+            "{n}: {log}"
+        );
+        drop(s);
+        let store = sync(|| place.open());
+        for who in ["alice", "bob"] {
+            let id = ipseity_core::SubjectId::new(who).unwrap();
+            assert_eq!(
+                sync(|| store.templates(&id)).unwrap().len(),
+                1,
+                "{n}: {who}"
+            );
+        }
+    }
 }
