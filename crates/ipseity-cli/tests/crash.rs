@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::service::{check_sent, fingers_body, record, request, start, Sent};
+use common::service::{check_sent, fingers_body, record, request, start, test_database, Sent};
 use common::{fixtures, ipseity, json, run};
 use ipseity_finger::FingerPosition;
 use rand::{Rng as _, SeedableRng as _};
@@ -148,19 +148,9 @@ fn acknowledged_enrolments_survive_sigkill_on_postgresql() {
     let Some((models, _)) = fixtures() else {
         return;
     };
-    let Some(base) = std::env::var("IPSEITY_TEST_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        assert!(
-            std::env::var_os("IPSEITY_REQUIRE_POSTGRES").is_none(),
-            "IPSEITY_REQUIRE_POSTGRES is set but IPSEITY_TEST_DATABASE_URL is not"
-        );
-        eprintln!("skipping: IPSEITY_TEST_DATABASE_URL is not set (tools/pg.sh starts a server)");
+    let Some(url) = test_database("crash") else {
         return;
     };
-    let name = format!("t_crash_{}", std::process::id());
-    let url = ipseity_store::PgStore::create_database(&base, &name).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     crash_rounds("postgres", &tmp.path().join("data"), &models, Some(&url));
 }

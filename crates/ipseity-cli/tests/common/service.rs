@@ -180,3 +180,22 @@ pub fn check_sent(
     assert!(acked > 0, "{backend}: no enrolment was acknowledged at all");
     (acked, present, absent)
 }
+
+/// A fresh database on the test server (`IPSEITY_TEST_DATABASE_URL`, which `tools/pg.sh`
+/// starts), or `None` with a message; `IPSEITY_REQUIRE_POSTGRES` turns the skip into a
+/// failure.
+pub fn test_database(test: &str) -> Option<String> {
+    let Some(base) = std::env::var("IPSEITY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert!(
+            std::env::var_os("IPSEITY_REQUIRE_POSTGRES").is_none(),
+            "IPSEITY_REQUIRE_POSTGRES is set but IPSEITY_TEST_DATABASE_URL is not"
+        );
+        eprintln!("skipping: IPSEITY_TEST_DATABASE_URL is not set (tools/pg.sh starts a server)");
+        return None;
+    };
+    let name = format!("t_{test}_{}", std::process::id());
+    Some(ipseity_store::PgStore::create_database(&base, &name).unwrap())
+}
