@@ -45,6 +45,10 @@ pub enum StoreError {
     /// Another writer held the store for longer than the busy timeout.
     #[error("the store is busy: another process holds its write lock; retry")]
     Busy,
+    /// The disk under the store failed a read, write or sync (an I/O error): the operation
+    /// was rolled back and nothing of it was acknowledged.
+    #[error("the store's disk failed (I/O error); nothing was written; retry once it is repaired")]
+    Storage(String),
     /// The database server cannot be reached (restarting, shut down, the connection
     /// broke); the next call connects again.
     #[error("the database is unreachable ({0}); retry shortly")]
@@ -68,9 +72,10 @@ impl Classified for StoreError {
             StoreError::DuplicateSubject(_) => ErrorKind::Duplicate,
             StoreError::UnknownSubject(_) | StoreError::NoStore(_) => ErrorKind::NotFound,
             StoreError::InvalidInput(_) | StoreError::InvalidTemplate(_) => ErrorKind::Input,
-            StoreError::DiskFull | StoreError::Busy | StoreError::Unreachable(_) => {
-                ErrorKind::Unavailable
-            }
+            StoreError::DiskFull
+            | StoreError::Busy
+            | StoreError::Unreachable(_)
+            | StoreError::Storage(_) => ErrorKind::Unavailable,
             StoreError::KeyFile(_)
             | StoreError::Corrupt(_)
             | StoreError::Crypto
@@ -91,6 +96,7 @@ impl Classified for StoreError {
             StoreError::DiskFull => "disk_full",
             StoreError::Busy => "store_busy",
             StoreError::Unreachable(_) => "store_unavailable",
+            StoreError::Storage(_) => "store_io_error",
             StoreError::Corrupt(_)
             | StoreError::Crypto
             | StoreError::Database(_)
@@ -103,6 +109,9 @@ impl Classified for StoreError {
 /// `ENOSPC` on Linux and the BSDs, including macOS.
 #[cfg(unix)]
 const ENOSPC: i32 = 28;
+/// `EIO`: the device failed.
+#[cfg(unix)]
+const EIO: i32 = 5;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -118,6 +127,11 @@ impl From<rusqlite::Error> for StoreError {
             {
                 StoreError::Busy
             }
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::SystemIoFailure =>
+            {
+                StoreError::Storage(e.to_string())
+            }
             _ => StoreError::Database(e.to_string()),
         }
     }
@@ -128,6 +142,10 @@ impl From<std::io::Error> for StoreError {
         #[cfg(unix)]
         if e.raw_os_error() == Some(ENOSPC) {
             return StoreError::DiskFull;
+        }
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(EIO) {
+            return StoreError::Storage(e.to_string());
         }
         StoreError::Io(e)
     }
