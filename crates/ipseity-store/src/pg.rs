@@ -148,7 +148,7 @@ impl From<postgres::Error> for StoreError {
             || (e.as_db_error().is_none()
                 && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()))
         {
-            return StoreError::Unreachable("connection lost".into());
+            return StoreError::Unreachable("no connection to the server".into());
         }
         // The server's message and code name the failing statement's error; its DETAIL,
         // which may quote values, is left out.
