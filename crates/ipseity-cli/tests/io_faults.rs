@@ -102,9 +102,7 @@ fn a_failing_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
     std::fs::remove_file(&trigger).unwrap();
     let (st, b) = enrol("bob", &bob);
     assert_eq!(st, 201, "writes work again: {b}");
-    let mut child = server.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
 
     let server = start(&data, &models, None);
     let sent: Vec<Sent> = [("alice", alice), ("bob", bob)]
@@ -116,9 +114,7 @@ fn a_failing_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
         })
         .collect();
     common::service::check_sent("sqlite", &server, &key, &sent);
-    let mut child = server.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
     let (code, out, err) = run(ipseity(&data).args(["--json", "audit", "verify"]));
     assert_eq!(code, 0, "{out}{err}");
 }

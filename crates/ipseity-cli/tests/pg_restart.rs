@@ -160,9 +160,7 @@ fn acknowledged_enrolments_survive_a_postgresql_restart() {
         sent.len(),
         present - acked
     );
-    let mut child = server.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
     let (code, out, err) =
         run(ipseity(&data).args(["--database", &url, "--json", "audit", "verify"]));
     assert_eq!(code, 0, "{out}{err}");

@@ -85,6 +85,14 @@ pub struct Server {
     pub addr: String,
 }
 
+impl Drop for Server {
+    /// SIGKILL, also when a test fails half-way, so that no server outlives its test.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn start(data: &Path, models: &Path, database: Option<&str>) -> Server {
     let mut cmd = ipseity(data);
     if let Some(url) = database {
