@@ -113,6 +113,10 @@ pub enum Command {
     /// --purpose; a withdrawal stops every verification and search for it at once
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Enrolments held for review because they matched enrolled subjects: list them, and
+    /// resolve each as a new subject, the same person as a match, or rejected
+    #[command(subcommand)]
+    Review(ReviewCommand),
     /// Print the audit log, newest first
     Audit(AuditArgs),
     /// Evaluation: error rates (EER, FNMR at fixed FMR) and a DET plot over a
@@ -484,6 +488,29 @@ pub struct EraseArgs {
     /// The subject to erase
     #[arg(long)]
     pub subject: String,
+}
+
+/// `ipseity review ...`
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// The enrolments held for review, oldest first, with the subjects each matched
+    List,
+    /// Resolve one held enrolment (audited)
+    Resolve(ReviewArgs),
+}
+
+/// `ipseity review resolve`
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The held enrolment's subject id
+    #[arg(long)]
+    pub subject: String,
+    /// new-subject, same-person (with --same-as) or rejected
+    #[arg(long)]
+    pub outcome: String,
+    /// For same-person: the enrolled subject it is (one of those it matched)
+    #[arg(long)]
+    pub same_as: Option<String>,
 }
 
 /// `ipseity consent ...`

@@ -22,7 +22,8 @@ pub enum ExitStatus {
     Failure,
     /// 2: usage or input error.
     Error,
-    /// 3: the enrolment was refused as a possible duplicate of another subject.
+    /// 3: the enrolment matched another subject: held for review (or, for fingers added
+    /// to an enrolled subject, refused).
     PossibleDuplicate,
     /// 4: the decision is `needs_review`.
     NeedsReview,

@@ -254,7 +254,24 @@ fn two_faces() {
             "{out}{err}"
         );
         assert!(err.contains("matches subject obama"), "{err}");
+        // Held for a reviewer: not a subject yet, listed for review.
         assert_eq!(case.subjects(), ["obama"]);
+        let (rc, out, _) = run(case.cli().args(["review", "list"]));
+        assert_eq!(rc, 0, "{out}");
+        assert_eq!(json(&out)["pending"][0]["subject"], "two", "{out}");
+        assert_eq!(
+            json(&out)["pending"][0]["matches"],
+            serde_json::json!(["obama"])
+        );
+        let (rc, out, _) = run(case.cli().args([
+            "review",
+            "resolve",
+            "--subject",
+            "two",
+            "--outcome",
+            "rejected",
+        ]));
+        assert_eq!(rc, 0, "{out}");
 
         let (rc, out, err) = case.enroll("two", &two, &["--largest", "--allow-duplicate"]);
         assert_eq!(rc, 0, "{out}{err}");

@@ -131,7 +131,11 @@ fn acknowledged_enrolments_survive_a_postgresql_restart() {
     std::thread::sleep(Duration::from_millis(800));
     restart_postgres(&url);
     restarted.store(true, Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(4000));
+    // Until a few enrolments begun after the restart are acknowledged (or a minute).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while *after_restart.lock().unwrap() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().unwrap();

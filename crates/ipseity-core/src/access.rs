@@ -16,11 +16,19 @@ pub enum Scope {
     Identify,
     /// Erasure, keys and the audit log.
     Admin,
+    /// Resolve enrolments held for review (possible duplicates).
+    Review,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 4] = [Scope::Enrol, Scope::Verify, Scope::Identify, Scope::Admin];
+    pub const ALL: [Scope; 5] = [
+        Scope::Enrol,
+        Scope::Verify,
+        Scope::Identify,
+        Scope::Admin,
+        Scope::Review,
+    ];
 
     /// The scope's word.
     pub fn as_str(self) -> &'static str {
@@ -29,6 +37,7 @@ impl Scope {
             Scope::Verify => "verify",
             Scope::Identify => "identify",
             Scope::Admin => "admin",
+            Scope::Review => "review",
         }
     }
 
@@ -39,6 +48,7 @@ impl Scope {
             "verify" => Some(Scope::Verify),
             "identify" => Some(Scope::Identify),
             "admin" => Some(Scope::Admin),
+            "review" => Some(Scope::Review),
             _ => None,
         }
     }

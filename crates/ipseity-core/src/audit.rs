@@ -37,6 +37,21 @@ pub enum AuditEvent {
         /// The subjects it matched.
         duplicate_of: Vec<SubjectId>,
     },
+    /// The enrolment matched other subjects and is held for a reviewer: stored, but in no
+    /// gallery and not verifiable until resolved.
+    EnrolmentPending {
+        /// The modality searched.
+        modality: Modality,
+        /// The subjects it matched.
+        duplicate_of: Vec<SubjectId>,
+    },
+    /// A reviewer resolved an enrolment held for review.
+    ReviewResolved {
+        /// `new_subject`, `same_person` or `rejected`.
+        outcome: &'static str,
+        /// For `same_person`, the enrolled subject it is.
+        same_as: Option<SubjectId>,
+    },
     /// The enrolment matched other subjects and was written anyway, as the caller asked.
     DuplicateAllowed {
         /// The modality searched.
@@ -165,7 +180,9 @@ impl AuditEvent {
         match self {
             AuditEvent::Enrolled { .. }
             | AuditEvent::EnrolmentRefused { .. }
+            | AuditEvent::EnrolmentPending { .. }
             | AuditEvent::DuplicateAllowed { .. } => "enroll",
+            AuditEvent::ReviewResolved { .. } => "review",
             AuditEvent::TemplatesAdded { .. } => "add_templates",
             AuditEvent::Verified { .. } | AuditEvent::VerifiedFused { .. } => "verify",
             AuditEvent::Identified { .. } => "identify",
@@ -197,6 +214,8 @@ impl AuditEvent {
             AuditEvent::AccessDenied { .. } => "denied".into(),
             AuditEvent::Consent { given } => if *given { "given" } else { "withdrawn" }.into(),
             AuditEvent::EnrolmentRefused { .. } => "refused".into(),
+            AuditEvent::EnrolmentPending { .. } => "pending_review".into(),
+            AuditEvent::ReviewResolved { outcome, .. } => (*outcome).into(),
             AuditEvent::DuplicateAllowed { .. } => "duplicate_allowed".into(),
             AuditEvent::Verified { decision, .. } | AuditEvent::VerifiedFused { decision, .. } => {
                 decision.to_string()
@@ -231,6 +250,10 @@ impl AuditEvent {
                 modality_word(*modality)
             ),
             AuditEvent::EnrolmentRefused {
+                modality,
+                duplicate_of,
+            }
+            | AuditEvent::EnrolmentPending {
                 modality,
                 duplicate_of,
             }
@@ -304,6 +327,10 @@ impl AuditEvent {
                 }
             }
             AuditEvent::Unlocked | AuditEvent::Consent { .. } => Ok(()),
+            AuditEvent::ReviewResolved { same_as, .. } => match same_as {
+                Some(m) => write!(d, "same_as={m}"),
+                None => Ok(()),
+            },
         };
         d
     }

@@ -35,10 +35,11 @@ pub enum EngineError {
         /// Why.
         source: TemplateVectorError,
     },
-    /// The new templates match other enrolled subjects; the refusal was audited and
-    /// nothing else was written.
+    /// The new templates match other enrolled subjects: a new subject is held for a
+    /// reviewer (in no gallery, not verifiable), fingers added to an enrolled subject are
+    /// refused; audited either way.
     #[error(
-        "possible duplicate enrolment: matches subject {}; nothing was written",
+        "possible duplicate enrolment: matches subject {}; held for review (nothing is searchable or verifiable until a reviewer resolves it)",
         join(.0)
     )]
     PossibleDuplicate(Vec<SubjectId>),

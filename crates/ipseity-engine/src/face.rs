@@ -85,9 +85,10 @@ fn still_enrolled(tx: &dyn WriteOps, hits: BTreeSet<SubjectId>) -> Result<Vec<Su
 
 /// Enrols a new subject by face unless its templates match another subject.
 ///
-/// On a match the refusal is audited and [`EngineError::PossibleDuplicate`] returned, unless
-/// `allow_duplicate`, when the enrolment and an audit row naming the matches commit in one
-/// transaction. Returns the subjects matched (empty for a clean enrolment).
+/// On a match the enrolment is held for review (stored, audited, in no gallery) and
+/// [`EngineError::PossibleDuplicate`] returned, unless `allow_duplicate`, when the
+/// enrolment and an audit row naming the matches commit in one transaction. Returns the
+/// subjects matched (empty for a clean enrolment).
 pub fn enrol(
     store: &mut dyn Backend,
     live: &mut LiveFaceGallery,
@@ -109,14 +110,9 @@ pub fn enrol(
     let hits = still_enrolled(&*tx, hits)?;
     let before = tx.mark()?;
     if !hits.is_empty() && !req.allow_duplicate {
-        tx.audit(
-            &AuditEvent::EnrolmentRefused {
-                modality: Modality::Face,
-                duplicate_of: hits.clone(),
-            },
-            Some(req.subject),
-            purpose,
-        )?;
+        // A case for a reviewer (NIST SP 800-63A-4), not a refusal: held out of the
+        // gallery until resolved.
+        tx.hold_for_review(req.subject, req.templates, purpose, &hits)?;
         tx.commit()?;
         live.absorb(&newer, before)?;
         return Err(EngineError::PossibleDuplicate(hits));

@@ -163,14 +163,21 @@ pub fn enrol(
         }
     }
     if !matched.is_empty() && !req.allow_duplicate {
-        tx.audit(
-            &AuditEvent::EnrolmentRefused {
-                modality: Modality::Fingerprint,
-                duplicate_of: matched.clone(),
-            },
-            Some(req.subject),
-            purpose,
-        )?;
+        if exists {
+            // Fingers added to an enrolled subject that match someone else: refused, as
+            // the subject itself is not in question.
+            tx.audit(
+                &AuditEvent::EnrolmentRefused {
+                    modality: Modality::Fingerprint,
+                    duplicate_of: matched.clone(),
+                },
+                Some(req.subject),
+                purpose,
+            )?;
+        } else {
+            // A new subject that matches: a case for a reviewer, not a refusal.
+            tx.hold_for_review(req.subject, &templates, purpose, &matched)?;
+        }
         let mark = tx.mark()?;
         tx.commit()?;
         add_all(&mut live.gallery, &newer)?;

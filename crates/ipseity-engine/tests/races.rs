@@ -112,14 +112,17 @@ fn sixteen_concurrent_enrolments_of_one_face_enrol_exactly_one() {
                 place.name()
             );
             let store = place.open();
+            // One enrolled; the fifteen others are held for a reviewer, out of every
+            // gallery and count.
             assert_eq!(store.subject_count().unwrap(), 2);
-            let refusals = store
+            assert_eq!(store.pending_reviews(100).unwrap().len(), 15);
+            let held = store
                 .audit_log(100)
                 .unwrap()
                 .into_iter()
-                .filter(|e| e.operation == "enroll" && e.outcome == "refused")
+                .filter(|e| e.operation == "enroll" && e.outcome == "pending_review")
                 .count();
-            assert_eq!(refusals, 15);
+            assert_eq!(held, 15);
         }
     }
 }
@@ -154,11 +157,11 @@ fn an_enrolment_committed_after_the_gallery_loaded_is_still_found() {
             EngineError::PossibleDuplicate(ids) => assert_eq!(ids, [id("pA")]),
             e => panic!("{e:?}"),
         }
-        // The refusal is audited, with the de-duplication purpose recorded.
+        // Held for review and audited, with the de-duplication purpose recorded.
         let last = &b.audit_log(1).unwrap()[0];
         assert_eq!(
             (last.operation.as_str(), last.outcome.as_str()),
-            ("enroll", "refused")
+            ("enroll", "pending_review")
         );
         assert_eq!(last.purpose.as_deref(), Some(face::DEDUP_PURPOSE));
         // The live gallery took in pA's template, so a third enrolment needs no re-check.

@@ -29,6 +29,7 @@ use ipseity_finger::matcher::MatcherConfig;
 use ipseity_finger::sample::{self, Sample};
 use ipseity_finger::FingerPosition;
 use ipseity_store::attempts::AttemptGate;
+use ipseity_store::ReviewOutcome;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -118,6 +119,18 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
         Some(Scope::Identify),
     ),
     (
+        "GET",
+        "/v1/reviews",
+        "Enrolments held for review (they matched enrolled subjects), oldest first (`limit`).",
+        Some(Scope::Review),
+    ),
+    (
+        "POST",
+        "/v1/reviews/{id}",
+        "Resolve a held enrolment: `new_subject`, `same_person` (with `same_as`, one of its matches) or `rejected`.",
+        Some(Scope::Review),
+    ),
+    (
         "POST",
         "/v1/keys/rotate-master",
         "Replace the store's master key and re-wrap every template's data key, without a restart.",
@@ -154,6 +167,8 @@ pub fn router(service: Shared) -> Router {
         .route("/v1/identify", post(identify_route))
         .route("/v1/audit", get(audit))
         .route("/v1/keys/rotate-master", post(rotate_master))
+        .route("/v1/reviews", get(reviews))
+        .route("/v1/reviews/{id}", post(resolve_review))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -646,6 +661,39 @@ struct Enrolled {
     quality: Vec<u8>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     allowed_duplicate_of: Vec<SubjectId>,
+    /// Set (with 202) when the enrolment matched these subjects and is held for review.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    held_for_review_of: Vec<SubjectId>,
+}
+
+/// An enrolment's answer: 201 when enrolled; 202 when it matched others and is held for
+/// a reviewer (NIST SP 800-63A-4: a case for a person, not a refusal).
+fn enrolment_answer(
+    store: &dyn ipseity_store::Backend,
+    subject: SubjectId,
+    quality: Vec<u8>,
+    result: Result<Vec<SubjectId>, ipseity_engine::EngineError>,
+) -> Result<(StatusCode, Json<Enrolled>), Problem> {
+    let templates = quality.len();
+    let (status, allowed, held) = match result {
+        Ok(hits) => (StatusCode::CREATED, hits, Vec::new()),
+        Err(ipseity_engine::EngineError::PossibleDuplicate(hits))
+            if store.pending_of(&subject)?.is_some() =>
+        {
+            (StatusCode::ACCEPTED, Vec::new(), hits)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((
+        status,
+        Json(Enrolled {
+            subject,
+            templates,
+            quality,
+            allowed_duplicate_of: allowed,
+            held_for_review_of: held,
+        }),
+    ))
 }
 
 async fn enrol_faces(
@@ -690,16 +738,9 @@ async fn enrol_faces(
             allow_duplicate: allow,
             purpose: Some(&purpose),
         };
-        let hits = face::enrol(&mut **store, live, &s.models.point, &r)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(Enrolled {
-                quality: templates.iter().map(|t| t.quality).collect(),
-                templates: templates.len(),
-                subject,
-                allowed_duplicate_of: hits,
-            }),
-        ))
+        let result = face::enrol(&mut **store, live, &s.models.point, &r);
+        let quality = templates.iter().map(|t| t.quality).collect();
+        enrolment_answer(&**store, subject, quality, result)
     })
     .await
 }
@@ -746,16 +787,9 @@ async fn enrol_fingers(
             allow_duplicate: allow,
             purpose: Some(&purpose),
         };
-        let hits = efinger::enrol(&mut **store, live, &r)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(Enrolled {
-                quality: fingers.iter().map(|f| f.1).collect(),
-                templates: fingers.len(),
-                subject,
-                allowed_duplicate_of: hits,
-            }),
-        ))
+        let result = efinger::enrol(&mut **store, live, &r);
+        let quality = fingers.iter().map(|f| f.1).collect();
+        enrolment_answer(&**store, subject, quality, result)
     })
     .await
 }
@@ -1147,6 +1181,13 @@ fn check_consent(
     purpose: &str,
 ) -> Result<(), Problem> {
     let mut store = s.store_as(actor)?;
+    if store.pending_of(subject)?.is_some() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "pending_review",
+            "this subject's enrolment is held for review; it cannot be verified until a reviewer resolves it",
+        ));
+    }
     if store.consented(subject, Some(purpose))? {
         return Ok(());
     }
@@ -1303,6 +1344,67 @@ async fn set_consent(
         })))
     })
     .await
+}
+
+async fn reviews(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    authorize(&s, &headers, Scope::Review, None).await?;
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = limit_in(q.limit, 10_000)?;
+    let pending = blocking(&s, move |s| Ok(s.store_lock()?.pending_reviews(limit)?)).await?;
+    Ok(Json(json!({ "pending": pending })))
+}
+
+#[derive(Deserialize)]
+struct Resolution {
+    outcome: String,
+    same_as: Option<String>,
+}
+
+async fn resolve_review(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<Resolution>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let actor = actor_of(&authorize(&s, &headers, Scope::Review, None).await?);
+    let subject = subject_id(id)?;
+    let outcome = match (req.outcome.as_str(), req.same_as) {
+        ("new_subject", None) => ReviewOutcome::NewSubject,
+        ("rejected", None) => ReviewOutcome::Rejected,
+        ("same_person", Some(m)) => ReviewOutcome::SamePerson(subject_id(m)?),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "usage",
+                "outcome is new_subject, rejected, or same_person with same_as",
+            ))
+        }
+    };
+    heavy(&s, move |s| {
+        s.store_as(&actor)?
+            .resolve_review(&subject, &outcome, Some("review"))?;
+        if outcome == ReviewOutcome::NewSubject {
+            // It joins the galleries: loaded again from the store (a resolution is rare;
+            // other servers find its templates as written since their last look).
+            s.load_galleries()?;
+        }
+        Ok(Json(
+            json!({ "subject": subject, "outcome": outcome_word(&outcome) }),
+        ))
+    })
+    .await
+}
+
+fn outcome_word(o: &ReviewOutcome) -> &'static str {
+    match o {
+        ReviewOutcome::NewSubject => "new_subject",
+        ReviewOutcome::SamePerson(_) => "same_person",
+        ReviewOutcome::Rejected => "rejected",
+    }
 }
 
 /// The embedded store is owned by the server, so its master key is rotated here; the

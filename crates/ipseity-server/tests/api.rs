@@ -32,6 +32,7 @@ struct Keys {
     admin: String,
     enrol: String,
     verify_only: String,
+    review: String,
 }
 
 fn calibration() -> ipseity_finger::fusion::ScoreCalibration {
@@ -79,6 +80,7 @@ fn service_now(place: &Place, face: Option<Arc<ipseity_face::FaceEngine>>) -> (A
     let (_, verify_only) = store
         .create_key("bank-a", &[Scope::Verify], &onboarding)
         .unwrap();
+    let (_, review) = store.create_key("reviewer", &[Scope::Review], &[]).unwrap();
     let s = Service::new(
         store,
         Models {
@@ -100,6 +102,7 @@ fn service_now(place: &Place, face: Option<Arc<ipseity_face::FaceEngine>>) -> (A
             admin,
             enrol,
             verify_only,
+            review,
         },
     )
 }
@@ -258,8 +261,9 @@ async fn keys_scopes_and_purposes_are_enforced_and_audited() {
         .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
         assert_eq!(v["subject"], "alice");
-        // The same finger under another id is a possible duplicate (409), with the CLI's code.
-        let (st, ctype, v) = call(
+        // The same finger under another id is a case for a reviewer: held (202), not
+        // verifiable, listed for the review scope only.
+        let (st, _, v) = call(
             &s,
             "POST",
             "/v1/subjects/bob/fingers",
@@ -267,11 +271,113 @@ async fn keys_scopes_and_purposes_are_enforced_and_audited() {
             Some(body.clone()),
         )
         .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["held_for_review_of"], json!(["alice"]), "{v}");
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/bob/verify",
+            Some(&k.enrol),
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(
-            (st, ctype.as_str()),
-            (StatusCode::CONFLICT, "application/problem+json")
+            (st, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("pending_review")),
+            "{v}"
         );
-        assert_eq!(v["code"], "possible_duplicate");
+        let (st, _, _) = call(&s, "GET", "/v1/reviews", Some(&k.admin), None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let (st, _, v) = call(&s, "GET", "/v1/reviews", Some(&k.review), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["pending"][0]["subject"], "bob", "{v}");
+        assert_eq!(v["pending"][0]["matches"], json!(["alice"]), "{v}");
+        // Not one of its matches: refused. Then: the same person as alice.
+        let (st, _, _) = call(
+            &s,
+            "POST",
+            "/v1/reviews/bob",
+            Some(&k.review),
+            Some(json!({ "outcome": "same_person", "same_as": "zed" })),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/reviews/bob",
+            Some(&k.review),
+            Some(json!({ "outcome": "same_person", "same_as": "alice" })),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, _, _) = call(&s, "GET", "/v1/subjects/bob", Some(&k.admin), None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        // Held again under another id, resolved as a new subject: enrolled, searchable.
+        let (st, _, _) = call(
+            &s,
+            "POST",
+            "/v1/subjects/carol/fingers",
+            Some(&k.enrol),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/reviews/carol",
+            Some(&k.review),
+            Some(json!({ "outcome": "new_subject" })),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/identify",
+            Some(&k.enrol),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v.to_string().contains("\"carol\""), "{v}");
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/reviews/carol",
+            Some(&k.review),
+            Some(json!({ "outcome": "rejected" })),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_subject")),
+            "{v}: no longer held"
+        );
+        let (_, _, log) = call(&s, "GET", "/v1/audit?limit=50", Some(&k.admin), None).await;
+        let resolved: Vec<_> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["operation"] == "review")
+            .map(|e| {
+                (
+                    e["outcome"].as_str().unwrap_or(""),
+                    e["actor"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            resolved,
+            [
+                ("new_subject", "key:reviewer"),
+                ("same_person", "key:reviewer")
+            ]
+        );
+        // Carol goes again, so that what follows sees alice alone.
+        let (st, _, _) = call(&s, "DELETE", "/v1/subjects/carol", Some(&k.admin), None).await;
+        assert_eq!(st, StatusCode::OK);
 
         // Verify and identify answer decisions only.
         let probe = json!({ "purpose": "onboarding", "fingers": fingers(&rec) });
@@ -528,7 +634,7 @@ async fn sixteen_concurrent_enrolments_of_one_print_enrol_exactly_one() {
             let (st, _, v) = t.await.unwrap();
             match st {
                 StatusCode::CREATED => created += 1,
-                StatusCode::CONFLICT if v["code"] == "possible_duplicate" => duplicates += 1,
+                StatusCode::ACCEPTED if v["held_for_review_of"].is_array() => duplicates += 1,
                 _ => panic!("{st} {v}"),
             }
         }
@@ -578,7 +684,7 @@ async fn sixteen_concurrent_enrolments_of_one_face_enrol_exactly_one() {
             .count();
         let dup = statuses
             .iter()
-            .filter(|s| s.0 == StatusCode::CONFLICT && s.1.as_deref() == Some("possible_duplicate"))
+            .filter(|s| s.0 == StatusCode::ACCEPTED)
             .count();
         assert_eq!((created, dup), (1, 15), "{statuses:?}");
         // And a second photo of the same person verifies against the one enrolled.

@@ -16,7 +16,9 @@ use crate::attempts::{AttemptGate, AttemptPolicy};
 use crate::chain::{ChainHead, ChainReport};
 use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
 
-use crate::{AuditEntry, Erasure, StoreError, SubjectSummary, TemplateMark};
+use crate::{
+    AuditEntry, Erasure, PendingReview, ReviewOutcome, StoreError, SubjectSummary, TemplateMark,
+};
 
 /// One database holding subjects, sealed templates, the audit log and API keys.
 pub trait Backend: Send {
@@ -122,6 +124,21 @@ pub trait Backend: Send {
     /// enrolled without a purpose). An unknown subject has none.
     fn consented(&self, subject: &SubjectId, purpose: Option<&str>) -> Result<bool, StoreError>;
 
+    /// The enrolments held for review, oldest first (at most `limit`).
+    fn pending_reviews(&self, limit: usize) -> Result<Vec<PendingReview>, StoreError>;
+
+    /// The subjects a held enrolment matched; `None` for an enrolled (or unknown) subject.
+    fn pending_of(&self, subject: &SubjectId) -> Result<Option<Vec<SubjectId>>, StoreError>;
+
+    /// Settles an enrolment held for review (audited): it becomes a subject, or is removed
+    /// as the same person as one of its matches, or as rejected.
+    fn resolve_review(
+        &mut self,
+        subject: &SubjectId,
+        outcome: &ReviewOutcome,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError>;
+
     /// Creates an API key; returns it with the key string, which is never shown again.
     fn create_key(
         &mut self,
@@ -161,6 +178,15 @@ pub trait WriteOps {
         subject: &SubjectId,
         templates: &[Template],
         purpose: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Stores an enrolment that matched `matches` for a reviewer (audited): in no gallery
+    /// and not verifiable until [`Backend::resolve_review`] settles it.
+    fn hold_for_review(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+        matches: &[SubjectId],
     ) -> Result<(), StoreError>;
     /// Adds templates to an enrolled subject and audits it
     /// ([`StoreError::UnknownSubject`] if it is not enrolled).
@@ -317,6 +343,20 @@ impl Backend for crate::Store {
     fn consented(&self, subject: &SubjectId, purpose: Option<&str>) -> Result<bool, StoreError> {
         crate::Store::consented(self, subject, purpose)
     }
+    fn pending_reviews(&self, limit: usize) -> Result<Vec<PendingReview>, StoreError> {
+        crate::Store::pending_reviews(self, limit)
+    }
+    fn pending_of(&self, subject: &SubjectId) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        crate::Store::pending_of(self, subject)
+    }
+    fn resolve_review(
+        &mut self,
+        subject: &SubjectId,
+        outcome: &ReviewOutcome,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::Store::resolve_review(self, subject, outcome, purpose)
+    }
     fn create_key(
         &mut self,
         name: &str,
@@ -360,6 +400,15 @@ impl WriteOps for crate::WriteTx<'_> {
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
         crate::WriteTx::enroll(self, subject, templates, purpose)
+    }
+    fn hold_for_review(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+        matches: &[SubjectId],
+    ) -> Result<(), StoreError> {
+        crate::WriteTx::hold_for_review(self, subject, templates, purpose, matches)
     }
     fn add_templates(
         &mut self,

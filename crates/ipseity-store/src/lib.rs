@@ -54,5 +54,8 @@ pub use backend::{Backend, WriteOps};
 pub use codec::TemplateError;
 pub use error::StoreError;
 pub use pg::{PgStore, PG_SCHEMA_VERSION};
-pub use store::{AuditEntry, Erasure, Store, SubjectSummary, DB_FILE, MAX_PURPOSE, MIN_FREE_BYTES};
+pub use store::{
+    AuditEntry, Erasure, PendingReview, ReviewOutcome, Store, SubjectSummary, DB_FILE, MAX_PURPOSE,
+    MIN_FREE_BYTES,
+};
 pub use write::{TemplateMark, WriteTx};

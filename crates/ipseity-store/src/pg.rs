@@ -35,11 +35,14 @@ use crate::crypto::template_aad;
 use crate::envelope::{self, Keyring, MasterKey, AUDIT_KEY};
 use crate::keys::{check_presented, join_scopes, new_key_material, row_to_key, split_presented};
 use crate::store::{
-    check_nonempty, check_purpose, consent_covers, consent_sql, from_hex, subject_from_sql,
-    summary, to_hex, SealedRow, KEY_CHECK,
+    check_nonempty, check_purpose, consent_covers, consent_sql, from_hex, join_ids, split_ids,
+    subject_from_sql, summary, to_hex, SealedRow, KEY_CHECK,
 };
 use crate::write::modality_of;
-use crate::{clock, codec, AuditEntry, Erasure, StoreError, SubjectSummary, TemplateMark};
+use crate::{
+    clock, codec, AuditEntry, Erasure, PendingReview, ReviewOutcome, StoreError, SubjectSummary,
+    TemplateMark,
+};
 use std::sync::Arc;
 
 /// The advisory lock every writer takes (an arbitrary constant: "ipseity" in ASCII).
@@ -119,6 +122,8 @@ const MIGRATIONS: &[&str] = &[
      );
      INSERT INTO consents (subject_id, purpose, given_at)
      SELECT id, purpose, created_at FROM subjects WHERE purpose IS NOT NULL;"#,
+    // 7: the embedded store's schema 9: enrolments held for review.
+    r#"ALTER TABLE subjects ADD COLUMN pending_of TEXT;"#,
 ];
 
 /// The first schema version whose audit rows are chained.
@@ -212,6 +217,9 @@ impl PgStore {
         let pool = r2d2_postgres::r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
+            // While the server is down a reader fails in seconds (503) rather than holding
+            // its request for r2d2's default 30 s.
+            .connection_timeout(std::time::Duration::from_secs(5))
             .build(manager)?;
         let mut store = PgStore {
             writer: Some(writer),
@@ -653,7 +661,8 @@ impl Backend for PgStore {
             .start()?;
         let stmt = tx.prepare(
             "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
-             FROM templates WHERE modality = $1 ORDER BY subject_id, id",
+             FROM templates WHERE modality = $1 AND subject_id IN (SELECT id FROM subjects WHERE pending_of IS NULL)
+             ORDER BY subject_id, id",
         )?;
         let master = self.master_in(&mut tx)?;
         let code = i64::from(modality.code());
@@ -692,7 +701,7 @@ impl Backend for PgStore {
         let rows = self.reader()?.query(
             "SELECT s.id, s.created_at, COUNT(t.id) FROM subjects s
              LEFT JOIN templates t ON t.subject_id = s.id
-             WHERE $1::TEXT IS NULL OR s.id > $1
+             WHERE s.pending_of IS NULL AND ($1::TEXT IS NULL OR s.id > $1)
              GROUP BY s.id ORDER BY s.id LIMIT $2",
             &[&after.map(SubjectId::as_str), &limit],
         )?;
@@ -704,7 +713,10 @@ impl Backend for PgStore {
     fn subject_count(&self) -> Result<usize, StoreError> {
         let n: i64 = self
             .reader()?
-            .query_one("SELECT COUNT(*) FROM subjects", &[])?
+            .query_one(
+                "SELECT COUNT(*) FROM subjects WHERE pending_of IS NULL",
+                &[],
+            )?
             .get(0);
         usize::try_from(n).map_err(|_| StoreError::Corrupt("negative subject count".into()))
     }
@@ -774,6 +786,92 @@ impl Backend for PgStore {
             .reader()?
             .query_one(consent_sql::COUNT, &[&subject.as_str(), &purpose])?;
         Ok(consent_covers(r.get(0), r.get(1), purpose))
+    }
+
+    fn pending_reviews(&self, limit: usize) -> Result<Vec<PendingReview>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.reader()?.query(
+            "SELECT id, created_at, pending_of FROM subjects WHERE pending_of IS NOT NULL
+             ORDER BY created_at, id LIMIT $1",
+            &[&limit],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingReview {
+                    subject: subject_from_sql(r.get(0))?,
+                    created_at: r.get(1),
+                    matches: split_ids(r.get(2))?,
+                })
+            })
+            .collect()
+    }
+
+    fn pending_of(&self, subject: &SubjectId) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        let row = self.reader()?.query_opt(
+            "SELECT pending_of FROM subjects WHERE id = $1",
+            &[&subject.as_str()],
+        )?;
+        row.and_then(|r| r.get::<_, Option<String>>(0))
+            .map(|m| split_ids(&m))
+            .transpose()
+    }
+
+    fn resolve_review(
+        &mut self,
+        subject: &SubjectId,
+        outcome: &ReviewOutcome,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_purpose(purpose)?;
+        let now = clock::now_rfc3339();
+        let mut tx = locked(live(&mut self.writer, &self.config)?)?;
+        let held = tx.query_opt(
+            "SELECT pending_of FROM subjects WHERE id = $1",
+            &[&subject.as_str()],
+        )?;
+        let Some(matches) = held.and_then(|r| r.get::<_, Option<String>>(0)) else {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        };
+        if outcome.removes(&split_ids(&matches)?)? {
+            tx.execute(
+                "DELETE FROM templates WHERE subject_id = $1",
+                &[&subject.as_str()],
+            )?;
+            tx.execute("DELETE FROM subjects WHERE id = $1", &[&subject.as_str()])?;
+        } else {
+            tx.execute(
+                "UPDATE subjects SET pending_of = NULL WHERE id = $1",
+                &[&subject.as_str()],
+            )?;
+            // New ids above the high-water mark (see the embedded store).
+            let ids: Vec<i64> = tx
+                .query(
+                    "SELECT id FROM templates WHERE subject_id = $1 ORDER BY id",
+                    &[&subject.as_str()],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut next = high_water(&mut tx)?;
+            for id in ids {
+                next += 1;
+                tx.execute("UPDATE templates SET id = $1 WHERE id = $2", &[&next, &id])?;
+            }
+            tx.execute(
+                "UPDATE meta SET value = $1 WHERE key = 'template_id_high_water'",
+                &[&next.to_string()],
+            )?;
+        }
+        insert_audit(
+            &mut tx,
+            &self.auditor,
+            &now,
+            &outcome.event(),
+            Some(subject),
+            purpose,
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn rotate_master(&mut self) -> Result<usize, StoreError> {
@@ -1065,6 +1163,27 @@ struct PgWriteTx<'a> {
 }
 
 impl PgWriteTx<'_> {
+    fn create(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+        pending_of: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_nonempty(templates)?;
+        check_purpose(purpose)?;
+        let inserted = self.tx.get_mut().execute(
+            "INSERT INTO subjects (id, created_at, purpose, pending_of) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
+            &[&subject.as_str(), &self.now, &purpose, &pending_of],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::DuplicateSubject(subject.clone()));
+        }
+        self.insert_templates(subject, templates)?;
+        self.give_consent(subject, purpose)
+    }
+
     fn give_consent(
         &mut self,
         subject: &SubjectId,
@@ -1145,7 +1264,9 @@ impl WriteOps for PgWriteTx<'_> {
     ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
         let rows = self.tx.borrow_mut().query(
             "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
-             FROM templates WHERE modality = $1 AND id > $2 ORDER BY subject_id, id",
+             FROM templates WHERE modality = $1 AND id > $2
+             AND subject_id IN (SELECT id FROM subjects WHERE pending_of IS NULL)
+             ORDER BY subject_id, id",
             &[&i64::from(modality.code()), &mark.0],
         )?;
         rows.iter()
@@ -1157,24 +1278,31 @@ impl WriteOps for PgWriteTx<'_> {
             .collect()
     }
 
+    fn hold_for_review(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+        matches: &[SubjectId],
+    ) -> Result<(), StoreError> {
+        self.create(subject, templates, purpose, Some(&join_ids(matches)))?;
+        self.audit(
+            &AuditEvent::EnrolmentPending {
+                modality: modality_of(templates),
+                duplicate_of: matches.to_vec(),
+            },
+            Some(subject),
+            purpose,
+        )
+    }
+
     fn enroll(
         &mut self,
         subject: &SubjectId,
         templates: &[Template],
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
-        check_nonempty(templates)?;
-        check_purpose(purpose)?;
-        let inserted = self.tx.get_mut().execute(
-            "INSERT INTO subjects (id, created_at, purpose) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO NOTHING",
-            &[&subject.as_str(), &self.now, &purpose],
-        )?;
-        if inserted == 0 {
-            return Err(StoreError::DuplicateSubject(subject.clone()));
-        }
-        self.insert_templates(subject, templates)?;
-        self.give_consent(subject, purpose)?;
+        self.create(subject, templates, purpose, None)?;
         self.audit(
             &AuditEvent::Enrolled {
                 modality: modality_of(templates),

@@ -88,6 +88,9 @@ const MIGRATIONS: &[&str] = &[
      ) STRICT;
      INSERT INTO consents (subject_id, purpose, given_at)
      SELECT id, purpose, created_at FROM subjects WHERE purpose IS NOT NULL;",
+    // 9: an enrolment that matched others is held for a reviewer: `pending_of` names the
+    // subjects it matched (comma-separated); NULL for an enrolled subject.
+    "ALTER TABLE subjects ADD COLUMN pending_of TEXT;",
 ];
 
 /// The first schema version whose audit rows are chained.

@@ -382,6 +382,78 @@ fn owner_only_db(db_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The subjects an enrolment held for review matched, as `subjects.pending_of` keeps them
+/// (ids never hold a comma).
+pub(crate) fn join_ids(ids: &[SubjectId]) -> String {
+    ids.iter()
+        .map(SubjectId::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(crate) fn split_ids(s: &str) -> Result<Vec<SubjectId>, StoreError> {
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| subject_from_sql(x.to_owned()))
+        .collect()
+}
+
+/// An enrolment held for review: who, when, and the enrolled subjects it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingReview {
+    /// The subject id the enrolment asked for.
+    pub subject: SubjectId,
+    /// When it was enrolled (RFC 3339).
+    pub created_at: String,
+    /// The enrolled subjects it matched.
+    pub matches: Vec<SubjectId>,
+}
+
+/// A reviewer's decision on an enrolment held for review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewOutcome {
+    /// Not the same person as any match: it becomes an enrolled subject.
+    NewSubject,
+    /// The same person as this match (one of those it matched): the held enrolment is
+    /// removed, the person stays enrolled once, as that subject.
+    SamePerson(SubjectId),
+    /// Refused (for example a fraudulent second identity): the held enrolment is removed.
+    Rejected,
+}
+
+impl ReviewOutcome {
+    pub(crate) fn word(&self) -> &'static str {
+        match self {
+            ReviewOutcome::NewSubject => "new_subject",
+            ReviewOutcome::SamePerson(_) => "same_person",
+            ReviewOutcome::Rejected => "rejected",
+        }
+    }
+
+    /// Checks the outcome against the case; `Some(false)` when the held enrolment stays
+    /// (becomes a subject), `Some(true)` when it is removed.
+    pub(crate) fn removes(&self, matches: &[SubjectId]) -> Result<bool, StoreError> {
+        match self {
+            ReviewOutcome::NewSubject => Ok(false),
+            ReviewOutcome::Rejected => Ok(true),
+            ReviewOutcome::SamePerson(m) if matches.contains(m) => Ok(true),
+            ReviewOutcome::SamePerson(m) => Err(StoreError::InvalidInput(format!(
+                "{m} is not one of the subjects this enrolment matched"
+            ))),
+        }
+    }
+
+    pub(crate) fn event(&self) -> AuditEvent {
+        AuditEvent::ReviewResolved {
+            outcome: self.word(),
+            same_as: match self {
+                ReviewOutcome::SamePerson(m) => Some(m.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// SQL shared by both backends (their placeholders differ, so each binds its own).
 pub(crate) mod consent_sql {
     /// Gives (again) consent for a purpose: given now, no longer withdrawn.
@@ -856,7 +928,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
-                 FROM templates WHERE modality = ?1 ORDER BY subject_id, id",
+                 FROM templates WHERE modality = ?1 AND subject_id IN (SELECT id FROM subjects WHERE pending_of IS NULL)
+                 ORDER BY subject_id, id",
             )
             .map_err(StoreError::from)?;
         let mut rows = stmt.query([modality.code()]).map_err(StoreError::from)?;
@@ -901,7 +974,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT s.id, s.created_at, COUNT(t.id) FROM subjects s
              LEFT JOIN templates t ON t.subject_id = s.id
-             WHERE ?1 IS NULL OR s.id > ?1
+             WHERE s.pending_of IS NULL AND (?1 IS NULL OR s.id > ?1)
              GROUP BY s.id ORDER BY s.id LIMIT ?2",
         )?;
         let rows = stmt
@@ -920,9 +993,11 @@ impl Store {
 
     /// Number of enrolled subjects.
     pub fn subject_count(&self) -> Result<usize, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM subjects", [], |r| r.get(0))?;
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM subjects WHERE pending_of IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
         usize::try_from(n).map_err(|_| StoreError::Corrupt("negative subject count".into()))
     }
 
@@ -1167,6 +1242,111 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(consent_covers(rows, active, purpose))
+    }
+
+    /// The enrolments held for review, oldest first (at most `limit`).
+    pub fn pending_reviews(&self, limit: usize) -> Result<Vec<PendingReview>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, created_at, pending_of FROM subjects WHERE pending_of IS NOT NULL
+             ORDER BY created_at, id LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, created_at, m)| {
+                Ok(PendingReview {
+                    subject: subject_from_sql(id)?,
+                    created_at,
+                    matches: split_ids(&m)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The subjects a held enrolment matched; `None` for an enrolled (or unknown) subject.
+    pub fn pending_of(&self, subject: &SubjectId) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        let m: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT pending_of FROM subjects WHERE id = ?1",
+                [subject.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        m.flatten().map(|m| split_ids(&m)).transpose()
+    }
+
+    /// Settles an enrolment held for review, audited; fails with
+    /// [`StoreError::UnknownSubject`] when no enrolment of that id is held.
+    pub fn resolve_review(
+        &mut self,
+        subject: &SubjectId,
+        outcome: &ReviewOutcome,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_purpose(purpose)?;
+        let now = clock::now_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held: Option<Option<String>> = tx
+            .query_row(
+                "SELECT pending_of FROM subjects WHERE id = ?1",
+                [subject.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(Some(matches)) = held else {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        };
+        if outcome.removes(&split_ids(&matches)?)? {
+            tx.execute(
+                "DELETE FROM templates WHERE subject_id = ?1",
+                [subject.as_str()],
+            )?;
+            tx.execute("DELETE FROM subjects WHERE id = ?1", [subject.as_str()])?;
+        } else {
+            tx.execute(
+                "UPDATE subjects SET pending_of = NULL WHERE id = ?1",
+                [subject.as_str()],
+            )?;
+            // New ids above the high-water mark, so that every server's next look at
+            // "templates written since" finds them (their old ids lie behind its mark).
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM templates WHERE subject_id = ?1 ORDER BY id")?
+                .query_map([subject.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut next = high_water(&tx)?;
+            for id in ids {
+                next += 1;
+                tx.execute(
+                    "UPDATE templates SET id = ?1 WHERE id = ?2",
+                    params![next, id],
+                )?;
+            }
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'template_id_high_water'",
+                [next.to_string()],
+            )?;
+        }
+        insert_audit(
+            &tx,
+            &self.auditor,
+            &now,
+            &outcome.event(),
+            Some(subject),
+            purpose,
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Checks the audit log's hash chain, optionally against a head exported earlier.
@@ -1478,6 +1658,7 @@ mod tests {
         // Back to schema 6, as an older build left it.
         c.execute_batch(
             "ALTER TABLE templates DROP COLUMN wrapped_key; DROP TABLE consents;
+             ALTER TABLE subjects DROP COLUMN pending_of;
              UPDATE meta SET value = '6' WHERE key = 'schema_version';
              INSERT INTO subjects (id, created_at) VALUES ('old', '2026-01-01T00:00:00Z')",
         )

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::envelope::MasterKey;
 use crate::store::{
     check_nonempty, check_purpose, give_consent, high_water, insert_audit, insert_templates,
-    subject_exists, subject_from_sql, SealedRow,
+    join_ids, subject_exists, subject_from_sql, SealedRow,
 };
 use crate::{clock, StoreError};
 
@@ -79,7 +79,9 @@ impl<'a> WriteTx<'a> {
     ) -> Result<Vec<(SubjectId, Template)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
-             FROM templates WHERE modality = ?1 AND id > ?2 ORDER BY subject_id, id",
+             FROM templates WHERE modality = ?1 AND id > ?2
+             AND subject_id IN (SELECT id FROM subjects WHERE pending_of IS NULL)
+             ORDER BY subject_id, id",
         )?;
         let rows = stmt
             .query_map(params![modality.code(), mark.0], |r| {
@@ -113,18 +115,7 @@ impl<'a> WriteTx<'a> {
         templates: &[Template],
         purpose: Option<&str>,
     ) -> Result<(), StoreError> {
-        check_nonempty(templates)?;
-        check_purpose(purpose)?;
-        let inserted = self.tx.execute(
-            "INSERT INTO subjects (id, created_at, purpose) VALUES (?1, ?2, ?3)
-             ON CONFLICT(id) DO NOTHING",
-            params![subject.as_str(), self.now, purpose],
-        )?;
-        if inserted == 0 {
-            return Err(StoreError::DuplicateSubject(subject.clone()));
-        }
-        insert_templates(&self.tx, &self.master, subject, templates, &self.now)?;
-        give_consent(&self.tx, subject, purpose, &self.now)?;
+        self.create(subject, templates, purpose, None)?;
         self.audit(
             &AuditEvent::Enrolled {
                 modality: modality_of(templates),
@@ -133,6 +124,49 @@ impl<'a> WriteTx<'a> {
             Some(subject),
             purpose,
         )
+    }
+
+    /// Stores an enrolment that matched `matches` for a reviewer: in no gallery and not
+    /// verifiable until [`Store::resolve_review`] settles it; audited.
+    ///
+    /// [`Store::resolve_review`]: crate::Store::resolve_review
+    pub fn hold_for_review(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+        matches: &[SubjectId],
+    ) -> Result<(), StoreError> {
+        self.create(subject, templates, purpose, Some(&join_ids(matches)))?;
+        self.audit(
+            &AuditEvent::EnrolmentPending {
+                modality: modality_of(templates),
+                duplicate_of: matches.to_vec(),
+            },
+            Some(subject),
+            purpose,
+        )
+    }
+
+    fn create(
+        &mut self,
+        subject: &SubjectId,
+        templates: &[Template],
+        purpose: Option<&str>,
+        pending_of: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_nonempty(templates)?;
+        check_purpose(purpose)?;
+        let inserted = self.tx.execute(
+            "INSERT INTO subjects (id, created_at, purpose, pending_of) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO NOTHING",
+            params![subject.as_str(), self.now, purpose, pending_of],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::DuplicateSubject(subject.clone()));
+        }
+        insert_templates(&self.tx, &self.master, subject, templates, &self.now)?;
+        give_consent(&self.tx, subject, purpose, &self.now)
     }
 
     /// Adds templates to an enrolled subject and audits it. Fails with

@@ -157,8 +157,9 @@ pub fn duplicate_hint(e: EngineError) -> anyhow::Error {
         EngineError::PossibleDuplicate(ref ids) => CliError::with_exit(
             "possible_duplicate",
             format!(
-                "possible duplicate enrolment: matches subject {}; nothing was written \
-                 (pass --allow-duplicate to enrol anyway)",
+                "possible duplicate enrolment: matches subject {}; held for review \
+                 (`ipseity review list`, `ipseity review resolve`), or pass \
+                 --allow-duplicate to enrol anyway",
                 join(ids)
             ),
             ExitStatus::PossibleDuplicate,

@@ -5,8 +5,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::args::{ConsentArgs, EraseArgs, UnlockArgs};
+use crate::args::{ConsentArgs, EraseArgs, ReviewArgs, UnlockArgs};
 use crate::context::Ctx;
+use crate::error::CliError;
 use crate::error::ExitStatus;
 use crate::output::Render;
 
@@ -90,6 +91,77 @@ pub fn consent(ctx: &Ctx, args: &ConsentArgs, given: bool) -> anyhow::Result<Exi
         subject: subject.to_string(),
         purpose,
         consent: if given { "given" } else { "withdrawn" },
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Serialize)]
+struct Pending {
+    pending: Vec<ipseity_store::PendingReview>,
+}
+
+impl Render for Pending {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        if self.pending.is_empty() {
+            writeln!(w, "no enrolment is held for review")?;
+        }
+        for p in &self.pending {
+            let m: Vec<&str> = p.matches.iter().map(|m| m.as_str()).collect();
+            writeln!(
+                w,
+                "{}  enrolled {}  matched {}",
+                p.subject,
+                p.created_at,
+                m.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `ipseity review list`.
+pub fn review_list(ctx: &Ctx) -> anyhow::Result<ExitStatus> {
+    let pending = match ctx.open_store_existing()? {
+        Some(store) => store.pending_reviews(10_000)?,
+        None => Vec::new(),
+    };
+    ctx.out.emit(&Pending { pending })?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Serialize)]
+struct Resolved {
+    subject: String,
+    outcome: String,
+}
+
+impl Render for Resolved {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(w, "{}: resolved as {}", self.subject, self.outcome)
+    }
+}
+
+/// `ipseity review resolve`: settles a held enrolment (audited).
+pub fn review_resolve(ctx: &Ctx, args: &ReviewArgs) -> anyhow::Result<ExitStatus> {
+    use ipseity_store::ReviewOutcome;
+    let subject = super::subject_id(&args.subject)?;
+    let outcome = match (args.outcome.as_str(), &args.same_as) {
+        ("new-subject", None) => ReviewOutcome::NewSubject,
+        ("rejected", None) => ReviewOutcome::Rejected,
+        ("same-person", Some(m)) => ReviewOutcome::SamePerson(super::subject_id(m)?),
+        _ => {
+            return Err(CliError::input(
+                "usage",
+                "--outcome is new-subject, rejected, or same-person with --same-as ID",
+            )
+            .into())
+        }
+    };
+    let mut store = ctx.open_store()?;
+    store.resolve_review(&subject, &outcome, Some(ctx.purpose().unwrap_or("review")))?;
+    ctx.out.emit(&Resolved {
+        subject: subject.to_string(),
+        outcome: args.outcome.clone(),
     })?;
     Ok(ExitStatus::Success)
 }

@@ -20,7 +20,7 @@ mod verify;
 
 use crate::args::{
     BenchCommand, Command, ConsentCommand, DocumentCommand, FingerCommand, KeysCommand,
-    ModelsCommand,
+    ModelsCommand, ReviewCommand,
 };
 use crate::context::Ctx;
 use crate::error::ExitStatus;
@@ -49,6 +49,8 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::List => list::run(ctx),
         Command::Erase(a) => erase::run(ctx, a),
         Command::Unlock(a) => erase::unlock(ctx, a),
+        Command::Review(ReviewCommand::List) => erase::review_list(ctx),
+        Command::Review(ReviewCommand::Resolve(a)) => erase::review_resolve(ctx, a),
         Command::Consent(ConsentCommand::Give(a)) => erase::consent(ctx, a, true),
         Command::Consent(ConsentCommand::Withdraw(a)) => erase::consent(ctx, a, false),
         Command::Audit(a) => audit::run(ctx, a),
@@ -108,6 +110,16 @@ fn gate_attempt(
     subject: &ipseity_core::SubjectId,
 ) -> anyhow::Result<()> {
     use ipseity_store::attempts::{AttemptGate, AttemptPolicy};
+    if store.pending_of(subject)?.is_some() {
+        return Err(crate::error::CliError::input(
+            "pending_review",
+            format!(
+                "the enrolment of {subject} is held for review; resolve it first \
+                 (`ipseity review list`)"
+            ),
+        )
+        .into());
+    }
     if !store.consented(subject, ctx.purpose())? {
         store.templates(subject)?;
         store.record_audit(
