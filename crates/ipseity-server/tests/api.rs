@@ -1191,6 +1191,19 @@ async fn no_answer_carries_a_similarity() {
                 Some(k.admin.clone()),
                 None,
             ),
+            ("GET", "/v1/reviews".into(), Some(k.review.clone()), None),
+            (
+                "POST",
+                "/v1/reviews/eve".into(),
+                Some(k.review.clone()),
+                Some(json!({ "outcome": "rejected" })),
+            ),
+            (
+                "POST",
+                "/v1/keys/rotate-master".into(),
+                Some(k.admin.clone()),
+                None,
+            ),
             (
                 "DELETE",
                 "/v1/subjects/cy/consents/onboarding".into(),
