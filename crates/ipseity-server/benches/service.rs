@@ -356,7 +356,7 @@ fn main() {
                     body(&recs[(n + clients * 7) % recs.len()]),
                 )
             }),
-            &[201, 409],
+            &[201, 202, 409],
         );
     }
     // Verify and identify against what was enrolled: f{c1}-0-0 holds records[7].
