@@ -19,8 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::service::{check_sent, fingers_body, record, request, start, test_database, Sent};
-use common::{fixtures, ipseity, json, run};
+use common::service::{
+    check_sent, desk_key, fingers_body, record, request, start, test_database, Sent,
+};
+use common::{fixtures, ipseity, run};
 use ipseity_finger::FingerPosition;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -43,23 +45,7 @@ fn crash_rounds(backend: &str, data: &Path, models: &Path, database: Option<&str
     eprintln!("crash test on {backend}: {rounds} rounds, IPSEITY_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
-    let mut key_cmd = ipseity(data);
-    if let Some(url) = database {
-        key_cmd.args(["--database", url]);
-    }
-    let (code, out, err) = run(key_cmd.args([
-        "--json",
-        "keys",
-        "create",
-        "--name",
-        "desk",
-        "--scopes",
-        "enrol,verify,admin",
-        "--purposes",
-        "onboarding",
-    ]));
-    assert_eq!(code, 0, "{out}{err}");
-    let key = json(&out)["key"].as_str().unwrap().to_owned();
+    let key = desk_key(data, database);
 
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::new(Mutex::new(Vec::new()));
     for round in 0..rounds {

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::service::{fingers_body, record, request, start, Sent};
+use common::service::{desk_key, fingers_body, record, request, start, Sent};
 use common::{fixtures, ipseity, json, run};
 use ipseity_finger::FingerPosition;
 use rand::SeedableRng as _;
@@ -48,19 +48,7 @@ fn a_failing_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
     };
     let data = tmp.path().join("data");
     let trigger = tmp.path().join("fail-now");
-    let (code, out, err) = run(ipseity(&data).args([
-        "--json",
-        "keys",
-        "create",
-        "--name",
-        "desk",
-        "--scopes",
-        "enrol,verify,admin",
-        "--purposes",
-        "onboarding",
-    ]));
-    assert_eq!(code, 0, "{out}{err}");
-    let key = json(&out)["key"].as_str().unwrap().to_owned();
+    let key = desk_key(&data, None);
 
     std::env::set_var("LD_PRELOAD", &so);
     std::env::set_var("IPSEITY_FAULT_FILE", &trigger);

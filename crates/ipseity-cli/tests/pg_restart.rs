@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::service::{check_sent, fingers_body, record, request, start, test_database, Sent};
+use common::service::{
+    check_sent, desk_key, fingers_body, record, request, start, test_database, Sent,
+};
 use common::{fixtures, ipseity, json, run};
 use ipseity_finger::FingerPosition;
 use rand::SeedableRng as _;
@@ -57,21 +59,7 @@ fn acknowledged_enrolments_survive_a_postgresql_restart() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (code, out, err) = run(ipseity(&data).args([
-        "--database",
-        &url,
-        "--json",
-        "keys",
-        "create",
-        "--name",
-        "desk",
-        "--scopes",
-        "enrol,verify,admin",
-        "--purposes",
-        "onboarding",
-    ]));
-    assert_eq!(code, 0, "{out}{err}");
-    let key = json(&out)["key"].as_str().unwrap().to_owned();
+    let key = desk_key(&data, Some(&url));
 
     let server = start(&data, &models, Some(&url));
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));

@@ -358,6 +358,22 @@ impl Keyring {
     }
 }
 
+/// The rotation's new `meta` records, as hex: the audit chain key re-wrapped from
+/// `current` to `next` (from its stored hex), and the key check made by `next`.
+pub(crate) fn rotated_meta(
+    current: &MasterKey,
+    next: &MasterKey,
+    stored_audit_key: Option<String>,
+) -> Result<(String, String), StoreError> {
+    let stored = stored_audit_key
+        .ok_or_else(|| StoreError::Corrupt("the audit key record is missing".into()))?;
+    let audit_key = current.unwrap_audit_key(&from_hex(&stored)?)?;
+    Ok((
+        to_hex(&next.wrap_audit_key(&audit_key)?),
+        to_hex(&next.make_key_check()?),
+    ))
+}
+
 /// `meta` key of the wrapped audit chain key.
 pub(crate) const AUDIT_KEY: &str = "audit_key";
 

@@ -434,11 +434,9 @@ fn rewrap_all(
             n += 1;
         }
     }
-    let stored = read_meta(tx, AUDIT_KEY)?
-        .ok_or_else(|| StoreError::Corrupt("the audit key record is missing".into()))?;
-    let audit_key = current.unwrap_audit_key(&from_hex(&stored)?)?;
-    write_meta(tx, AUDIT_KEY, &to_hex(&next.wrap_audit_key(&audit_key)?))?;
-    write_meta(tx, KEY_CHECK, &to_hex(&next.make_key_check()?))?;
+    let (audit_key, check) = envelope::rotated_meta(current, next, read_meta(tx, AUDIT_KEY)?)?;
+    write_meta(tx, AUDIT_KEY, &audit_key)?;
+    write_meta(tx, KEY_CHECK, &check)?;
     insert_audit(
         tx,
         auditor,

@@ -654,12 +654,9 @@ fn rewrap_all(
             n += 1;
         }
     }
-    let audit_key = current
-        .unwrap_audit_key(&from_hex(&read_meta(tx, AUDIT_KEY)?.ok_or_else(|| {
-            StoreError::Corrupt("the audit key record is missing".into())
-        })?)?)?;
-    write_meta(tx, AUDIT_KEY, &to_hex(&next.wrap_audit_key(&audit_key)?))?;
-    write_meta(tx, KEY_CHECK, &to_hex(&next.make_key_check()?))?;
+    let (audit_key, check) = envelope::rotated_meta(current, next, read_meta(tx, AUDIT_KEY)?)?;
+    write_meta(tx, AUDIT_KEY, &audit_key)?;
+    write_meta(tx, KEY_CHECK, &check)?;
     insert_audit(
         tx,
         auditor,

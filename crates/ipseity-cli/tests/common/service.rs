@@ -189,6 +189,28 @@ pub fn check_sent(
     (acked, present, absent)
 }
 
+/// Creates the `desk` key (enrol, verify, admin; purpose onboarding) the fault tests call
+/// with, on the embedded store in `data` or on `database`; returns the key.
+pub fn desk_key(data: &Path, database: Option<&str>) -> String {
+    let mut cmd = ipseity(data);
+    if let Some(url) = database {
+        cmd.args(["--database", url]);
+    }
+    let (code, out, err) = super::run(cmd.args([
+        "--json",
+        "keys",
+        "create",
+        "--name",
+        "desk",
+        "--scopes",
+        "enrol,verify,admin",
+        "--purposes",
+        "onboarding",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    json(&out)["key"].as_str().unwrap().to_owned()
+}
+
 /// A fresh database on the test server (`IPSEITY_TEST_DATABASE_URL`, which `tools/pg.sh`
 /// starts), or `None` with a message; `IPSEITY_REQUIRE_POSTGRES` turns the skip into a
 /// failure.
