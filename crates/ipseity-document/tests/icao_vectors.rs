@@ -3,16 +3,12 @@
 //! Skips with a message where that folder is absent (a user's clone);
 //! `IPSEITY_REQUIRE_SHARED=1`, as in CI, turns the skip into a failure.
 
-use std::path::{Path, PathBuf};
-
 use ipseity_document::{check_digit, parse_dg1, parse_dg2, EfCom, ImageFormat, Mrz};
 use serde_json::Value;
 
-fn shared() -> PathBuf {
-    std::env::var_os("IPSEITY_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+mod common;
+
+use common::shared;
 
 fn vectors() -> Option<Value> {
     let file = shared().join("icao/mrz_vectors.json");
