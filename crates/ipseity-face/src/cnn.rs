@@ -443,6 +443,220 @@ fn add_zero_extended(a: &Tensor, b: &Tensor) -> Tensor {
     out
 }
 
+/// A convolution split into `groups` independent groups of channels, as
+/// PyTorch's `Conv2d(groups=...)`: `c.k` is the input channels per group and
+/// `c.weights` holds `[filters][c.k][kh][kw]`. One group per channel (the
+/// depthwise case MiniFASNet uses throughout) runs a direct loop, since an
+/// im2col per channel would cost more than the arithmetic.
+pub fn grouped_conv(x: &Tensor, c: &ConvSpec, groups: usize) -> Result<Tensor, CnnError> {
+    let per_filter = c.k * c.kh * c.kw;
+    if c.weights.len() != c.filters * per_filter || c.bias.len() != c.filters {
+        return Err(CnnError::Shape(format!(
+            "convolution of {} filters of {}x{}x{} given {} weights and {} biases",
+            c.filters,
+            c.k,
+            c.kh,
+            c.kw,
+            c.weights.len(),
+            c.bias.len()
+        )));
+    }
+    if groups == 0 || x.k != c.k * groups || !c.filters.is_multiple_of(groups) {
+        return Err(CnnError::Shape(format!(
+            "{} input channels, {} filters in {groups} groups of {} channels",
+            x.k, c.filters, c.k
+        )));
+    }
+    if groups == 1 {
+        return conv(x, c);
+    }
+    if c.k == 1 && c.filters == groups {
+        return depthwise(x, c);
+    }
+    let (out_per, plane) = (c.filters / groups, x.h * x.w);
+    let mut parts = Vec::with_capacity(groups);
+    for g in 0..groups {
+        let sub = Tensor {
+            k: c.k,
+            h: x.h,
+            w: x.w,
+            data: x.data[g * c.k * plane..(g + 1) * c.k * plane].to_vec(),
+        };
+        let spec = ConvSpec {
+            filters: out_per,
+            weights: &c.weights[g * out_per * per_filter..(g + 1) * out_per * per_filter],
+            bias: &c.bias[g * out_per..(g + 1) * out_per],
+            ..*c
+        };
+        parts.push(conv(&sub, &spec)?);
+    }
+    let (ho, wo) = parts
+        .first()
+        .map(|t| (t.h, t.w))
+        .ok_or_else(|| CnnError::Shape("no groups".into()))?;
+    let mut out = Tensor::zeros(c.filters, ho, wo);
+    for (g, t) in parts.iter().enumerate() {
+        out.data[g * t.data.len()..(g + 1) * t.data.len()].copy_from_slice(&t.data);
+    }
+    Ok(out)
+}
+
+/// One filter per channel; the caller checked the weight and bias lengths.
+fn depthwise(x: &Tensor, c: &ConvSpec) -> Result<Tensor, CnnError> {
+    let (Some(ho), Some(wo)) = (
+        out_size(x.h, c.py, c.kh, c.sy),
+        out_size(x.w, c.px, c.kw, c.sx),
+    ) else {
+        return Err(CnnError::Shape("input smaller than the kernel".into()));
+    };
+    let mut out = Tensor::zeros(x.k, ho, wo);
+    let plane = x.h * x.w;
+    out.data
+        .par_chunks_mut((ho * wo).max(1))
+        .enumerate()
+        .for_each(|(ch, dst)| {
+            let inp = &x.data[ch * plane..(ch + 1) * plane];
+            let w = &c.weights[ch * c.kh * c.kw..(ch + 1) * c.kh * c.kw];
+            let b = c.bias[ch];
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = b;
+                    for ky in 0..c.kh {
+                        let iy = (oy * c.sy + ky) as isize - c.py as isize;
+                        if iy < 0 || iy >= x.h as isize {
+                            continue;
+                        }
+                        let row = &inp[iy as usize * x.w..(iy as usize + 1) * x.w];
+                        for kx in 0..c.kw {
+                            let ix = (ox * c.sx + kx) as isize - c.px as isize;
+                            if ix >= 0 && (ix as usize) < x.w {
+                                s += w[ky * c.kw + kx] * row[ix as usize];
+                            }
+                        }
+                    }
+                    dst[oy * wo + ox] = if c.relu { s.max(0.0) } else { s };
+                }
+            }
+        });
+    Ok(out)
+}
+
+/// Parametric ReLU with one slope per channel (PyTorch's `PReLU(channels)`).
+pub fn prelu(x: &mut Tensor, slope: &[f32]) -> Result<(), CnnError> {
+    if slope.len() != x.k {
+        return Err(CnnError::Shape(format!(
+            "PReLU of {} slopes on {} channels",
+            slope.len(),
+            x.k
+        )));
+    }
+    let plane = (x.h * x.w).max(1);
+    for (chunk, &a) in x.data.chunks_mut(plane).zip(slope) {
+        chunk.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v *= a;
+            }
+        });
+    }
+    Ok(())
+}
+
+/// `w[outputs x inputs] * x + bias`, for the small heads (a matrix-vector
+/// product is not worth a gemm call).
+pub fn linear(x: &[f32], w: &[f32], bias: &[f32]) -> Result<Vec<f32>, CnnError> {
+    let outputs = bias.len();
+    if x.is_empty() || w.len() != outputs * x.len() {
+        return Err(CnnError::Shape(format!(
+            "linear layer of {} weights for {} inputs and {outputs} outputs",
+            w.len(),
+            x.len()
+        )));
+    }
+    Ok(w.chunks(x.len())
+        .zip(bias)
+        .map(|(row, b)| b + row.iter().zip(x).map(|(a, v)| a * v).sum::<f32>())
+        .collect())
+}
+
+/// Squeeze-and-excitation: each channel is scaled by a gate computed from all
+/// channels' means (`sigmoid(fc2(relu(fc1(mean))))`).
+pub fn squeeze_excite(
+    x: &mut Tensor,
+    (w1, b1): (&[f32], &[f32]),
+    (w2, b2): (&[f32], &[f32]),
+) -> Result<(), CnnError> {
+    let plane = x.h * x.w;
+    if plane == 0 {
+        return Err(CnnError::Shape("squeeze-excite of an empty plane".into()));
+    }
+    let means: Vec<f32> = x
+        .data
+        .chunks(plane)
+        .map(|c| c.iter().sum::<f32>() / plane as f32)
+        .collect();
+    let mut hidden = linear(&means, w1, b1)?;
+    hidden.iter_mut().for_each(|v| *v = v.max(0.0));
+    let gate = linear(&hidden, w2, b2)?;
+    if gate.len() != x.k {
+        return Err(CnnError::Shape("squeeze-excite gate width".into()));
+    }
+    for (chunk, g) in x.data.chunks_mut(plane).zip(gate) {
+        let g = 1.0 / (1.0 + (-g).exp());
+        chunk.iter_mut().for_each(|v| *v *= g);
+    }
+    Ok(())
+}
+
+/// Probabilities from logits, shifted by the maximum so `exp` cannot overflow.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+/// Folds an inference-mode batch normalisation that follows a linear map
+/// (convolution or fully connected, `outputs` rows of `weights`) into that
+/// map's weights and bias: `gamma * (y - mean) / sqrt(var + eps) + beta`.
+pub fn fold_batchnorm(
+    weights: &mut [f32],
+    bias: &mut [f32],
+    bn: &BatchNorm,
+) -> Result<(), CnnError> {
+    let n = bias.len();
+    if n == 0
+        || !weights.len().is_multiple_of(n)
+        || [&bn.gamma, &bn.beta, &bn.mean, &bn.var]
+            .iter()
+            .any(|v| v.len() != n)
+    {
+        return Err(CnnError::Shape("batch norm size mismatch".into()));
+    }
+    let per = weights.len() / n;
+    for (o, row) in weights.chunks_mut(per).enumerate() {
+        // In f64 so the fold itself adds no error beyond the final rounding.
+        let s = f64::from(bn.gamma[o]) / (f64::from(bn.var[o]) + f64::from(bn.eps)).sqrt();
+        row.iter_mut().for_each(|w| *w = (f64::from(*w) * s) as f32);
+        bias[o] = ((f64::from(bias[o]) - f64::from(bn.mean[o])) * s + f64::from(bn.beta[o])) as f32;
+    }
+    Ok(())
+}
+
+/// Inference-mode batch normalisation parameters.
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    /// Scale.
+    pub gamma: Vec<f32>,
+    /// Shift.
+    pub beta: Vec<f32>,
+    /// Running mean.
+    pub mean: Vec<f32>,
+    /// Running variance.
+    pub var: Vec<f32>,
+    /// Added to the variance (PyTorch's default is 1e-5).
+    pub eps: f32,
+}
+
 /// Runs `layers` (input side first) on `x`.
 pub fn forward(layers: &[Layer], x: Tensor) -> Result<Tensor, CnnError> {
     forward_with(layers, x, matmul_auto)
@@ -708,5 +922,130 @@ mod tests {
             }
         )
         .is_err());
+    }
+    #[test]
+    fn grouped_conv_matches_per_group_naive() {
+        for (groups, k_per, f_per, kh, s, p) in [
+            (4, 1, 1, 3, 1, 1),
+            (4, 1, 1, 3, 2, 1),
+            (2, 3, 2, 3, 1, 1),
+            (5, 1, 1, 5, 1, 0),
+        ] {
+            let (h, w) = (9, 7);
+            let x = Tensor {
+                k: groups * k_per,
+                h,
+                w,
+                data: pseudo(groups * k_per * h * w, 4),
+            };
+            let filters = groups * f_per;
+            let weights = pseudo(filters * k_per * kh * kh, 5);
+            let bias = pseudo(filters, 6);
+            let spec = ConvSpec {
+                filters,
+                k: k_per,
+                kh,
+                kw: kh,
+                sy: s,
+                sx: s,
+                py: p,
+                px: p,
+                weights: &weights,
+                bias: &bias,
+                relu: false,
+            };
+            let got = grouped_conv(&x, &spec, groups).unwrap();
+            let plane = h * w;
+            for g in 0..groups {
+                let sub = Tensor {
+                    k: k_per,
+                    h,
+                    w,
+                    data: x.data[g * k_per * plane..(g + 1) * k_per * plane].to_vec(),
+                };
+                let per = f_per * k_per * kh * kh;
+                let sspec = ConvSpec {
+                    filters: f_per,
+                    weights: &weights[g * per..(g + 1) * per],
+                    bias: &bias[g * f_per..(g + 1) * f_per],
+                    ..spec
+                };
+                let want = naive_conv(&sub, &sspec);
+                let n = want.data.len();
+                for (u, v) in got.data[g * n..(g + 1) * n].iter().zip(&want.data) {
+                    assert!((u - v).abs() < 1e-4, "{u} vs {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn grouped_conv_rejects_inconsistent_shapes() {
+        let x = Tensor::zeros(4, 5, 5);
+        let w = vec![0.0; 4 * 9];
+        let b = vec![0.0; 4];
+        let spec = ConvSpec {
+            filters: 4,
+            k: 1,
+            kh: 3,
+            kw: 3,
+            sy: 1,
+            sx: 1,
+            py: 1,
+            px: 1,
+            weights: &w,
+            bias: &b,
+            relu: false,
+        };
+        assert!(grouped_conv(&x, &spec, 3).is_err());
+        assert!(grouped_conv(&x, &spec, 0).is_err());
+        assert!(grouped_conv(
+            &x,
+            &ConvSpec {
+                weights: &w[1..],
+                ..spec
+            },
+            4
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn batchnorm_fold_equals_applying_it() {
+        let mut w = vec![1.0, 2.0, -1.0, 0.5];
+        let mut b = vec![0.0, 1.0];
+        let bn = BatchNorm {
+            gamma: vec![2.0, 0.5],
+            beta: vec![0.1, -0.2],
+            mean: vec![0.3, 0.4],
+            var: vec![4.0, 0.25],
+            eps: 0.0,
+        };
+        let x = [3.0f32, -2.0];
+        let before = linear(&x, &w, &b).unwrap();
+        fold_batchnorm(&mut w, &mut b, &bn).unwrap();
+        let after = linear(&x, &w, &b).unwrap();
+        for o in 0..2 {
+            let want = bn.gamma[o] * (before[o] - bn.mean[o]) / bn.var[o].sqrt() + bn.beta[o];
+            assert!((after[o] - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn prelu_softmax_and_gate() {
+        let mut x = Tensor {
+            k: 2,
+            h: 1,
+            w: 2,
+            data: vec![-1.0, 2.0, -4.0, 3.0],
+        };
+        prelu(&mut x, &[0.5, 0.25]).unwrap();
+        assert_eq!(x.data, vec![-0.5, 2.0, -1.0, 3.0]);
+        assert!(prelu(&mut x, &[1.0]).is_err());
+        let p = softmax(&[1000.0, 1000.0, f32::NEG_INFINITY]);
+        assert_eq!(p, vec![0.5, 0.5, 0.0]);
+        // A zero gate pre-activation halves every channel.
+        squeeze_excite(&mut x, (&[0.0; 2], &[0.0]), (&[0.0; 2], &[0.0; 2])).unwrap();
+        assert_eq!(x.data, vec![-0.25, 1.0, -0.5, 1.5]);
     }
 }

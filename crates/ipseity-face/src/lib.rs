@@ -15,6 +15,7 @@ pub mod detect;
 pub mod embed;
 pub mod geom;
 pub mod landmarks;
+pub mod liveness;
 pub mod pipeline;
 
 pub use pipeline::{
