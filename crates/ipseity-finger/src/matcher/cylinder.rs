@@ -429,6 +429,31 @@ fn local_similarities_popcnt(
     local_similarities_generic(pa, ca, angles_b, cb, min_common, floor, out);
 }
 
+/// [`local_similarities_generic`], inlined into a caller compiled for more features.
+#[inline(always)]
+pub(super) fn local_similarities_inline(
+    pa: &[Point],
+    ca: &Cylinders,
+    angles_b: &[f32],
+    cb: &Cylinders,
+    min_common: u32,
+    floor: f32,
+    out: &mut Vec<u64>,
+) {
+    local_similarities_generic(pa, ca, angles_b, cb, min_common, floor, out);
+}
+
+/// Whether this CPU runs the AVX2 build of the comparison.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(super) fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("lzcnt")
+        && std::arch::is_x86_feature_detected!("popcnt")
+}
+
 /// Whether this CPU runs [`local_similarities_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[inline]

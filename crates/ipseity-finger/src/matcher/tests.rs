@@ -177,7 +177,7 @@ fn dispatched_kernel_matches_scalar_twin() {
 
 #[test]
 fn dispatched_and_portable_comparisons_score_alike() {
-    // On a CPU with AVX-512 this checks the vector path against the portable one.
+    // On a CPU with AVX-512 or AVX2 this checks the vector builds against the portable one.
     let set = impressions(40, 9, &Noise::default());
     let mut scratch = Scratch::default();
     let mut nonzero = 0;
@@ -192,6 +192,13 @@ fn dispatched_and_portable_comparisons_score_alike() {
             let got = score(a, b);
             assert_eq!(got.to_bits(), want.to_bits());
             nonzero += usize::from(got > 0.0);
+            // The AVX2 build too, which a CPU with AVX-512 does not dispatch to.
+            #[cfg(target_arch = "x86_64")]
+            if cylinder::has_avx2() && p.points.len() >= 2 && q.points.len() >= 2 {
+                // SAFETY: the CPU supports the function's features (checked just above).
+                let avx2 = unsafe { score_with_avx2(p, q, &mut scratch) };
+                assert_eq!(avx2.to_bits(), want.to_bits());
+            }
         }
     }
     assert!(nonzero > 1000, "{nonzero}");
