@@ -1414,6 +1414,136 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_postgresql_refuses_writes_with_503_keeps_reads_and_recovers() {
+    let Some(disk) = sync(|| support::Tmpfs::new("48m")) else {
+        return;
+    };
+    let Some(db) = sync(|| support::PgOnDisk::new("a_full_disk_under_pg", &disk)) else {
+        return;
+    };
+    let place = &db.place;
+    let (s, k) = service(place, None);
+    sync(|| s.load_galleries()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let enrol = |rec: &str| json!({ "purpose": "onboarding", "fingers": fingers(rec) });
+    let alice = finger_record(&mut rng);
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/fingers",
+        Some(&k.enrol),
+        Some(enrol(&alice)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    let fill = sync(|| fill_up(disk.0.path()));
+    // A row can still land in a page the table already has, so enrolments may be taken
+    // until one needs a new page; from then on the server cannot extend the table.
+    let mut acknowledged = vec![("alice".to_owned(), alice.clone())];
+    let mut refused = None;
+    for n in 0..200 {
+        let who = format!("s{n}");
+        let rec = finger_record(&mut rng);
+        let (st, ctype, v) = call(
+            &s,
+            "POST",
+            &format!("/v1/subjects/{who}/fingers"),
+            Some(&k.enrol),
+            Some(enrol(&rec)),
+        )
+        .await;
+        if st == StatusCode::CREATED {
+            acknowledged.push((who, rec));
+            continue;
+        }
+        assert_eq!(
+            (st, ctype.as_str(), v["code"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/problem+json",
+                Some("disk_full")
+            ),
+            "{v}"
+        );
+        refused = Some((who, rec));
+        break;
+    }
+    let (who, rec) = refused.expect("the full disk refused an enrolment within 200");
+    // Reads still answer, and the refused enrolment left nothing.
+    let (st, _, v) = call(&s, "GET", "/v1/subjects/alice", Some(&k.admin), None).await;
+    assert_eq!(
+        (st, &v["templates"]["finger"]),
+        (StatusCode::OK, &json!(1)),
+        "{v}"
+    );
+    let (st, _, v) = call(&s, "GET", "/v1/subjects", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, _) = call(
+        &s,
+        "GET",
+        &format!("/v1/subjects/{who}"),
+        Some(&k.admin),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _, _) = call(&s, "GET", "/v1/audit", Some(&k.admin), None).await;
+    assert_eq!(st, StatusCode::OK);
+    // A verification must write its audit row: decided (the row fitted in a page the
+    // audit table had) or refused as disk_full, never decided unaudited nor a 500.
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        "/v1/subjects/alice/verify",
+        Some(&k.enrol),
+        Some(enrol(&alice)),
+    )
+    .await;
+    assert!(
+        st == StatusCode::OK || (st == StatusCode::SERVICE_UNAVAILABLE && v["code"] == "disk_full"),
+        "{st}: {v}"
+    );
+
+    // Space returns: the same service takes the refused enrolment, and a new connection
+    // finds everything acknowledged, intact.
+    std::fs::remove_file(fill).unwrap();
+    let (st, _, v) = call(
+        &s,
+        "POST",
+        &format!("/v1/subjects/{who}/fingers"),
+        Some(&k.enrol),
+        Some(enrol(&rec)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    acknowledged.push((who, rec));
+    // Each acknowledged enrolment decrypts and matches what was sent.
+    for (who, rec) in &acknowledged {
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            &format!("/v1/subjects/{who}/verify"),
+            Some(&k.enrol),
+            Some(enrol(rec)),
+        )
+        .await;
+        assert_eq!(
+            (st, v["decision"].as_str()),
+            (StatusCode::OK, Some("accept")),
+            "{who}: {v}"
+        );
+    }
+    drop(s);
+    let store = sync(|| place.open());
+    for (who, _) in &acknowledged {
+        let id = ipseity_core::SubjectId::new(who).unwrap();
+        assert_eq!(sync(|| store.templates(&id)).unwrap().len(), 1, "{who}");
+    }
+    drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawn_consent_blocks_verification_and_search_at_once() {
     for place in sync(|| Place::all("a_withdrawn_consent_blocks")) {
         let n = place.name();

@@ -129,3 +129,90 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// A PostgreSQL database whose every table lives in a tablespace on `disk`, so that a test
+/// can fill the disk under the server's data files. The write-ahead log stays in the
+/// server's own directory: a server that cannot extend a table answers "disk full"
+/// (SQLSTATE 53100) and goes on, while one that cannot write its log stops altogether,
+/// which the restart test covers. Dropped (database, then tablespace) on drop, so that the
+/// tmpfs can be unmounted.
+pub struct PgOnDisk {
+    pub place: Place,
+    admin_url: String,
+    database: String,
+    tablespace: String,
+}
+
+impl PgOnDisk {
+    /// `None` (with a message) where no server is configured and none is required.
+    pub fn new(test: &str, disk: &Tmpfs) -> Option<PgOnDisk> {
+        use std::os::unix::fs::MetadataExt as _;
+        let Some(Place::Postgres { url, keys }) = Place::postgres(test) else {
+            return None;
+        };
+        // The test server listens on a socket in its own directory, owned by the server's
+        // user; the tablespace's directory must belong to that user too.
+        let host = url
+            .split_once("host=")
+            .map(|(_, h)| h.split('&').next().unwrap_or(h).to_owned())
+            .expect("the test server's URL names its socket directory");
+        let owner = std::fs::metadata(&host).expect("the socket directory");
+        let location = disk.0.path().join("tablespace");
+        std::fs::create_dir(&location).expect("tablespace directory");
+        for dir in [disk.0.path(), location.as_path()] {
+            std::os::unix::fs::chown(dir, Some(owner.uid()), Some(owner.gid()))
+                .expect("giving the tablespace to the server's user");
+        }
+        // `Place::postgres` made an empty database; it moves into the tablespace.
+        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let (server, database) = path.rsplit_once('/').expect("the URL names a database");
+        let database = database.to_owned();
+        let tablespace = format!("{database}_ts");
+        let admin_url = format!("{server}/postgres?{query}");
+        psql(
+            &admin_url,
+            &format!(
+                "CREATE TABLESPACE {tablespace} LOCATION '{}'",
+                location.display()
+            ),
+        );
+        psql(
+            &admin_url,
+            &format!("ALTER DATABASE {database} SET TABLESPACE {tablespace}"),
+        );
+        Some(PgOnDisk {
+            place: Place::Postgres { url, keys },
+            admin_url,
+            database,
+            tablespace,
+        })
+    }
+}
+
+impl Drop for PgOnDisk {
+    fn drop(&mut self) {
+        let _ = run_psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        );
+        let _ = run_psql(
+            &self.admin_url,
+            &format!("DROP TABLESPACE IF EXISTS {}", self.tablespace),
+        );
+    }
+}
+
+fn run_psql(url: &str, sql: &str) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = run_psql(url, sql).expect("psql (PostgreSQL's client) runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
