@@ -19,6 +19,7 @@ pub mod lds;
 pub mod mrz;
 pub mod passive;
 pub mod pki;
+pub mod testkit;
 pub mod tlv;
 pub mod verify;
 

@@ -1,0 +1,559 @@
+//! Synthetic documents for tests, fuzz seeds and demonstrations: a test CSCA,
+//! a document signer and an EF.SOD over data groups the caller gives, with
+//! RSA (PKCS#1 v1.5 or PSS), ECDSA P-256 or ECDSA brainpoolP256r1 keys.
+//!
+//! Keys come from a seed through a deterministic generator, so nothing made
+//! here is secret: it exists so that negative cases (a flipped byte, a wrong
+//! CSCA, an expired or revoked signer) can be built without real documents.
+//! Public (not a dev-only module) so that the CLI's tests can write a whole
+//! chip dump; it is not used by passive authentication itself.
+
+use std::convert::Infallible;
+
+use ecdsa::signature::hazmat::PrehashSigner as _;
+use sha2_v011::{Digest, Sha256};
+
+use crate::asn1::write_header;
+use crate::pki::oid as pki_oid;
+use crate::verify::oid;
+
+/// A deterministic generator (SHA-256 in counter mode) for key generation
+/// and PSS salts in tests. Not a source of secrets.
+pub struct SeededRng {
+    seed: [u8; 32],
+    counter: u64,
+}
+
+impl SeededRng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed: Sha256::digest(seed.to_be_bytes()).into(),
+            counter: 0,
+        }
+    }
+}
+
+impl rsa::rand_core::TryRng for SeededRng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(32) {
+            let mut h = Sha256::new();
+            h.update(self.seed);
+            h.update(self.counter.to_be_bytes());
+            self.counter += 1;
+            let block = h.finalize();
+            for (d, s) in chunk.iter_mut().zip(block.iter()) {
+                *d = *s;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl rsa::rand_core::TryCryptoRng for SeededRng {}
+
+/// Which algorithm a test key signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA 2048, PKCS#1 v1.5 with SHA-256.
+    RsaPkcs1,
+    /// RSA 2048, RSASSA-PSS with SHA-256, MGF1-SHA-256, salt 32.
+    RsaPss,
+    /// ECDSA on P-256 with SHA-256 (named curve).
+    P256,
+    /// ECDSA on brainpoolP256r1 with SHA-256, the key given with explicit
+    /// domain parameters as many passports do.
+    BrainpoolP256,
+}
+
+enum Secret {
+    Rsa(Box<rsa::PrivateKey>),
+    P256(ecdsa::SigningKey<p256::NistP256>),
+    Bp256(ecdsa::SigningKey<bp256::BrainpoolP256r1>),
+}
+
+/// A test signing key.
+pub struct TestKey {
+    kind: KeyKind,
+    secret: Secret,
+}
+
+/// Why a test fixture could not be made (key generation failed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("test fixture: {0}")]
+pub struct FixtureError(String);
+
+fn ferr(e: impl std::fmt::Display) -> FixtureError {
+    FixtureError(e.to_string())
+}
+
+impl TestKey {
+    /// A key of `kind` derived from `seed`.
+    pub fn generate(kind: KeyKind, seed: u64) -> Result<Self, FixtureError> {
+        let mut rng = SeededRng::new(seed);
+        let secret = match kind {
+            KeyKind::RsaPkcs1 | KeyKind::RsaPss => Secret::Rsa(Box::new(
+                rsa::PrivateKey::new(&mut rng, 2048).map_err(ferr)?,
+            )),
+            KeyKind::P256 | KeyKind::BrainpoolP256 => {
+                // Retry the rare seed outside [1, n).
+                let mut bytes = [0u8; 32];
+                loop {
+                    rsa::rand_core::TryRng::try_fill_bytes(&mut rng, &mut bytes).map_err(ferr)?;
+                    let made = if kind == KeyKind::P256 {
+                        ecdsa::SigningKey::<p256::NistP256>::from_slice(&bytes).map(Secret::P256)
+                    } else {
+                        ecdsa::SigningKey::<bp256::BrainpoolP256r1>::from_slice(&bytes)
+                            .map(Secret::Bp256)
+                    };
+                    if let Ok(s) = made {
+                        break s;
+                    }
+                }
+            }
+        };
+        Ok(Self { kind, secret })
+    }
+
+    /// The SubjectPublicKeyInfo.
+    pub fn spki(&self) -> Vec<u8> {
+        match &self.secret {
+            Secret::Rsa(k) => {
+                use rsa::traits::PublicKeyParts as _;
+                let n = k.n().to_be_bytes();
+                let e = k.e().to_be_bytes();
+                let key = seq(&[int(&n), int(&e)]);
+                seq(&[seq(&[oidv(oid::RSA), null()]), bits(&key)])
+            }
+            Secret::P256(k) => {
+                let point = k.verifying_key().to_sec1_point(false);
+                seq(&[
+                    seq(&[oidv(oid::EC_PUBLIC_KEY), oidv(oid::P256)]),
+                    bits(point.as_bytes()),
+                ])
+            }
+            Secret::Bp256(k) => {
+                let point = k.verifying_key().to_sec1_point(false);
+                seq(&[
+                    seq(&[oidv(oid::EC_PUBLIC_KEY), bp256_explicit()]),
+                    bits(point.as_bytes()),
+                ])
+            }
+        }
+    }
+
+    /// The signature AlgorithmIdentifier.
+    pub fn algorithm(&self) -> Vec<u8> {
+        match self.kind {
+            KeyKind::RsaPkcs1 => {
+                let mut o = oid::PKCS1.to_vec();
+                o.push(0x0B);
+                seq(&[oidv(&o), null()])
+            }
+            KeyKind::RsaPss => seq(&[
+                oidv(oid::RSA_PSS),
+                seq(&[
+                    ctx(0, &sha256_alg()),
+                    ctx(1, &seq(&[oidv(oid::MGF1), sha256_alg()])),
+                    ctx(2, &int(&[32])),
+                ]),
+            ]),
+            KeyKind::P256 | KeyKind::BrainpoolP256 => {
+                let mut o = oid::ECDSA_SHA2.to_vec();
+                o.push(2);
+                seq(&[oidv(&o)])
+            }
+        }
+    }
+
+    /// Signs `message` (hashed with SHA-256 here).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, FixtureError> {
+        let digest = Sha256::digest(message);
+        match &self.secret {
+            Secret::Rsa(k) if self.kind == KeyKind::RsaPss => {
+                let mut rng = SeededRng::new(u64::from(message.len() as u32));
+                let pss = rsa::Pss::<Sha256> {
+                    blinded: true,
+                    digest: Sha256::new(),
+                    salt_len: Some(32),
+                };
+                k.sign_with_rng(&mut rng, pss, &digest).map_err(ferr)
+            }
+            Secret::Rsa(k) => {
+                let mut prefix = vec![];
+                prefix.extend_from_slice(&[
+                    0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+                    0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+                ]);
+                let padding = rsa::Pkcs1v15Sign {
+                    hash_len: Some(32),
+                    prefix: prefix.into_boxed_slice(),
+                };
+                k.sign(padding, &digest).map_err(ferr)
+            }
+            Secret::P256(k) => {
+                let sig: ecdsa::Signature<p256::NistP256> =
+                    k.sign_prehash(&digest).map_err(ferr)?;
+                Ok(ecdsa_der(&sig.to_bytes()))
+            }
+            Secret::Bp256(k) => {
+                let sig: ecdsa::Signature<bp256::BrainpoolP256r1> =
+                    k.sign_prehash(&digest).map_err(ferr)?;
+                Ok(ecdsa_der(&sig.to_bytes()))
+            }
+        }
+    }
+}
+
+fn ecdsa_der(rs: &[u8]) -> Vec<u8> {
+    let (r, s) = rs.split_at(rs.len() / 2);
+    seq(&[int(r), int(s)])
+}
+
+/// brainpoolP256r1 as SpecifiedECDomain (RFC 5639's values).
+fn bp256_explicit() -> Vec<u8> {
+    let h = |s: &str| -> Vec<u8> {
+        (0..s.len() / 2)
+            .filter_map(|i| s.get(2 * i..2 * i + 2))
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect()
+    };
+    let p = h("a9fb57dba1eea9bc3e660a909d838d726e3bf623d52620282013481d1f6e5377");
+    let a = h("7d5a0975fc2c3057eef67530417affe7fb8055c126dc5c6ce94a4b44f330b5d9");
+    let b = h("26dc5c6ce94a4b44f330b5d9bbd77cbf958416295cf7e1ce6bccdc18ff8c07b6");
+    let n = h("a9fb57dba1eea9bc3e660a909d838d718c397aa3b561a6f7901e0e82974856a7");
+    let mut g = vec![4u8];
+    g.extend(h(
+        "8bd2aeb9cb7e57cb2c4b482ffc81b7afb9de27e1e3bd23c23a4453bd9ace3262",
+    ));
+    g.extend(h(
+        "547ef835c3dac4fd97f8461a14611dc9c27745132ded8e545c1d54c72f046997",
+    ));
+    seq(&[
+        int(&[1]),
+        seq(&[oidv(oid::PRIME_FIELD), int(&p)]),
+        seq(&[octets(&a), octets(&b)]),
+        octets(&g),
+        int(&n),
+        int(&[1]),
+    ])
+}
+
+/// A DER element.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(content.len() + 6);
+    write_header(&mut v, tag, content.len());
+    v.extend_from_slice(content);
+    v
+}
+
+/// A SEQUENCE of encoded parts.
+pub fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+/// A SET of encoded parts (in the order given).
+pub fn set(parts: &[Vec<u8>]) -> Vec<u8> {
+    tlv(0x31, &parts.concat())
+}
+
+/// An unsigned INTEGER from big-endian bytes.
+pub fn int(b: &[u8]) -> Vec<u8> {
+    let skip = b
+        .iter()
+        .take_while(|&&x| x == 0)
+        .count()
+        .min(b.len().saturating_sub(1));
+    let b = b.get(skip..).unwrap_or_default();
+    let mut v = vec![];
+    if b.first().is_some_and(|&x| x & 0x80 != 0) {
+        v.push(0);
+    }
+    v.extend_from_slice(b);
+    tlv(0x02, &v)
+}
+
+fn oidv(o: &[u8]) -> Vec<u8> {
+    tlv(0x06, o)
+}
+
+fn null() -> Vec<u8> {
+    vec![0x05, 0x00]
+}
+
+/// An OCTET STRING.
+pub fn octets(b: &[u8]) -> Vec<u8> {
+    tlv(0x04, b)
+}
+
+fn bits(b: &[u8]) -> Vec<u8> {
+    let mut v = vec![0u8];
+    v.extend_from_slice(b);
+    tlv(0x03, &v)
+}
+
+/// `[n]` EXPLICIT around an encoded part.
+pub fn ctx(n: u8, inner: &[u8]) -> Vec<u8> {
+    tlv(0xA0 | n, inner)
+}
+
+fn sha256_alg() -> Vec<u8> {
+    seq(&[oidv(oid::SHA256), null()])
+}
+
+/// A UTCTime for seconds since 1970 (years 1950 to 2049).
+pub fn utc(t: i64) -> Vec<u8> {
+    let s = crate::asn1::format_time(t);
+    // YYYY-MM-DDTHH:MM:SSZ → YYMMDDHHMMSSZ
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let short = digits.get(2..).unwrap_or_default();
+    tlv(0x17, format!("{short}Z").as_bytes())
+}
+
+/// A Name `C=<country>, CN=<cn>`.
+pub fn name(country: &str, cn: &str) -> Vec<u8> {
+    seq(&[
+        set(&[seq(&[
+            oidv(pki_oid::COUNTRY),
+            tlv(0x13, country.as_bytes()),
+        ])]),
+        set(&[seq(&[oidv(&[0x55, 0x04, 0x03]), tlv(0x0C, cn.as_bytes())])]),
+    ])
+}
+
+/// A certificate to make.
+pub struct CertSpec<'a> {
+    /// Serial number.
+    pub serial: u64,
+    /// Issuer Name (DER).
+    pub issuer: Vec<u8>,
+    /// Subject Name (DER).
+    pub subject: Vec<u8>,
+    /// notBefore, seconds since 1970.
+    pub not_before: i64,
+    /// notAfter.
+    pub not_after: i64,
+    /// The subject's key.
+    pub subject_key: &'a TestKey,
+    /// The issuer's key (the subject's own for a self-signed CSCA).
+    pub issuer_key: &'a TestKey,
+}
+
+fn key_id(k: &TestKey) -> Vec<u8> {
+    Sha256::digest(k.spki())
+        .get(..20)
+        .unwrap_or_default()
+        .to_vec()
+}
+
+/// Makes a certificate.
+pub fn certificate(spec: &CertSpec<'_>) -> Result<Vec<u8>, FixtureError> {
+    let ski = seq(&[
+        oidv(pki_oid::SKI),
+        octets(&octets(&key_id(spec.subject_key))),
+    ]);
+    let aki = seq(&[
+        oidv(pki_oid::AKI),
+        octets(&seq(&[tlv(0x80, &key_id(spec.issuer_key))])),
+    ]);
+    let tbs = seq(&[
+        ctx(0, &int(&[2])),
+        int(&spec.serial.to_be_bytes()),
+        spec.issuer_key.algorithm(),
+        spec.issuer.clone(),
+        seq(&[utc(spec.not_before), utc(spec.not_after)]),
+        spec.subject.clone(),
+        spec.subject_key.spki(),
+        ctx(3, &seq(&[ski, aki])),
+    ]);
+    let sig = spec.issuer_key.sign(&tbs)?;
+    Ok(seq(&[tbs, spec.issuer_key.algorithm(), bits(&sig)]))
+}
+
+/// Makes a CRL by `issuer` revoking `serials`.
+pub fn crl(
+    issuer: &[u8],
+    issuer_key: &TestKey,
+    this_update: i64,
+    serials: &[u64],
+) -> Result<Vec<u8>, FixtureError> {
+    let revoked: Vec<Vec<u8>> = serials
+        .iter()
+        .map(|s| seq(&[int(&s.to_be_bytes()), utc(this_update)]))
+        .collect();
+    let mut parts = vec![
+        int(&[1]),
+        issuer_key.algorithm(),
+        issuer.to_vec(),
+        utc(this_update),
+        utc(this_update + 90 * 86_400),
+    ];
+    if !revoked.is_empty() {
+        parts.push(seq(&revoked));
+    }
+    let tbs = seq(&parts);
+    let sig = issuer_key.sign(&tbs)?;
+    Ok(seq(&[tbs, issuer_key.algorithm(), bits(&sig)]))
+}
+
+/// An EF.SOD to make.
+pub struct SodSpec<'a> {
+    /// (data group number, its bytes).
+    pub data_groups: &'a [(u8, &'a [u8])],
+    /// The document signer's certificate (DER).
+    pub signer_certificate: &'a [u8],
+    /// Its issuer Name and serial, for the SignerInfo.
+    pub signer_issuer: &'a [u8],
+    /// The signer's serial number.
+    pub signer_serial: u64,
+    /// The signer's key.
+    pub signer_key: &'a TestKey,
+    /// signingTime, when given.
+    pub signing_time: Option<i64>,
+}
+
+/// Makes EF.SOD: SHA-256 hashes of the data groups, signed attributes, the
+/// signer's certificate carried.
+pub fn sod(spec: &SodSpec<'_>) -> Result<Vec<u8>, FixtureError> {
+    let hashes: Vec<Vec<u8>> = spec
+        .data_groups
+        .iter()
+        .map(|(n, b)| seq(&[int(&[*n]), octets(&Sha256::digest(b))]))
+        .collect();
+    let lds_so = seq(&[int(&[0]), sha256_alg(), seq(&hashes)]);
+    let mut attrs = vec![seq(&[
+        oidv(pki_oid::CONTENT_TYPE),
+        set(&[oidv(pki_oid::LDS_SECURITY_OBJECT)]),
+    ])];
+    if let Some(t) = spec.signing_time {
+        attrs.push(seq(&[oidv(pki_oid::SIGNING_TIME), set(&[utc(t)])]));
+    }
+    attrs.push(seq(&[
+        oidv(pki_oid::MESSAGE_DIGEST),
+        set(&[octets(&Sha256::digest(&lds_so))]),
+    ]));
+    let attrs_content = attrs.concat();
+    let signature = spec.signer_key.sign(&tlv(0x31, &attrs_content))?;
+    let signer_info = seq(&[
+        int(&[1]),
+        seq(&[
+            spec.signer_issuer.to_vec(),
+            int(&spec.signer_serial.to_be_bytes()),
+        ]),
+        sha256_alg(),
+        tlv(0xA0, &attrs_content),
+        spec.signer_key.algorithm(),
+        octets(&signature),
+    ]);
+    let signed_data = seq(&[
+        int(&[3]),
+        set(&[sha256_alg()]),
+        seq(&[oidv(pki_oid::LDS_SECURITY_OBJECT), ctx(0, &octets(&lds_so))]),
+        tlv(0xA0, spec.signer_certificate),
+        set(&[signer_info]),
+    ]);
+    let content_info = seq(&[oidv(pki_oid::SIGNED_DATA), ctx(0, &signed_data)]);
+    Ok(tlv(0x77, &content_info))
+}
+
+/// A whole synthetic document: CSCA, signer, data groups and SOD.
+pub struct Document {
+    /// The CSCA's certificate.
+    pub csca: Vec<u8>,
+    /// The document signer's certificate.
+    pub signer: Vec<u8>,
+    /// DG1 (a specimen TD3 zone) and DG2 (opaque bytes).
+    pub data_groups: Vec<(u8, Vec<u8>)>,
+    /// EF.SOD.
+    pub sod: Vec<u8>,
+    /// The CSCA's key, to sign CRLs.
+    pub csca_key: TestKey,
+    /// The CSCA's Name.
+    pub csca_name: Vec<u8>,
+    /// The signer's serial.
+    pub signer_serial: u64,
+}
+
+/// 2024-01-01T00:00:00Z, when the synthetic documents are signed.
+pub const SIGNED_AT: i64 = 1_704_067_200;
+
+/// The TD3 specimen zone of ICAO 9303 part 4, as DG1.
+pub fn specimen_dg1() -> Vec<u8> {
+    let zone =
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<L898902C36UTO7408122F1204159ZE184226B<<<<<10";
+    // Tag 5F1F: its second byte goes through write_header with the length.
+    let mut inner = vec![0x5F];
+    write_header(&mut inner, 0x1F, zone.len());
+    inner.extend_from_slice(zone.as_bytes());
+    tlv(0x61, &inner)
+}
+
+/// A synthetic document signed by `signer_kind` under a CSCA of `csca_kind`.
+/// `signer_valid` is the signer certificate's validity window.
+pub fn document(
+    csca_kind: KeyKind,
+    signer_kind: KeyKind,
+    seed: u64,
+    signer_valid: (i64, i64),
+) -> Result<Document, FixtureError> {
+    let csca_key = TestKey::generate(csca_kind, seed)?;
+    let signer_key = TestKey::generate(signer_kind, seed + 1)?;
+    let csca_name = name("UT", "Utopia Test CSCA");
+    let csca = certificate(&CertSpec {
+        serial: 1,
+        issuer: csca_name.clone(),
+        subject: csca_name.clone(),
+        not_before: SIGNED_AT - 5 * 365 * 86_400,
+        not_after: SIGNED_AT + 15 * 365 * 86_400,
+        subject_key: &csca_key,
+        issuer_key: &csca_key,
+    })?;
+    let signer_serial = 0x1000 + seed;
+    let signer = certificate(&CertSpec {
+        serial: signer_serial,
+        issuer: csca_name.clone(),
+        subject: name("UT", "Utopia Test Document Signer"),
+        not_before: signer_valid.0,
+        not_after: signer_valid.1,
+        subject_key: &signer_key,
+        issuer_key: &csca_key,
+    })?;
+    let dg1 = specimen_dg1();
+    let dg2 = tlv(0x75, format!("synthetic face data {seed}").as_bytes());
+    let data_groups = vec![(1u8, dg1), (2u8, dg2)];
+    let refs: Vec<(u8, &[u8])> = data_groups
+        .iter()
+        .map(|(n, b)| (*n, b.as_slice()))
+        .collect();
+    let sod = sod(&SodSpec {
+        data_groups: &refs,
+        signer_certificate: &signer,
+        signer_issuer: &csca_name,
+        signer_serial,
+        signer_key: &signer_key,
+        signing_time: Some(SIGNED_AT),
+    })?;
+    Ok(Document {
+        csca,
+        signer,
+        data_groups,
+        sod,
+        csca_key,
+        csca_name,
+        signer_serial,
+    })
+}
