@@ -2,7 +2,8 @@
 //! fails with EIO (an `LD_PRELOAD` shim, `tests/data/faults/io_fault.c`, built here with
 //! the system C compiler), enrolments are refused with 503 `store_io_error` and leave
 //! nothing, reads keep answering, and once the disk works again so do writes; after a
-//! restart everything acknowledged is there and the audit chain verifies.
+//! restart everything acknowledged is there and the audit chain verifies. Then the same
+//! with a disk that fails now and then, in the middle of transactions.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -10,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::service::{desk_key, fingers_body, record, request, start, Sent};
+use common::service::{desk_key, fingers_body, record, request, start, start_with_env, Sent};
 use common::{fixtures, ipseity, json, run};
 use ipseity_finger::FingerPosition;
 use rand::SeedableRng as _;
@@ -50,10 +51,15 @@ fn a_failing_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
     let trigger = tmp.path().join("fail-now");
     let key = desk_key(&data, None);
 
-    std::env::set_var("LD_PRELOAD", &so);
-    std::env::set_var("IPSEITY_FAULT_FILE", &trigger);
-    let server = start(&data, &models, None);
-    std::env::remove_var("LD_PRELOAD");
+    let server = start_with_env(
+        &data,
+        &models,
+        None,
+        &[
+            ("LD_PRELOAD", so.as_os_str()),
+            ("IPSEITY_FAULT_FILE", trigger.as_os_str()),
+        ],
+    );
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);
     let mut body = || {
         fingers_body(
@@ -102,6 +108,105 @@ fn a_failing_disk_refuses_writes_with_503_keeps_reads_and_recovers() {
         })
         .collect();
     common::service::check_sent("sqlite", &server, &key, &sent);
+    drop(server);
+    let (code, out, err) = run(ipseity(&data).args(["--json", "audit", "verify"]));
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// A disk that fails about 3% of writes and fsyncs, at random, while four clients enrol:
+/// every answer is a 201 or a 503 problem document (never a 500, and the server stays up),
+/// and after the disk recovers and the server restarts every acknowledged enrolment is
+/// there and intact, every other one wholly there or wholly absent, and the audit chain
+/// verifies.
+#[test]
+fn a_disk_failing_at_random_moments_loses_nothing_acknowledged() {
+    let Some((models, _)) = fixtures() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(so) = shim(tmp.path()) else {
+        return;
+    };
+    let data = tmp.path().join("data");
+    let trigger = tmp.path().join("fail-now");
+    let key = desk_key(&data, None);
+    let per_mille = std::env::var("IPSEITY_IO_FAULT_PER_MILLE").unwrap_or_else(|_| "30".into());
+    let server = start_with_env(
+        &data,
+        &models,
+        None,
+        &[
+            ("LD_PRELOAD", so.as_os_str()),
+            ("IPSEITY_FAULT_FILE", trigger.as_os_str()),
+            ("IPSEITY_FAULT_PER_MILLE", per_mille.as_ref()),
+            ("IPSEITY_FAULT_SEED", "20261203".as_ref()),
+        ],
+    );
+    std::fs::write(&trigger, b"").unwrap();
+    let rounds: usize = std::env::var("IPSEITY_IO_FAULT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let sent: Vec<Sent> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let (addr, key) = (&server.addr, &key);
+                scope.spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(100 + w);
+                    let mut sent = Vec::new();
+                    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+                    for n in 0..rounds {
+                        let subject = format!("w{w}n{n}");
+                        let body = fingers_body(
+                            &record(&mut rng, FingerPosition::RightIndex),
+                            &record(&mut rng, FingerPosition::LeftIndex),
+                        );
+                        let path = format!("/v1/subjects/{subject}/fingers");
+                        let (st, b) =
+                            request(addr, "POST", &path, key, &body).expect("the service answers");
+                        assert!(st == 201 || st == 503, "{subject}: {st} {b}");
+                        if st == 503 {
+                            let code = json(&b)["code"].as_str().unwrap_or("").to_owned();
+                            assert!(
+                                ["store_io_error", "disk_full", "store_unavailable"]
+                                    .contains(&code.as_str()),
+                                "{subject}: {b}"
+                            );
+                            *codes.entry(code).or_default() += 1;
+                        }
+                        sent.push(Sent {
+                            subject,
+                            body,
+                            acknowledged: st == 201,
+                        });
+                    }
+                    eprintln!("worker {w}: refusals {codes:?}");
+                    sent
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let acked = sent.iter().filter(|s| s.acknowledged).count();
+    assert!(
+        acked < sent.len(),
+        "no write failed: the shim did not take effect"
+    );
+    // Reads answer while the disk still fails.
+    let (st, b) = request(&server.addr, "GET", "/v1/subjects", &key, "").unwrap();
+    assert_eq!(st, 200, "{b}");
+
+    std::fs::remove_file(&trigger).unwrap();
+    drop(server);
+    let server = start(&data, &models, None);
+    let (acked, present, absent) = common::service::check_sent("sqlite", &server, &key, &sent);
+    eprintln!(
+        "{} sent, {acked} acknowledged, {present} present, {absent} absent",
+        sent.len()
+    );
     drop(server);
     let (code, out, err) = run(ipseity(&data).args(["--json", "audit", "verify"]));
     assert_eq!(code, 0, "{out}{err}");

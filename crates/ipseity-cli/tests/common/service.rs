@@ -94,7 +94,19 @@ impl Drop for Server {
 }
 
 pub fn start(data: &Path, models: &Path, database: Option<&str>) -> Server {
+    start_with_env(data, models, database, &[])
+}
+
+/// [`start`], with these variables in the server's environment only (tests in one binary
+/// run at once, so the process's own environment is no place for them).
+pub fn start_with_env(
+    data: &Path,
+    models: &Path,
+    database: Option<&str>,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Server {
     let mut cmd = ipseity(data);
+    cmd.envs(env.iter().copied());
     if let Some(url) = database {
         cmd.args(["--database", url]);
     }
