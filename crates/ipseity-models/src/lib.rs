@@ -16,6 +16,9 @@
 //!
 //! Entry points: [`locate`] checks an installed set, [`install`] downloads and
 //! installs one, [`install_from_tarball`] installs from a tarball already at hand.
+//! The liveness models (MiniFASNet, Apache-2.0) and YuNet are not on a package
+//! index: [`install_from_dir`] copies them from a folder, each pinned by SHA-256
+//! and by a URL at a fixed commit ([`FROM_DIR`]); [`locate_liveness`] checks them.
 //!
 //! Architecture invariant: this crate never prints. Progress goes through the
 //! [`Reporter`] trait; the CLI decides how to show it. It knows nothing of the
@@ -26,7 +29,13 @@
 #![forbid(unsafe_code)]
 
 mod archive;
+mod extra;
 mod pip;
+
+pub use extra::{
+    install_from_dir, locate_liveness, FromDirReport, LivenessSet, PinnedModel, FROM_DIR,
+    LIVENESS_COMMIT, LIVENESS_V1SE, LIVENESS_V2, YUNET,
+};
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -212,6 +221,19 @@ pub enum ModelsError {
         /// The missing file's name.
         file: &'static str,
     },
+    /// `models install --from DIR`: a required file is not in the folder.
+    #[error(
+        "{file} not found in {dir} (nor in its usual subfolders); download it from {url} \
+         and give the folder that holds it"
+    )]
+    NotInFolder {
+        /// The folder searched.
+        dir: PathBuf,
+        /// The missing file's name.
+        file: &'static str,
+        /// Where the pinned file can be downloaded.
+        url: &'static str,
+    },
     /// An I/O operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -227,6 +249,7 @@ impl ipseity_core::Classified for ModelsError {
     fn kind(&self) -> ipseity_core::ErrorKind {
         match self {
             ModelsError::NotInstalled { .. }
+            | ModelsError::NotInFolder { .. }
             | ModelsError::ChecksumMismatch { .. }
             | ModelsError::PipNotFound { .. }
             | ModelsError::DownloadFailed { .. } => ipseity_core::ErrorKind::Unavailable,
@@ -236,7 +259,7 @@ impl ipseity_core::Classified for ModelsError {
 
     fn code(&self) -> &'static str {
         match self {
-            ModelsError::NotInstalled { .. } => "models_missing",
+            ModelsError::NotInstalled { .. } | ModelsError::NotInFolder { .. } => "models_missing",
             ModelsError::ChecksumMismatch { .. } => "models_invalid",
             ModelsError::PipNotFound { .. } | ModelsError::DownloadFailed { .. } => {
                 "models_download_failed"

@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         .into());
     }
     match command {
-        Command::Models(ModelsCommand::Install) => models::install(ctx),
+        Command::Models(ModelsCommand::Install(args)) => models::install(ctx, args),
         Command::Enroll(a) => enroll::run(ctx, a),
         Command::Verify(a) => verify::run(ctx, a),
         Command::Identify(a) => identify::run(ctx, a),

@@ -1,0 +1,93 @@
+//! `ipseity models install --from DIR`: pinned models copied from a folder.
+//!
+//! The success case reads `../shared/models` (or `IPSEITY_SHARED_DIR`) and
+//! skips with a message where it is absent, unless `IPSEITY_REQUIRE_SHARED=1`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{error_code, ipseity, json, run};
+
+fn shared_models() -> Option<PathBuf> {
+    let dir = std::env::var_os("IPSEITY_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("models");
+    if dir.join("silent_face_anti_spoofing").is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
+        "IPSEITY_REQUIRE_SHARED is set but {} is missing",
+        dir.display()
+    );
+    eprintln!("skipped: no models at {}", dir.display());
+    None
+}
+
+#[test]
+fn installs_the_liveness_models_from_a_folder() {
+    let Some(src) = shared_models() else { return };
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = ipseity(data.path());
+    let (rc, out, err) = run(cmd
+        .args(["--json", "models", "install", "--from"])
+        .arg(&src));
+    assert_eq!(rc, 0, "{out}\n{err}");
+    let v = json(&out);
+    let installed: Vec<&str> = v["installed"]
+        .as_array()
+        .expect("installed")
+        .iter()
+        .map(|p| p.as_str().expect("path"))
+        .collect();
+    for name in [
+        ipseity_models::LIVENESS_V2.name,
+        ipseity_models::LIVENESS_V1SE.name,
+        ipseity_models::YUNET.name,
+    ] {
+        assert!(installed.iter().any(|p| p.ends_with(name)), "{name}: {out}");
+    }
+    let models = data.path().join("models");
+    ipseity_models::locate_liveness(&models).expect("installed models verify");
+    // A second run finds them in place.
+    let (rc, out2, err) = run(ipseity(data.path())
+        .args(["--json", "models", "install", "--from"])
+        .arg(&src));
+    assert_eq!(rc, 0, "{out2}\n{err}");
+    assert!(err.contains("already installed"), "{err}");
+}
+
+#[test]
+fn a_folder_without_the_models_names_where_to_get_them() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (rc, out, _) = run(ipseity(data.path())
+        .args(["--json", "models", "install", "--from"])
+        .arg(empty.path()));
+    assert_ne!(rc, 0);
+    assert_eq!(error_code(&out), "models_missing");
+    assert!(out.contains(ipseity_models::LIVENESS_COMMIT), "{out}");
+}
+
+#[test]
+fn a_file_that_is_not_the_pinned_one_is_refused() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let src = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        src.path().join(ipseity_models::LIVENESS_V2.name),
+        b"not a model",
+    )
+    .expect("write");
+    let (rc, out, _) = run(ipseity(data.path())
+        .args(["--json", "models", "install", "--from"])
+        .arg(src.path()));
+    assert_ne!(rc, 0);
+    assert_eq!(error_code(&out), "models_invalid");
+    assert!(!data
+        .path()
+        .join("models")
+        .join(ipseity_models::LIVENESS_V2.name)
+        .exists());
+}
