@@ -150,9 +150,11 @@ pub enum DocumentCommand {
     /// every check digit by name. Exit 0 when all checks pass, 1 when one fails,
     /// 2 when the text is not a zone
     Mrz(MrzArgs),
-    /// Read a chip's files dumped by a reader into a directory (EF.COM, DG1, DG2): the
-    /// zone, the face images, and, with --mrz, whether the printed zone matches DG1.
-    /// Nothing read is proven genuine: passive authentication is not implemented yet
+    /// Read a chip's files dumped by a reader into a directory (EF.COM, DG1, DG2, EF.SOD):
+    /// the zone, the face images, with --mrz whether the printed zone matches DG1, and
+    /// passive authentication (EF.SOD's signature, its signer's chain to a CSCA given with
+    /// --csca, and every data group's hash). Exit 0 when every check passes, 1 when one
+    /// fails (with --csca, also when passive authentication does not pass), 2 on bad input
     Read(ChipReadArgs),
 }
 
@@ -165,6 +167,13 @@ pub struct ChipReadArgs {
     /// The printed zone's lines, to compare with DG1
     #[arg(long, value_name = "LINE", num_args = 1..=3)]
     pub mrz: Vec<String>,
+    /// Trusted CSCAs for passive authentication: an ICAO master list (its own signature
+    /// is verified), a CSCA certificate (DER or PEM), or a folder of those
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub csca: Option<PathBuf>,
+    /// A CRL from the issuing state's CSCA (DER or PEM): a revoked document signer fails
+    #[arg(long, value_name = "FILE", requires = "csca")]
+    pub crl: Option<PathBuf>,
 }
 
 /// `ipseity document mrz`

@@ -129,3 +129,210 @@ fn a_chip_dump_reads_and_the_printed_zone_is_compared_with_dg1() {
         "{out}"
     );
 }
+
+mod passive_auth {
+    //! `document read --csca/--crl` on a chip dump generated here: a test
+    //! CSCA, a document signer and a SOD over DG1 (ipseity-document's testkit).
+
+    use std::path::{Path, PathBuf};
+
+    use ipseity_document::testkit::{self, CertSpec, KeyKind, SodSpec, TestKey, SIGNED_AT};
+
+    use super::common::{error_code, ipseity, json, run};
+
+    struct Dump {
+        chip: PathBuf,
+        cscas: PathBuf,
+        other_csca: PathBuf,
+        revoking_crl: PathBuf,
+    }
+
+    /// Writes a genuine chip dump (DG1 and EF.SOD), a CSCA folder, another
+    /// state's CSCA and a CRL revoking the signer.
+    fn dump(dir: &Path) -> Dump {
+        let csca_key = TestKey::generate(KeyKind::P256, 1).expect("key");
+        let signer_key = TestKey::generate(KeyKind::P256, 2).expect("key");
+        let other_key = TestKey::generate(KeyKind::P256, 3).expect("key");
+        let csca_name = testkit::name("UT", "Utopia Test CSCA");
+        let year = 365 * 86_400;
+        let cert = |serial, subject: &str, key, issuer_key| {
+            testkit::certificate(&CertSpec {
+                serial,
+                issuer: csca_name.clone(),
+                subject: if subject.is_empty() {
+                    csca_name.clone()
+                } else {
+                    testkit::name("UT", subject)
+                },
+                not_before: SIGNED_AT - year,
+                not_after: SIGNED_AT + 20 * year,
+                subject_key: key,
+                issuer_key,
+            })
+            .expect("certificate")
+        };
+        let csca = cert(1, "", &csca_key, &csca_key);
+        let other = cert(9, "", &other_key, &other_key);
+        let signer = cert(0x42, "Utopia Test Document Signer", &signer_key, &csca_key);
+        let dg1 = testkit::specimen_dg1();
+        let sod = testkit::sod(&SodSpec {
+            data_groups: &[(1, &dg1)],
+            signer_certificate: &signer,
+            signer_issuer: &csca_name,
+            signer_serial: 0x42,
+            signer_key: &signer_key,
+            signing_time: Some(SIGNED_AT),
+        })
+        .expect("sod");
+        let chip = dir.join("chip");
+        let cscas = dir.join("cscas");
+        std::fs::create_dir(&chip).expect("mkdir");
+        std::fs::create_dir(&cscas).expect("mkdir");
+        std::fs::write(chip.join("DG1.bin"), &dg1).expect("write");
+        std::fs::write(chip.join("EF.SOD"), &sod).expect("write");
+        std::fs::write(cscas.join("utopia.der"), &csca).expect("write");
+        std::fs::write(cscas.join("README.txt"), "not a certificate").expect("write");
+        let other_csca = dir.join("other.cer");
+        std::fs::write(&other_csca, &other).expect("write");
+        let revoking_crl = dir.join("utopia.crl");
+        let crl = testkit::crl(&csca_name, &csca_key, SIGNED_AT + 86_400, &[0x42]).expect("crl");
+        std::fs::write(&revoking_crl, crl).expect("write");
+        Dump {
+            chip,
+            cscas,
+            other_csca,
+            revoking_crl,
+        }
+    }
+
+    fn check<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+        v["passive_authentication"]["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no check {name} in {v}"))
+    }
+
+    #[test]
+    fn a_generated_chip_authenticates_and_each_tampering_fails_by_name() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let d = dump(data.path());
+        let read = |extra: &[&std::ffi::OsStr]| {
+            run(ipseity(data.path())
+                .args(["--json", "document", "read", "--chip"])
+                .arg(&d.chip)
+                .args(extra))
+        };
+
+        // Genuine, against the CSCA folder: every check passes, exit 0.
+        let (rc, out, err) = read(&["--csca".as_ref(), d.cscas.as_os_str()]);
+        assert_eq!(rc, 0, "{out}{err}");
+        let v = json(&out);
+        assert_eq!(v["passive_authentication"]["verdict"], "pass", "{out}");
+        assert_eq!(check(&v, "dg1_hash")["outcome"], "pass");
+        assert_eq!(check(&v, "document_signer_certificate")["outcome"], "pass");
+        assert_eq!(
+            v["passive_authentication"]["validity_time_source"],
+            "signing_time"
+        );
+        assert_eq!(v["trust"]["certificates"], 1);
+        assert!(v["authenticity"]
+            .as_str()
+            .expect("text")
+            .starts_with("genuine"));
+        assert_eq!(v["dg1"]["primary_identifier"], "ERIKSSON");
+
+        // The same in text.
+        let (rc, out, err) = run(ipseity(data.path())
+            .args(["document", "read", "--chip"])
+            .arg(&d.chip)
+            .arg("--csca")
+            .arg(&d.cscas));
+        assert_eq!(rc, 0, "{out}{err}");
+        assert!(out.contains("passive authentication: pass"), "{out}");
+        assert!(out.contains("check dg1_hash: pass"), "{out}");
+        assert!(out.contains("CSCA: C=UT, CN=Utopia Test CSCA"), "{out}");
+
+        // Without --csca: the SOD and DG1 agree, but nothing is proven; exit 0.
+        let (rc, out, err) = read(&[]);
+        assert_eq!(rc, 0, "{out}{err}");
+        let v = json(&out);
+        assert_eq!(
+            check(&v, "document_signer_certificate")["outcome"],
+            "not_checked"
+        );
+        assert!(v["authenticity"]
+            .as_str()
+            .expect("text")
+            .starts_with("not checked"));
+
+        // Another state's CSCA: the chain fails, exit 1.
+        let (rc, out, err) = read(&["--csca".as_ref(), d.other_csca.as_os_str()]);
+        assert_eq!(rc, 1, "{out}{err}");
+        assert_eq!(
+            check(&json(&out), "document_signer_certificate")["outcome"],
+            "fail"
+        );
+
+        // A CRL revoking the signer: exit 1, named.
+        let (rc, out, err) = read(&[
+            "--csca".as_ref(),
+            d.cscas.as_os_str(),
+            "--crl".as_ref(),
+            d.revoking_crl.as_os_str(),
+        ]);
+        assert_eq!(rc, 1, "{out}{err}");
+        assert_eq!(
+            check(&json(&out), "document_signer_revocation")["outcome"],
+            "fail"
+        );
+
+        // Not a certificate nor a master list: an input error, exit 2.
+        let (rc, out, err) = read(&["--csca".as_ref(), d.chip.join("DG1.bin").as_os_str()]);
+        assert_eq!(
+            (rc, error_code(&out).as_str()),
+            (2, "invalid_trust_anchor"),
+            "{out}{err}"
+        );
+
+        // A changed name in DG1 (the zone's check digits do not cover names):
+        // DG1 still reads, its hash fails, exit 1.
+        let dg1 = std::fs::read(d.chip.join("DG1.bin")).expect("read");
+        let text = String::from_utf8_lossy(&dg1).replace("ANNA", "ANNE");
+        std::fs::write(d.chip.join("DG1.bin"), text.as_bytes()).expect("write");
+        let (rc, out, err) = read(&["--csca".as_ref(), d.cscas.as_os_str()]);
+        assert_eq!(rc, 1, "{out}{err}");
+        let v = json(&out);
+        assert_eq!(v["dg1"]["valid"], true);
+        assert_eq!(check(&v, "dg1_hash")["outcome"], "fail");
+        assert!(v["authenticity"]
+            .as_str()
+            .expect("text")
+            .starts_with("FAILED"));
+        // Without --csca a failed hash still fails the command.
+        let (rc, out, err) = read(&[]);
+        assert_eq!(rc, 1, "{out}{err}");
+    }
+
+    #[test]
+    fn a_real_sod_chains_to_the_german_master_list() {
+        let Some(icao) = super::icao() else { return };
+        let data = tempfile::tempdir().expect("tempdir");
+        let chip = data.path().join("chip");
+        std::fs::create_dir(&chip).expect("mkdir");
+        std::fs::copy(icao.join("vectors/sod/sod_de.bin"), chip.join("EF.SOD")).expect("copy");
+        let ml = icao.join("files/cms/master_list/DE_ML_2026-05-28-08-28-45.ml");
+        let (rc, out, err) = run(ipseity(data.path())
+            .args(["--json", "document", "read", "--chip"])
+            .arg(&chip)
+            .arg("--csca")
+            .arg(&ml));
+        assert_eq!(rc, 0, "{out}{err}");
+        let v = json(&out);
+        assert_eq!(v["passive_authentication"]["verdict"], "pass", "{out}");
+        assert_eq!(
+            v["trust"]["master_lists"][0]["signature"]["outcome"],
+            "pass"
+        );
+        assert_eq!(check(&v, "data_groups")["outcome"], "not_checked");
+    }
+}

@@ -3,7 +3,10 @@
 
 use std::io::{self, Read as _, Write};
 
-use ipseity_document::{ChipContents, ChipFile, ImageFormat, Mrz};
+use std::path::Path;
+
+use ipseity_document::passive::{self, Outcome, PassiveAuthInput, PassiveAuthReport};
+use ipseity_document::{ChipContents, ChipFile, ImageFormat, MasterListReport, Mrz, TrustStore};
 
 use crate::args::{ChipReadArgs, MrzArgs};
 use crate::context::Ctx;
@@ -119,7 +122,33 @@ struct ChipReport {
     faces: Vec<FaceSummary>,
     errors: Vec<String>,
     printed_zone_matches_dg1: Option<bool>,
-    authenticity: &'static str,
+    authenticity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trust: Option<TrustSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passive_authentication: Option<PassiveAuthReport>,
+}
+
+/// The CSCAs given with --csca: how many, and each master list's own check.
+#[derive(serde::Serialize)]
+struct TrustSummary {
+    certificates: usize,
+    master_lists: Vec<NamedMasterList>,
+}
+
+#[derive(serde::Serialize)]
+struct NamedMasterList {
+    file: String,
+    #[serde(flatten)]
+    report: MasterListReport,
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "FAIL",
+        Outcome::NotChecked => "not checked",
+    }
 }
 
 fn file_name(f: ChipFile) -> String {
@@ -167,8 +196,127 @@ impl Render for ChipReport {
         if let Some(m) = self.printed_zone_matches_dg1 {
             writeln!(w, "printed zone matches DG1: {m}")?;
         }
+        if let Some(t) = &self.trust {
+            writeln!(w, "trusted CSCA certificates: {}", t.certificates)?;
+            for m in &t.master_lists {
+                writeln!(
+                    w,
+                    "master list {}: {} certificates, signature {} ({}), signer certificate {} ({})",
+                    m.file,
+                    m.report.certificates,
+                    outcome_word(m.report.signature.outcome),
+                    m.report.signature.detail,
+                    outcome_word(m.report.signer_certificate.outcome),
+                    m.report.signer_certificate.detail
+                )?;
+            }
+        }
+        if let Some(p) = &self.passive_authentication {
+            writeln!(w, "passive authentication: {}", outcome_word(p.verdict))?;
+            for c in &p.checks {
+                let optional = if c.required { "" } else { ", optional" };
+                writeln!(
+                    w,
+                    "  check {}: {}{optional} ({})",
+                    c.name,
+                    outcome_word(c.outcome),
+                    c.detail
+                )?;
+            }
+            if let Some(ds) = &p.document_signer {
+                writeln!(
+                    w,
+                    "  document signer: {} (serial {}, {}, valid {} to {})",
+                    ds.subject, ds.serial, ds.key, ds.not_before, ds.not_after
+                )?;
+            }
+            if let Some(c) = &p.csca {
+                writeln!(w, "  CSCA: {} (serial {}, {})", c.subject, c.serial, c.key)?;
+            }
+            if let (Some(t), Some(src)) = (&p.validity_time, p.validity_time_source) {
+                let src = match src {
+                    passive::TimeSource::SigningTime => "the SOD's signingTime",
+                    passive::TimeSource::Now => "now: the SOD has no signingTime",
+                };
+                writeln!(w, "  validity judged at {t} ({src})")?;
+            }
+        }
         writeln!(w, "authenticity: {}", self.authenticity)
     }
+}
+
+/// Most files read from a --csca folder, and the largest (a master list is
+/// under 1 MiB; this leaves room).
+const MAX_TRUST_FILES: usize = 4096;
+const MAX_TRUST_FILE_BYTES: u64 = passive::MAX_MASTER_LIST_BYTES as u64;
+const MAX_CRL_BYTES: u64 = 16 << 20;
+
+fn trust_error(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    CliError::input("invalid_trust_anchor", format!("{}: {e}", path.display())).into()
+}
+
+/// Adds one file: certificates (DER or PEM) or else a master list.
+fn add_trust_file(
+    store: &mut TrustStore,
+    lists: &mut Vec<NamedMasterList>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let bytes = crate::files::read_regular(path, MAX_TRUST_FILE_BYTES, "too_large")?;
+    if store.add_certificates(&bytes).is_ok() {
+        return Ok(());
+    }
+    let report = store.add_master_list(&bytes).map_err(|e| {
+        trust_error(
+            path,
+            format!("neither a CSCA certificate nor a master list ({e})"),
+        )
+    })?;
+    lists.push(NamedMasterList {
+        file: path.display().to_string(),
+        report,
+    });
+    Ok(())
+}
+
+/// Reads --csca: one file, or every certificate and master list in a folder
+/// (by extension: .der .cer .crt .pem .ml .bin; anything else is ignored).
+fn load_trust(path: &Path) -> anyhow::Result<(TrustStore, TrustSummary)> {
+    let mut store = TrustStore::new();
+    let mut lists = vec![];
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| trust_error(path, e))?;
+        let mut files = vec![];
+        for entry in entries {
+            let p = entry.map_err(|e| trust_error(path, e))?.path();
+            let ext = p
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            if p.is_file() && ["der", "cer", "crt", "pem", "ml", "bin"].contains(&ext.as_str()) {
+                files.push(p);
+            }
+            if files.len() > MAX_TRUST_FILES {
+                return Err(trust_error(
+                    path,
+                    format!("more than {MAX_TRUST_FILES} certificate files"),
+                ));
+            }
+        }
+        files.sort();
+        for f in &files {
+            add_trust_file(&mut store, &mut lists, f)?;
+        }
+    } else {
+        add_trust_file(&mut store, &mut lists, path)?;
+    }
+    if store.is_empty() {
+        return Err(trust_error(path, "no CSCA certificate found"));
+    }
+    let summary = TrustSummary {
+        certificates: store.len(),
+        master_lists: lists,
+    };
+    Ok((store, summary))
 }
 
 pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
@@ -222,8 +370,9 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         faces: vec![],
         errors: vec![],
         printed_zone_matches_dg1: None,
-        authenticity: "not checked: passive authentication (the SOD's signature and its chain \
-                       to a CSCA) is not implemented yet, so nothing here is proven genuine",
+        authenticity: String::new(),
+        trust: None,
+        passive_authentication: None,
     };
     match c.com {
         Some(Ok(com)) => {
@@ -281,6 +430,68 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         Some(Err(e)) => errors.push(e.to_string()),
         None => {}
     }
+    // Passive authentication: whenever there is a SOD, and always with --csca
+    // (where a missing SOD is itself a failed check).
+    let trust = match &args.csca {
+        Some(p) => Some(load_trust(p)?),
+        None => None,
+    };
+    let crl = match &args.crl {
+        Some(p) => Some(crate::files::read_regular(p, MAX_CRL_BYTES, "too_large")?),
+        None => None,
+    };
+    let sod = files.iter().find(|(k, _)| *k == ChipFile::Sod);
+    if sod.is_some() || trust.is_some() {
+        let dgs: Vec<(u8, &[u8])> = files
+            .iter()
+            .filter_map(|(k, b)| match k {
+                ChipFile::Dg(n) => Some((*n, b.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let pa = passive::authenticate(&PassiveAuthInput {
+            sod: sod.map(|(_, b)| b.as_slice()).unwrap_or_default(),
+            data_groups: &dgs,
+            trust: trust.as_ref().map(|(t, _)| t),
+            crl: crl.as_deref(),
+            now,
+        });
+        let any_failed = pa
+            .checks
+            .iter()
+            .any(|c| c.required && c.outcome == Outcome::Fail);
+        report.authenticity = if sod.is_none() {
+            "FAILED: no EF.SOD in the chip dump, so nothing can be authenticated".into()
+        } else if pa.passed() {
+            "genuine: passive authentication passed (the SOD's signature, its signer's chain \
+             to a trusted CSCA and every data group's hash)"
+                .into()
+        } else if any_failed {
+            "FAILED: passive authentication found a failed check; do not trust this chip's data"
+                .into()
+        } else {
+            "not checked: the SOD and data groups agree, but without --csca the signer is not \
+             traced to a state, so nothing here is proven genuine"
+                .into()
+        };
+        // With --csca the verdict is what was asked for; without, only a
+        // check that actually failed counts.
+        failed |= if trust.is_some() {
+            !pa.passed()
+        } else {
+            any_failed
+        };
+        report.passive_authentication = Some(pa);
+    } else {
+        report.authenticity = "not checked: no EF.SOD in the chip dump and no --csca given, so \
+                               nothing here is proven genuine"
+            .into();
+    }
+    report.trust = trust.map(|(_, s)| s);
     failed |= !errors.is_empty();
     report.errors = errors;
     ctx.out.emit(&report)?;
