@@ -35,7 +35,8 @@ impl Classified for FaceError {
             | FaceError::FaceTooSmall { .. }
             | FaceError::LowQuality { .. } => ErrorKind::Input,
             // A model that does not load cannot be fixed by the caller's input.
-            FaceError::Model { .. } => ErrorKind::Unavailable,
+            FaceError::Model { .. } | FaceError::NoLivenessModels => ErrorKind::Unavailable,
+            FaceError::Liveness(e) if liveness_model_fault(e) => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
     }
@@ -47,7 +48,18 @@ impl Classified for FaceError {
             FaceError::FaceTooSmall { .. } => "face_too_small",
             FaceError::LowQuality { .. } => "low_quality",
             FaceError::Model { .. } => "models_invalid",
+            FaceError::NoLivenessModels => "models_missing",
+            FaceError::Liveness(e) if liveness_model_fault(e) => "models_invalid",
             _ => "internal",
         }
     }
+}
+
+/// Whether a liveness failure lies in the model file rather than in this face.
+fn liveness_model_fault(e: &crate::liveness::LivenessError) -> bool {
+    use crate::liveness::LivenessError;
+    matches!(
+        e,
+        LivenessError::Read(_) | LivenessError::Missing(_) | LivenessError::Shape { .. }
+    )
 }

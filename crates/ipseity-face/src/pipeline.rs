@@ -7,6 +7,7 @@ use crate::detect::{Detection, Detector};
 use crate::embed::Embedder;
 use crate::geom::{Point, Rect, RgbImage};
 use crate::landmarks::predict_landmarks;
+use crate::liveness::{Liveness, LivenessError, LivenessScore};
 use ipseity_dlib::{DlibError, ShapePredictor};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -53,6 +54,12 @@ pub enum FaceError {
         /// The weakest factor.
         reason: &'static str,
     },
+    /// Liveness was asked for but no liveness models were loaded.
+    #[error("no liveness models loaded (install them with `ipseity models install --from DIR`)")]
+    NoLivenessModels,
+    /// The liveness models failed on this face.
+    #[error("liveness check failed: {0}")]
+    Liveness(#[from] LivenessError),
 }
 
 /// How the detector searches an image for faces.
@@ -180,6 +187,8 @@ pub struct FaceEngine {
     detector: Detector,
     shape: ShapePredictor,
     embedder: Embedder,
+    /// Presentation-attack detection, when its models were loaded.
+    liveness: Option<Liveness>,
     /// The pipeline's constants.
     pub params: Params,
 }
@@ -223,8 +232,30 @@ impl FaceEngine {
             detector,
             shape,
             embedder,
+            liveness: None,
             params,
         })
+    }
+
+    /// The engine with presentation-attack detection (see [`crate::liveness`]).
+    pub fn with_liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = Some(liveness);
+        self
+    }
+
+    /// Whether liveness models are loaded.
+    pub fn has_liveness(&self) -> bool {
+        self.liveness.is_some()
+    }
+
+    /// Presentation-attack detection on one detected face: the liveness
+    /// models' bona-fide probabilities for the face in `rect` (a box from
+    /// [`FaceEngine::detect`] or [`FaceAnalysis::rect`]) of `img`, the image
+    /// the box was found in. It does not decide anything by itself: the
+    /// caller compares [`LivenessScore::bona_fide`] with its threshold.
+    pub fn assess_liveness(&self, img: &RgbImage, rect: Rect) -> Result<LivenessScore, FaceError> {
+        let liveness = self.liveness.as_ref().ok_or(FaceError::NoLivenessModels)?;
+        Ok(liveness.assess(img, rect)?)
     }
 
     /// Stage 5 alone: the embedding of an aligned chip (benchmarks, tests).

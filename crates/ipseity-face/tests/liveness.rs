@@ -216,3 +216,22 @@ fn a_wrong_input_size_is_an_error() {
     assert!(nets[0].probabilities(&Tensor::zeros(3, 64, 64)).is_err());
     assert!(nets[0].probabilities(&Tensor::zeros(1, 80, 80)).is_err());
 }
+
+#[test]
+fn the_engine_runs_liveness_on_a_detected_face() {
+    let (Some(nets), Some(engine)) = (models(), engine()) else {
+        return;
+    };
+    let (img, rect) = sample(&engine, "image_T1.jpg");
+    assert!(matches!(
+        engine.assess_liveness(&img, rect),
+        Err(ipseity_face::FaceError::NoLivenessModels)
+    ));
+    let live = Liveness {
+        models: nets.clone(),
+    };
+    let direct = live.assess(&img, rect).expect("runs");
+    let engine = engine.with_liveness(live);
+    assert!(engine.has_liveness());
+    assert_eq!(engine.assess_liveness(&img, rect).expect("runs"), direct);
+}
