@@ -1,4 +1,4 @@
-//! Lists the tensors of a legacy `.pth` state_dict: `pth_dump FILE`.
+//! Lists the tensors of a `torch.save` state_dict (zip or legacy): `pth_dump FILE`.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).ok_or("usage: pth_dump FILE")?;
     let sd = ipseity_torch::read_state_dict(&std::fs::read(path)?)?;

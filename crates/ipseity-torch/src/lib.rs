@@ -1,5 +1,6 @@
-//! Reads the tensors of a PyTorch `state_dict` saved by `torch.save` in the
-//! legacy (pre-1.6, non-zip) format, without running any of its pickle code.
+//! Reads the tensors of a PyTorch `state_dict` saved by `torch.save`, in the
+//! zip format (PyTorch 1.6 and later) or the legacy one before it, without
+//! running any of its pickle code.
 //!
 //! Pickle is a program for a stack machine whose `GLOBAL` and `REDUCE`
 //! opcodes import and call arbitrary Python. We interpret only the opcodes a
@@ -10,13 +11,16 @@
 //! bounds-checked, so hostile bytes yield a [`TorchError`], never a panic or
 //! an allocation larger than the file justifies.
 //!
-//! Legacy layout: five pickles back to back (magic number, protocol
-//! version, system info, the object, the list of storage keys), then each
-//! storage in that order as a little-endian `i64` element count followed by
-//! its raw little-endian elements.
+//! Zip layout: `<name>/data.pkl` holds the object, whose persistent ids name
+//! storages stored raw in `<name>/data/<key>` (little-endian unless
+//! `<name>/byteorder` says otherwise). Legacy layout: five pickles back to
+//! back (magic number, protocol version, system info, the object, the list
+//! of storage keys), then each storage in that order as a little-endian `i64`
+//! element count followed by its raw little-endian elements.
 #![deny(missing_docs)]
 
 mod pickle;
+mod zip;
 
 use std::rc::Rc;
 
@@ -88,6 +92,8 @@ pub struct Limits {
     pub max_tensors: usize,
     /// Tensor rank.
     pub max_dims: usize,
+    /// Entries in a zip-format file.
+    pub max_entries: usize,
     /// Elements materialised over all tensors (strides of zero can make a
     /// view larger than its storage, so this is not implied by the file size).
     pub max_elements: usize,
@@ -105,6 +111,7 @@ impl Default for Limits {
             max_str: 1 << 12,
             max_tensors: 1 << 14,
             max_dims: 8,
+            max_entries: 1 << 16,
             max_elements: 1 << 27,
         }
     }
@@ -180,7 +187,7 @@ impl StateDict {
     }
 }
 
-/// Reads a legacy `torch.save` file of a state_dict with default limits.
+/// Reads a `torch.save` file of a state_dict (zip or legacy format) with default limits.
 pub fn read_state_dict(bytes: &[u8]) -> Result<StateDict, TorchError> {
     read_state_dict_with(bytes, &Limits::default())
 }
@@ -188,9 +195,7 @@ pub fn read_state_dict(bytes: &[u8]) -> Result<StateDict, TorchError> {
 /// [`read_state_dict`] with explicit limits.
 pub fn read_state_dict_with(bytes: &[u8], limits: &Limits) -> Result<StateDict, TorchError> {
     if bytes.starts_with(b"PK\x03\x04") {
-        return Err(TorchError::Unsupported(
-            "zip-format checkpoints (torch >= 1.6); only the legacy format is read".into(),
-        ));
+        return read_zip(bytes, limits);
     }
     let mut pos = 0usize;
     let mut storages = Vec::new();
@@ -284,6 +289,16 @@ pub fn read_state_dict_with(bytes: &[u8], limits: &Limits) -> Result<StateDict, 
         return Err(malformed(pos, "trailing bytes after the last storage"));
     }
 
+    collect(&obj, &raw, obj_at, limits)
+}
+
+/// The state_dict in `obj`, with each tensor's data copied out of `raw`.
+fn collect(
+    obj: &Value,
+    raw: &[(Rc<StorageRef>, &[u8])],
+    obj_at: usize,
+    limits: &Limits,
+) -> Result<StateDict, TorchError> {
     let Value::Dict(dict) = obj else {
         return Err(malformed(obj_at, "the saved object is not a dict"));
     };
@@ -304,6 +319,45 @@ pub fn read_state_dict_with(bytes: &[u8], limits: &Limits) -> Result<StateDict, 
         entries.push((name.to_string(), tensor));
     }
     Ok(StateDict { entries })
+}
+
+/// A zip-format file: the object from `*/data.pkl`, each storage from `*/data/<key>`.
+fn read_zip(bytes: &[u8], limits: &Limits) -> Result<StateDict, TorchError> {
+    let entries = zip::entries(bytes, limits.max_entries)?;
+    let pkl = entries
+        .iter()
+        .find(|e| e.name.ends_with("/data.pkl") && e.name.matches('/').count() == 1)
+        .ok_or_else(|| malformed(0, "zip archive without <name>/data.pkl"))?;
+    let prefix = pkl.name.trim_end_matches("data.pkl");
+    let entry = |name: &str| entries.iter().find(|e| e.name == name).map(|e| e.data);
+    if let Some(order) = entry(&format!("{prefix}byteorder")) {
+        if order != b"little" {
+            return Err(TorchError::Unsupported("big-endian files".into()));
+        }
+    }
+    let mut storages = Vec::new();
+    let u = pickle::unpickle(pkl.data, 0, limits, true, &mut storages)?;
+    if u.consumed != pkl.data.len() {
+        return Err(malformed(u.consumed, "bytes after the pickle's STOP"));
+    }
+    let mut raw = Vec::with_capacity(storages.len());
+    for s in &storages {
+        let name = format!("{prefix}data/{}", s.key);
+        let data = entry(&name)
+            .ok_or_else(|| malformed(0, format!("storage {name} missing from the archive")))?;
+        if Some(data.len()) != s.numel.checked_mul(s.dtype.size()) {
+            return Err(malformed(
+                0,
+                format!(
+                    "storage {name} holds {} bytes, {} elements declared",
+                    data.len(),
+                    s.numel
+                ),
+            ));
+        }
+        raw.push((s.clone(), data));
+    }
+    collect(&u.value, &raw, 0, limits)
 }
 
 fn malformed(offset: usize, what: impl Into<String>) -> TorchError {

@@ -144,11 +144,8 @@ fn forbidden_globals_are_named_not_run() {
 }
 
 #[test]
-fn a_zip_checkpoint_is_reported_as_unsupported() {
-    assert!(matches!(
-        read_state_dict(b"PK\x03\x04rest"),
-        Err(TorchError::Unsupported(_))
-    ));
+fn a_bare_zip_signature_is_an_error() {
+    assert!(read_state_dict(b"PK\x03\x04rest").is_err());
 }
 
 #[test]
@@ -241,5 +238,59 @@ proptest! {
         bytes.extend([0x80, 2]);
         bytes.extend(body);
         let _ = read_state_dict(&bytes);
+    }
+}
+
+fn tiny_zip() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/tiny_zip.pt"
+    ))
+    .expect("test data")
+}
+
+#[test]
+fn reads_a_zip_format_state_dict() {
+    let sd = read_state_dict(&tiny_zip()).unwrap();
+    let names: Vec<_> = sd.entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["w", "b", "n"]);
+    let w = sd.get("w").unwrap();
+    assert_eq!(w.shape, [3, 2]);
+    // The transpose of [[0, 1, 2], [3, 4, 5]].
+    assert_eq!(w.data, Data::F32(vec![0., 3., 1., 4., 2., 5.]));
+    assert_eq!(sd.get("b").unwrap().data, Data::F32(vec![1.5, -2.0]));
+    assert_eq!(sd.get("n").unwrap().data, Data::I64(vec![7]));
+}
+
+#[test]
+fn a_zip_with_damaged_data_fails_its_crc() {
+    let mut bytes = tiny_zip();
+    // The first float of storage 0 follows the 64-byte aligned local header of data/0.
+    let at = bytes
+        .windows(15)
+        .position(|w| w == b"tiny_zip/data/0")
+        .map(|p| p + 15)
+        .unwrap();
+    let data_at = (at..bytes.len()).find(|i| i % 64 == 0).unwrap();
+    bytes[data_at] ^= 1;
+    assert!(read_state_dict(&bytes).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn mutated_zips_never_panic(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        cut in any::<usize>(),
+    ) {
+        let mut bytes = tiny_zip();
+        let len = bytes.len();
+        for (at, b) in edits {
+            bytes[at % len] = b;
+        }
+        let _ = read_state_dict(&bytes);
+        bytes.truncate(cut % len);
+        prop_assert!(read_state_dict(&bytes).is_err());
     }
 }
