@@ -370,21 +370,26 @@ impl TrustStore {
         Ok(report)
     }
 
-    /// The CSCAs that may have issued `cert`: those whose key identifier is
-    /// its authority key identifier, and those whose subject is its issuer.
+    /// The CSCAs that may have issued `cert`: first those whose key
+    /// identifier is its authority key identifier, then the others whose
+    /// subject is its issuer. The order matters for speed only: a state has
+    /// several CSCAs under one name (key rollover, link certificates), and
+    /// each wrong one costs a failed signature check.
     fn candidates(&self, cert: &Certificate) -> Vec<&Certificate> {
         let mut idx: Vec<usize> = vec![];
         if let Some(k) = &cert.authority_key_id {
             idx.extend(self.by_key_id.get(k).into_iter().flatten());
         }
-        idx.extend(
-            self.by_subject
-                .get(&cert.issuer.key())
-                .into_iter()
-                .flatten(),
-        );
-        idx.sort_unstable();
-        idx.dedup();
+        for i in self
+            .by_subject
+            .get(&cert.issuer.key())
+            .into_iter()
+            .flatten()
+        {
+            if !idx.contains(i) {
+                idx.push(*i);
+            }
+        }
         idx.into_iter().filter_map(|i| self.certs.get(i)).collect()
     }
 }

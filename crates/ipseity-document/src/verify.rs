@@ -735,115 +735,138 @@ fn ecdsa_verify(
     }
 }
 
-/// ECDSA verification on a short Weierstrass curve over a prime field, in
-/// Jacobian coordinates on `num-bigint`: for curves without a crate here.
+/// ECDSA verification on brainpoolP512r1, the one curve here without a
+/// crate: field arithmetic in Montgomery form on `crypto-bigint` with the
+/// prime fixed at compile time (a division per product on `num-bigint` was
+/// about twenty times slower), scalars mod n on `num-bigint` (a handful of
+/// operations). Jacobian coordinates; everything is public data, so nothing
+/// needs to run in constant time.
 mod generic {
+    use crypto_bigint::modular::ConstMontyForm;
+    use crypto_bigint::U512;
     use num_bigint::BigUint;
 
     use super::{hex_bytes, CryptoError, Params};
 
+    const P: &str = "aadd9db8dbe9c48b3fd4e6ae33c9fc07cb308db3b3c9d20ed6639cca703308717d4d9b009bc66842aecda12ae6a380e62881ff2f2d82c68528aa6056583a48f3";
+
+    crypto_bigint::const_monty_params!(Bp512Prime, U512, P, "brainpoolP512r1's prime p");
+
+    type Fe = ConstMontyForm<Bp512Prime, { U512::LIMBS }>;
+
     struct Field {
         p: BigUint,
-        a: BigUint,
+        a: Fe,
     }
 
     /// A point in Jacobian coordinates; `z == 0` is the point at infinity.
     #[derive(Clone)]
     struct Jac {
-        x: BigUint,
-        y: BigUint,
-        z: BigUint,
+        x: Fe,
+        y: Fe,
+        z: Fe,
+    }
+
+    /// 64 big-endian bytes of a value known to be below 2^512.
+    fn to_u512(v: &BigUint) -> Option<U512> {
+        let b = v.to_bytes_be();
+        let pad = 64usize.checked_sub(b.len())?;
+        let mut bytes = [0u8; 64];
+        bytes.get_mut(pad..)?.copy_from_slice(&b);
+        Some(U512::from_be_slice(&bytes))
     }
 
     impl Field {
-        fn mul(&self, x: &BigUint, y: &BigUint) -> BigUint {
-            (x * y) % &self.p
+        fn new(p: BigUint, a: &BigUint) -> Option<Self> {
+            // The Montgomery parameters are brainpoolP512r1's, fixed above.
+            if p != uint(P) {
+                return None;
+            }
+            let a = Fe::new(&to_u512(a)?);
+            Some(Self { p, a })
         }
-        fn add(&self, x: &BigUint, y: &BigUint) -> BigUint {
-            (x + y) % &self.p
+
+        fn fe(&self, v: &BigUint) -> Option<Fe> {
+            Some(Fe::new(&to_u512(&(v % &self.p))?))
         }
-        fn sub(&self, x: &BigUint, y: &BigUint) -> BigUint {
-            ((x + &self.p) - (y % &self.p)) % &self.p
+
+        fn zero(&self) -> Fe {
+            Fe::ZERO
         }
-        fn inv(&self, x: &BigUint) -> BigUint {
-            // p is prime: x^(p-2) is x's inverse.
-            x.modpow(&(&self.p - 2u32), &self.p)
+
+        fn is_zero(&self, x: &Fe) -> bool {
+            x.as_montgomery() == self.zero().as_montgomery()
+        }
+
+        fn eq(x: &Fe, y: &Fe) -> bool {
+            x.as_montgomery() == y.as_montgomery()
+        }
+
+        fn infinity(&self) -> Jac {
+            Jac {
+                x: Fe::ONE,
+                y: Fe::ONE,
+                z: self.zero(),
+            }
         }
 
         fn double(&self, q: &Jac) -> Jac {
-            if q.z == BigUint::ZERO || q.y == BigUint::ZERO {
-                return infinity();
+            if self.is_zero(&q.z) || self.is_zero(&q.y) {
+                return self.infinity();
             }
-            let yy = self.mul(&q.y, &q.y);
-            let s = self.mul(&(4u32 * &q.x), &yy) % &self.p;
-            let zz = self.mul(&q.z, &q.z);
-            let m = self.add(
-                &(3u32 * self.mul(&q.x, &q.x)),
-                &self.mul(&self.a, &self.mul(&zz, &zz)),
-            );
-            let x = self.sub(&self.mul(&m, &m), &(2u32 * &s));
-            let y = self.sub(
-                &self.mul(&m, &self.sub(&s, &x)),
-                &(8u32 * self.mul(&yy, &yy)),
-            );
-            let z = self.mul(&(2u32 * &q.y), &q.z);
+            let yy = q.y.square();
+            let s = (q.x * yy).double().double();
+            let zz = q.z.square();
+            let xx = q.x.square();
+            let m = xx.double() + xx + self.a * zz.square();
+            let x = m.square() - s.double();
+            let yyyy8 = yy.square().double().double().double();
+            let y = m * (s - x) - yyyy8;
+            let z = (q.y * q.z).double();
             Jac { x, y, z }
         }
 
-        fn add_points(&self, p1: &Jac, p2: &Jac) -> Jac {
-            if p1.z == BigUint::ZERO {
+        fn add(&self, p1: &Jac, p2: &Jac) -> Jac {
+            if self.is_zero(&p1.z) {
                 return p2.clone();
             }
-            if p2.z == BigUint::ZERO {
+            if self.is_zero(&p2.z) {
                 return p1.clone();
             }
-            let z1z1 = self.mul(&p1.z, &p1.z);
-            let z2z2 = self.mul(&p2.z, &p2.z);
-            let u1 = self.mul(&p1.x, &z2z2);
-            let u2 = self.mul(&p2.x, &z1z1);
-            let s1 = self.mul(&p1.y, &self.mul(&p2.z, &z2z2));
-            let s2 = self.mul(&p2.y, &self.mul(&p1.z, &z1z1));
-            if u1 == u2 {
-                return if s1 == s2 {
+            let z1z1 = p1.z.square();
+            let z2z2 = p2.z.square();
+            let u1 = p1.x * z2z2;
+            let u2 = p2.x * z1z1;
+            let s1 = p1.y * p2.z * z2z2;
+            let s2 = p2.y * p1.z * z1z1;
+            if Self::eq(&u1, &u2) {
+                return if Self::eq(&s1, &s2) {
                     self.double(p1)
                 } else {
-                    infinity()
+                    self.infinity()
                 };
             }
-            let h = self.sub(&u2, &u1);
-            let r = self.sub(&s2, &s1);
-            let hh = self.mul(&h, &h);
-            let hhh = self.mul(&h, &hh);
-            let v = self.mul(&u1, &hh);
-            let x = self.sub(&self.sub(&self.mul(&r, &r), &hhh), &(2u32 * &v));
-            let y = self.sub(&self.mul(&r, &self.sub(&v, &x)), &self.mul(&s1, &hhh));
-            let z = self.mul(&self.mul(&p1.z, &p2.z), &h);
+            let h = u2 - u1;
+            let r = s2 - s1;
+            let hh = h.square();
+            let hhh = h * hh;
+            let v = u1 * hh;
+            let x = r.square() - hhh - v.double();
+            let y = r * (v - x) - s1 * hhh;
+            let z = p1.z * p2.z * h;
             Jac { x, y, z }
         }
 
+        /// The affine x coordinate, as an integer.
         fn affine_x(&self, q: &Jac) -> Option<BigUint> {
-            if q.z == BigUint::ZERO {
+            if self.is_zero(&q.z) {
                 return None;
             }
-            let zi = self.inv(&q.z);
-            Some(self.mul(&q.x, &self.mul(&zi, &zi)))
-        }
-
-        fn on_curve(&self, x: &BigUint, y: &BigUint, b: &BigUint) -> bool {
-            let lhs = self.mul(y, y);
-            let rhs = self.add(
-                &self.add(&self.mul(&self.mul(x, x), x), &self.mul(&self.a, x)),
-                b,
-            );
-            lhs == rhs
-        }
-    }
-
-    fn infinity() -> Jac {
-        Jac {
-            x: BigUint::from(1u32),
-            y: BigUint::from(1u32),
-            z: BigUint::ZERO,
+            // p is prime: z^(p-2) is z's inverse.
+            let z = BigUint::from_bytes_be(&q.z.retrieve().to_be_bytes());
+            let zi = self.fe(&z.modpow(&(&self.p - 2u32), &self.p))?;
+            let x = q.x * zi.square();
+            Some(BigUint::from_bytes_be(&x.retrieve().to_be_bytes()))
         }
     }
 
@@ -858,13 +881,12 @@ mod generic {
         r: &[u8],
         s: &[u8],
     ) -> Result<(), CryptoError> {
-        let f = Field {
-            p: uint(k.p),
-            a: uint(k.a),
-        };
+        let unsupported = || CryptoError::Unsupported("a curve other than brainpoolP512r1".into());
+        let p = uint(k.p);
+        let f = Field::new(p.clone(), &uint(k.a)).ok_or_else(unsupported)?;
         let b = uint(k.b);
         let n = uint(k.n);
-        let len = (f.p.bits() as usize).div_ceil(8);
+        let len = (p.bits() as usize).div_ceil(8);
         let (qx, qy) = match point.split_first() {
             Some((4, xy)) if xy.len() == 2 * len => xy.split_at(len),
             _ => {
@@ -874,7 +896,9 @@ mod generic {
             }
         };
         let (qx, qy) = (BigUint::from_bytes_be(qx), BigUint::from_bytes_be(qy));
-        if qx >= f.p || qy >= f.p || !f.on_curve(&qx, &qy, &b) {
+        // y^2 = x^3 + ax + b, checked on integers (once per key).
+        let on_curve = (&qy * &qy) % &p == (&qx * &qx * &qx + uint(k.a) * &qx + &b) % &p;
+        if qx >= p || qy >= p || !on_curve {
             return Err(CryptoError::Malformed(
                 "EC public key is not on the curve".into(),
             ));
@@ -892,25 +916,27 @@ mod generic {
         let w = s.modpow(&(&n - 2u32), &n);
         let u1 = (&e * &w) % &n;
         let u2 = (&r * &w) % &n;
+        let one = Fe::ONE;
+        let fe = |v: &BigUint| f.fe(v).ok_or_else(unsupported);
         let g = Jac {
-            x: uint(k.gx),
-            y: uint(k.gy),
-            z: BigUint::from(1u32),
+            x: fe(&uint(k.gx))?,
+            y: fe(&uint(k.gy))?,
+            z: one,
         };
         let q = Jac {
-            x: qx,
-            y: qy,
-            z: BigUint::from(1u32),
+            x: fe(&qx)?,
+            y: fe(&qy)?,
+            z: one,
         };
         // Shamir's trick: u1·G + u2·Q in one pass of doublings.
-        let gq = f.add_points(&g, &q);
-        let mut acc = infinity();
+        let gq = f.add(&g, &q);
+        let mut acc = f.infinity();
         for i in (0..n.bits()).rev() {
             acc = f.double(&acc);
             match (u1.bit(i), u2.bit(i)) {
-                (true, true) => acc = f.add_points(&acc, &gq),
-                (true, false) => acc = f.add_points(&acc, &g),
-                (false, true) => acc = f.add_points(&acc, &q),
+                (true, true) => acc = f.add(&acc, &gq),
+                (true, false) => acc = f.add(&acc, &g),
+                (false, true) => acc = f.add(&acc, &q),
                 (false, false) => {}
             }
         }
@@ -928,7 +954,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generic_verifier_agrees_with_the_p256_crate() {
+    fn the_brainpool_p512_verifier_is_for_that_curve_only() {
+        // Its correctness is tested on the real German and Finnish SODs
+        // (tests/passive_auth_vectors.rs), whose CSCAs use brainpoolP512r1.
         use ecdsa::signature::hazmat::PrehashSigner as _;
         let sk = ecdsa::SigningKey::<p256::NistP256>::from_slice(&[7u8; 32]).unwrap();
         let digest = HashAlg::Sha256.digest(b"message");
@@ -936,13 +964,18 @@ mod tests {
         let point = sk.verifying_key().to_sec1_point(false);
         let bytes = sig.to_bytes();
         let (r, s) = bytes.split_at(32);
-        let params = Curve::P256.params();
-        generic::verify(params, point.as_bytes(), &digest, r, s).unwrap();
-        let other = HashAlg::Sha256.digest(b"messagf");
-        assert_eq!(
-            generic::verify(params, point.as_bytes(), &other, r, s),
-            Err(CryptoError::BadSignature)
-        );
+        assert!(matches!(
+            generic::verify(Curve::P256.params(), point.as_bytes(), &digest, r, s),
+            Err(CryptoError::Unsupported(_))
+        ));
+        // A point not on the curve is refused before any arithmetic.
+        let params = Curve::BrainpoolP512r1.params();
+        let mut bogus = vec![4u8];
+        bogus.extend([1u8; 128]);
+        assert!(matches!(
+            generic::verify(params, &bogus, &digest, &[1], &[1]),
+            Err(CryptoError::Malformed(_))
+        ));
     }
 
     #[test]
