@@ -241,16 +241,57 @@ pub fn ber_to_der_lengths(b: &[u8]) -> Result<Vec<u8>, Asn1Error> {
     if b.len() > MAX_INPUT {
         return Err(Asn1Error::TooLarge(b.len()));
     }
+    // Rewriting nests a buffer per indefinite level; this caps what they may
+    // take together, far above what real BER (a few levels) needs.
+    let mut budget = b.len().saturating_mul(8).saturating_add(64 << 10);
     let mut out = Vec::with_capacity(b.len());
-    let end = convert(b, 0, &mut out, 0)?;
+    let end = convert(b, 0, &mut out, 0, &mut budget)?;
     if end != b.len() {
         return Err(Asn1Error::Unexpected("bytes after the structure"));
     }
     Ok(out)
 }
 
+fn charge(budget: &mut usize, n: usize) -> Result<(), Asn1Error> {
+    *budget = budget.checked_sub(n).ok_or(Asn1Error::TooLarge(n))?;
+    Ok(())
+}
+
+/// Whether any element within `value` (a constructed value's content) has an
+/// indefinite length; an error where the content is not TLV. Allocates
+/// nothing, so DER passes through without a copy per level.
+fn has_indefinite(value: &[u8], depth: usize) -> Result<bool, Asn1Error> {
+    if depth > MAX_DEPTH {
+        return Err(Asn1Error::Depth);
+    }
+    let mut p = 0;
+    while p < value.len() {
+        let (tag, len_pos) = read_identifier(value, p)?;
+        let Some((len, val_pos)) = read_length(value, len_pos)? else {
+            return Ok(true);
+        };
+        let end = val_pos
+            .checked_add(len)
+            .ok_or(Asn1Error::Truncated(val_pos))?;
+        let child = value
+            .get(val_pos..end)
+            .ok_or(Asn1Error::Truncated(value.len()))?;
+        if tag & 0x20 != 0 && has_indefinite(child, depth + 1)? {
+            return Ok(true);
+        }
+        p = end;
+    }
+    Ok(false)
+}
+
 /// Converts one element at `pos` into `out`; returns the input position after it.
-fn convert(b: &[u8], pos: usize, out: &mut Vec<u8>, depth: usize) -> Result<usize, Asn1Error> {
+fn convert(
+    b: &[u8],
+    pos: usize,
+    out: &mut Vec<u8>,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<usize, Asn1Error> {
     if depth > MAX_DEPTH {
         return Err(Asn1Error::Depth);
     }
@@ -263,35 +304,35 @@ fn convert(b: &[u8], pos: usize, out: &mut Vec<u8>, depth: usize) -> Result<usiz
                 .ok_or(Asn1Error::Truncated(val_pos))?;
             let value = b.get(val_pos..end).ok_or(Asn1Error::Truncated(b.len()))?;
             let raw = b.get(pos..end).ok_or(Asn1Error::Truncated(b.len()))?;
-            if !constructed {
+            // Definite all the way down: kept byte for byte (even a
+            // non-minimal header), so a signed part stays exactly as signed.
+            if !constructed || !has_indefinite(value, depth + 1)? {
                 out.extend_from_slice(raw);
                 return Ok(end);
             }
+            charge(budget, value.len())?;
             let mut inner = Vec::with_capacity(value.len());
             let mut p = val_pos;
             while p < end {
-                p = convert_within(b, p, end, &mut inner, depth + 1)?;
+                let bounded = b.get(..end).ok_or(Asn1Error::Truncated(b.len()))?;
+                p = convert(bounded, p, &mut inner, depth + 1, budget)?;
             }
-            // Unchanged children keep their header as it was (even a
-            // non-minimal one), so a signed part stays byte for byte the same.
-            if inner == value {
-                out.extend_from_slice(raw);
-            } else {
-                write_header(out, tag, inner.len());
-                out.extend_from_slice(&inner);
-            }
+            write_header(out, tag, inner.len());
+            out.extend_from_slice(&inner);
             Ok(end)
         }
         None => {
             if !constructed {
                 return Err(Asn1Error::Length(len_pos));
             }
+            // The content runs at most to the end of the input.
+            charge(budget, b.len().saturating_sub(len_pos))?;
             let mut inner = vec![];
             let mut p = len_pos + 1;
             loop {
                 match b.get(p..p + 2) {
                     Some([0, 0]) => break,
-                    Some(_) => p = convert(b, p, &mut inner, depth + 1)?,
+                    Some(_) => p = convert(b, p, &mut inner, depth + 1, budget)?,
                     None => return Err(Asn1Error::Truncated(p)),
                 }
             }
@@ -300,18 +341,6 @@ fn convert(b: &[u8], pos: usize, out: &mut Vec<u8>, depth: usize) -> Result<usiz
             Ok(p + 2)
         }
     }
-}
-
-/// As [`convert`], for a child that must end by `limit`.
-fn convert_within(
-    b: &[u8],
-    pos: usize,
-    limit: usize,
-    out: &mut Vec<u8>,
-    depth: usize,
-) -> Result<usize, Asn1Error> {
-    let bounded = b.get(..limit).ok_or(Asn1Error::Truncated(b.len()))?;
-    convert(bounded, pos, out, depth)
 }
 
 /// Appends a DER identifier and definite length.
@@ -462,7 +491,22 @@ mod tests {
         for _ in 0..10_000 {
             deep.extend_from_slice(&[0x30, 0x80]);
         }
-        assert_eq!(ber_to_der_lengths(&deep), Err(Asn1Error::Depth));
+        assert!(matches!(
+            ber_to_der_lengths(&deep),
+            Err(Asn1Error::Depth | Asn1Error::TooLarge(_))
+        ));
+        // Definite nesting past the cap too.
+        let mut nested = vec![0x05, 0x00];
+        for _ in 0..40 {
+            let mut outer = vec![];
+            write_header(&mut outer, 0x30, nested.len());
+            outer.extend_from_slice(&nested);
+            nested = outer;
+        }
+        let mut ber = vec![0x30, 0x80];
+        ber.extend_from_slice(&nested);
+        ber.extend_from_slice(&[0, 0]);
+        assert_eq!(ber_to_der_lengths(&ber), Err(Asn1Error::Depth));
     }
 
     #[test]

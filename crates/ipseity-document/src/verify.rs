@@ -8,8 +8,9 @@
 //!
 //! Brainpool P512r1 has no RustCrypto curve crate of the generation used here
 //! (`bp256`/`bp384` 0.14 exist, no `bp512`), so its ECDSA verification is done
-//! in [`generic`] on `num-bigint`: public data only, so constant time is not
-//! needed.
+//! in `generic`, on `crypto-bigint`'s Montgomery arithmetic for the field and
+//! `num-bigint` for the few operations modulo the order: public data only, so
+//! constant time is not needed.
 
 use sha1_v011::Sha1;
 use sha2_v011::{Digest, Sha224, Sha256, Sha384, Sha512};
