@@ -211,3 +211,161 @@ fn a_disk_failing_at_random_moments_loses_nothing_acknowledged() {
     let (code, out, err) = run(ipseity(&data).args(["--json", "audit", "verify"]));
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// A PostgreSQL server of the test's own, started under the shim, stopped on drop.
+struct FaultyPostgres {
+    dir: PathBuf,
+    url: String,
+}
+
+impl FaultyPostgres {
+    fn pg_sh() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/pg.sh")
+    }
+
+    /// Starts (or starts again) the cluster in `dir` with the shim preloaded.
+    fn start(dir: &Path, so: &Path, trigger: &Path) -> Option<String> {
+        let out = std::process::Command::new("bash")
+            .arg(Self::pg_sh())
+            .arg("start")
+            .arg(dir)
+            .env("LD_PRELOAD", so)
+            .env("IPSEITY_FAULT_FILE", trigger)
+            .env(
+                "IPSEITY_FAULT_PER_MILLE",
+                std::env::var("IPSEITY_PG_FAULT_PER_MILLE").unwrap_or_else(|_| "30".into()),
+            )
+            .env("IPSEITY_FAULT_SEED", "7")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let url = text.split('\'').nth(1)?.to_owned();
+        out.status.success().then_some(url)
+    }
+
+    fn stop(&self) {
+        let _ = std::process::Command::new("bash")
+            .arg(Self::pg_sh())
+            .args(["stop"])
+            .arg(&self.dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for FaultyPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The same on PostgreSQL, with the shim under the database server itself: about 3% of
+/// its writes and fsyncs fail (`IPSEITY_PG_FAULT_PER_MILLE` for more; from about 6% the
+/// server soon stops and its recovery fails too, so it stays down until the disk works). PostgreSQL answers a failed data write with an error
+/// (class 58, `store_io_error`) and a failed log write or fsync by stopping and
+/// recovering (`store_unavailable`), so each answer must be a 201 or one of those 503s.
+/// The disk then recovers, the server is started again if it stopped, and every
+/// acknowledged enrolment is there and intact.
+#[test]
+fn a_postgresql_disk_failing_at_random_moments_loses_nothing_acknowledged() {
+    let Some((models, _)) = fixtures() else {
+        return;
+    };
+    // Only run where the shared test server is configured (PostgreSQL is installed).
+    if common::service::test_database("pg_io_faults").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(so) = shim(tmp.path()) else {
+        return;
+    };
+    // The server runs as its own user, which must reach the shim and the trigger.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let trigger = tmp.path().join("fail-now");
+    // The guard first, so that a failed start is stopped too.
+    let mut pg = FaultyPostgres {
+        dir: tmp.path().join("pg"),
+        url: String::new(),
+    };
+    pg.url = FaultyPostgres::start(&pg.dir, &so, &trigger).expect("tools/pg.sh start");
+    let data = tmp.path().join("data");
+    let key = desk_key(&data, Some(&pg.url));
+    let server = start(&data, &models, Some(&pg.url));
+
+    std::fs::write(&trigger, b"").unwrap();
+    let rounds: usize = std::env::var("IPSEITY_IO_FAULT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let sent: Vec<Sent> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let (addr, key) = (&server.addr, &key);
+                scope.spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(200 + w);
+                    let mut sent = Vec::new();
+                    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+                    for n in 0..rounds {
+                        let subject = format!("w{w}n{n}");
+                        let body = fingers_body(
+                            &record(&mut rng, FingerPosition::RightIndex),
+                            &record(&mut rng, FingerPosition::LeftIndex),
+                        );
+                        let path = format!("/v1/subjects/{subject}/fingers");
+                        let (st, b) =
+                            request(addr, "POST", &path, key, &body).expect("the service answers");
+                        assert!(st == 201 || st == 503, "{subject}: {st} {b}");
+                        if st == 503 {
+                            let code = json(&b)["code"].as_str().unwrap_or("").to_owned();
+                            assert!(
+                                ["store_io_error", "store_unavailable", "disk_full"]
+                                    .contains(&code.as_str()),
+                                "{subject}: {b}"
+                            );
+                            *codes.entry(code).or_default() += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                        sent.push(Sent {
+                            subject,
+                            body,
+                            acknowledged: st == 201,
+                        });
+                    }
+                    eprintln!("worker {w}: refusals {codes:?}");
+                    sent
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    assert!(
+        sent.iter().any(|s| !s.acknowledged),
+        "no write failed: the shim did not take effect"
+    );
+
+    // The disk recovers; the database server is started again if the faults stopped it
+    // (its recovery replays the log), and the service reconnects by itself.
+    std::fs::remove_file(&trigger).unwrap();
+    pg.stop();
+    assert!(
+        FaultyPostgres::start(&pg.dir, &so, &trigger).is_some(),
+        "PostgreSQL starts again once the disk works"
+    );
+    drop(server);
+    let server = start(&data, &models, Some(&pg.url));
+    let (acked, present, absent) = common::service::check_sent("postgres", &server, &key, &sent);
+    eprintln!(
+        "{} sent, {acked} acknowledged, {present} present, {absent} absent",
+        sent.len()
+    );
+    drop(server);
+    let (code, out, err) =
+        run(ipseity(&data).args(["--database", &pg.url, "--json", "audit", "verify"]));
+    assert_eq!(code, 0, "{out}{err}");
+}

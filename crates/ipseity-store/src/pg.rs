@@ -140,6 +140,11 @@ impl From<postgres::Error> for StoreError {
         if e.code() == Some(&SqlState::DISK_FULL) {
             return StoreError::DiskFull;
         }
+        // Class 58, "system error": the server's own disk failed a read, write or sync
+        // (58030 io_error), which is the same fault as the embedded store's I/O error.
+        if let Some(db) = e.as_db_error().filter(|d| d.code().code().starts_with("58")) {
+            return StoreError::Storage(format!("{} ({})", db.message(), db.code().code()));
+        }
         // A server shutting down or restarting, or a connection that broke: the writer
         // reconnects on the next call and the pool replaces its connections.
         let down = [
