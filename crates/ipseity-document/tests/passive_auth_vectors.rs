@@ -318,3 +318,40 @@ fn real_certificates_read_with_their_dates() {
     }
     assert_eq!(n, 26);
 }
+
+#[test]
+fn indonesian_link_certificates_are_signed_by_the_previous_csca() {
+    let Some(icao) = icao() else { return };
+    let dir = "files/cms/master_list/IDN_2010_SERIES_CSCA_CERT";
+    let cert =
+        |name: &str| Certificate::from_der(&read(&icao, &format!("{dir}/{name}"))).expect(name);
+    for (link, previous, other) in [
+        (
+            "2016-01_CSCA_LINK.cer",
+            "2010-12_CSCA.cer",
+            "2020-10_CSCA.cer",
+        ),
+        (
+            "2020-10_CSCA_LINK.cer",
+            "2016-01_CSCA.cer",
+            "2010-12_CSCA.cer",
+        ),
+    ] {
+        let link = cert(link);
+        let previous = cert(previous);
+        let key = previous.key.as_ref().expect("key");
+        assert!(link.verify_signed_by(key).is_ok(), "{link:?}");
+        assert!(link.issuer.matches(&previous.subject));
+        let other = cert(other);
+        let other_key = other.key.as_ref().expect("key");
+        assert!(link.verify_signed_by(other_key).is_err());
+    }
+    // Each self-signed CSCA verifies under its own key.
+    for name in ["2010-12_CSCA.cer", "2016-01_CSCA.cer", "2020-10_CSCA.cer"] {
+        let c = cert(name);
+        assert!(
+            c.verify_signed_by(c.key.as_ref().expect("key")).is_ok(),
+            "{name}"
+        );
+    }
+}
