@@ -2,7 +2,8 @@
 # Starts a throwaway PostgreSQL server for the tests and prints the URL to use.
 #
 #   eval "$(tools/pg.sh start DIR)"   # exports IPSEITY_TEST_DATABASE_URL, PG_DIR
-#   tools/pg.sh stop DIR
+#   tools/pg.sh stop DIR [fast|immediate]   # immediate: a crash, as for a server stuck
+#                                            # in recovery
 #
 # Installs Debian's postgresql package when no server binaries are found (as root, or
 # with sudo). The cluster lives in DIR, listens only on a Unix socket in DIR (no TCP
@@ -48,7 +49,7 @@ case "$cmd" in
     echo "export IPSEITY_TEST_DATABASE_URL='postgres://ipseity@localhost/ipseity_test?host=$dir'"
     ;;
   stop)
-    [ -f "$dir/data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    [ -f "$dir/data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m "${3:-fast}" -w stop >/dev/null
     ;;
   *)
     echo "usage: pg.sh start|stop DIR" >&2

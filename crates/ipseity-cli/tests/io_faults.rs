@@ -239,15 +239,27 @@ impl FaultyPostgres {
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let url = text.split('\'').nth(1)?.to_owned();
-        out.status.success().then_some(url)
+        if !out.status.success() {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            eprintln!(
+                "pg.sh start failed: {}\nserver.log (last lines, newest first):\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                tail.join("\n")
+            );
+            return None;
+        }
+        Some(text.split('\'').nth(1)?.to_owned())
     }
 
+    /// An immediate stop: a server the faults left retrying its recovery does not heed a
+    /// fast one.
     fn stop(&self) {
         let _ = std::process::Command::new("bash")
             .arg(Self::pg_sh())
             .args(["stop"])
             .arg(&self.dir)
+            .arg("immediate")
             .stderr(std::process::Stdio::null())
             .status();
     }
@@ -294,6 +306,22 @@ fn a_postgresql_disk_failing_at_random_moments_loses_nothing_acknowledged() {
     let data = tmp.path().join("data");
     let key = desk_key(&data, Some(&pg.url));
     let server = start(&data, &models, Some(&pg.url));
+    // One enrolment before the faults, so that the check below always has an acknowledged
+    // one to find even when the server stops at its first failure.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(199);
+    let before = fingers_body(
+        &record(&mut rng, FingerPosition::RightIndex),
+        &record(&mut rng, FingerPosition::LeftIndex),
+    );
+    let (st, b) = request(
+        &server.addr,
+        "POST",
+        "/v1/subjects/before/fingers",
+        &key,
+        &before,
+    )
+    .expect("the service answers");
+    assert_eq!(st, 201, "{b}");
 
     std::fs::write(&trigger, b"").unwrap();
     let rounds: usize = std::env::var("IPSEITY_IO_FAULT_ROUNDS")
@@ -358,6 +386,12 @@ fn a_postgresql_disk_failing_at_random_moments_loses_nothing_acknowledged() {
         sent.iter().any(|s| !s.acknowledged),
         "no write failed: the shim did not take effect"
     );
+    let mut sent = sent;
+    sent.push(Sent {
+        subject: "before".into(),
+        body: before,
+        acknowledged: true,
+    });
 
     // The disk recovers; the database server is started again if the faults stopped it
     // (its recovery replays the log), and the service reconnects by itself.
