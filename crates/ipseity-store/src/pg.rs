@@ -142,7 +142,10 @@ impl From<postgres::Error> for StoreError {
         }
         // Class 58, "system error": the server's own disk failed a read, write or sync
         // (58030 io_error), which is the same fault as the embedded store's I/O error.
-        if let Some(db) = e.as_db_error().filter(|d| d.code().code().starts_with("58")) {
+        if let Some(db) = e
+            .as_db_error()
+            .filter(|d| d.code().code().starts_with("58"))
+        {
             return StoreError::Storage(format!("{} ({})", db.message(), db.code().code()));
         }
         // A server shutting down or restarting, or a connection that broke: the writer
