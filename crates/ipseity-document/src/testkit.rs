@@ -476,7 +476,7 @@ pub struct Document {
     pub csca: Vec<u8>,
     /// The document signer's certificate.
     pub signer: Vec<u8>,
-    /// DG1 (a specimen TD3 zone) and DG2 (opaque bytes).
+    /// DG1 (a specimen TD3 zone) and DG2 (opaque bytes unless given).
     pub data_groups: Vec<(u8, Vec<u8>)>,
     /// EF.SOD.
     pub sod: Vec<u8>,
@@ -502,6 +502,69 @@ pub fn specimen_dg1() -> Vec<u8> {
     tlv(0x61, &inner)
 }
 
+/// An element with a two-byte tag such as `5F2E` or `7F61`.
+fn tlv2(tag: u16, content: &[u8]) -> Vec<u8> {
+    let [first, second] = tag.to_be_bytes();
+    let mut v = vec![first];
+    write_header(&mut v, second, content.len());
+    v.extend_from_slice(content);
+    v
+}
+
+/// EF.COM for LDS 1.7 and Unicode 4.0.0, listing the data groups' tags
+/// (`0x61` DG1, `0x75` DG2, ...).
+pub fn ef_com(tags: &[u8]) -> Vec<u8> {
+    tlv(
+        0x60,
+        &[
+            tlv2(0x5F01, b"0107"),
+            tlv2(0x5F36, b"040000"),
+            tlv(0x5C, tags),
+        ]
+        .concat(),
+    )
+}
+
+/// DG2 holding one ISO/IEC 19794-5:2005 facial record around `image` (a
+/// JPEG or JPEG 2000 file's bytes; the record states JPEG unless the bytes
+/// start like a JPEG 2000 file), of `size` pixels, in one biometric
+/// information template with its header (ICAO 9303 part 10): what a chip
+/// carries, so that the CLI's tests and demonstrations can put a real
+/// portrait on a synthetic chip.
+pub fn dg2_with_image(image: &[u8], size: (u16, u16)) -> Vec<u8> {
+    let jpeg2000 =
+        image.starts_with(&[0, 0, 0, 0x0C, 0x6A, 0x50]) || image.starts_with(&[0xFF, 0x4F]);
+    // Facial information block: its length, no feature points, the rest
+    // (gender, eyes, hair, features, expression, pose) unspecified.
+    let block = 20 + 12 + image.len();
+    let mut record = b"FAC\x00010\x00".to_vec();
+    record.extend_from_slice(&u32::try_from(14 + block).unwrap_or(u32::MAX).to_be_bytes());
+    record.extend_from_slice(&1u16.to_be_bytes());
+    record.extend_from_slice(&u32::try_from(block).unwrap_or(u32::MAX).to_be_bytes());
+    record.extend_from_slice(&[0; 16]);
+    // Image information: full frontal, the data type, the size, 24-bit RGB,
+    // a static photograph from an unknown camera, unspecified quality.
+    record.extend_from_slice(&[1, u8::from(jpeg2000)]);
+    record.extend_from_slice(&size.0.to_be_bytes());
+    record.extend_from_slice(&size.1.to_be_bytes());
+    record.extend_from_slice(&[1, 2, 0, 0, 0, 0]);
+    record.extend_from_slice(image);
+    // Biometric header template: ICAO header version 1.1, facial features,
+    // format owner ISO/IEC JTC 1/SC 37 (0101), format type 0008 (face).
+    let header = tlv(
+        0xA1,
+        &[
+            tlv(0x80, &[1, 1]),
+            tlv(0x81, &[2]),
+            tlv(0x87, &[1, 1]),
+            tlv(0x88, &[0, 8]),
+        ]
+        .concat(),
+    );
+    let template = tlv2(0x7F60, &[header, tlv2(0x5F2E, &record)].concat());
+    tlv(0x75, &tlv2(0x7F61, &[tlv(0x02, &[1]), template].concat()))
+}
+
 /// A synthetic document signed by `signer_kind` under a CSCA of `csca_kind`.
 /// `signer_valid` is the signer certificate's validity window.
 pub fn document(
@@ -509,6 +572,18 @@ pub fn document(
     signer_kind: KeyKind,
     seed: u64,
     signer_valid: (i64, i64),
+) -> Result<Document, FixtureError> {
+    let dg2 = tlv(0x75, format!("synthetic face data {seed}").as_bytes());
+    document_with_dg2(csca_kind, signer_kind, seed, signer_valid, dg2)
+}
+
+/// [`document`] with the DG2 given (say one from [`dg2_with_image`]).
+pub fn document_with_dg2(
+    csca_kind: KeyKind,
+    signer_kind: KeyKind,
+    seed: u64,
+    signer_valid: (i64, i64),
+    dg2: Vec<u8>,
 ) -> Result<Document, FixtureError> {
     let csca_key = TestKey::generate(csca_kind, seed)?;
     let signer_key = TestKey::generate(signer_kind, seed + 1)?;
@@ -533,7 +608,6 @@ pub fn document(
         issuer_key: &csca_key,
     })?;
     let dg1 = specimen_dg1();
-    let dg2 = tlv(0x75, format!("synthetic face data {seed}").as_bytes());
     let data_groups = vec![(1u8, dg1), (2u8, dg2)];
     let refs: Vec<(u8, &[u8])> = data_groups
         .iter()
@@ -556,4 +630,49 @@ pub fn document(
         csca_name,
         signer_serial,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_portrait_dg2_and_ef_com_read_back_and_authenticate() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 9, 8, 7];
+        let dg2 = dg2_with_image(&jpeg, (480, 640));
+        let faces = crate::parse_dg2(&dg2).expect("DG2 reads");
+        assert_eq!(faces.len(), 1);
+        assert_eq!(faces[0].format, crate::ImageFormat::Jpeg);
+        assert_eq!(faces[0].size, Some((480, 640)));
+        assert_eq!(faces[0].data, jpeg);
+
+        let com = crate::EfCom::parse(&ef_com(&[0x61, 0x75])).expect("EF.COM reads");
+        assert_eq!(com.lds_version, "0107");
+        assert_eq!(com.tags, vec![0x61, 0x75]);
+
+        let doc = document_with_dg2(
+            KeyKind::P256,
+            KeyKind::P256,
+            7,
+            (SIGNED_AT - 86_400, SIGNED_AT + 86_400),
+            dg2.clone(),
+        )
+        .expect("document");
+        let mut trust = crate::TrustStore::new();
+        trust.add_certificates(&doc.csca).expect("CSCA");
+        let dgs: Vec<(u8, &[u8])> = doc
+            .data_groups
+            .iter()
+            .map(|(n, b)| (*n, b.as_slice()))
+            .collect();
+        assert_eq!(dgs[1].1, dg2.as_slice());
+        let report = crate::authenticate(&crate::PassiveAuthInput {
+            sod: &doc.sod,
+            data_groups: &dgs,
+            trust: Some(&trust),
+            crl: None,
+            now: SIGNED_AT,
+        });
+        assert!(report.passed(), "{report:?}");
+    }
 }
