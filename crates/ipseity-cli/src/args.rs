@@ -156,6 +156,61 @@ pub enum DocumentCommand {
     /// --csca, and every data group's hash). Exit 0 when every check passes, 1 when one
     /// fails (with --csca, also when passive authentication does not pass), 2 on bad input
     Read(ChipReadArgs),
+    /// Chip to live capture in one call, for a border or onboarding check. In order, each
+    /// step only when the one before did not reject: passive authentication of the chip
+    /// against --csca (a failure rejects, naming the failed checks, and no face is
+    /// compared); with --mrz, the printed zone against DG1; then DG2's portrait against the
+    /// live capture at `ipseity verify`'s operating point, and presentation-attack detection
+    /// on the live capture. Liveness rule: an attack rejects (`presentation_attack`); when
+    /// the liveness models are not installed (`ipseity models install --from`) the capture
+    /// is not checked and the answer is at most `needs_review` (`liveness_not_checked`), for
+    /// an unattended accept on a photograph held up to the camera is what a border must not
+    /// give. Prints a decision with named reasons, never a score. Exit 0 accept, 1 reject,
+    /// 4 needs_review, 2 on bad input. Audited in the data directory's store when one exists
+    /// (none is created for it)
+    Verify(ChipVerifyArgs),
+    /// TEST MATERIAL, for demonstrations and tests: write a synthetic chip dump (EF.COM, DG1
+    /// with the ICAO specimen zone, DG2 holding the given portrait, EF.SOD) and its test
+    /// CSCA certificate into a directory. The keys come from a fixed seed and are not
+    /// secret: nothing this writes proves anything about anyone
+    #[command(hide = true)]
+    Sample(ChipSampleArgs),
+}
+
+/// `ipseity document verify`
+#[derive(Debug, Args)]
+pub struct ChipVerifyArgs {
+    /// Directory of the chip's files (`EF.COM`, `DG1.bin`, `EF_DG2`, `EF.SOD`, ...)
+    #[arg(long, value_name = "DIR")]
+    pub chip: PathBuf,
+    /// Trusted CSCAs: an ICAO master list (its own signature is verified), a CSCA
+    /// certificate (DER or PEM), or a folder of those
+    #[arg(long, value_name = "MASTERLIST_OR_DIR")]
+    pub csca: PathBuf,
+    /// A CRL from the issuing state's CSCA (DER or PEM): a revoked document signer rejects
+    #[arg(long, value_name = "FILE")]
+    pub crl: Option<PathBuf>,
+    /// The live capture of the traveller's face
+    #[arg(long, value_name = "FILE")]
+    pub face: PathBuf,
+    /// The printed zone's lines, to compare with DG1 (a mismatch rejects)
+    #[arg(long, value_name = "LINE", num_args = 1..=3)]
+    pub mrz: Vec<String>,
+    /// Use the presented face when the live capture holds several: the largest visible one
+    /// (of faces nearly as large, the one nearest the centre)
+    #[arg(long)]
+    pub largest: bool,
+}
+
+/// `ipseity document sample`
+#[derive(Debug, Args)]
+pub struct ChipSampleArgs {
+    /// Directory to write into (created; files already there are replaced)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The portrait to put in DG2 (JPEG or JPEG 2000, stored as given)
+    #[arg(long, value_name = "FILE")]
+    pub face: PathBuf,
 }
 
 /// `ipseity document read`

@@ -336,3 +336,297 @@ mod passive_auth {
         assert_eq!(check(&v, "data_groups")["outcome"], "not_checked");
     }
 }
+
+mod chip_to_live {
+    //! `document verify`: a chip dump written by `document sample` around a
+    //! portrait, checked against a live capture. The passive-authentication
+    //! and printed-zone rejections need no models (and prove no face was
+    //! compared: the models directory given is empty); the face outcomes use
+    //! the portraits and models of `common::fixtures()`.
+
+    use std::path::{Path, PathBuf};
+
+    use ipseity_document::testkit::{self, CertSpec, KeyKind, TestKey, SIGNED_AT};
+
+    use super::common::{error_code, fixtures, ipseity, json, run};
+    use super::TD3;
+
+    /// Writes a chip dump (and its CSCA, `csca.der`) into `dir` with `portrait` in DG2.
+    fn sample(data: &Path, dir: &Path, portrait: &Path) {
+        let (rc, out, err) = run(ipseity(data)
+            .args(["document", "sample", "--out"])
+            .arg(dir)
+            .arg("--face")
+            .arg(portrait));
+        assert_eq!(rc, 0, "{out}{err}");
+        assert!(out.contains("TEST MATERIAL"), "{out}");
+    }
+
+    /// A small JPEG with no face in it, for the cases decided before any comparison.
+    fn plain_jpeg(dir: &Path) -> PathBuf {
+        let img =
+            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+        let p = dir.join("plain.jpg");
+        img.save(&p).expect("jpeg");
+        p
+    }
+
+    /// `document verify` with `--json`, the chip's own CSCA unless `extra` gives another.
+    fn verify(
+        data: &Path,
+        models: &Path,
+        chip: &Path,
+        csca: &Path,
+        face: &Path,
+        extra: &[&str],
+    ) -> (i32, serde_json::Value, String) {
+        let (rc, out, err) = run(ipseity(data)
+            .arg("--models-dir")
+            .arg(models)
+            .args(["--json", "document", "verify", "--chip"])
+            .arg(chip)
+            .arg("--csca")
+            .arg(csca)
+            .arg("--face")
+            .arg(face)
+            .args(extra));
+        assert!(!out.contains("similarity"), "{out}");
+        let v = json(&out);
+        (rc, v, format!("{out}{err}"))
+    }
+
+    fn codes(v: &serde_json::Value) -> Vec<String> {
+        v["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .map(|r| r["code"].as_str().expect("code").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn passive_authentication_and_the_printed_zone_reject_before_any_comparison() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let chip = data.path().join("chip");
+        let face = plain_jpeg(data.path());
+        sample(data.path(), &chip, &face);
+        let csca = chip.join("csca.der");
+        // No models at all: reaching the face pipeline would be an error (exit 2).
+        let no_models = data.path().join("no-models");
+        std::fs::create_dir(&no_models).expect("mkdir");
+
+        // The genuine chip gets past passive authentication and the printed zone, and
+        // then needs the models: so the rejections below really happen earlier.
+        let (rc, out, err) = run(ipseity(data.path())
+            .arg("--models-dir")
+            .arg(&no_models)
+            .args(["--json", "document", "verify", "--chip"])
+            .arg(&chip)
+            .arg("--csca")
+            .arg(&csca)
+            .arg("--face")
+            .arg(&face)
+            .arg("--mrz")
+            .args(TD3));
+        assert_eq!(rc, 2, "{out}{err}");
+        assert_eq!(error_code(&out), "models_missing", "{out}");
+
+        // Another state's CSCA: rejected, the chain named, nothing compared.
+        let other_key = TestKey::generate(KeyKind::P256, 99).expect("key");
+        let other_name = testkit::name("XX", "Other Test CSCA");
+        let other = testkit::certificate(&CertSpec {
+            serial: 1,
+            issuer: other_name.clone(),
+            subject: other_name,
+            not_before: SIGNED_AT - 86_400,
+            not_after: SIGNED_AT + 86_400,
+            subject_key: &other_key,
+            issuer_key: &other_key,
+        })
+        .expect("certificate");
+        let other_csca = data.path().join("other.der");
+        std::fs::write(&other_csca, other).expect("write");
+        let (rc, v, all) = verify(data.path(), &no_models, &chip, &other_csca, &face, &[]);
+        assert_eq!(rc, 1, "{all}");
+        assert_eq!(v["decision"], "reject", "{all}");
+        assert_eq!(codes(&v), ["passive_authentication_failed"], "{all}");
+        assert!(
+            v["reasons"][0]["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("document_signer_certificate"),
+            "{all}"
+        );
+        assert_eq!(v["face"], serde_json::Value::Null, "{all}");
+        assert_eq!(v["liveness"], "not_run", "{all}");
+
+        // The printed zone of another document: rejected after a passing passive
+        // authentication, before the face.
+        let other_zone = [TD3[0], &TD3[1].replace("L898902C36", "L898902C44")];
+        let mut extra = vec!["--mrz"];
+        extra.extend(other_zone);
+        let (rc, v, all) = verify(data.path(), &no_models, &chip, &csca, &face, &extra);
+        assert_eq!(rc, 1, "{all}");
+        assert_eq!(v["passive_authentication"], "pass", "{all}");
+        assert_eq!(v["printed_zone"], "differs", "{all}");
+        assert_eq!(codes(&v), ["mrz_mismatch"], "{all}");
+        assert_eq!(v["face"], serde_json::Value::Null, "{all}");
+
+        // One byte of DG2's image changed: its hash fails, named; nothing compared, even
+        // with the printed zone right.
+        let dg2_path = chip.join("DG2.bin");
+        let mut dg2 = std::fs::read(&dg2_path).expect("read");
+        let last = dg2.len() - 3;
+        dg2[last] ^= 0x01;
+        std::fs::write(&dg2_path, &dg2).expect("write");
+        let mut extra = vec!["--mrz"];
+        extra.extend(TD3);
+        let (rc, v, all) = verify(data.path(), &no_models, &chip, &csca, &face, &extra);
+        assert_eq!(rc, 1, "{all}");
+        assert_eq!(v["decision"], "reject", "{all}");
+        assert_eq!(v["passive_authentication"], "fail", "{all}");
+        assert_eq!(codes(&v), ["passive_authentication_failed"], "{all}");
+        let detail = v["reasons"][0]["detail"].as_str().expect("detail");
+        assert!(detail.contains("dg2_hash"), "{all}");
+        assert!(!detail.contains("dg1_hash"), "{all}");
+        assert_eq!(v["printed_zone"], "not_compared", "{all}");
+        assert_eq!(v["face"], serde_json::Value::Null, "{all}");
+
+        // The same in text: the decision first, the reason named.
+        let (rc, out, err) = run(ipseity(data.path())
+            .arg("--models-dir")
+            .arg(&no_models)
+            .args(["document", "verify", "--chip"])
+            .arg(&chip)
+            .arg("--csca")
+            .arg(&csca)
+            .arg("--face")
+            .arg(&face));
+        assert_eq!(rc, 1, "{out}{err}");
+        assert!(out.starts_with("reject\n"), "{out}");
+        assert!(
+            out.contains("reason passive_authentication_failed: dg2_hash"),
+            "{out}"
+        );
+        assert!(out.contains("face: not compared"), "{out}");
+
+        // Without EF.SOD nothing is authenticated.
+        std::fs::remove_file(chip.join("EF.SOD")).expect("rm");
+        let (rc, v, all) = verify(data.path(), &no_models, &chip, &csca, &face, &[]);
+        assert_eq!(
+            (rc, codes(&v)),
+            (1, vec!["passive_authentication_failed".to_owned()]),
+            "{all}"
+        );
+        // A chip-to-live check creates no store in the data directory.
+        assert!(matches!(
+            ipseity_store::Store::open_existing(data.path()),
+            Err(ipseity_store::StoreError::NoStore(_))
+        ));
+    }
+
+    /// A models directory holding only the face models of `from` (links), so the
+    /// liveness models are absent whatever `from` holds.
+    fn without_liveness(from: &Path, to: &Path) -> PathBuf {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("models dir") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "dat") {
+                link(&p, &to.join(p.file_name().expect("name")));
+            }
+        }
+        to.to_owned()
+    }
+
+    /// The face models of `from` and the liveness models, from `from` itself or from
+    /// `../shared/models`; `None` where neither holds them.
+    fn with_liveness(from: &Path, to: &Path) -> Option<PathBuf> {
+        if ipseity_models::locate_liveness(from).is_ok() {
+            return Some(from.to_owned());
+        }
+        let shared = super::common::shared(
+            "models",
+            "silent_face_anti_spoofing/resources/anti_spoof_models/2.7_80x80_MiniFASNetV2.pth",
+        )?;
+        let dir = without_liveness(from, to);
+        let src = shared.join("silent_face_anti_spoofing/resources/anti_spoof_models");
+        for m in [ipseity_models::LIVENESS_V2, ipseity_models::LIVENESS_V1SE] {
+            link(&src.join(m.name), &dir.join(m.name));
+        }
+        ipseity_models::locate_liveness(&dir).ok().map(|_| dir)
+    }
+
+    fn link(from: &Path, to: &Path) {
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(from, to).expect("symlink");
+        #[cfg(not(unix))]
+        std::fs::copy(from, to).map(drop).expect("copy");
+    }
+
+    #[test]
+    fn the_chip_portrait_is_compared_with_the_live_capture() {
+        let Some((models, images)) = fixtures() else {
+            return;
+        };
+        let data = tempfile::tempdir().expect("tempdir");
+        let chip = data.path().join("chip");
+        sample(data.path(), &chip, &images.join("obama.jpg"));
+        let csca = chip.join("csca.der");
+        let plain = without_liveness(&models, &data.path().join("plain-models"));
+
+        // Same person, no liveness models: the face matches but the answer is at most
+        // needs_review, with that one reason.
+        let mut zone = vec!["--mrz"];
+        zone.extend(TD3);
+        let same = images.join("obama2.jpg");
+        let (rc, v, all) = verify(data.path(), &plain, &chip, &csca, &same, &zone);
+        assert_eq!(rc, 4, "{all}");
+        assert_eq!(v["decision"], "needs_review", "{all}");
+        assert_eq!(v["face"], "accept", "{all}");
+        assert_eq!(v["liveness"], "not_checked", "{all}");
+        assert_eq!(v["printed_zone"], "matches", "{all}");
+        assert_eq!(codes(&v), ["liveness_not_checked"], "{all}");
+        assert_eq!(v["audited"], false, "{all}");
+
+        // Another person: rejected for the face.
+        let other = images.join("biden.jpg");
+        let (rc, v, all) = verify(data.path(), &plain, &chip, &csca, &other, &[]);
+        assert_eq!(rc, 1, "{all}");
+        assert_eq!(v["decision"], "reject", "{all}");
+        assert_eq!(v["face"], "reject", "{all}");
+        assert!(codes(&v).contains(&"face_mismatch".to_owned()), "{all}");
+
+        // With the liveness models: a live capture of the same person is accepted, and
+        // another person is still rejected.
+        if let Some(live) = with_liveness(&models, &data.path().join("live-models")) {
+            let (rc, v, all) = verify(data.path(), &live, &chip, &csca, &same, &zone);
+            assert_eq!(v["liveness"], "bona_fide", "{all}");
+            assert_eq!((rc, v["decision"].as_str()), (0, Some("accept")), "{all}");
+            assert_eq!(codes(&v), Vec::<String>::new(), "{all}");
+            let (rc, v, all) = verify(data.path(), &live, &chip, &csca, &other, &[]);
+            assert_eq!(
+                (rc, codes(&v)),
+                (1, vec!["face_mismatch".to_owned()]),
+                "{all}"
+            );
+        }
+
+        // With a store in the data directory the decision is audited (and nothing else
+        // of it: no score, no portrait).
+        assert!(matches!(
+            ipseity_store::Store::open_existing(data.path()),
+            Err(ipseity_store::StoreError::NoStore(_))
+        ));
+        drop(ipseity_store::Store::open(data.path()).expect("store"));
+        let (_, v, all) = verify(data.path(), &plain, &chip, &csca, &other, &[]);
+        assert_eq!(v["audited"], true, "{all}");
+        let (rc, out, err) = run(ipseity(data.path()).args(["--json", "audit"]));
+        assert_eq!(rc, 0, "{out}{err}");
+        let entries = json(&out)["entries"].as_array().expect("entries").clone();
+        let last = entries
+            .iter()
+            .find(|e| e["operation"] == "verify")
+            .unwrap_or_else(|| panic!("not audited: {out}"));
+        assert_eq!(last["outcome"], "reject", "{out}");
+    }
+}

@@ -1,5 +1,7 @@
-//! `ipseity document mrz`: a machine-readable zone, field by field, with every
-//! check digit by name.
+//! `ipseity document`: a machine-readable zone field by field with every check digit
+//! by name (`mrz`); a chip dump read and passively authenticated (`read`); the chip's
+//! portrait against a live capture in one call (`verify`); and synthetic test chips
+//! (`sample`, hidden).
 
 use std::io::{self, Read as _, Write};
 
@@ -8,10 +10,14 @@ use std::path::Path;
 use ipseity_document::passive::{self, Outcome, PassiveAuthInput, PassiveAuthReport};
 use ipseity_document::{ChipContents, ChipFile, ImageFormat, MasterListReport, Mrz, TrustStore};
 
-use crate::args::{ChipReadArgs, MrzArgs};
-use crate::context::Ctx;
+use ipseity_core::{AuditEvent, Decision, Modality};
+use ipseity_face::decode::{decode_image, DecodeLimits};
+
+use crate::args::{ChipReadArgs, ChipSampleArgs, ChipVerifyArgs, MrzArgs};
+use crate::context::{load_face_image, single_face, Ctx};
 use crate::error::{CliError, ExitStatus};
 use crate::output::Render;
+use crate::policy::PolicyReport;
 
 /// More than any zone and its line breaks.
 const MAX_MRZ_BYTES: u64 = 4096;
@@ -319,8 +325,8 @@ fn load_trust(path: &Path) -> anyhow::Result<(TrustStore, TrustSummary)> {
     Ok((store, summary))
 }
 
-pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
-    let dir = &args.chip;
+/// The chip files of a reader's dump, by LDS name (other files are ignored).
+fn read_chip_dir(dir: &Path) -> anyhow::Result<Vec<(ChipFile, Vec<u8>)>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| CliError::input("invalid_input", format!("{}: {e}", dir.display())))?;
     let mut files: Vec<(ChipFile, Vec<u8>)> = vec![];
@@ -360,6 +366,30 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         )
         .into());
     }
+    Ok(files)
+}
+
+/// Seconds since 1970, to judge certificates' validity when the SOD has no signingTime.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The data groups of a dump, for passive authentication.
+fn data_groups(files: &[(ChipFile, Vec<u8>)]) -> Vec<(u8, &[u8])> {
+    files
+        .iter()
+        .filter_map(|(k, b)| match k {
+            ChipFile::Dg(n) => Some((*n, b.as_slice())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
+    let files = read_chip_dir(&args.chip)?;
     let c = ChipContents::read(files.iter().map(|(k, b)| (*k, b.as_slice())));
     let mut errors = vec![];
     let mut report = ChipReport {
@@ -442,23 +472,13 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
     };
     let sod = files.iter().find(|(k, _)| *k == ChipFile::Sod);
     if sod.is_some() || trust.is_some() {
-        let dgs: Vec<(u8, &[u8])> = files
-            .iter()
-            .filter_map(|(k, b)| match k {
-                ChipFile::Dg(n) => Some((*n, b.as_slice())),
-                _ => None,
-            })
-            .collect();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let dgs = data_groups(&files);
         let pa = passive::authenticate(&PassiveAuthInput {
             sod: sod.map(|(_, b)| b.as_slice()).unwrap_or_default(),
             data_groups: &dgs,
             trust: trust.as_ref().map(|(t, _)| t),
             crl: crl.as_deref(),
-            now,
+            now: now(),
         });
         let any_failed = pa
             .checks
@@ -500,4 +520,421 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::Success
     })
+}
+
+/// Why `document verify` did not simply accept: a stable code and what it is about.
+#[derive(serde::Serialize)]
+struct Reason {
+    code: &'static str,
+    detail: String,
+    /// Whether the reason rejects by itself, or only sends the case to a person.
+    #[serde(skip)]
+    rejects: bool,
+}
+
+/// What `document verify` answers: the decision, its reasons, and each step's outcome.
+/// Decisions only: no similarity or liveness probability appears anywhere.
+#[derive(serde::Serialize)]
+struct ChipVerification {
+    decision: Decision,
+    reasons: Vec<Reason>,
+    /// `pass` or `fail`.
+    passive_authentication: &'static str,
+    /// `matches`, `differs`, `not_given` (no --mrz) or `not_compared` (an earlier reject).
+    printed_zone: &'static str,
+    /// The face comparison's own decision, or `None` when it was not run.
+    face: Option<Decision>,
+    /// `bona_fide`, `attack`, `not_checked` (models absent or unusable) or `not_run`.
+    liveness: &'static str,
+    operating_point: PolicyReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_quality: Option<ipseity_face::Quality>,
+    /// Whether the decision went into the data directory's audit log.
+    audited: bool,
+    passive_authentication_report: PassiveAuthReport,
+}
+
+impl Render for ChipVerification {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(w, "{}", self.decision)?;
+        for r in &self.reasons {
+            writeln!(w, "reason {}: {}", r.code, r.detail)?;
+        }
+        writeln!(w, "passive authentication: {}", self.passive_authentication)?;
+        writeln!(w, "printed zone: {}", self.printed_zone.replace('_', " "))?;
+        match self.face {
+            Some(d) => writeln!(w, "face: {d}")?,
+            None => writeln!(w, "face: not compared")?,
+        }
+        writeln!(w, "liveness: {}", self.liveness.replace('_', " "))?;
+        writeln!(w, "operating point: {}", self.operating_point)?;
+        if let Some(q) = &self.probe_quality {
+            writeln!(
+                w,
+                "probe quality: {} (weakest factor: {})",
+                q.score, q.weakest
+            )?;
+        }
+        writeln!(
+            w,
+            "audit: {}",
+            if self.audited {
+                "recorded"
+            } else {
+                "not recorded (no store in the data directory)"
+            }
+        )
+    }
+}
+
+impl ChipVerification {
+    fn reject(&mut self, code: &'static str, detail: impl Into<String>) {
+        self.reasons.push(Reason {
+            code,
+            detail: detail.into(),
+            rejects: true,
+        });
+    }
+
+    fn review(&mut self, code: &'static str, detail: impl Into<String>) {
+        self.reasons.push(Reason {
+            code,
+            detail: detail.into(),
+            rejects: false,
+        });
+    }
+
+    fn rejected(&self) -> bool {
+        self.reasons.iter().any(|r| r.rejects)
+    }
+
+    /// Reject when any reason rejects, needs_review when any reason is left, else accept.
+    fn settle(&mut self) {
+        self.decision = if self.rejected() {
+            Decision::Reject
+        } else if self.reasons.is_empty() {
+            Decision::Accept
+        } else {
+            Decision::NeedsReview
+        };
+    }
+}
+
+/// The liveness models when installed; `None` when they are not (the caller says "not
+/// checked"). A model present but failing its pinned hash is an error, not an absence:
+/// a substituted model must not be silently skipped.
+fn load_liveness(ctx: &Ctx) -> anyhow::Result<Option<ipseity_face::liveness::Liveness>> {
+    match ipseity_models::locate_liveness(&ctx.models_dir) {
+        Ok(set) => {
+            let read = |p: &Path| {
+                std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+            };
+            let live =
+                ipseity_face::liveness::Liveness::from_pth(&read(&set.v2)?, &read(&set.v1se)?)
+                    .map_err(|e| anyhow::anyhow!("loading the liveness models: {e}"))?;
+            Ok(Some(live))
+        }
+        Err(ipseity_models::ModelsError::NotInstalled { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Records the decision in the data directory's audit log when a store is already there
+/// and no `ipseity serve` owns it. A chip-to-live check concerns no enrolled subject, so
+/// no store is created for it; the report says whether it was recorded.
+fn audit_if_store(ctx: &Ctx, decision: Decision) -> anyhow::Result<bool> {
+    // A data directory that does not exist holds no store; unlike `list`, nothing here
+    // needs one, so that is not an error.
+    if !ctx.data_dir.is_dir() || ipseity_server::OwnerLock::held_by_server(&ctx.data_dir) {
+        return Ok(false);
+    }
+    let Some(mut store) = ctx.open_store_existing()? else {
+        return Ok(false);
+    };
+    store.set_actor(Some(&crate::context::cli_actor()));
+    store.record_audit(
+        &AuditEvent::Verified {
+            modality: Modality::Face,
+            decision,
+            compared: None,
+        },
+        None,
+        ctx.purpose(),
+    )?;
+    Ok(true)
+}
+
+pub fn verify(ctx: &Ctx, args: &ChipVerifyArgs) -> anyhow::Result<ExitStatus> {
+    // Every input is read and checked before any work, so a bad argument costs nothing
+    // and never turns into a decision.
+    ctx.check_purpose()?;
+    let files = read_chip_dir(&args.chip)?;
+    let (trust, _) = load_trust(&args.csca)?;
+    let crl = match &args.crl {
+        Some(p) => Some(crate::files::read_regular(p, MAX_CRL_BYTES, "too_large")?),
+        None => None,
+    };
+    let printed = if args.mrz.is_empty() {
+        None
+    } else {
+        Some(Mrz::parse(&args.mrz.join("\n"))?)
+    };
+    let live_img = load_face_image(&args.face)?;
+    let policy = ctx.policy()?;
+
+    // 1. Passive authentication: nothing from the chip is used unless it passes.
+    let sod = files.iter().find(|(k, _)| *k == ChipFile::Sod);
+    let dgs = data_groups(&files);
+    let pa = passive::authenticate(&PassiveAuthInput {
+        sod: sod.map(|(_, b)| b.as_slice()).unwrap_or_default(),
+        data_groups: &dgs,
+        trust: Some(&trust),
+        crl: crl.as_deref(),
+        now: now(),
+    });
+    let mut v = ChipVerification {
+        decision: Decision::Reject,
+        reasons: vec![],
+        passive_authentication: if pa.passed() { "pass" } else { "fail" },
+        printed_zone: if printed.is_some() {
+            "not_compared"
+        } else {
+            "not_given"
+        },
+        face: None,
+        liveness: "not_run",
+        operating_point: policy.report,
+        probe_quality: None,
+        audited: false,
+        passive_authentication_report: pa,
+    };
+    if sod.is_none() {
+        v.reject(
+            "passive_authentication_failed",
+            "no EF.SOD in the chip dump, so nothing on the chip can be authenticated",
+        );
+    } else if !v.passive_authentication_report.passed() {
+        let failed: Vec<String> = v
+            .passive_authentication_report
+            .checks
+            .iter()
+            .filter(|c| c.required && c.outcome != Outcome::Pass)
+            .map(|c| format!("{} ({})", c.name, c.detail))
+            .collect();
+        v.reject("passive_authentication_failed", failed.join("; "));
+    }
+    let c = ChipContents::read(files.iter().map(|(k, b)| (*k, b.as_slice())));
+
+    // 2. The printed zone against DG1 (now known to be the issuer's).
+    if !v.rejected() {
+        if let Some(p) = &printed {
+            match &c.dg1 {
+                Some(Ok(m)) if m.lines == p.lines => v.printed_zone = "matches",
+                Some(Ok(_)) => {
+                    v.printed_zone = "differs";
+                    v.reject(
+                        "mrz_mismatch",
+                        "the printed zone differs from the chip's DG1",
+                    );
+                }
+                Some(Err(e)) => {
+                    v.printed_zone = "differs";
+                    v.reject("mrz_mismatch", format!("DG1 cannot be read: {e}"));
+                }
+                None => {
+                    v.printed_zone = "differs";
+                    v.reject("mrz_mismatch", "no DG1 in the chip dump to compare with");
+                }
+            }
+        }
+    }
+
+    // 3. DG2's portrait against the live capture, with presentation-attack detection.
+    if !v.rejected() {
+        compare_faces(ctx, args, &c, &live_img, &policy.point, &mut v)?;
+    }
+    v.settle();
+    v.audited = audit_if_store(ctx, v.decision)?;
+    ctx.out.emit(&v)?;
+    Ok(v.decision.into())
+}
+
+/// Step 3 of `document verify`: adds the face's and liveness's reasons to `v`.
+fn compare_faces(
+    ctx: &Ctx,
+    args: &ChipVerifyArgs,
+    chip: &ChipContents,
+    live_img: &ipseity_face::geom::RgbImage,
+    point: &ipseity_core::OperatingPoint,
+    v: &mut ChipVerification,
+) -> anyhow::Result<()> {
+    // DG2 is mandatory on every eMRTD and the SOD covered it if present (passive
+    // authentication passed with it given); a dump without it cannot tie the chip to
+    // the traveller, and a reader that skipped it is not one to accept from.
+    let passed_hash = v
+        .passive_authentication_report
+        .check("dg2_hash")
+        .is_some_and(|c| c.outcome == Outcome::Pass);
+    let portraits = match &chip.dg2 {
+        Some(Ok(faces)) if passed_hash && !faces.is_empty() => faces,
+        Some(Err(e)) if passed_hash => {
+            // Signed by the issuer yet unreadable here: the document may be fine, the
+            // comparison is a person's to make.
+            v.review(
+                "chip_portrait_unusable",
+                format!("DG2 cannot be read ({e}); compare the printed portrait by eye"),
+            );
+            return Ok(());
+        }
+        _ => {
+            v.reject(
+                "no_chip_portrait",
+                "the chip dump holds no authenticated DG2 face image",
+            );
+            return Ok(());
+        }
+    };
+    let liveness = load_liveness(ctx)?;
+    let has_liveness = liveness.is_some();
+    let mut engine = ctx.engine()?;
+    if let Some(l) = liveness {
+        engine = engine.with_liveness(l);
+    }
+    // The live capture: no usable face there is an input error, as for `ipseity verify`.
+    let live = single_face(&engine, live_img, &args.face, args.largest)?;
+    v.probe_quality = Some(live.quality.clone());
+
+    if has_liveness {
+        match engine.assess_liveness(live_img, live.rect) {
+            Ok(s) if s.is_bona_fide => v.liveness = "bona_fide",
+            Ok(_) => {
+                v.liveness = "attack";
+                v.reject(
+                    "presentation_attack",
+                    "the live capture looks like a photograph, a screen or a mask, not a \
+                     person in front of the camera",
+                );
+            }
+            Err(e) => {
+                v.liveness = "not_checked";
+                v.review(
+                    "liveness_not_checked",
+                    format!("presentation-attack detection could not run ({e})"),
+                );
+            }
+        }
+    } else {
+        v.liveness = "not_checked";
+        v.review(
+            "liveness_not_checked",
+            "the liveness models are not installed (`ipseity models install --from DIR`), so \
+             the capture may be a photograph held to the camera; an officer must confirm",
+        );
+    }
+
+    // Every portrait on the chip (almost always one); the closest decides, as the best
+    // template does in `ipseity verify`.
+    let mut best: Option<f32> = None;
+    let mut unusable = vec![];
+    for (i, f) in portraits.iter().enumerate() {
+        let analysed = decode_image(&f.data, &DecodeLimits::default())
+            .map_err(anyhow::Error::from)
+            .and_then(|img| Ok(engine.single_face(&img, true)?));
+        match analysed {
+            Ok(face) => {
+                let s = ipseity_face::similarity(&face.embedding, &live.embedding);
+                best = Some(best.map_or(s, |b: f32| b.max(s)));
+            }
+            Err(e) => unusable.push(format!("face {}: {e}", i + 1)),
+        }
+    }
+    let Some(best) = best else {
+        v.review(
+            "chip_portrait_unusable",
+            format!(
+                "no face could be compared in DG2 ({}); compare the printed portrait by eye",
+                unusable.join("; ")
+            ),
+        );
+        return Ok(());
+    };
+    let face = point.decide(best);
+    v.face = Some(face);
+    match face {
+        Decision::Accept => {}
+        Decision::Reject => v.reject(
+            "face_mismatch",
+            "the live capture is not the person whose portrait the chip holds",
+        ),
+        Decision::NeedsReview => v.review(
+            "face_uncertain",
+            "the live capture and the chip's portrait are neither clearly the same person \
+             nor clearly different",
+        ),
+    }
+    Ok(())
+}
+
+/// The fixed seed of `document sample`'s keys: test material, the same every run.
+const SAMPLE_SEED: u64 = 0x1CA0;
+
+#[derive(serde::Serialize)]
+struct SampleReport {
+    written: Vec<String>,
+    csca: String,
+    note: &'static str,
+}
+
+impl Render for SampleReport {
+    fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        for f in &self.written {
+            writeln!(w, "wrote {f}")?;
+        }
+        writeln!(w, "test CSCA: {}", self.csca)?;
+        writeln!(w, "{}", self.note)
+    }
+}
+
+pub fn sample(ctx: &Ctx, args: &ChipSampleArgs) -> anyhow::Result<ExitStatus> {
+    use ipseity_document::testkit::{self, KeyKind, SIGNED_AT};
+    let image = crate::files::read_regular(&args.face, MAX_CHIP_FILE_BYTES, "too_large")?;
+    // Decoded only to state its size in the record (and to refuse what is not an image).
+    let decoded = decode_image(&image, &DecodeLimits::default())
+        .map_err(|e| anyhow::Error::from(e).context(args.face.display().to_string()))?;
+    let size = (
+        u16::try_from(decoded.width).unwrap_or(u16::MAX),
+        u16::try_from(decoded.height).unwrap_or(u16::MAX),
+    );
+    let year = 365 * 86_400;
+    let doc = testkit::document_with_dg2(
+        KeyKind::P256,
+        KeyKind::P256,
+        SAMPLE_SEED,
+        (SIGNED_AT - year, SIGNED_AT + 10 * year),
+        testkit::dg2_with_image(&image, size),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = &args.out;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::input("invalid_input", format!("{}: {e}", dir.display())))?;
+    let mut written = vec![];
+    let mut write = |name: &str, bytes: &[u8]| -> anyhow::Result<String> {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        written.push(p.display().to_string());
+        Ok(p.display().to_string())
+    };
+    write("EF.COM", &testkit::ef_com(&[0x61, 0x75]))?;
+    for (n, b) in &doc.data_groups {
+        write(&format!("DG{n}.bin"), b)?;
+    }
+    write("EF.SOD", &doc.sod)?;
+    let csca = write("csca.der", &doc.csca)?;
+    ctx.out.emit(&SampleReport {
+        written,
+        csca,
+        note: "TEST MATERIAL: signed with fixed, public test keys under a test CSCA; it proves \
+               nothing about anyone",
+    })?;
+    Ok(ExitStatus::Success)
 }

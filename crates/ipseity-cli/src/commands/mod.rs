@@ -65,6 +65,8 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<ExitStatus> {
         Command::Finger(FingerCommand::Eval(a)) => finger::eval::run(ctx, a),
         Command::Document(DocumentCommand::Mrz(a)) => document::mrz(ctx, a),
         Command::Document(DocumentCommand::Read(a)) => document::read(ctx, a),
+        Command::Document(DocumentCommand::Verify(a)) => document::verify(ctx, a),
+        Command::Document(DocumentCommand::Sample(a)) => document::sample(ctx, a),
         Command::Keys(KeysCommand::Create(a)) => keys::create(ctx, a),
         Command::Keys(KeysCommand::List) => keys::list(ctx),
         Command::Keys(KeysCommand::Revoke(a)) => keys::revoke(ctx, a),
