@@ -156,23 +156,29 @@ pub enum DocumentCommand {
     /// --csca, and every data group's hash). Exit 0 when every check passes, 1 when one
     /// fails (with --csca, also when passive authentication does not pass), 2 on bad input
     Read(ChipReadArgs),
-    /// Chip to live capture in one call, for a border or onboarding check. In order, each
-    /// step only when the one before did not reject: passive authentication of the chip
-    /// against --csca (a failure rejects, naming the failed checks, and no face is
-    /// compared); with --mrz, the printed zone against DG1; then DG2's portrait against the
-    /// live capture at `ipseity verify`'s operating point, and presentation-attack detection
-    /// on the live capture. Liveness rule: an attack rejects (`presentation_attack`); when
-    /// the liveness models are not installed (`ipseity models install --from`) the capture
-    /// is not checked and the answer is at most `needs_review` (`liveness_not_checked`), for
-    /// an unattended accept on a photograph held up to the camera is what a border must not
-    /// give. Prints a decision with named reasons, never a score. Exit 0 accept, 1 reject,
-    /// 4 needs_review, 2 on bad input. Audited in the data directory's store when one exists
-    /// (none is created for it)
+    /// Chip to live capture in one call: passive authentication, the printed zone, the face
+    /// and liveness; a decision with named reasons, never a score
+    ///
+    /// For a border or onboarding check. In order, each step only when the one before did
+    /// not reject: passive authentication of the chip against --csca (a failure rejects,
+    /// naming the failed checks, and no face is compared); with --mrz, the printed zone
+    /// against DG1; then DG2's portrait against the live capture at `ipseity verify`'s
+    /// operating point, and presentation-attack detection on the live capture.
+    ///
+    /// Liveness rule: an attack rejects (`presentation_attack`); when the liveness models are
+    /// not installed (`ipseity models install --from`) the capture is not checked and the
+    /// answer is at most `needs_review` (`liveness_not_checked`), for an unattended accept on
+    /// a photograph held up to the camera is what a border must not give.
+    ///
+    /// Exit 0 accept, 1 reject, 4 needs_review, 2 on bad input. Audited in the data
+    /// directory's store when one exists (none is created for it)
     Verify(ChipVerifyArgs),
-    /// TEST MATERIAL, for demonstrations and tests: write a synthetic chip dump (EF.COM, DG1
-    /// with the ICAO specimen zone, DG2 holding the given portrait, EF.SOD) and its test
-    /// CSCA certificate into a directory. The keys come from a fixed seed and are not
-    /// secret: nothing this writes proves anything about anyone
+    /// TEST MATERIAL: write a synthetic chip dump signed with public test keys
+    ///
+    /// For demonstrations and tests: EF.COM, DG1 with the ICAO specimen zone, DG2 holding
+    /// the given portrait, EF.SOD, and the test CSCA's certificate, written into a
+    /// directory. The keys come from a fixed seed and are not secret: nothing this writes
+    /// proves anything about anyone
     #[command(hide = true)]
     Sample(ChipSampleArgs),
 }

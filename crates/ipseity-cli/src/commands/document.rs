@@ -794,52 +794,74 @@ fn compare_faces(
             return Ok(());
         }
     };
-    let liveness = load_liveness(ctx)?;
-    let has_liveness = liveness.is_some();
-    let mut engine = ctx.engine()?;
-    if let Some(l) = liveness {
-        engine = engine.with_liveness(l);
-    }
-    // The live capture: no usable face there is an input error, as for `ipseity verify`.
-    let live = single_face(&engine, live_img, &args.face, args.largest)?;
+    // The two halves run side by side (the whole call is meant to fit a border gate's
+    // budget): the models load while DG2's images decode, then the live capture (and its
+    // liveness) is analysed while the chip's portraits are.
+    let (loaded, decoded) = rayon::join(
+        || -> anyhow::Result<_> {
+            let (liveness, engine) = rayon::join(|| load_liveness(ctx), || ctx.engine());
+            Ok(match liveness? {
+                Some(l) => (engine?.with_liveness(l), true),
+                None => (engine?, false),
+            })
+        },
+        || {
+            portraits
+                .iter()
+                .map(|f| decode_image(&f.data, &DecodeLimits::default()))
+                .collect::<Vec<_>>()
+        },
+    );
+    let (engine, has_liveness) = loaded?;
+    let (live, chip_faces) = rayon::join(
+        || -> anyhow::Result<_> {
+            // No usable face in the live capture is an input error, as for `ipseity verify`.
+            let live = single_face(&engine, live_img, &args.face, args.largest)?;
+            let pad = has_liveness.then(|| engine.assess_liveness(live_img, live.rect));
+            Ok((live, pad))
+        },
+        || {
+            decoded
+                .into_iter()
+                .map(|img| Ok(engine.single_face(&img?, true)?))
+                .collect::<Vec<anyhow::Result<_>>>()
+        },
+    );
+    let (live, pad) = live?;
     v.probe_quality = Some(live.quality.clone());
 
-    if has_liveness {
-        match engine.assess_liveness(live_img, live.rect) {
-            Ok(s) if s.is_bona_fide => v.liveness = "bona_fide",
-            Ok(_) => {
-                v.liveness = "attack";
-                v.reject(
-                    "presentation_attack",
-                    "the live capture looks like a photograph, a screen or a mask, not a \
-                     person in front of the camera",
-                );
-            }
-            Err(e) => {
-                v.liveness = "not_checked";
-                v.review(
-                    "liveness_not_checked",
-                    format!("presentation-attack detection could not run ({e})"),
-                );
-            }
+    match pad {
+        Some(Ok(s)) if s.is_bona_fide => v.liveness = "bona_fide",
+        Some(Ok(_)) => {
+            v.liveness = "attack";
+            v.reject(
+                "presentation_attack",
+                "the live capture looks like a photograph, a screen or a mask, not a \
+                 person in front of the camera",
+            );
         }
-    } else {
-        v.liveness = "not_checked";
-        v.review(
-            "liveness_not_checked",
-            "the liveness models are not installed (`ipseity models install --from DIR`), so \
-             the capture may be a photograph held to the camera; an officer must confirm",
-        );
+        Some(Err(e)) => {
+            v.liveness = "not_checked";
+            v.review(
+                "liveness_not_checked",
+                format!("presentation-attack detection could not run ({e})"),
+            );
+        }
+        None => {
+            v.liveness = "not_checked";
+            v.review(
+                "liveness_not_checked",
+                "the liveness models are not installed (`ipseity models install --from DIR`), \
+                 so the capture may be a photograph held to the camera; an officer must confirm",
+            );
+        }
     }
 
     // Every portrait on the chip (almost always one); the closest decides, as the best
     // template does in `ipseity verify`.
     let mut best: Option<f32> = None;
     let mut unusable = vec![];
-    for (i, f) in portraits.iter().enumerate() {
-        let analysed = decode_image(&f.data, &DecodeLimits::default())
-            .map_err(anyhow::Error::from)
-            .and_then(|img| Ok(engine.single_face(&img, true)?));
+    for (i, analysed) in chip_faces.into_iter().enumerate() {
         match analysed {
             Ok(face) => {
                 let s = ipseity_face::similarity(&face.embedding, &live.embedding);
