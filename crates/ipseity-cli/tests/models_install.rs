@@ -30,8 +30,13 @@ fn shared_models() -> Option<PathBuf> {
 fn installs_the_liveness_models_from_a_folder() {
     let Some(src) = shared_models() else { return };
     let data = tempfile::tempdir().expect("tempdir");
+    // Named explicitly: the test run's own models folder (IPSEITY_MODELS_DIR) is not
+    // this test's to fill.
+    let models = data.path().join("models");
     let mut cmd = ipseity(data.path());
     let (rc, out, err) = run(cmd
+        .arg("--models-dir")
+        .arg(&models)
         .args(["--json", "models", "install", "--from"])
         .arg(&src));
     assert_eq!(rc, 0, "{out}\n{err}");
@@ -49,10 +54,11 @@ fn installs_the_liveness_models_from_a_folder() {
     ] {
         assert!(installed.iter().any(|p| p.ends_with(name)), "{name}: {out}");
     }
-    let models = data.path().join("models");
     ipseity_models::locate_liveness(&models).expect("installed models verify");
     // A second run finds them in place.
     let (rc, out2, err) = run(ipseity(data.path())
+        .arg("--models-dir")
+        .arg(&models)
         .args(["--json", "models", "install", "--from"])
         .arg(&src));
     assert_eq!(rc, 0, "{out2}\n{err}");
@@ -64,6 +70,8 @@ fn a_folder_without_the_models_names_where_to_get_them() {
     let data = tempfile::tempdir().expect("tempdir");
     let empty = tempfile::tempdir().expect("tempdir");
     let (rc, out, _) = run(ipseity(data.path())
+        .arg("--models-dir")
+        .arg(data.path().join("models"))
         .args(["--json", "models", "install", "--from"])
         .arg(empty.path()));
     assert_ne!(rc, 0);
@@ -81,6 +89,8 @@ fn a_file_that_is_not_the_pinned_one_is_refused() {
     )
     .expect("write");
     let (rc, out, _) = run(ipseity(data.path())
+        .arg("--models-dir")
+        .arg(data.path().join("models"))
         .args(["--json", "models", "install", "--from"])
         .arg(src.path()));
     assert_ne!(rc, 0);
