@@ -38,6 +38,10 @@ pub const FS_ALLOWED: &[(&str, &str)] = &[
         "crates/ipseity-models/src/archive.rs",
         "unpacks the verified model archive",
     ),
+    (
+        "crates/ipseity-models/src/extra.rs",
+        "installs the pinned models from an operator's folder",
+    ),
     ("crates/ipseity-store/src/key.rs", "the template key file"),
     (
         "crates/ipseity-store/src/store.rs",

@@ -17,6 +17,7 @@
 //! back (magic number, protocol version, system info, the object, the list
 //! of storage keys), then each storage in that order as a little-endian `i64`
 //! element count followed by its raw little-endian elements.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod pickle;
