@@ -120,11 +120,11 @@ impl ImpressionParams {
                 0.0
             }
         };
-        let translation = (
+        let mut translation = (
             sym(&mut rng, cfg.max_translation),
             sym(&mut rng, cfg.max_translation),
         );
-        let rotation = sym(&mut rng, cfg.max_rotation_deg.to_radians());
+        let mut rotation = sym(&mut rng, cfg.max_rotation_deg.to_radians());
         let shape = &master.shape;
         let distortion_center = (
             shape.cx + sym(&mut rng, 0.2 * shape.half_width),
@@ -139,7 +139,7 @@ impl ImpressionParams {
         let distortion_shift = (shift * ca as f32, shift * sa as f32);
         let distortion_rotation = sym(&mut rng, cfg.distortion.max(0.0) * 0.006);
         let partial = cfg.partial_contact.clamp(0.0, 1.0);
-        let contact_center = (
+        let mut contact_center = (
             w * 0.5 + translation.0 + sym(&mut rng, partial * 0.25 * w),
             h * 0.55 + translation.1 + sym(&mut rng, partial * 0.2 * h),
         );
@@ -161,17 +161,51 @@ impl ImpressionParams {
         let real = cfg.sensor_conditions.clamp(0.0, 1.0);
         let (mut dryness, mut moisture, mut stripes, mut window) = (0.0, 0.0, 0.0, full_window());
         if real > 0.0 {
-            if rng.gen_range(0.0f32..1.0) < 0.3 * real {
+            // A finger's skin and the sensor it was captured on are the finger's, not the
+            // impression's: a dry finger is dry in every impression and a capacitive
+            // sensor's window is small every time. Drawn per impression (as first
+            // built), the hard cases were spread thin over all fingers, and the set's
+            // error rates stayed an order of magnitude under the real sets'.
+            let traits = super::FingerTraits::of(seed, finger, real);
+            if traits.dry && rng.gen_range(0.0f32..1.0) < 0.85 {
+                dryness = rng.gen_range(0.3f32..0.7);
+            } else if traits.wet && rng.gen_range(0.0f32..1.0) < 0.85 {
+                moisture = rng.gen_range(0.4f32..0.9);
+            } else if rng.gen_range(0.0f32..1.0) < 0.3 * real {
                 dryness = rng.gen_range(0.2f32..0.6);
             } else if rng.gen_range(0.0f32..1.0) < 0.2 * real {
                 moisture = rng.gen_range(0.3f32..0.9);
             }
+            // FVC's acquisition protocol, which the real sets follow: of each finger's eight
+            // impressions the third and fourth are placed with exaggerated displacement,
+            // the fifth and sixth with exaggerated rotation, the seventh and eighth dry or
+            // wet.
+            match impression % 8 {
+                2 | 3 => {
+                    let (dx, dy) = (sym(&mut rng, 0.3 * w * real), sym(&mut rng, 0.3 * h * real));
+                    translation = (translation.0 + dx, translation.1 + dy);
+                    contact_center = (contact_center.0 + dx, contact_center.1 + dy);
+                }
+                4 | 5 => {
+                    let turn = rng.gen_range(20.0f32..40.0).to_radians() * real;
+                    rotation += if rng.gen_bool(0.5) { turn } else { -turn };
+                }
+                6 | 7 if dryness == 0.0 && moisture == 0.0 => {
+                    if rng.gen_bool(0.6) {
+                        dryness = rng.gen_range(0.2f32..0.6);
+                    } else {
+                        moisture = rng.gen_range(0.3f32..0.9);
+                    }
+                }
+                _ => {}
+            }
             if rng.gen_range(0.0f32..1.0) < 0.3 * real {
                 stripes = rng.gen_range(4.0f32..16.0);
             }
-            if rng.gen_range(0.0f32..1.0) < 0.25 * real {
-                // A 300x300 capacitive window somewhere over the contact.
-                let side = 300.0f32.min(w).min(h);
+            if traits.small_window || rng.gen_range(0.0f32..1.0) < 0.25 * real {
+                // A capacitive window somewhere over the contact: 300x300 or, on a
+                // small-window sensor, the finger's own side.
+                let side = traits.window_side.min(w).min(h);
                 let x0 = (contact_center.0 - side / 2.0 + sym(&mut rng, 30.0)).clamp(0.0, w - side);
                 let y0 = (contact_center.1 - side / 2.0 + sym(&mut rng, 30.0)).clamp(0.0, h - side);
                 window = (x0, y0, x0 + side, y0 + side);
