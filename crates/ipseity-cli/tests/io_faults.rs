@@ -143,53 +143,7 @@ fn a_disk_failing_at_random_moments_loses_nothing_acknowledged() {
         ],
     );
     std::fs::write(&trigger, b"").unwrap();
-    let rounds: usize = std::env::var("IPSEITY_IO_FAULT_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let sent: Vec<Sent> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..4u64)
-            .map(|w| {
-                let (addr, key) = (&server.addr, &key);
-                scope.spawn(move || {
-                    let mut rng = rand::rngs::StdRng::seed_from_u64(100 + w);
-                    let mut sent = Vec::new();
-                    let mut codes = std::collections::BTreeMap::<String, usize>::new();
-                    for n in 0..rounds {
-                        let subject = format!("w{w}n{n}");
-                        let body = fingers_body(
-                            &record(&mut rng, FingerPosition::RightIndex),
-                            &record(&mut rng, FingerPosition::LeftIndex),
-                        );
-                        let path = format!("/v1/subjects/{subject}/fingers");
-                        let (st, b) =
-                            request(addr, "POST", &path, key, &body).expect("the service answers");
-                        assert!(st == 201 || st == 503, "{subject}: {st} {b}");
-                        if st == 503 {
-                            let code = json(&b)["code"].as_str().unwrap_or("").to_owned();
-                            assert!(
-                                ["store_io_error", "disk_full", "store_unavailable"]
-                                    .contains(&code.as_str()),
-                                "{subject}: {b}"
-                            );
-                            *codes.entry(code).or_default() += 1;
-                        }
-                        sent.push(Sent {
-                            subject,
-                            body,
-                            acknowledged: st == 201,
-                        });
-                    }
-                    eprintln!("worker {w}: refusals {codes:?}");
-                    sent
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
-    });
+    let sent = enrol_under_faults(&server.addr, &key, 100, false);
     let acked = sent.iter().filter(|s| s.acknowledged).count();
     assert!(
         acked < sent.len(),
@@ -324,64 +278,7 @@ fn a_postgresql_disk_failing_at_random_moments_loses_nothing_acknowledged() {
     assert_eq!(st, 201, "{b}");
 
     std::fs::write(&trigger, b"").unwrap();
-    let rounds: usize = std::env::var("IPSEITY_IO_FAULT_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let sent: Vec<Sent> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..4u64)
-            .map(|w| {
-                let (addr, key) = (&server.addr, &key);
-                scope.spawn(move || {
-                    let mut rng = rand::rngs::StdRng::seed_from_u64(200 + w);
-                    let mut sent = Vec::new();
-                    let mut codes = std::collections::BTreeMap::<String, usize>::new();
-                    for n in 0..rounds {
-                        let subject = format!("w{w}n{n}");
-                        let body = fingers_body(
-                            &record(&mut rng, FingerPosition::RightIndex),
-                            &record(&mut rng, FingerPosition::LeftIndex),
-                        );
-                        let path = format!("/v1/subjects/{subject}/fingers");
-                        let (st, b) =
-                            request(addr, "POST", &path, key, &body).expect("the service answers");
-                        assert!(st == 201 || st == 503, "{subject}: {st} {b}");
-                        if st == 503 {
-                            let code = json(&b)["code"].as_str().unwrap_or("").to_owned();
-                            assert!(
-                                ["store_io_error", "store_unavailable", "disk_full"]
-                                    .contains(&code.as_str()),
-                                "{subject}: {b}"
-                            );
-                            let down = code == "store_unavailable";
-                            *codes.entry(code).or_default() += 1;
-                            if down {
-                                // The server stopped; with the disk still failing its
-                                // recovery fails too, so further requests only wait.
-                                sent.push(Sent {
-                                    subject,
-                                    body,
-                                    acknowledged: false,
-                                });
-                                break;
-                            }
-                        }
-                        sent.push(Sent {
-                            subject,
-                            body,
-                            acknowledged: st == 201,
-                        });
-                    }
-                    eprintln!("worker {w}: refusals {codes:?}");
-                    sent
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
-    });
+    let sent = enrol_under_faults(&server.addr, &key, 200, true);
     assert!(
         sent.iter().any(|s| !s.acknowledged),
         "no write failed: the shim did not take effect"
@@ -412,4 +309,63 @@ fn a_postgresql_disk_failing_at_random_moments_loses_nothing_acknowledged() {
     let (code, out, err) =
         run(ipseity(&data).args(["--database", &pg.url, "--json", "audit", "verify"]));
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Four clients enrol `IPSEITY_IO_FAULT_ROUNDS` (default 12) new subjects each while the
+/// disk fails. Every answer must be a 201 or a 503 problem document naming a store fault,
+/// never a 500. With `stop_when_down`, a client stops at its first `store_unavailable`:
+/// a database server that stopped stays down while its disk fails, so further requests
+/// would only wait. Returns everything sent, with whether it was acknowledged.
+fn enrol_under_faults(addr: &str, key: &str, seed: u64, stop_when_down: bool) -> Vec<Sent> {
+    let rounds: usize = std::env::var("IPSEITY_IO_FAULT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4u64)
+            .map(|w| {
+                scope.spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(seed + w);
+                    let mut sent = Vec::new();
+                    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+                    for n in 0..rounds {
+                        let subject = format!("w{w}n{n}");
+                        let body = fingers_body(
+                            &record(&mut rng, FingerPosition::RightIndex),
+                            &record(&mut rng, FingerPosition::LeftIndex),
+                        );
+                        let path = format!("/v1/subjects/{subject}/fingers");
+                        let (st, b) =
+                            request(addr, "POST", &path, key, &body).expect("the service answers");
+                        assert!(st == 201 || st == 503, "{subject}: {st} {b}");
+                        let mut down = false;
+                        if st == 503 {
+                            let code = json(&b)["code"].as_str().unwrap_or("").to_owned();
+                            assert!(
+                                ["store_io_error", "disk_full", "store_unavailable"]
+                                    .contains(&code.as_str()),
+                                "{subject}: {b}"
+                            );
+                            down = code == "store_unavailable";
+                            *codes.entry(code).or_default() += 1;
+                        }
+                        sent.push(Sent {
+                            subject,
+                            body,
+                            acknowledged: st == 201,
+                        });
+                        if down && stop_when_down {
+                            break;
+                        }
+                    }
+                    eprintln!("worker {w}: refusals {codes:?}");
+                    sent
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    })
 }
