@@ -17,12 +17,29 @@ step() { printf '\n$ ipseity %s\n' "$*"; }
 run() { step "$@"; set +e; ipseity "$@"; echo "(exit $?)"; set -e; }
 
 run models install
-run enroll --subject obama --face "$IMG/obama.jpg"
-run enroll --subject biden --face "$IMG/biden.jpg"
-run verify --subject obama --face "$IMG/obama2.jpg"
-run verify --subject obama --face "$IMG/biden.jpg"
+# Enrolment and verification check liveness (presentation attacks) by default. Its
+# models are on no package index: they come from ../shared/models when it is beside
+# the clone (`models install --from DIR`, checked by SHA-256); without it the demo runs
+# with the check off, which the audit log records.
+SHARED_MODELS="${IPSEITY_SHARED_DIR:-$REPO/../shared}/models"
+LIVE=()
+if [ -d "$SHARED_MODELS" ]; then
+  run models install --from "$SHARED_MODELS"
+else
+  echo "note: no liveness models at $SHARED_MODELS; enrolling and verifying with --no-liveness"
+  LIVE=(--no-liveness)
+fi
+run enroll "${LIVE[@]}" --subject obama --face "$IMG/obama.jpg"
+run enroll "${LIVE[@]}" --subject biden --face "$IMG/biden.jpg"
+run verify "${LIVE[@]}" --subject obama --face "$IMG/obama2.jpg"
+run verify "${LIVE[@]}" --subject obama --face "$IMG/biden.jpg"
+if [ ${#LIVE[@]} -eq 0 ]; then
+  # A photo of a face shown to the camera, from the liveness model's own samples: refused
+  # as a presentation attack before any comparison.
+  run verify --subject obama --face "$SHARED_MODELS/silent_face_anti_spoofing/images/sample/image_F1.jpg"
+fi
 run identify --face "$IMG/obama3.jpg"
-run enroll --subject someone-else --face "$IMG/obama_partial_face2.jpg"
+run enroll "${LIVE[@]}" --subject someone-else --face "$IMG/obama_partial_face2.jpg"
 
 # Fingerprints: synthetic prints (no real person's data), two fingers for obama,
 # one for biden, an ISO 19794-2 record, 1:1 and 1:N, and a duplicate refused.

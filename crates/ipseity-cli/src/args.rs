@@ -296,6 +296,11 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without TLS (behind a TLS-terminating proxy)
     #[arg(long)]
     pub insecure_listen: bool,
+    /// Serve without presentation-attack detection (liveness): every face enrolment and
+    /// verification records in the audit log that it was not checked. Without it the
+    /// liveness models must be installed (`ipseity models install --from DIR`)
+    #[arg(long)]
+    pub no_liveness: bool,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key)
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -522,6 +527,11 @@ pub struct EnrollArgs {
     /// to the manifest's directory); several rows per subject allowed
     #[arg(long, value_name = "FILE.csv", conflicts_with_all = ["subject", "face"])]
     pub manifest: Option<PathBuf>,
+    /// Skip presentation-attack detection (liveness) for this call; the audit log records
+    /// that it was skipped. Without it, the liveness models must be installed
+    /// (`ipseity models install --from DIR`) and an attack is refused (`presentation_attack`)
+    #[arg(long)]
+    pub no_liveness: bool,
 }
 
 /// `ipseity verify`
@@ -537,6 +547,11 @@ pub struct VerifyArgs {
     /// nearly as large, the one nearest the centre)
     #[arg(long)]
     pub largest: bool,
+    /// Skip presentation-attack detection (liveness) for this call; the audit log records
+    /// that it was skipped. Without it, the liveness models must be installed
+    /// (`ipseity models install --from DIR`) and an attack is refused (`presentation_attack`)
+    #[arg(long)]
+    pub no_liveness: bool,
 }
 
 /// `ipseity identify`
@@ -652,7 +667,11 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// CSV file with header `path,identity` (paths relative to the manifest's directory)
-    #[arg(long, value_name = "FILE.csv", required_unless_present_any = ["fingers", "lfw"])]
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        required_unless_present_any = ["fingers", "lfw", "pad_bona_fide"]
+    )]
     pub manifest: Option<PathBuf>,
     /// Evaluate on Labeled Faces in the Wild instead: a directory holding `images/NAME/*.jpg`
     /// and `pairs_view2.tsv` (View 2 10-fold accuracy, all-pairs FNMR with intervals, 1:N)
@@ -677,6 +696,26 @@ pub struct EvalArgs {
     /// (the same as `ipseity finger eval --dir DIR`; `--fmr` does not apply)
     #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
     pub fingers: Option<PathBuf>,
+    /// Evaluate presentation-attack detection (liveness) instead: every image under DIR
+    /// is a bona fide presentation; reports BPCER (ISO/IEC 30107-3) with its interval
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["manifest", "fingers", "lfw", "calibrate"]
+    )]
+    pub pad_bona_fide: Option<PathBuf>,
+    /// With --pad-bona-fide: every image under DIR is an attack (a print, a screen, a
+    /// mask); reports APCER
+    #[arg(long, value_name = "DIR", requires = "pad_bona_fide")]
+    pub pad_attacks: Option<PathBuf>,
+    /// With --pad-bona-fide: use every Nth bona fide image only, for a quick run
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "pad_bona_fide"
+    )]
+    pub pad_every: usize,
     /// Where to write the DET plot
     #[arg(long, value_name = "OUT.svg", default_value = "det.svg")]
     pub det: PathBuf,

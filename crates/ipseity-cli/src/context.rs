@@ -186,6 +186,78 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// The liveness models when installed; `None` when they are not (the caller decides
+    /// what an unchecked face may still get). A model present but failing its pinned hash
+    /// is an error, not an absence: a substituted model must not be silently skipped.
+    pub fn liveness(&self) -> anyhow::Result<Option<ipseity_face::liveness::Liveness>> {
+        match ipseity_models::locate_liveness(&self.models_dir) {
+            Ok(set) => {
+                let read =
+                    |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+                let live =
+                    ipseity_face::liveness::Liveness::from_pth(&read(&set.v2)?, &read(&set.v1se)?)
+                        .context("loading the liveness models")?;
+                Ok(Some(live))
+            }
+            Err(ModelsError::NotInstalled { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Ctx {
+    /// The face engine for a live capture (`enroll`, `verify`): with the liveness models,
+    /// or without them when the caller turned the check off (`--no-liveness`). Models
+    /// missing fail the command rather than let an unchecked face through.
+    pub fn capture_engine(&self, check_liveness: bool) -> anyhow::Result<FaceEngine> {
+        let engine = self.engine()?;
+        if !check_liveness {
+            return Ok(engine);
+        }
+        match self.liveness()? {
+            Some(l) => Ok(engine.with_liveness(l)),
+            None => Err(
+                anyhow::Error::new(ipseity_face::FaceError::NoLivenessModels).context(format!(
+                    "presentation-attack detection needs the liveness models in {}: install \
+                     them with `ipseity models install --from DIR`, or pass --no-liveness \
+                     (recorded in the audit log)",
+                    self.models_dir.display()
+                )),
+            ),
+        }
+    }
+}
+
+/// The one usable face of a live capture, naming the file in any error; with
+/// `check_liveness`, refused as `presentation_attack` when it looks like one (the engine
+/// must come from [`Ctx::capture_engine`] with the check on).
+pub fn capture_face(
+    engine: &FaceEngine,
+    img: &RgbImage,
+    path: &Path,
+    largest: bool,
+    check_liveness: bool,
+) -> anyhow::Result<FaceAnalysis> {
+    if check_liveness {
+        engine
+            .live_face(img, largest)
+            .with_context(|| path.display().to_string())
+    } else {
+        single_face(engine, img, path, largest)
+    }
+}
+
+/// Whether an error is a refused presentation attack.
+pub fn is_presentation_attack(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ipseity_face::FaceError>(),
+            Some(ipseity_face::FaceError::PresentationAttack)
+        )
+    })
+}
+
 /// Reports model installation progress on stderr.
 pub struct StderrReporter;
 

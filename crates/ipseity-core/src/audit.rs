@@ -141,6 +141,17 @@ pub enum AuditEvent {
         /// Given (`true`) or withdrawn (`false`).
         given: bool,
     },
+    /// A live capture was judged a presentation attack (a photo, a screen, a mask) and
+    /// refused; nothing was compared or written.
+    PresentationAttack {
+        /// What was asked for: `enroll` or `verify`.
+        operation: &'static str,
+    },
+    /// Whoever ran the operation turned presentation-attack detection off for it.
+    LivenessOff {
+        /// What was asked for: `enroll` or `verify`.
+        operation: &'static str,
+    },
     /// The master key was replaced and every data key re-wrapped under the new one.
     MasterKeyRotated {
         /// How many templates' data keys were re-wrapped.
@@ -195,6 +206,8 @@ impl AuditEvent {
             AuditEvent::Unlocked => "unlock",
             AuditEvent::MasterKeyRotated { .. } => "key_rotate_master",
             AuditEvent::Consent { .. } => "consent",
+            AuditEvent::PresentationAttack { operation }
+            | AuditEvent::LivenessOff { operation } => operation,
         }
     }
 
@@ -212,6 +225,8 @@ impl AuditEvent {
                 if *disabled { "disabled" } else { "locked" }.into()
             }
             AuditEvent::AccessDenied { .. } => "denied".into(),
+            AuditEvent::PresentationAttack { .. } => "presentation_attack".into(),
+            AuditEvent::LivenessOff { .. } => "liveness_off".into(),
             AuditEvent::Consent { given } => if *given { "given" } else { "withdrawn" }.into(),
             AuditEvent::EnrolmentRefused { .. } => "refused".into(),
             AuditEvent::EnrolmentPending { .. } => "pending_review".into(),
@@ -325,6 +340,9 @@ impl AuditEvent {
                 } else {
                     write!(d, "too many failed attempts; retry_after_s={retry_after_s}")
                 }
+            }
+            AuditEvent::PresentationAttack { .. } | AuditEvent::LivenessOff { .. } => {
+                write!(d, "modality=face")
             }
             AuditEvent::Unlocked | AuditEvent::Consent { .. } => Ok(()),
             AuditEvent::ReviewResolved { same_as, .. } => match same_as {

@@ -33,7 +33,8 @@ impl Classified for FaceError {
             FaceError::NoFace
             | FaceError::MultipleFaces(_)
             | FaceError::FaceTooSmall { .. }
-            | FaceError::LowQuality { .. } => ErrorKind::Input,
+            | FaceError::LowQuality { .. }
+            | FaceError::PresentationAttack => ErrorKind::Input,
             // A model that does not load cannot be fixed by the caller's input.
             FaceError::Model { .. } | FaceError::NoLivenessModels => ErrorKind::Unavailable,
             FaceError::Liveness(e) if liveness_model_fault(e) => ErrorKind::Unavailable,
@@ -47,6 +48,7 @@ impl Classified for FaceError {
             FaceError::MultipleFaces(_) => "multiple_faces",
             FaceError::FaceTooSmall { .. } => "face_too_small",
             FaceError::LowQuality { .. } => "low_quality",
+            FaceError::PresentationAttack => "presentation_attack",
             FaceError::Model { .. } => "models_invalid",
             FaceError::NoLivenessModels => "models_missing",
             FaceError::Liveness(e) if liveness_model_fault(e) => "models_invalid",

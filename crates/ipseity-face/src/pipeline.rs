@@ -57,6 +57,13 @@ pub enum FaceError {
     /// Liveness was asked for but no liveness models were loaded.
     #[error("no liveness models loaded (install them with `ipseity models install --from DIR`)")]
     NoLivenessModels,
+    /// The presentation-attack check judged the face an attack (a photo, a screen, a
+    /// mask) rather than a live person.
+    #[error(
+        "the face looks like a presentation attack (a photo, a screen or a mask) rather \
+         than a live person; capture the person again, in front of the camera"
+    )]
+    PresentationAttack,
     /// The liveness models failed on this face.
     #[error("liveness check failed: {0}")]
     Liveness(#[from] LivenessError),
@@ -256,6 +263,21 @@ impl FaceEngine {
     pub fn assess_liveness(&self, img: &RgbImage, rect: Rect) -> Result<LivenessScore, FaceError> {
         let liveness = self.liveness.as_ref().ok_or(FaceError::NoLivenessModels)?;
         Ok(liveness.assess(img, rect)?)
+    }
+
+    /// The one usable face of a live capture ([`FaceEngine::single_face`]), refused
+    /// with [`FaceError::PresentationAttack`] when the liveness models judge it an
+    /// attack. Needs the liveness models ([`FaceEngine::with_liveness`]): without them it
+    /// fails with [`FaceError::NoLivenessModels`] rather than pass an unchecked face.
+    pub fn live_face(&self, img: &RgbImage, largest: bool) -> Result<FaceAnalysis, FaceError> {
+        if self.liveness.is_none() {
+            return Err(FaceError::NoLivenessModels);
+        }
+        let face = self.single_face(img, largest)?;
+        if !self.assess_liveness(img, face.rect)?.is_bona_fide {
+            return Err(FaceError::PresentationAttack);
+        }
+        Ok(face)
     }
 
     /// Stage 5 alone: the embedding of an aligned chip (benchmarks, tests).

@@ -235,3 +235,38 @@ fn the_engine_runs_liveness_on_a_detected_face() {
     assert!(engine.has_liveness());
     assert_eq!(engine.assess_liveness(&img, rect).expect("runs"), direct);
 }
+
+#[test]
+fn a_live_capture_passes_and_an_attack_is_refused() {
+    let (Some(nets), Some(engine)) = (models(), engine()) else {
+        return;
+    };
+    let load = |name: &str| {
+        load_image(
+            &shared().join("images/sample").join(name),
+            &DecodeLimits::default(),
+        )
+        .expect("sample decodes")
+    };
+    // Without the models a live capture is refused, never passed unchecked.
+    assert!(matches!(
+        engine.live_face(&load("image_T1.jpg"), true),
+        Err(ipseity_face::FaceError::NoLivenessModels)
+    ));
+    let engine = engine.with_liveness(Liveness { models: nets });
+    let live = engine
+        .live_face(&load("image_T1.jpg"), true)
+        .expect("the bona fide sample passes");
+    let plain = engine
+        .single_face(&load("image_T1.jpg"), true)
+        .expect("face");
+    assert_eq!(live.embedding, plain.embedding);
+    for name in ["image_F1.jpg", "image_F2.jpg"] {
+        let err = engine.live_face(&load(name), true).unwrap_err();
+        assert!(
+            matches!(err, ipseity_face::FaceError::PresentationAttack),
+            "{name}: {err}"
+        );
+        assert_eq!(ipseity_core::Classified::code(&err), "presentation_attack");
+    }
+}

@@ -227,15 +227,20 @@ fn face_engine() -> Option<Arc<ipseity_face::FaceEngine>> {
     let dir = PathBuf::from(std::env::var_os("IPSEITY_MODELS_DIR")?);
     let set = ipseity_models::locate(&dir).ok()?;
     let read = |p: &std::path::Path| std::fs::read(p).unwrap();
-    Some(Arc::new(
-        ipseity_face::FaceEngine::from_bytes(
-            &read(&set.detector),
-            &read(&set.landmarks),
-            &read(&set.embedder),
-            ipseity_face::Params::default(),
-        )
-        .unwrap(),
-    ))
+    let engine = ipseity_face::FaceEngine::from_bytes(
+        &read(&set.detector),
+        &read(&set.landmarks),
+        &read(&set.embedder),
+        ipseity_face::Params::default(),
+    )
+    .unwrap();
+    // As `ipseity serve` runs by default: with liveness, when its models are installed.
+    Some(Arc::new(match ipseity_models::locate_liveness(&dir) {
+        Ok(l) => engine.with_liveness(
+            ipseity_face::liveness::Liveness::from_pth(&read(&l.v2), &read(&l.v1se)).unwrap(),
+        ),
+        Err(_) => engine,
+    }))
 }
 
 fn calibration() -> ipseity_finger::fusion::ScoreCalibration {
@@ -297,6 +302,7 @@ fn main() {
             point: POINT,
             point_description: "bench".into(),
             finger_calibration: calibration(),
+            check_liveness: engine.as_ref().is_some_and(|e| e.has_liveness()),
         },
         Limits {
             request_timeout: Duration::from_secs(600),

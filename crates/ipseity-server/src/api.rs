@@ -570,8 +570,49 @@ fn b64(what: &str, data: &str) -> Result<Vec<u8>, Problem> {
         .map_err(|_| Problem::bad_request("bad_base64", format!("{what} is not valid base64")))
 }
 
-/// A face template from image bytes: exactly one usable face.
-fn face_template(s: &Service, bytes: &[u8], largest: bool) -> Result<(Template, u8), Problem> {
+/// Runs `capture` (the analysis of a live face for `operation`, `enroll` or `verify`)
+/// under the service's liveness setting: records a face taken while the check is off, or
+/// a refused presentation attack (which also counts as a failed verification attempt).
+fn audited_capture<T>(
+    s: &Service,
+    actor: &str,
+    subject: &SubjectId,
+    purpose: &str,
+    operation: &'static str,
+    capture: impl FnOnce() -> Result<T, Problem>,
+) -> Result<T, Problem> {
+    let r = capture();
+    if r.is_ok() && !s.models.check_liveness {
+        // Recorded once a face was taken unchecked; a capture that failed took nothing.
+        let mut store = s.store_as(actor)?;
+        store.record_audit(
+            &AuditEvent::LivenessOff { operation },
+            Some(subject),
+            Some(purpose),
+        )?;
+    }
+    if matches!(&r, Err(p) if p.code == "presentation_attack") {
+        let mut store = s.store_as(actor)?;
+        store.record_audit(
+            &AuditEvent::PresentationAttack { operation },
+            Some(subject),
+            Some(purpose),
+        )?;
+        if operation == "verify" {
+            store.finish_attempt(subject, false)?;
+        }
+    }
+    r
+}
+
+/// A face template from image bytes: exactly one usable face; with `live` (a capture to
+/// enrol or verify) checked for presentation attacks when the service checks them.
+fn face_template(
+    s: &Service,
+    bytes: &[u8],
+    largest: bool,
+    live: bool,
+) -> Result<(Template, u8), Problem> {
     let engine = s.models.face.as_ref().ok_or_else(|| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -580,7 +621,11 @@ fn face_template(s: &Service, bytes: &[u8], largest: bool) -> Result<(Template, 
         )
     })?;
     let img = decode_image(bytes, &DecodeLimits::default())?;
-    let face = engine.single_face(&img, largest)?;
+    let face = if live && s.models.check_liveness {
+        engine.live_face(&img, largest)?
+    } else {
+        engine.single_face(&img, largest)?
+    };
     let q = face.quality.score;
     let t = Template::new(Modality::Face, ipseity_face::MODEL_ID, face.embedding, q)?;
     Ok((t, q))
@@ -719,12 +764,15 @@ async fn enrol_faces(
         .map(|i| b64("an image", i))
         .collect::<Result<Vec<_>, _>>()?;
     let largest = req.largest;
+    let (who, whom, why) = (actor.clone(), subject.clone(), purpose.clone());
     let templates = heavy(&s, move |s| {
-        // One image at a time: decoded pixels never pile up.
-        images
-            .iter()
-            .map(|b| face_template(s, b, largest).map(|(t, _)| t))
-            .collect::<Result<Vec<_>, _>>()
+        audited_capture(s, &who, &whom, &why, "enroll", || {
+            // One image at a time: decoded pixels never pile up.
+            images
+                .iter()
+                .map(|b| face_template(s, b, largest, true).map(|(t, _)| t))
+                .collect::<Result<Vec<_>, _>>()
+        })
     })
     .await?;
     let allow = req.allow_duplicate;
@@ -867,7 +915,7 @@ fn verify_face(
             format!("subject {subject} has no face templates"),
         ));
     }
-    let (probe, _) = face_template(s, bytes, largest)?;
+    let (probe, _) = face_template(s, bytes, largest, true)?;
     let best = refs
         .iter()
         .map(|t| ipseity_face::similarity(&probe.vector, &t.vector))
@@ -943,7 +991,11 @@ async fn verify(
         gate_attempt(s, &actor, &subject, &purpose)?;
         let refs = s.store_lock()?.templates(&subject)?;
         let face = face
-            .map(|b| verify_face(s, &subject, &refs, &b, largest))
+            .map(|b| {
+                audited_capture(s, &actor, &subject, &purpose, "verify", || {
+                    verify_face(s, &subject, &refs, &b, largest)
+                })
+            })
             .transpose()?;
         let fingers = fingers
             .map(|f| verify_fingers(s, &subject, &refs, &f))
@@ -1042,7 +1094,7 @@ async fn identify_route(
         // The gallery lock is released before the store is locked (consent, audit row).
         let (found, gallery, modality) = match sample {
             ProbeSample::Face(bytes) => {
-                let (probe, _) = face_template(s, &bytes, largest)?;
+                let (probe, _) = face_template(s, &bytes, largest, false)?;
                 let g = s.faces.read().map_err(|_| poisoned())?;
                 let live = g.as_ref().ok_or_else(poisoned)?;
                 (

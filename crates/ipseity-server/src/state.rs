@@ -25,6 +25,10 @@ pub struct Models {
     pub point_description: String,
     /// The fingerprint calibration.
     pub finger_calibration: ScoreCalibration,
+    /// Whether face enrolments and verifications are checked for presentation attacks
+    /// (the face engine then carries the liveness models). Off, every such request
+    /// leaves a `liveness_off` audit entry.
+    pub check_liveness: bool,
 }
 
 /// Bounds on what one request may cost.

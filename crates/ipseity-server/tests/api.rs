@@ -42,10 +42,26 @@ fn calibration() -> ipseity_finger::fusion::ScoreCalibration {
     .unwrap()
 }
 
+/// The face engine with the liveness models, as `ipseity serve` runs it by default; `None`
+/// (the face tests skip) where the models are not installed.
 fn face_engine() -> Option<Arc<ipseity_face::FaceEngine>> {
     let dir = std::path::PathBuf::from(std::env::var_os("IPSEITY_MODELS_DIR")?);
     let set = ipseity_models::locate(&dir).ok()?;
     let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let Ok(live) = ipseity_models::locate_liveness(&dir) else {
+        assert!(
+            std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
+            "IPSEITY_REQUIRE_SHARED is set but the liveness models are not in {}",
+            dir.display()
+        );
+        eprintln!(
+            "skipping the face tests: no liveness models in {}",
+            dir.display()
+        );
+        return None;
+    };
+    let liveness =
+        ipseity_face::liveness::Liveness::from_pth(&read(&live.v2), &read(&live.v1se)).unwrap();
     Some(Arc::new(
         ipseity_face::FaceEngine::from_bytes(
             &read(&set.detector),
@@ -53,7 +69,8 @@ fn face_engine() -> Option<Arc<ipseity_face::FaceEngine>> {
             &read(&set.embedder),
             ipseity_face::Params::default(),
         )
-        .unwrap(),
+        .unwrap()
+        .with_liveness(liveness),
     ))
 }
 
@@ -88,6 +105,7 @@ fn service_now(place: &Place, face: Option<Arc<ipseity_face::FaceEngine>>) -> (A
             point: POINT,
             point_description: "test".into(),
             finger_calibration: calibration(),
+            check_liveness: true,
         },
         Limits {
             // Sixteen face analyses queue on a 2-core machine that may be busy with
@@ -951,6 +969,7 @@ async fn a_key_searches_no_more_than_its_hourly_budget_across_servers() {
                         point: POINT,
                         point_description: "test".into(),
                         finger_calibration: calibration(),
+                        check_liveness: true,
                     },
                     Limits {
                         identify_budget_per_hour: 4,
@@ -1990,5 +2009,113 @@ async fn the_master_key_rotates_without_a_restart() {
                 "{n}: {who}"
             );
         }
+    }
+}
+
+/// The liveness model repository's sample photos in `../shared/models`, or `None` (skip).
+fn attack_sample(name: &str) -> Option<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/models/silent_face_anti_spoofing/images/sample");
+    match std::fs::read(dir.join(name)) {
+        Ok(b) => Some(base64::engine::general_purpose::STANDARD.encode(b)),
+        Err(e) => {
+            assert!(
+                std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
+                "IPSEITY_REQUIRE_SHARED is set but {} is missing: {e}",
+                dir.join(name).display()
+            );
+            eprintln!("skipping: {} is missing", dir.join(name).display());
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presentation_attack_is_refused_audited_and_counted_as_a_failed_attempt() {
+    let (Some(engine), Some(f1), Some(f2)) = (
+        face_engine(),
+        attack_sample("image_F1.jpg"),
+        attack_sample("image_F2.jpg"),
+    ) else {
+        return;
+    };
+    let images = std::path::PathBuf::from(std::env::var_os("IPSEITY_TEST_IMAGES").unwrap());
+    let photo = |n: &str| {
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(images.join(n)).unwrap())
+    };
+    for place in sync(|| Place::all("presentation_attack")) {
+        let (s, k) = service(&place, Some(engine.clone()));
+        sync(|| s.load_galleries()).unwrap();
+        let enrol = |id: &str, img: &str| {
+            let body = json!({ "purpose": "onboarding", "images": [img] });
+            let path = format!("/v1/subjects/{id}/faces");
+            let (s, key) = (s.clone(), k.enrol.clone());
+            async move { call(&s, "POST", &path, Some(&key), Some(body)).await }
+        };
+        let (st, _, v) = enrol("obama", &photo("obama.jpg")).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (st, _, v) = enrol("mallory", &f1).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("presentation_attack")
+            ),
+            "{v}"
+        );
+        let (st, _, _) = call(&s, "GET", "/v1/subjects/mallory", Some(&k.admin), None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "nothing written for an attack");
+
+        let verify = |img: String| {
+            let (s, key) = (s.clone(), k.enrol.clone());
+            async move {
+                call(
+                    &s,
+                    "POST",
+                    "/v1/subjects/obama/verify",
+                    Some(&key),
+                    Some(json!({ "purpose": "onboarding", "face": img })),
+                )
+                .await
+            }
+        };
+        let (st, _, v) = verify(f2.clone()).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("presentation_attack")
+            ),
+            "{v}"
+        );
+        assert!(v.get("decision").is_none(), "{v}");
+        // Five attacks are five failed attempts: the sixth try is held back, even live.
+        for _ in 0..4 {
+            let (st, _, v) = verify(f2.clone()).await;
+            assert_eq!(v["code"], "presentation_attack", "{st} {v}");
+        }
+        let (st, _, v) = verify(photo("obama2.jpg")).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{v}");
+
+        let (_, _, log) = call(&s, "GET", "/v1/audit?limit=50", Some(&k.admin), None).await;
+        let attacks: Vec<_> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["outcome"] == "presentation_attack")
+            .map(|e| {
+                (
+                    e["operation"].as_str().unwrap_or(""),
+                    e["actor"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(attacks.len(), 6, "{log}");
+        assert_eq!(
+            attacks.iter().filter(|a| a.0 == "enroll").count(),
+            1,
+            "{log}"
+        );
+        assert!(attacks.iter().all(|a| a.1 == "key:desk"), "{log}");
     }
 }

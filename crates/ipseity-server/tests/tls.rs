@@ -27,6 +27,7 @@ fn service(dir: &std::path::Path) -> Arc<Service> {
                 "../../ipseity-cli/src/commands/finger/builtin_calibration.json"
             ))
             .unwrap(),
+            check_liveness: true,
         },
         Limits::default(),
     )

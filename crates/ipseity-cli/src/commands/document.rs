@@ -620,25 +620,6 @@ impl ChipVerification {
     }
 }
 
-/// The liveness models when installed; `None` when they are not (the caller says "not
-/// checked"). A model present but failing its pinned hash is an error, not an absence:
-/// a substituted model must not be silently skipped.
-fn load_liveness(ctx: &Ctx) -> anyhow::Result<Option<ipseity_face::liveness::Liveness>> {
-    match ipseity_models::locate_liveness(&ctx.models_dir) {
-        Ok(set) => {
-            let read = |p: &Path| {
-                std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
-            };
-            let live =
-                ipseity_face::liveness::Liveness::from_pth(&read(&set.v2)?, &read(&set.v1se)?)
-                    .map_err(|e| anyhow::anyhow!("loading the liveness models: {e}"))?;
-            Ok(Some(live))
-        }
-        Err(ipseity_models::ModelsError::NotInstalled { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Records the decision in the data directory's audit log when a store is already there
 /// and no `ipseity serve` owns it. A chip-to-live check concerns no enrolled subject, so
 /// no store is created for it; the report says whether it was recorded.
@@ -799,7 +780,7 @@ fn compare_faces(
     // liveness) is analysed while the chip's portraits are.
     let (loaded, decoded) = rayon::join(
         || -> anyhow::Result<_> {
-            let (liveness, engine) = rayon::join(|| load_liveness(ctx), || ctx.engine());
+            let (liveness, engine) = rayon::join(|| ctx.liveness(), || ctx.engine());
             Ok(match liveness? {
                 Some(l) => (engine?.with_liveness(l), true),
                 None => (engine?, false),

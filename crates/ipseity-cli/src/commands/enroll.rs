@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ipseity_core::{Modality, OperatingPoint, SubjectId, Template};
+use ipseity_core::{AuditEvent, Modality, OperatingPoint, SubjectId, Template};
 use ipseity_engine::face::{self, FaceEnrolment, LiveFaceGallery};
 use ipseity_engine::EngineError;
 use ipseity_face::FaceEngine;
@@ -19,7 +19,7 @@ use ipseity_store::Store;
 use serde::Serialize;
 
 use crate::args::EnrollArgs;
-use crate::context::{load_face_image, single_face, Ctx};
+use crate::context::{capture_face, is_presentation_attack, load_face_image, Ctx};
 use crate::error::{code_of, CliError, ExitStatus};
 use crate::manifest;
 use crate::output::Render;
@@ -88,12 +88,14 @@ pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
     let mut store = ctx.open_store()?;
     refuse_existing(&store, &subject)?;
     let policy = ctx.policy()?;
-    let engine = ctx.engine()?;
+    let check = !args.no_liveness;
+    let engine = ctx.capture_engine(check)?;
     // One image at a time: a list of decoded images would hold every file's pixels at once.
     let mut templates = Vec::new();
     for path in &args.face {
         let img = load_face_image(path)?;
-        let face = single_face(&engine, &img, path, args.largest)?;
+        let face = capture_face(&engine, &img, path, args.largest, check)
+            .map_err(|e| attack_audit(ctx, &mut store, &subject, e))?;
         drop(img);
         templates.push(Template::new(
             Modality::Face,
@@ -102,6 +104,7 @@ pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
             face.quality.score,
         )?);
     }
+    liveness_off_audit(ctx, &mut store, &subject, check)?;
     let mut live = LiveFaceGallery::load(&store)?;
     let matches = commit(
         ctx,
@@ -119,6 +122,45 @@ pub fn run(ctx: &Ctx, args: &EnrollArgs) -> anyhow::Result<ExitStatus> {
         allowed_duplicate_of: matches,
     })?;
     Ok(ExitStatus::Success)
+}
+
+/// Records that the faces of this subject's enrolment were taken with
+/// presentation-attack detection turned off by the caller.
+fn liveness_off_audit(
+    ctx: &Ctx,
+    store: &mut Store,
+    subject: &SubjectId,
+    check: bool,
+) -> anyhow::Result<()> {
+    if !check {
+        store.record_audit(
+            &AuditEvent::LivenessOff {
+                operation: "enroll",
+            },
+            Some(subject),
+            ctx.purpose(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Records a refused presentation attack; returns the error, or the audit's own failure.
+fn attack_audit(
+    ctx: &Ctx,
+    store: &mut Store,
+    subject: &SubjectId,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    if !is_presentation_attack(&err) {
+        return err;
+    }
+    let event = AuditEvent::PresentationAttack {
+        operation: "enroll",
+    };
+    match store.record_audit(&event, Some(subject), ctx.purpose()) {
+        Ok(()) => err,
+        Err(e) => e.into(),
+    }
 }
 
 /// Fails with `duplicate_subject` before any image is analysed (the engine checks again
@@ -223,7 +265,7 @@ fn batch(ctx: &Ctx, args: &EnrollArgs, manifest_path: &Path) -> anyhow::Result<E
     let rows = manifest::read(manifest_path, &["subject", "path"])?;
     let mut store = ctx.open_store()?;
     let policy = ctx.policy()?;
-    let engine = ctx.engine()?;
+    let engine = ctx.capture_engine(!args.no_liveness)?;
     let mut live = LiveFaceGallery::load(&store)?;
 
     // Group rows by subject, keeping the manifest's order.
@@ -328,11 +370,13 @@ fn enroll_group(
             return Err(e);
         }
     };
+    let check = !args.no_liveness;
     let mut templates = Vec::new();
     let mut errors = Vec::new();
     for (line, path) in group {
         let t = load_face_image(path)
-            .and_then(|img| single_face(engine, &img, path, args.largest))
+            .and_then(|img| capture_face(engine, &img, path, args.largest, check))
+            .map_err(|e| attack_audit(ctx, store, &subject, e))
             .and_then(|face| {
                 Template::new(
                     Modality::Face,
@@ -351,6 +395,7 @@ fn enroll_group(
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
+    liveness_off_audit(ctx, store, &subject, check)?;
     commit(
         ctx,
         store,

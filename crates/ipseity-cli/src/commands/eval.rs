@@ -141,6 +141,9 @@ pub fn run(ctx: &Ctx, args: &EvalArgs) -> anyhow::Result<ExitStatus> {
     if args.calibrate && !(args.fmr > 0.0 && args.fmr < 1.0) {
         return Err(CliError::input("usage", "--fmr must be between 0 and 1").into());
     }
+    if let Some(dir) = &args.pad_bona_fide {
+        return super::eval_pad::run(ctx, args, dir);
+    }
     if let Some(dir) = &args.lfw {
         return super::eval_lfw::run(ctx, args, dir);
     }

@@ -10,6 +10,7 @@ mod enroll;
 mod erase;
 mod eval;
 mod eval_lfw;
+mod eval_pad;
 mod finger;
 pub mod identify;
 mod keys;

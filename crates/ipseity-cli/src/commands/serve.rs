@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
     let backend = store.backend_name();
     let policy = ctx.policy()?;
     let (finger_calibration, _) = super::finger::calibration(ctx)?;
-    let face = Arc::new(ctx.engine()?);
+    let face = Arc::new(ctx.capture_engine(!args.no_liveness)?);
     let defaults = Limits::default();
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
@@ -63,6 +63,7 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
             point: policy.point,
             point_description: policy.report.to_string(),
             finger_calibration,
+            check_liveness: !args.no_liveness,
         },
         limits,
     );

@@ -9,7 +9,7 @@ use ipseity_face::Quality;
 use serde::Serialize;
 
 use crate::args::VerifyArgs;
-use crate::context::{load_face_image, single_face, Ctx};
+use crate::context::{capture_face, is_presentation_attack, load_face_image, Ctx};
 use crate::error::{CliError, ExitStatus};
 use crate::output::Render;
 use crate::policy::PolicyReport;
@@ -55,9 +55,34 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
         )
         .into());
     }
+    let check = !args.no_liveness;
     let img = load_face_image(&args.face)?;
-    let engine = ctx.engine()?;
-    let face = single_face(&engine, &img, &args.face, args.largest)?;
+    let engine = ctx.capture_engine(check)?;
+    let face = match capture_face(&engine, &img, &args.face, args.largest, check) {
+        Ok(face) => face,
+        Err(e) if is_presentation_attack(&e) => {
+            // An attack is a failed attempt: it counts towards the subject's back-off.
+            store.finish_attempt(&subject, false)?;
+            store.record_audit(
+                &AuditEvent::PresentationAttack {
+                    operation: "verify",
+                },
+                Some(&subject),
+                ctx.purpose(),
+            )?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    if !check {
+        store.record_audit(
+            &AuditEvent::LivenessOff {
+                operation: "verify",
+            },
+            Some(&subject),
+            ctx.purpose(),
+        )?;
+    }
     let best = templates
         .iter()
         .map(|t| ipseity_face::similarity(&face.embedding, &t.vector))

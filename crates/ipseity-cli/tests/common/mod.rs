@@ -50,7 +50,26 @@ pub fn fixtures() -> Option<(PathBuf, PathBuf)> {
     let models = std::env::var_os("IPSEITY_MODELS_DIR");
     let images = std::env::var_os("IPSEITY_TEST_IMAGES");
     match (models, images) {
-        (Some(m), Some(i)) => Some((m.into(), i.into())),
+        (Some(m), Some(i)) => {
+            let m = PathBuf::from(m);
+            // Enrolment and verification check liveness by default; its models are not on
+            // a package index, so a clone without ../shared may lack them (tools/test.sh
+            // installs them from ../shared/models).
+            if ipseity_models::locate_liveness(&m).is_err() {
+                assert!(
+                    std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
+                    "IPSEITY_REQUIRE_SHARED is set but the liveness models are not installed in {}",
+                    m.display()
+                );
+                eprintln!(
+                    "skipping: the liveness models are not installed in {} \
+                     (`ipseity models install --from DIR`)",
+                    m.display()
+                );
+                return None;
+            }
+            Some((m, i.into()))
+        }
         _ => {
             assert!(
                 std::env::var_os("IPSEITY_REQUIRE_MODELS").is_none(),
