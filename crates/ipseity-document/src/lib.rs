@@ -17,6 +17,7 @@ pub mod chip;
 pub mod face;
 pub mod lds;
 pub mod mrz;
+pub mod pace;
 pub mod passive;
 pub mod pki;
 pub mod testkit;

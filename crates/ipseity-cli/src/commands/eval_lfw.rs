@@ -76,7 +76,93 @@ struct LfwReport {
     ident_mated: usize,
     ident_nonmated: usize,
     ident: Vec<IdentRate>,
+    several_templates: Option<SeveralTemplates>,
     det_svg: String,
+}
+
+/// One template per subject against several, on the same probes: the people with at
+/// least [`ENROLLED`] + 1 usable images enrol their first [`ENROLLED`]; every other image
+/// of theirs is a genuine probe; every probe against every other such person is an
+/// impostor comparison. With one template a comparison is against the first image; with
+/// several it is the best of them (what `verify` does with a subject's templates).
+#[derive(Serialize)]
+struct SeveralTemplates {
+    enrolled_per_subject: usize,
+    subjects: usize,
+    genuine: usize,
+    impostor: usize,
+    /// FNMR at FMR 1e-3 with one template, and with [`ENROLLED`].
+    one: RateCi,
+    several: RateCi,
+}
+
+/// Templates per subject in the several-templates measurement.
+const ENROLLED: usize = 2;
+
+fn rate_at(genuine: &[f32], impostor: &mut [f32], fmr: f64) -> RateCi {
+    impostor.sort_unstable_by(f32::total_cmp);
+    let t = ipseity_eval::threshold_for_fmr_sorted(impostor, fmr);
+    let missed = t.map(|t| genuine.iter().filter(|&&s| s < t).count());
+    RateCi {
+        fmr,
+        fnmr: missed.map(|m| m as f64 / genuine.len() as f64),
+        fnmr_ci: missed.map(|m| ipseity_eval::wilson_95(m, genuine.len())),
+        threshold: t,
+    }
+}
+
+fn several_templates(
+    by_person: &BTreeMap<usize, Vec<usize>>,
+    score: &(impl Fn(usize, usize) -> f32 + Sync),
+) -> Option<SeveralTemplates> {
+    let people: Vec<&Vec<usize>> = by_person.values().filter(|v| v.len() > ENROLLED).collect();
+    // Per probe: its genuine and its impostor comparisons, each scored with one template
+    // and with the best of several.
+    type Scores = Vec<(f32, f32)>;
+    let per_probe: Vec<(Scores, Scores)> = people
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(who, imgs)| {
+            imgs[ENROLLED..]
+                .iter()
+                .map(move |&p| (who, p))
+                .collect::<Vec<_>>()
+        })
+        .map(|(who, p)| {
+            let (mut g, mut im) = (vec![], vec![]);
+            for (other, imgs) in people.iter().enumerate() {
+                let one = score(p, imgs[0]);
+                let several = imgs[..ENROLLED]
+                    .iter()
+                    .map(|&e| score(p, e))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                if other == who {
+                    g.push((one, several));
+                } else {
+                    im.push((one, several));
+                }
+            }
+            (g, im)
+        })
+        .collect();
+    let (mut g1, mut gn, mut i1, mut i_n) = (vec![], vec![], vec![], vec![]);
+    for (g, im) in per_probe {
+        g1.extend(g.iter().map(|x| x.0));
+        gn.extend(g.iter().map(|x| x.1));
+        i1.extend(im.iter().map(|x| x.0));
+        i_n.extend(im.iter().map(|x| x.1));
+    }
+    if g1.is_empty() || i1.is_empty() {
+        return None;
+    }
+    Some(SeveralTemplates {
+        enrolled_per_subject: ENROLLED,
+        subjects: people.len(),
+        genuine: g1.len(),
+        impostor: i1.len(),
+        one: rate_at(&g1, &mut i1, 1e-3),
+        several: rate_at(&gn, &mut i_n, 1e-3),
+    })
 }
 
 impl Render for LfwReport {
@@ -122,6 +208,23 @@ impl Render for LfwReport {
                 "  FNIR at FPIR {:e}: {:.5} [{:.5}, {:.5}] (threshold {:.4})",
                 r.fpir, r.fnir, r.fnir_ci.0, r.fnir_ci.1, r.threshold
             )?;
+        }
+        if let Some(m) = &self.several_templates {
+            writeln!(
+                w,
+                "several templates: {} subjects enrol {} images each; {} genuine, {} impostor comparisons",
+                m.subjects, m.enrolled_per_subject, m.genuine, m.impostor
+            )?;
+            for (name, r) in [("one template", &m.one), ("best of several", &m.several)] {
+                match (r.fnmr, r.fnmr_ci) {
+                    (Some(f), Some((lo, hi))) => writeln!(
+                        w,
+                        "  {name}: FNMR at FMR {:e} {f:.5} [{lo:.5}, {hi:.5}]",
+                        r.fmr
+                    )?,
+                    _ => writeln!(w, "  {name}: n/a")?,
+                }
+            }
         }
         writeln!(w, "DET plot: {}", self.det_svg)
     }
@@ -436,6 +539,8 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         .filter_map(|&f| ipseity_eval::fnir_at_fpir(&mated, &nonmated, f))
         .collect();
 
+    let several_templates = several_templates(&by_person, &score);
+
     let report = LfwReport {
         detector,
         images: images.len(),
@@ -452,6 +557,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         ident_mated: mated.len(),
         ident_nonmated: nonmated.len(),
         ident,
+        several_templates,
         det_svg: args.det.display().to_string(),
     };
     if let Some(p) = &args.report {
