@@ -567,3 +567,35 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
     ctx.out.emit(&report)?;
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+mod several_templates_tests {
+    use super::*;
+
+    #[test]
+    fn the_best_of_several_templates_counts_each_probe_once_per_person() {
+        // Forty people with four images each (images 4p..4p+3 are person p's): enough
+        // impostor comparisons for a rate at FMR 1e-3.
+        let by_person: BTreeMap<usize, Vec<usize>> =
+            (0..40).map(|p| (p, (4 * p..4 * p + 4).collect())).collect();
+        // A probe resembles its own person's second image most, the first much less;
+        // strangers score low, a little differently each.
+        let score = |a: usize, b: usize| -> f32 {
+            if a / 4 != b / 4 {
+                0.1 + 0.001 * ((a * 7 + b * 13) % 97) as f32
+            } else if b % 4 == 1 {
+                0.9
+            } else {
+                0.05
+            }
+        };
+        let m = several_templates(&by_person, &score).expect("measured");
+        assert_eq!((m.subjects, m.enrolled_per_subject), (40, 2));
+        // Two probes per person, compared with their own and with 39 strangers.
+        assert_eq!((m.genuine, m.impostor), (80, 80 * 39));
+        // With the first image alone every genuine comparison falls below the
+        // strangers; with the better of two none does.
+        assert_eq!(m.one.fnmr, Some(1.0));
+        assert_eq!(m.several.fnmr, Some(0.0));
+    }
+}
