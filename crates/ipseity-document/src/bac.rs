@@ -267,7 +267,8 @@ pub fn run_bac(chip: &mut dyn Chip, key_information: &str) -> Result<SecureChann
     run_bac_with(chip, key_information, &rnd_ifd, &k_ifd)
 }
 
-fn split_status(r: &[u8]) -> Result<(&[u8], u16), AccessError> {
+/// A response APDU split into its data and its status word.
+pub(crate) fn split_status(r: &[u8]) -> Result<(&[u8], u16), AccessError> {
     if r.len() < 2 {
         return Err(AccessError::Malformed(
             "response shorter than a status word",

@@ -17,7 +17,7 @@ use cmac::{Cmac, Mac};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-use crate::bac::{AccessError, Chip};
+use crate::bac::{split_status, AccessError, Chip};
 
 /// `id-PACE-ECDH-GM-AES-CBC-CMAC-` without its last arc (2: AES-128, 3: 192, 4: 256).
 const ECDH_GM_AES: [u8; 9] = [0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x04, 0x02];
@@ -341,16 +341,6 @@ struct Ops {
 
 ec_steps!(on_p256, p256::NistP256);
 ec_steps!(on_bp256, bp256::BrainpoolP256r1);
-
-fn split_status(r: &[u8]) -> Result<(&[u8], u16), AccessError> {
-    if r.len() < 2 {
-        return Err(AccessError::Malformed(
-            "response shorter than a status word",
-        ));
-    }
-    let (d, sw) = r.split_at(r.len() - 2);
-    Ok((d, u16::from_be_bytes([sw[0], sw[1]])))
-}
 
 /// Sends one GENERAL AUTHENTICATE step (`7C` dynamic authentication data holding
 /// `tag`'s object, empty for the first step) and returns the object the chip sends

@@ -5,69 +5,17 @@
 //! and response. Skips with a message where the folder is absent;
 //! `IPSEITY_REQUIRE_SHARED=1`, as in CI, turns the skip into a failure.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use ipseity_document::bac::{self, AccessError, Chip, KeyPair};
+use common::{field, hex, Recorded};
+use ipseity_document::bac::{self, AccessError, KeyPair};
 use ipseity_document::Mrz;
 use serde_json::Value;
 
 fn example() -> Option<Value> {
-    let file = std::env::var_os("IPSEITY_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("icao/worked_examples.json");
-    match std::fs::read_to_string(&file) {
-        Ok(t) => Some(
-            serde_json::from_str::<Value>(&t).expect("JSON")["bac_9303_p11_appendix_D"].clone(),
-        ),
-        Err(_) => {
-            assert!(
-                std::env::var_os("IPSEITY_REQUIRE_SHARED").is_none(),
-                "IPSEITY_REQUIRE_SHARED is set but {} is missing",
-                file.display()
-            );
-            eprintln!("skipped: no worked examples at {}", file.display());
-            None
-        }
-    }
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// The value of the first key starting with `prefix` (the file's keys carry notes).
-fn field<'a>(v: &'a Value, prefix: &str) -> &'a str {
-    v.as_object()
-        .expect("object")
-        .iter()
-        .find(|(k, _)| k.starts_with(prefix))
-        .and_then(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no {prefix}"))
-}
-
-/// A chip that answers the recorded exchange, and refuses anything else.
-struct Recorded {
-    exchange: Vec<(Vec<u8>, Vec<u8>)>,
-    next: usize,
-}
-
-impl Chip for Recorded {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, AccessError> {
-        let (cmd, resp) = self
-            .exchange
-            .get(self.next)
-            .ok_or(AccessError::Status(0x6D00))?;
-        self.next += 1;
-        if apdu != cmd.as_slice() {
-            // A real chip refuses a cryptogram it cannot verify.
-            return Ok(vec![0x63, 0x00]);
-        }
-        Ok(resp.clone())
-    }
+    let dir = common::icao()?;
+    let t = std::fs::read_to_string(dir.join("worked_examples.json")).expect("worked examples");
+    Some(serde_json::from_str::<Value>(&t).expect("JSON")["bac_9303_p11_appendix_D"].clone())
 }
 
 fn arr<const N: usize>(v: Vec<u8>) -> [u8; N] {

@@ -10,7 +10,8 @@
 
 mod common;
 
-use ipseity_document::bac::{AccessError, Chip};
+use common::{field, hex, Recorded};
+use ipseity_document::bac::AccessError;
 use ipseity_document::pace::{self, TerminalKeys};
 use serde_json::Value;
 
@@ -21,44 +22,6 @@ fn example() -> Option<Value> {
         serde_json::from_str::<Value>(&t).expect("JSON")["pace_9303_p11_appendix_G1_ecdh_gm"]
             .clone(),
     )
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// The value of the first key starting with `prefix` (the file's keys carry notes).
-fn field<'a>(v: &'a Value, prefix: &str) -> &'a str {
-    v.as_object()
-        .expect("object")
-        .iter()
-        .find(|(k, _)| k.starts_with(prefix))
-        .and_then(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no {prefix}"))
-}
-
-/// A chip that answers the recorded exchange and refuses anything else, as a real
-/// chip refuses a point or token it did not expect.
-struct Recorded {
-    exchange: Vec<(Vec<u8>, Vec<u8>)>,
-    next: usize,
-}
-
-impl Chip for Recorded {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, AccessError> {
-        let (cmd, resp) = self
-            .exchange
-            .get(self.next)
-            .ok_or(AccessError::Status(0x6D00))?;
-        self.next += 1;
-        if apdu != cmd.as_slice() {
-            return Ok(vec![0x63, 0x00]);
-        }
-        Ok(resp.clone())
-    }
 }
 
 fn arr<const N: usize>(v: Vec<u8>) -> [u8; N] {
