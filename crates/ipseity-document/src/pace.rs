@@ -128,6 +128,18 @@ pub fn parse_card_access(bytes: &[u8]) -> Result<Vec<PaceInfo>, AccessError> {
     Ok(out)
 }
 
+/// The PACEInfo this module can run, of those a chip offers: the generic mapping with
+/// the longest AES key, on a supported curve; `None` when there is none (a chip offering
+/// only other mappings needs BAC or another implementation).
+pub fn supported(infos: &[PaceInfo]) -> Option<&PaceInfo> {
+    infos
+        .iter()
+        .filter(|i| i.curve().is_some())
+        .filter_map(|i| i.aes_key_len().map(|k| (k, i)))
+        .max_by_key(|(k, _)| *k)
+        .map(|(_, i)| i)
+}
+
 /// `K`, the password's key: SHA-1 of the zone's key information (document number,
 /// date of birth, date of expiry, each with its check digit).
 pub fn password_key(key_information: &str) -> [u8; 20] {

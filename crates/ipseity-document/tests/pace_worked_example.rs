@@ -114,3 +114,28 @@ fn a_misread_zone_fails_and_never_yields_a_session() {
     let err = pace::run_pace_with(&mut chip, mrzi, &info, &keys).unwrap_err();
     assert!(matches!(err, AccessError::Authentication(_)), "{err}");
 }
+
+#[test]
+fn real_card_access_files_offer_what_they_say() {
+    let Some(dir) = common::icao() else { return };
+    let read = |n: &str| std::fs::read(dir.join("vectors/ef").join(n)).expect("vector");
+    let gm = hex("04007f00070202040202");
+    // Austria: the generic mapping on brainpoolP256r1 only.
+    let at = pace::parse_card_access(&read("card_access_at.bin")).expect("parses");
+    assert_eq!(at.len(), 1);
+    assert_eq!(
+        (at[0].oid.clone(), at[0].version, at[0].parameter_id),
+        (gm.clone(), 2, Some(13))
+    );
+    assert_eq!(pace::supported(&at), Some(&at[0]));
+    // Germany: the generic mapping and chip authentication mapping; the first is run.
+    let de = pace::parse_card_access(&read("card_access_de.bin")).expect("parses");
+    assert_eq!(de.len(), 2);
+    assert_eq!(de[1].oid, hex("04007f00070202040602"));
+    assert_eq!(pace::supported(&de).map(|i| i.oid.clone()), Some(gm));
+    assert_eq!(
+        pace::supported(&de[1..]),
+        None,
+        "chip authentication mapping is not run"
+    );
+}
