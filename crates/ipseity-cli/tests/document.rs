@@ -80,6 +80,8 @@ fn a_chip_dump_reads_and_the_printed_zone_is_compared_with_dg1() {
         ("vectors/ef/com_9303p10_example.bin", "EF.COM"),
         ("vectors/dg/dg1_td2_example.bin", "DG1.bin"),
         ("vectors/dg/dg2_iso19794_example.bin", "EF_DG2.bin"),
+        ("vectors/dg/dg11_9303p10_example.bin", "DG11.bin"),
+        ("vectors/dg/dg12_fr_real.bin", "DG12.bin"),
     ] {
         std::fs::copy(icao.join(from), chip.join(to)).expect("copy");
     }
@@ -94,8 +96,27 @@ fn a_chip_dump_reads_and_the_printed_zone_is_compared_with_dg1() {
         .args(zone));
     assert_eq!(rc, 0, "{out}{err}");
     let v = json(&out);
-    assert_eq!(v["files"], serde_json::json!(["EF.COM", "DG1", "DG2"]));
+    assert_eq!(
+        v["files"],
+        serde_json::json!(["EF.COM", "DG1", "DG2", "DG11", "DG12"])
+    );
     assert_eq!(v["dg1"]["document_number"], "D23145890");
+    assert_eq!(v["dg11"]["name_of_holder"]["primary"], "SMITH");
+    assert_eq!(v["dg11"]["profession"], "TRAVEL AGENT");
+    assert_eq!(v["dg12"]["date_of_issue"], "20170905");
+    let (rc, text, err) = run(ipseity(data.path())
+        .args(["document", "read", "--chip"])
+        .arg(&chip));
+    assert_eq!(rc, 0, "{text}{err}");
+    assert!(text.contains("name of holder: SMITH, JOHN J"), "{text}");
+    assert!(
+        text.contains("address: 123 MAPLE RD, ANYTOWN, MN"),
+        "{text}"
+    );
+    assert!(
+        text.contains("issuing authority: JAKARTA - AMBASSADE DE FRANCE EN INDONESIE"),
+        "{text}"
+    );
     assert_eq!(v["faces"][0]["format"], "jpeg");
     assert_eq!(v["faces"][0]["width"], 148);
     assert_eq!(v["printed_zone_matches_dg1"], true);

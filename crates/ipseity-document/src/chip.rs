@@ -3,7 +3,7 @@
 //! crate does no I/O); this module names the files and reads what it can.
 
 use crate::face::{parse_dg2, FaceImage};
-use crate::lds::{parse_dg1, EfCom, LdsError};
+use crate::lds::{parse_dg1, parse_dg11, parse_dg12, Dg11, Dg12, EfCom, LdsError};
 use crate::mrz::Mrz;
 
 /// An elementary file of the LDS.
@@ -47,6 +47,10 @@ pub struct ChipContents {
     pub dg1: Option<Result<Mrz, LdsError>>,
     /// DG2's face images.
     pub dg2: Option<Result<Vec<FaceImage>, LdsError>>,
+    /// DG11's additional personal details.
+    pub dg11: Option<Result<Dg11, LdsError>>,
+    /// DG12's additional document details.
+    pub dg12: Option<Result<Dg12, LdsError>>,
     /// Every file present, by name.
     pub present: Vec<ChipFile>,
 }
@@ -61,6 +65,8 @@ impl ChipContents {
                 ChipFile::Com => c.com = Some(EfCom::parse(b)),
                 ChipFile::Dg(1) => c.dg1 = Some(parse_dg1(b)),
                 ChipFile::Dg(2) => c.dg2 = Some(parse_dg2(b)),
+                ChipFile::Dg(11) => c.dg11 = Some(parse_dg11(b)),
+                ChipFile::Dg(12) => c.dg12 = Some(parse_dg12(b)),
                 _ => {}
             }
         }

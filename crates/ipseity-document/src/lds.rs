@@ -1,5 +1,6 @@
 //! Logical Data Structure files (ICAO 9303 part 10) as a reader dumps them:
-//! EF.COM (which data groups are present) and DG1 (the machine-readable zone).
+//! EF.COM (which data groups are present), DG1 (the machine-readable zone), DG11
+//! (additional personal details) and DG12 (additional document details).
 
 use crate::mrz::{Mrz, MrzError};
 use crate::tlv::{self, TlvError};
@@ -130,6 +131,171 @@ pub fn parse_dg1(b: &[u8]) -> Result<Mrz, LdsError> {
     let text = std::str::from_utf8(zone.value).map_err(|_| structure(F, "the zone is not text"))?;
     // DG1 holds the zone's lines concatenated; their lengths tell the format.
     Ok(Mrz::parse(text)?)
+}
+
+/// A name as 9303 writes it: primary and secondary identifiers separated by `<<`, the
+/// `<` inside each read as a space.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Name {
+    /// Primary identifier (surname).
+    pub primary: String,
+    /// Secondary identifier (given names); empty when the name has one part.
+    pub secondary: String,
+}
+
+fn text(file: &'static str, what: &str, v: &[u8]) -> Result<String, LdsError> {
+    std::str::from_utf8(v)
+        .map(|t| t.replace('<', " ").trim().to_owned())
+        .map_err(|_| structure(file, format!("{what} is not UTF-8 text")))
+}
+
+fn name(file: &'static str, v: &[u8]) -> Result<Name, LdsError> {
+    let raw = std::str::from_utf8(v).map_err(|_| structure(file, "a name is not UTF-8 text"))?;
+    let parts: Vec<&str> = raw.split("<<").collect();
+    if parts.len() > 2 {
+        return Err(structure(
+            file,
+            "a name with more than two components (`<<` twice)",
+        ));
+    }
+    let clean = |p: &str| p.replace('<', " ").trim().to_owned();
+    Ok(Name {
+        primary: clean(parts[0]),
+        secondary: parts.get(1).map_or_else(String::new, |p| clean(p)),
+    })
+}
+
+/// A list written with `<` between its items (a place, an address).
+fn items(file: &'static str, what: &str, v: &[u8]) -> Result<Vec<String>, LdsError> {
+    let raw =
+        std::str::from_utf8(v).map_err(|_| structure(file, format!("{what} is not UTF-8 text")))?;
+    Ok(raw
+        .split('<')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The root of a data group: checks its tag, returns its objects.
+fn root<'a>(file: &'static str, b: &'a [u8], tag: u32) -> Result<Vec<tlv::Tlv<'a>>, LdsError> {
+    let e = |source| LdsError::Tlv { file, source };
+    let root = tlv::read_one(b).map_err(e)?;
+    if root.tag != tag {
+        return Err(structure(
+            file,
+            format!("root tag {:X}, expected {tag:X}", root.tag),
+        ));
+    }
+    tlv::read_all(root.value).map_err(e)
+}
+
+/// DG11, additional personal details (9303 part 10, 4.7.11). Every field is optional;
+/// images and custody information are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Dg11 {
+    /// Full name of the holder (`5F0E`), in national characters where the state writes them.
+    pub name_of_holder: Option<Name>,
+    /// Other names (`5F0F`, in an `A0` list or, as some states write it, bare).
+    pub other_names: Vec<Name>,
+    /// Personal number (`5F10`).
+    pub personal_number: Option<String>,
+    /// Full date of birth, `YYYYMMDD` (`5F2B`).
+    pub full_date_of_birth: Option<String>,
+    /// Place of birth (`5F11`), its parts.
+    pub place_of_birth: Vec<String>,
+    /// Permanent address (`5F42`), its parts.
+    pub address: Vec<String>,
+    /// Telephone (`5F12`).
+    pub telephone: Option<String>,
+    /// Profession (`5F13`).
+    pub profession: Option<String>,
+    /// Title (`5F14`).
+    pub title: Option<String>,
+    /// Personal summary (`5F15`).
+    pub personal_summary: Option<String>,
+    /// Other valid travel document numbers (`5F17`).
+    pub other_td_numbers: Vec<String>,
+}
+
+/// Reads DG11 (tag `6B`).
+pub fn parse_dg11(b: &[u8]) -> Result<Dg11, LdsError> {
+    const F: &str = "DG11";
+    let mut d = Dg11::default();
+    for t in root(F, b, 0x6B)? {
+        match t.tag {
+            0x5F0E => d.name_of_holder = Some(name(F, t.value)?),
+            0x5F0F => d.other_names.push(name(F, t.value)?),
+            0xA0 => {
+                let e = |source| LdsError::Tlv { file: F, source };
+                let inner = tlv::read_all(t.value).map_err(e)?;
+                let count = inner
+                    .first()
+                    .filter(|c| c.tag == 0x02)
+                    .ok_or_else(|| structure(F, "other names (A0) without their count"))?;
+                if count.value.len() != 1 {
+                    return Err(structure(
+                        F,
+                        "the other names' count: its length must be 1 byte",
+                    ));
+                }
+                if !(1..=99).contains(&count.value[0]) {
+                    return Err(structure(F, "the other names' count must be 1-99"));
+                }
+                // A count above the names present is taken leniently: the names are read.
+                for n in inner[1..].iter().filter(|n| n.tag == 0x5F0F) {
+                    d.other_names.push(name(F, n.value)?);
+                }
+            }
+            0x5F10 => d.personal_number = Some(text(F, "the personal number", t.value)?),
+            0x5F2B => d.full_date_of_birth = Some(text(F, "the date of birth", t.value)?),
+            0x5F11 => d.place_of_birth = items(F, "the place of birth", t.value)?,
+            0x5F42 => d.address = items(F, "the address", t.value)?,
+            0x5F12 => d.telephone = Some(text(F, "the telephone", t.value)?),
+            0x5F13 => d.profession = Some(text(F, "the profession", t.value)?),
+            0x5F14 => d.title = Some(text(F, "the title", t.value)?),
+            0x5F15 => d.personal_summary = Some(text(F, "the personal summary", t.value)?),
+            0x5F17 => d.other_td_numbers = items(F, "other document numbers", t.value)?,
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+/// DG12, additional document details (9303 part 10, 4.7.12). Images left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Dg12 {
+    /// Issuing authority (`5F19`).
+    pub issuing_authority: Option<String>,
+    /// Date of issue, `YYYYMMDD` (`5F26`).
+    pub date_of_issue: Option<String>,
+    /// Endorsements and observations (`5F1B`).
+    pub endorsements: Option<String>,
+    /// Tax or exit requirements (`5F1C`).
+    pub tax_exit_requirements: Option<String>,
+    /// Date and time of personalization, `YYYYMMDDhhmmss` (`5F55`).
+    pub personalization_time: Option<String>,
+    /// Serial number of the personalization system (`5F56`).
+    pub personalization_system: Option<String>,
+}
+
+/// Reads DG12 (tag `6C`).
+pub fn parse_dg12(b: &[u8]) -> Result<Dg12, LdsError> {
+    const F: &str = "DG12";
+    let mut d = Dg12::default();
+    for t in root(F, b, 0x6C)? {
+        let v = || text(F, "a field", t.value).map(Some);
+        match t.tag {
+            0x5F19 => d.issuing_authority = v()?,
+            0x5F26 => d.date_of_issue = v()?,
+            0x5F1B => d.endorsements = v()?,
+            0x5F1C => d.tax_exit_requirements = v()?,
+            0x5F55 => d.personalization_time = v()?,
+            0x5F56 => d.personalization_system = v()?,
+            _ => {}
+        }
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -126,6 +126,10 @@ struct ChipReport {
     listed_but_missing: Vec<String>,
     dg1: Option<MrzReport>,
     faces: Vec<FaceSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dg11: Option<ipseity_document::lds::Dg11>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dg12: Option<ipseity_document::lds::Dg12>,
     errors: Vec<String>,
     printed_zone_matches_dg1: Option<bool>,
     authenticity: String,
@@ -195,6 +199,59 @@ impl Render for ChipReport {
                 f.bytes,
                 f.record
             )?;
+        }
+        if let Some(d) = &self.dg11 {
+            writeln!(w, "DG11:")?;
+            let name = |n: &ipseity_document::lds::Name| {
+                if n.secondary.is_empty() {
+                    n.primary.clone()
+                } else {
+                    format!("{}, {}", n.primary, n.secondary)
+                }
+            };
+            if let Some(n) = &d.name_of_holder {
+                writeln!(w, "  name of holder: {}", name(n))?;
+            }
+            for n in &d.other_names {
+                writeln!(w, "  other name: {}", name(n))?;
+            }
+            let opt = [
+                ("personal number", &d.personal_number),
+                ("full date of birth", &d.full_date_of_birth),
+                ("telephone", &d.telephone),
+                ("profession", &d.profession),
+                ("title", &d.title),
+                ("personal summary", &d.personal_summary),
+            ];
+            for (what, v) in opt {
+                if let Some(v) = v {
+                    writeln!(w, "  {what}: {v}")?;
+                }
+            }
+            for (what, v) in [
+                ("place of birth", &d.place_of_birth),
+                ("address", &d.address),
+                ("other document numbers", &d.other_td_numbers),
+            ] {
+                if !v.is_empty() {
+                    writeln!(w, "  {what}: {}", v.join(", "))?;
+                }
+            }
+        }
+        if let Some(d) = &self.dg12 {
+            writeln!(w, "DG12:")?;
+            for (what, v) in [
+                ("issuing authority", &d.issuing_authority),
+                ("date of issue", &d.date_of_issue),
+                ("endorsements", &d.endorsements),
+                ("tax or exit requirements", &d.tax_exit_requirements),
+                ("personalized at", &d.personalization_time),
+                ("personalization system", &d.personalization_system),
+            ] {
+                if let Some(v) = v {
+                    writeln!(w, "  {what}: {v}")?;
+                }
+            }
         }
         for e in &self.errors {
             writeln!(w, "error: {e}")?;
@@ -398,6 +455,8 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         listed_but_missing: vec![],
         dg1: None,
         faces: vec![],
+        dg11: None,
+        dg12: None,
         errors: vec![],
         printed_zone_matches_dg1: None,
         authenticity: String::new(),
@@ -457,6 +516,16 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
                 })
                 .collect();
         }
+        Some(Err(e)) => errors.push(e.to_string()),
+        None => {}
+    }
+    match c.dg11 {
+        Some(Ok(d)) => report.dg11 = Some(d),
+        Some(Err(e)) => errors.push(e.to_string()),
+        None => {}
+    }
+    match c.dg12 {
+        Some(Ok(d)) => report.dg12 = Some(d),
         Some(Err(e)) => errors.push(e.to_string()),
         None => {}
     }
