@@ -1,6 +1,7 @@
 //! Logical Data Structure files (ICAO 9303 part 10) as a reader dumps them:
 //! EF.COM (which data groups are present), DG1 (the machine-readable zone), DG11
-//! (additional personal details) and DG12 (additional document details).
+//! (additional personal details), DG12 (additional document details), DG14
+//! (SecurityInfos) and DG15 (the active-authentication key).
 
 use crate::mrz::{Mrz, MrzError};
 use crate::tlv::{self, TlvError};
@@ -296,6 +297,111 @@ pub fn parse_dg12(b: &[u8]) -> Result<Dg12, LdsError> {
         }
     }
     Ok(d)
+}
+
+/// What a SecurityInfo of EF.CardAccess, EF.CardSecurity or DG14 announces, by its
+/// protocol's object identifier (BSI TR-03110, ICAO 9303 part 11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityInfoKind {
+    /// PACEInfo (`id-PACE-*`, with its cipher arc).
+    Pace,
+    /// ChipAuthenticationInfo (`id-CA-*`, with its cipher arc).
+    ChipAuthentication,
+    /// ChipAuthenticationPublicKeyInfo (`id-PK-DH`, `id-PK-ECDH`).
+    ChipAuthenticationPublicKey,
+    /// TerminalAuthenticationInfo (`id-TA`).
+    TerminalAuthentication,
+    /// ActiveAuthenticationInfo (`id-icao-mrtd-security-aaProtocolObject`).
+    ActiveAuthentication,
+    /// Anything else: domain parameter infos, EF.DIR, proprietary or misspelt infos.
+    Other,
+}
+
+/// One SecurityInfo: its protocol identifier (content bytes) and what it announces.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SecurityInfo {
+    /// The protocol's object identifier, content bytes.
+    pub protocol: Vec<u8>,
+    /// What it is.
+    pub kind: SecurityInfoKind,
+}
+
+fn security_kind(oid: &[u8]) -> SecurityInfoKind {
+    const BSI: [u8; 7] = [0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02];
+    const AA: [u8; 6] = [0x67, 0x81, 0x08, 0x01, 0x01, 0x05];
+    if oid == AA {
+        return SecurityInfoKind::ActiveAuthentication;
+    }
+    if oid.len() < 8 || oid[..7] != BSI {
+        return SecurityInfoKind::Other;
+    }
+    match (oid[7], oid.len()) {
+        (4, 10) => SecurityInfoKind::Pace,
+        (3, 10) => SecurityInfoKind::ChipAuthentication,
+        (1, 9) => SecurityInfoKind::ChipAuthenticationPublicKey,
+        (2, 8) => SecurityInfoKind::TerminalAuthentication,
+        _ => SecurityInfoKind::Other,
+    }
+}
+
+/// SecurityInfos: a SET OF SEQUENCEs, each starting with its protocol's identifier.
+pub fn security_infos(file: &'static str, b: &[u8]) -> Result<Vec<SecurityInfo>, LdsError> {
+    let e = |source| LdsError::Tlv { file, source };
+    let set = tlv::read_one(b).map_err(e)?;
+    if set.tag != 0x31 {
+        return Err(structure(file, "SecurityInfos is not a SET"));
+    }
+    let mut out = Vec::new();
+    for info in tlv::read_all(set.value).map_err(e)? {
+        if info.tag != 0x30 {
+            return Err(structure(file, "a SecurityInfo is not a SEQUENCE"));
+        }
+        let first = tlv::read_all(info.value).map_err(e)?;
+        let oid = first
+            .first()
+            .filter(|t| t.tag == 0x06)
+            .ok_or_else(|| structure(file, "a SecurityInfo without its protocol"))?;
+        out.push(SecurityInfo {
+            protocol: oid.value.to_vec(),
+            kind: security_kind(oid.value),
+        });
+    }
+    Ok(out)
+}
+
+/// DG14 (tag `6E`): the chip's SecurityInfos for chip and terminal authentication and PACE.
+pub fn parse_dg14(b: &[u8]) -> Result<Vec<SecurityInfo>, LdsError> {
+    const F: &str = "DG14";
+    let e = |source| LdsError::Tlv { file: F, source };
+    let root = tlv::read_one(b).map_err(e)?;
+    if root.tag != 0x6E {
+        return Err(structure(
+            F,
+            format!("root tag {:X}, expected 6E", root.tag),
+        ));
+    }
+    security_infos(F, root.value)
+}
+
+/// DG15 (tag `6F`): the active-authentication public key, as its SubjectPublicKeyInfo's
+/// DER bytes.
+pub fn parse_dg15(b: &[u8]) -> Result<Vec<u8>, LdsError> {
+    const F: &str = "DG15";
+    let e = |source| LdsError::Tlv { file: F, source };
+    let root = tlv::read_one(b).map_err(e)?;
+    if root.tag != 0x6F {
+        return Err(structure(
+            F,
+            format!("root tag {:X}, expected 6F", root.tag),
+        ));
+    }
+    let spki = tlv::read_one(root.value).map_err(e)?;
+    let parts = tlv::read_all(spki.value).map_err(e)?;
+    if spki.tag != 0x30 || parts.len() != 2 || parts[0].tag != 0x30 || parts[1].tag != 0x03 {
+        return Err(structure(F, "not a SubjectPublicKeyInfo"));
+    }
+    Ok(root.value.to_vec())
 }
 
 #[cfg(test)]

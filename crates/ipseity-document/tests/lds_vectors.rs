@@ -7,7 +7,9 @@
 
 mod common;
 
-use ipseity_document::lds::{parse_dg11, parse_dg12, Name};
+use ipseity_document::lds::{
+    parse_dg11, parse_dg12, parse_dg14, parse_dg15, Name, SecurityInfoKind,
+};
 
 fn name(primary: &str, secondary: &str) -> Name {
     Name {
@@ -71,4 +73,41 @@ fn dg12_reads_as_its_vectors_say() {
     assert_eq!(d.personalization_time.as_deref(), Some("20161115013612"));
     assert_eq!(d.personalization_system.as_deref(), Some("N-4962"));
     assert!(parse_dg12(&read("dg11_9303p10_example.bin")).is_err());
+}
+
+#[test]
+fn dg14_and_dg15_read_as_their_vectors_say() {
+    let Some(dir) = common::icao() else { return };
+    let read = |n: &str| std::fs::read(dir.join("vectors/dg").join(n)).expect("vector");
+    let count = |f: &str, k: SecurityInfoKind| {
+        parse_dg14(&read(f))
+            .expect(f)
+            .iter()
+            .filter(|i| i.kind == k)
+            .count()
+    };
+    use SecurityInfoKind::*;
+    // (file, PACE, chip authentication, its public keys, terminal authentication, total)
+    for (f, pace, ca, pk, ta, total) in [
+        ("dg14_example.bin", 2, 1, 1, 1, 5),
+        ("dg14_at_real.bin", 1, 1, 1, 1, 4),
+        ("dg14_my_real.bin", 0, 1, 1, 1, 3),
+    ] {
+        assert_eq!(
+            (
+                count(f, Pace),
+                count(f, ChipAuthentication),
+                count(f, ChipAuthenticationPublicKey)
+            ),
+            (pace, ca, pk),
+            "{f}"
+        );
+        assert_eq!(count(f, TerminalAuthentication), ta, "{f}");
+        assert_eq!(parse_dg14(&read(f)).expect(f).len(), total, "{f}");
+    }
+    let key = parse_dg15(&read("dg15_rsa_aa_key.bin")).expect("DG15");
+    assert_eq!(key.len(), 258);
+    assert_eq!(&key[..4], [0x30, 0x81, 0xFF, 0x30]);
+    assert!(parse_dg15(&read("dg14_at_real.bin")).is_err());
+    assert!(parse_dg14(&read("dg15_rsa_aa_key.bin")).is_err());
 }
