@@ -404,6 +404,34 @@ pub fn parse_dg15(b: &[u8]) -> Result<Vec<u8>, LdsError> {
     Ok(root.value.to_vec())
 }
 
+/// `id-SecurityObject` (BSI TR-03110): the eContentType of EF.CardSecurity.
+const SECURITY_OBJECT: [u8; 8] = [0x04, 0x00, 0x7F, 0x00, 0x07, 0x03, 0x02, 0x01];
+
+/// Largest EF.CardSecurity read (real ones are 2-4 KB).
+const MAX_CARD_SECURITY_BYTES: usize = 64 << 10;
+
+/// EF.CardSecurity's SecurityInfos: a CMS SignedData of type `id-SecurityObject`. The
+/// structure and content type are checked here; its signature is not yet verified, so
+/// what it announces is not proven.
+pub fn parse_card_security(b: &[u8]) -> Result<Vec<SecurityInfo>, LdsError> {
+    const F: &str = "EF.CardSecurity";
+    if b.len() > MAX_CARD_SECURITY_BYTES {
+        return Err(structure(
+            F,
+            format!("{} bytes, at most {MAX_CARD_SECURITY_BYTES}", b.len()),
+        ));
+    }
+    let der = crate::asn1::ber_to_der_lengths(b).map_err(|e| structure(F, e.to_string()))?;
+    let sd = crate::pki::SignedData::parse(&der).map_err(|e| structure(F, e.to_string()))?;
+    if sd.econtent_type != SECURITY_OBJECT {
+        return Err(structure(
+            F,
+            "the signed content is not an id-SecurityObject",
+        ));
+    }
+    security_infos(F, &sd.econtent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 mod common;
 
 use ipseity_document::lds::{
-    parse_dg11, parse_dg12, parse_dg14, parse_dg15, Name, SecurityInfoKind,
+    parse_card_security, parse_dg11, parse_dg12, parse_dg14, parse_dg15, Name, SecurityInfoKind,
 };
 
 fn name(primary: &str, secondary: &str) -> Name {
@@ -110,4 +110,36 @@ fn dg14_and_dg15_read_as_their_vectors_say() {
     assert_eq!(&key[..4], [0x30, 0x81, 0xFF, 0x30]);
     assert!(parse_dg15(&read("dg14_at_real.bin")).is_err());
     assert!(parse_dg14(&read("dg15_rsa_aa_key.bin")).is_err());
+}
+
+#[test]
+fn card_security_reads_as_its_vectors_say() {
+    let Some(dir) = common::icao() else { return };
+    let read = |n: &str| std::fs::read(dir.join("vectors").join(n)).expect("vector");
+    use SecurityInfoKind::*;
+    let de = parse_card_security(&read("card_security/card_security_de.bin")).expect("DE");
+    let n = |k| de.iter().filter(|i| i.kind == k).count();
+    // Seven infos: two PACE, one chip authentication, two of its keys, terminal
+    // authentication, and one misspelt chip-authentication info left as other.
+    assert_eq!(de.len(), 7);
+    assert_eq!(
+        (
+            n(Pace),
+            n(ChipAuthentication),
+            n(ChipAuthenticationPublicKey)
+        ),
+        (2, 1, 2)
+    );
+    assert_eq!((n(TerminalAuthentication), n(Other)), (1, 1));
+    assert!(
+        !parse_card_security(&read("card_security/card_security_fi.bin"))
+            .expect("FI")
+            .is_empty()
+    );
+    for f in [
+        "negative/card_security_de_bad_econtent_oid.bin",
+        "negative/card_security_de_bad_securityinfos.bin",
+    ] {
+        assert!(parse_card_security(&read(f)).is_err(), "{f}");
+    }
 }
