@@ -410,9 +410,9 @@ const SECURITY_OBJECT: [u8; 8] = [0x04, 0x00, 0x7F, 0x00, 0x07, 0x03, 0x02, 0x01
 /// Largest EF.CardSecurity read (real ones are 2-4 KB).
 const MAX_CARD_SECURITY_BYTES: usize = 64 << 10;
 
-/// EF.CardSecurity's SecurityInfos: a CMS SignedData of type `id-SecurityObject`. The
-/// structure and content type are checked here; its signature is not yet verified, so
-/// what it announces is not proven.
+/// EF.CardSecurity's SecurityInfos: a CMS SignedData of type `id-SecurityObject`. Only
+/// the structure and content type are checked here: what it announces is proven by
+/// [`crate::passive::authenticate_card_security`].
 pub fn parse_card_security(b: &[u8]) -> Result<Vec<SecurityInfo>, LdsError> {
     const F: &str = "EF.CardSecurity";
     if b.len() > MAX_CARD_SECURITY_BYTES {

@@ -713,6 +713,89 @@ pub fn authenticate(input: &PassiveAuthInput<'_>) -> PassiveAuthReport {
 }
 
 /// Finds the CSCA that signed `ds` and records the check.
+/// EF.CardSecurity's own authentication: its CMS signature (the SecurityInfos it
+/// announces are signed by a document signer) and that signer's chain to a trusted
+/// CSCA. A report with the checks `card_security_parse`, `card_security_signature` and
+/// `document_signer_certificate`; its verdict passes only when all three do.
+pub fn authenticate_card_security(b: &[u8], trust: Option<&TrustStore>) -> PassiveAuthReport {
+    let mut rep = PassiveAuthReport {
+        verdict: Outcome::Fail,
+        checks: vec![],
+        hash_algorithm: None,
+        signature_scheme: None,
+        document_signer: None,
+        csca: None,
+        signing_time: None,
+        validity_time: None,
+        validity_time_source: None,
+        data_groups_in_sod: vec![],
+    };
+    let infos = match crate::lds::parse_card_security(b) {
+        Ok(i) => i,
+        Err(e) => {
+            rep.checks
+                .push(Check::fail("card_security_parse", e.to_string()));
+            return rep.finish();
+        }
+    };
+    // Parsed above, so these cannot fail; a failure is still reported, not unwrapped.
+    let der = match asn1::ber_to_der_lengths(b) {
+        Ok(d) => d,
+        Err(e) => {
+            rep.checks
+                .push(Check::fail("card_security_parse", e.to_string()));
+            return rep.finish();
+        }
+    };
+    let sd = match SignedData::parse(&der) {
+        Ok(sd) => sd,
+        Err(e) => {
+            rep.checks
+                .push(Check::fail("card_security_parse", e.to_string()));
+            return rep.finish();
+        }
+    };
+    rep.checks.push(Check::pass(
+        "card_security_parse",
+        format!("{} SecurityInfos", infos.len()),
+    ));
+    let certs: Vec<Certificate> = sd
+        .certificates
+        .iter()
+        .filter_map(|e| Certificate::from_element(e).ok())
+        .collect();
+    let si = sd.signer_infos.first();
+    let Some((si, ds)) = si.and_then(|si| find_signer(si, &certs).map(|ds| (si, ds))) else {
+        rep.checks.push(Check::fail(
+            "card_security_signature",
+            "EF.CardSecurity carries no certificate for its signer",
+        ));
+        return rep.finish();
+    };
+    rep.document_signer = Some(ds.into());
+    let signed = match &ds.key {
+        Ok(k) => si.check(&sd, k),
+        Err(e) => pki::SignerCheck {
+            content_digest: None,
+            signature: Err(e.clone()),
+            scheme: None,
+            signing_time: si.signing_time(),
+        },
+    };
+    rep.signature_scheme = signed.scheme;
+    rep.checks
+        .push(match (&signed.content_digest, &signed.signature) {
+            (Some(Err(why)), _) => Check::fail("card_security_signature", why.clone()),
+            (_, Err(e)) => Check::fail("card_security_signature", e.to_string()),
+            (_, Ok(())) => Check::pass(
+                "card_security_signature",
+                format!("signed by {}", ds.subject),
+            ),
+        });
+    chain(&mut rep, ds, trust);
+    rep.finish()
+}
+
 fn chain<'t>(
     rep: &mut PassiveAuthReport,
     ds: &Certificate,

@@ -143,3 +143,43 @@ fn card_security_reads_as_its_vectors_say() {
         assert!(parse_card_security(&read(f)).is_err(), "{f}");
     }
 }
+
+#[test]
+fn card_security_is_signed_by_a_document_signer_of_its_state() {
+    let Some(dir) = common::icao() else { return };
+    let read = |n: &str| std::fs::read(dir.join("vectors").join(n)).expect("vector");
+    let mut trust = ipseity_document::passive::TrustStore::new();
+    trust
+        .add_certificates(&read("sod/csca_de.der"))
+        .expect("German CSCA");
+    let auth = |f: &str, t| ipseity_document::passive::authenticate_card_security(&read(f), t);
+
+    let r = auth("card_security/card_security_de.bin", Some(&trust));
+    assert!(r.passed(), "{r:?}");
+    // The signer is the SOD's.
+    let dsc = ipseity_document::pki::Certificate::from_der(&read("sod/dsc_de.der")).expect("DSC");
+    assert_eq!(
+        r.document_signer.as_ref().map(|d| d.serial.clone()),
+        Some(dsc.serial_hex())
+    );
+
+    // One byte changed at the end (inside the signature): refused by name.
+    let r = auth(
+        "negative/card_security_de_last_byte_corrupted.bin",
+        Some(&trust),
+    );
+    assert!(!r.passed());
+    assert_eq!(
+        r.check("card_security_signature").map(|c| c.outcome),
+        Some(ipseity_document::passive::Outcome::Fail),
+        "{r:?}"
+    );
+    // Without a trusted CSCA the chain is not traced, so it does not pass.
+    assert!(!auth("card_security/card_security_de.bin", None).passed());
+    // Another state's CSCA does not vouch for it.
+    let mut other = ipseity_document::passive::TrustStore::new();
+    other
+        .add_certificates(&read("sod/csca_fi.der"))
+        .expect("Finnish CSCA");
+    assert!(!auth("card_security/card_security_de.bin", Some(&other)).passed());
+}
