@@ -395,6 +395,24 @@ impl TrustStore {
 }
 
 /// A certificate SignedData names as its signer, among `certs`.
+/// The signer's signature over the content, with its certificate's key (a key that
+/// could not be read is a failed signature).
+fn check_signer(
+    si: &pki::SignerInfo<'_>,
+    sd: &SignedData<'_>,
+    ds: &Certificate,
+) -> pki::SignerCheck {
+    match &ds.key {
+        Ok(k) => si.check(sd, k),
+        Err(e) => pki::SignerCheck {
+            content_digest: None,
+            signature: Err(e.clone()),
+            scheme: None,
+            signing_time: si.signing_time(),
+        },
+    }
+}
+
 fn find_signer<'c>(si: &pki::SignerInfo<'_>, certs: &'c [Certificate]) -> Option<&'c Certificate> {
     certs
         .iter()
@@ -526,6 +544,22 @@ impl PassiveAuthReport {
         self.verdict == Outcome::Pass
     }
 
+    /// A report with no check yet (its verdict fails until [`Self::finish`]).
+    fn empty() -> Self {
+        Self {
+            verdict: Outcome::Fail,
+            checks: vec![],
+            hash_algorithm: None,
+            signature_scheme: None,
+            document_signer: None,
+            csca: None,
+            signing_time: None,
+            validity_time: None,
+            validity_time_source: None,
+            data_groups_in_sod: vec![],
+        }
+    }
+
     fn finish(mut self) -> Self {
         let all = self
             .checks
@@ -560,18 +594,7 @@ pub struct PassiveAuthInput<'a> {
 /// Runs passive authentication. Never fails: what cannot be checked is a
 /// named check that did not pass.
 pub fn authenticate(input: &PassiveAuthInput<'_>) -> PassiveAuthReport {
-    let mut rep = PassiveAuthReport {
-        verdict: Outcome::Fail,
-        checks: vec![],
-        hash_algorithm: None,
-        signature_scheme: None,
-        document_signer: None,
-        csca: None,
-        signing_time: None,
-        validity_time: None,
-        validity_time_source: None,
-        data_groups_in_sod: vec![],
-    };
+    let mut rep = PassiveAuthReport::empty();
     const LATER: &str = "not reached: EF.SOD could not be read";
     let later = |rep: &mut PassiveAuthReport, names: &[&str]| {
         for n in names {
@@ -643,15 +666,7 @@ pub fn authenticate(input: &PassiveAuthInput<'_>) -> PassiveAuthReport {
         return rep.finish();
     };
     rep.document_signer = Some(ds.into());
-    let signer = match &ds.key {
-        Ok(k) => si.check(&sd, k),
-        Err(e) => pki::SignerCheck {
-            content_digest: None,
-            signature: Err(e.clone()),
-            scheme: None,
-            signing_time: si.signing_time(),
-        },
-    };
+    let signer = check_signer(si, &sd, ds);
     rep.signature_scheme = signer.scheme;
     rep.checks
         .push(match (&signer.content_digest, &signer.signature) {
@@ -718,18 +733,7 @@ pub fn authenticate(input: &PassiveAuthInput<'_>) -> PassiveAuthReport {
 /// CSCA. A report with the checks `card_security_parse`, `card_security_signature` and
 /// `document_signer_certificate`; its verdict passes only when all three do.
 pub fn authenticate_card_security(b: &[u8], trust: Option<&TrustStore>) -> PassiveAuthReport {
-    let mut rep = PassiveAuthReport {
-        verdict: Outcome::Fail,
-        checks: vec![],
-        hash_algorithm: None,
-        signature_scheme: None,
-        document_signer: None,
-        csca: None,
-        signing_time: None,
-        validity_time: None,
-        validity_time_source: None,
-        data_groups_in_sod: vec![],
-    };
+    let mut rep = PassiveAuthReport::empty();
     let infos = match crate::lds::parse_card_security(b) {
         Ok(i) => i,
         Err(e) => {
@@ -773,15 +777,7 @@ pub fn authenticate_card_security(b: &[u8], trust: Option<&TrustStore>) -> Passi
         return rep.finish();
     };
     rep.document_signer = Some(ds.into());
-    let signed = match &ds.key {
-        Ok(k) => si.check(&sd, k),
-        Err(e) => pki::SignerCheck {
-            content_digest: None,
-            signature: Err(e.clone()),
-            scheme: None,
-            signing_time: si.signing_time(),
-        },
-    };
+    let signed = check_signer(si, &sd, ds);
     rep.signature_scheme = signed.scheme;
     rep.checks
         .push(match (&signed.content_digest, &signed.signature) {
