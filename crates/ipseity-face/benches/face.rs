@@ -68,6 +68,19 @@ fn main() {
             },
         )
         .expect("models");
+        // As `enroll` and `verify` run by default: with presentation-attack detection,
+        // when its models are installed beside the face models.
+        let live = [
+            "2.7_80x80_MiniFASNetV2.pth",
+            "4_0_0_80x80_MiniFASNetV1SE.pth",
+        ]
+        .map(|n| std::fs::read(models.join(n)).ok());
+        let engine = match live {
+            [Some(v2), Some(v1se)] => engine.with_liveness(
+                ipseity_face::liveness::Liveness::from_pth(&v2, &v1se).expect("liveness models"),
+            ),
+            _ => engine,
+        };
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -150,8 +163,24 @@ fn measure(
         runs.sort_by(f64::total_cmp);
         verify_ms.push(format!("{:.1}", runs[runs.len() / 2]));
     }
+    // The same with presentation-attack detection, as `verify` runs it by default.
+    let mut live_ms = vec![];
+    if engine.has_liveness() {
+        for p in paths {
+            let mut runs: Vec<f64> = (0..verify_reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    let img = load_image(p, &DecodeLimits::default()).expect("image");
+                    std::hint::black_box(engine.live_face(&img, true).expect("live face"));
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            runs.sort_by(f64::total_cmp);
+            live_ms.push(format!("{:.1}", runs[runs.len() / 2]));
+        }
+    }
     println!(
-        "{{\"impl\":\"ipseity\",\"mode\":\"{}\",\"threads\":{threads},\"images\":{},\"faces\":{faces},\"detect_faces_per_s\":{:.4},\"detect_ms_per_image\":{:.1},\"detect_median_ms\":[{}],\"embed_faces_per_s\":{:.2},\"end_to_end_faces_per_s\":{:.4},\"verify_median_ms\":[{}],\"peak_rss_mb\":{}}}",
+        "{{\"impl\":\"ipseity\",\"mode\":\"{}\",\"threads\":{threads},\"images\":{},\"faces\":{faces},\"detect_faces_per_s\":{:.4},\"detect_ms_per_image\":{:.1},\"detect_median_ms\":[{}],\"embed_faces_per_s\":{:.2},\"end_to_end_faces_per_s\":{:.4},\"verify_median_ms\":[{}],\"verify_with_liveness_median_ms\":[{}],\"peak_rss_mb\":{}}}",
         serde_json_mode(mode),
         imgs.len(),
         faces as f64 / det_s,
@@ -160,6 +189,7 @@ fn measure(
         (reps * chips.len()) as f64 / emb_s,
         e2e_faces as f64 / e2e_s,
         verify_ms.join(","),
+        live_ms.join(","),
         peak_rss_kb() / 1024
     );
 }
