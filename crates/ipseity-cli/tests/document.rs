@@ -151,6 +151,69 @@ fn a_chip_dump_reads_and_the_printed_zone_is_compared_with_dg1() {
     );
 }
 
+#[test]
+fn security_infos_and_the_card_security_signature_are_reported() {
+    let Some(icao) = icao() else { return };
+    let data = tempfile::tempdir().expect("tempdir");
+    let chip = data.path().join("chip");
+    std::fs::create_dir(&chip).expect("mkdir");
+    for (from, to) in [
+        ("vectors/ef/card_access_de.bin", "EF.CardAccess"),
+        (
+            "vectors/card_security/card_security_de.bin",
+            "EF.CardSecurity",
+        ),
+        ("vectors/dg/dg14_at_real.bin", "DG14.bin"),
+        ("vectors/dg/dg15_rsa_aa_key.bin", "DG15.bin"),
+    ] {
+        std::fs::copy(icao.join(from), chip.join(to)).expect("copy");
+    }
+    let (rc, out, err) = run(ipseity(data.path())
+        .args(["--json", "document", "read", "--chip"])
+        .arg(&chip));
+    assert_eq!(rc, 0, "{out}{err}");
+    let v = json(&out);
+    let infos = |file: &str| {
+        v["security_infos"]
+            .as_array()
+            .expect("security infos")
+            .iter()
+            .find(|i| i["file"] == file)
+            .unwrap_or_else(|| panic!("no {file}: {v}"))["kinds"]
+            .clone()
+    };
+    assert_eq!(infos("EF.CardAccess")["pace"], 2, "{v}");
+    assert_eq!(
+        infos("EF.CardSecurity")["chip_authentication_public_key"],
+        2,
+        "{v}"
+    );
+    assert_eq!(infos("DG14")["terminal_authentication"], 1, "{v}");
+    assert_eq!(v["active_authentication_key_bytes"], 258, "{v}");
+    assert!(v.get("card_security_authentication").is_none(), "{v}");
+
+    // With the German CSCA, EF.CardSecurity's signature is checked and passes (the dump
+    // has no SOD, so passive authentication itself fails: exit 1).
+    let (rc, out, err) = run(ipseity(data.path())
+        .args(["--json", "document", "read", "--chip"])
+        .arg(&chip)
+        .arg("--csca")
+        .arg(icao.join("vectors/sod/csca_de.der")));
+    assert_eq!(rc, 1, "{out}{err}");
+    let v = json(&out);
+    assert_eq!(v["card_security_authentication"]["verdict"], "pass", "{v}");
+    // Under another state's CSCA it fails by name.
+    let (_, out, _) = run(ipseity(data.path())
+        .args(["document", "read", "--chip"])
+        .arg(&chip)
+        .arg("--csca")
+        .arg(icao.join("vectors/sod/csca_fi.der")));
+    assert!(
+        out.contains("EF.CardSecurity authentication: FAIL"),
+        "{out}"
+    );
+}
+
 mod passive_auth {
     //! `document read --csca/--crl` on a chip dump generated here: a test
     //! CSCA, a document signer and a SOD over DG1 (ipseity-document's testkit).

@@ -3,7 +3,10 @@
 //! crate does no I/O); this module names the files and reads what it can.
 
 use crate::face::{parse_dg2, FaceImage};
-use crate::lds::{parse_dg1, parse_dg11, parse_dg12, Dg11, Dg12, EfCom, LdsError};
+use crate::lds::{
+    parse_card_security, parse_dg1, parse_dg11, parse_dg12, parse_dg14, parse_dg15, security_infos,
+    Dg11, Dg12, EfCom, LdsError, SecurityInfo,
+};
 use crate::mrz::Mrz;
 
 /// An elementary file of the LDS.
@@ -15,10 +18,15 @@ pub enum ChipFile {
     Sod,
     /// A data group, 1 to 16.
     Dg(u8),
+    /// EF.CardAccess (the PACE parameters, read before any access protocol).
+    CardAccess,
+    /// EF.CardSecurity (signed SecurityInfos).
+    CardSecurity,
 }
 
 impl ChipFile {
-    /// Recognises a dumped file's name: `COM`, `SOD` or `DG1` to `DG16`,
+    /// Recognises a dumped file's name: `COM`, `SOD`, `DG1` to `DG16`, `CardAccess` or
+    /// `CardSecurity`,
     /// optionally after `EF.` or `EF_` and before an extension, in any case.
     pub fn from_name(name: &str) -> Option<Self> {
         let upper = name.to_ascii_uppercase();
@@ -30,6 +38,8 @@ impl ChipFile {
         match stem {
             "COM" => Some(Self::Com),
             "SOD" => Some(Self::Sod),
+            "CARDACCESS" | "CARD_ACCESS" => Some(Self::CardAccess),
+            "CARDSECURITY" | "CARD_SECURITY" => Some(Self::CardSecurity),
             _ => {
                 let n: u8 = stem.strip_prefix("DG")?.parse().ok()?;
                 (1..=16).contains(&n).then_some(Self::Dg(n))
@@ -51,6 +61,14 @@ pub struct ChipContents {
     pub dg11: Option<Result<Dg11, LdsError>>,
     /// DG12's additional document details.
     pub dg12: Option<Result<Dg12, LdsError>>,
+    /// DG14's SecurityInfos.
+    pub dg14: Option<Result<Vec<SecurityInfo>, LdsError>>,
+    /// DG15's active-authentication key (SubjectPublicKeyInfo).
+    pub dg15: Option<Result<Vec<u8>, LdsError>>,
+    /// EF.CardAccess's SecurityInfos.
+    pub card_access: Option<Result<Vec<SecurityInfo>, LdsError>>,
+    /// EF.CardSecurity's SecurityInfos (its signature is checked by passive authentication).
+    pub card_security: Option<Result<Vec<SecurityInfo>, LdsError>>,
     /// Every file present, by name.
     pub present: Vec<ChipFile>,
 }
@@ -67,6 +85,10 @@ impl ChipContents {
                 ChipFile::Dg(2) => c.dg2 = Some(parse_dg2(b)),
                 ChipFile::Dg(11) => c.dg11 = Some(parse_dg11(b)),
                 ChipFile::Dg(12) => c.dg12 = Some(parse_dg12(b)),
+                ChipFile::Dg(14) => c.dg14 = Some(parse_dg14(b)),
+                ChipFile::Dg(15) => c.dg15 = Some(parse_dg15(b)),
+                ChipFile::CardAccess => c.card_access = Some(security_infos("EF.CardAccess", b)),
+                ChipFile::CardSecurity => c.card_security = Some(parse_card_security(b)),
                 _ => {}
             }
         }
@@ -87,6 +109,8 @@ mod tests {
             ("EF_SOD.der", Some(ChipFile::Sod)),
             ("DG1.bin", Some(ChipFile::Dg(1))),
             ("ef.dg16", Some(ChipFile::Dg(16))),
+            ("EF.CardAccess", Some(ChipFile::CardAccess)),
+            ("card_security.bin", Some(ChipFile::CardSecurity)),
             ("DG17.bin", None),
             ("DG0", None),
             ("photo.jpg", None),

@@ -130,6 +130,15 @@ struct ChipReport {
     dg11: Option<ipseity_document::lds::Dg11>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dg12: Option<ipseity_document::lds::Dg12>,
+    /// What EF.CardAccess, EF.CardSecurity and DG14 announce, by kind of SecurityInfo.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    security_infos: Vec<SecurityInfoSummary>,
+    /// DG15's active-authentication key, its length in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_authentication_key_bytes: Option<usize>,
+    /// EF.CardSecurity's own signature and signer chain (with --csca).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card_security_authentication: Option<PassiveAuthReport>,
     errors: Vec<String>,
     printed_zone_matches_dg1: Option<bool>,
     authenticity: String,
@@ -137,6 +146,28 @@ struct ChipReport {
     trust: Option<TrustSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     passive_authentication: Option<PassiveAuthReport>,
+}
+
+/// One file's SecurityInfos, counted by kind.
+#[derive(serde::Serialize)]
+struct SecurityInfoSummary {
+    file: &'static str,
+    kinds: std::collections::BTreeMap<String, usize>,
+}
+
+fn summarise(
+    file: &'static str,
+    infos: &[ipseity_document::lds::SecurityInfo],
+) -> SecurityInfoSummary {
+    let mut kinds = std::collections::BTreeMap::new();
+    for i in infos {
+        let k = serde_json::to_value(i.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *kinds.entry(k).or_insert(0) += 1;
+    }
+    SecurityInfoSummary { file, kinds }
 }
 
 /// The CSCAs given with --csca: how many, and each master list's own check.
@@ -166,6 +197,8 @@ fn file_name(f: ChipFile) -> String {
         ChipFile::Com => "EF.COM".into(),
         ChipFile::Sod => "EF.SOD".into(),
         ChipFile::Dg(n) => format!("DG{n}"),
+        ChipFile::CardAccess => "EF.CardAccess".into(),
+        ChipFile::CardSecurity => "EF.CardSecurity".into(),
     }
 }
 
@@ -251,6 +284,33 @@ impl Render for ChipReport {
                 if let Some(v) = v {
                     writeln!(w, "  {what}: {v}")?;
                 }
+            }
+        }
+        for si in &self.security_infos {
+            let kinds: Vec<String> = si
+                .kinds
+                .iter()
+                .map(|(k, n)| format!("{} x{n}", k.replace('_', " ")))
+                .collect();
+            writeln!(w, "{} security infos: {}", si.file, kinds.join(", "))?;
+        }
+        if let Some(n) = self.active_authentication_key_bytes {
+            writeln!(w, "DG15: active-authentication public key ({n} bytes)")?;
+        }
+        if let Some(p) = &self.card_security_authentication {
+            writeln!(
+                w,
+                "EF.CardSecurity authentication: {}",
+                outcome_word(p.verdict)
+            )?;
+            for c in &p.checks {
+                writeln!(
+                    w,
+                    "  check {}: {} ({})",
+                    c.name,
+                    outcome_word(c.outcome),
+                    c.detail
+                )?;
             }
         }
         for e in &self.errors {
@@ -457,6 +517,9 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         faces: vec![],
         dg11: None,
         dg12: None,
+        security_infos: vec![],
+        active_authentication_key_bytes: None,
+        card_security_authentication: None,
         errors: vec![],
         printed_zone_matches_dg1: None,
         authenticity: String::new(),
@@ -529,6 +592,22 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         Some(Err(e)) => errors.push(e.to_string()),
         None => {}
     }
+    for (file, infos) in [
+        ("EF.CardAccess", c.card_access),
+        ("EF.CardSecurity", c.card_security),
+        ("DG14", c.dg14),
+    ] {
+        match infos {
+            Some(Ok(i)) => report.security_infos.push(summarise(file, &i)),
+            Some(Err(e)) => errors.push(e.to_string()),
+            None => {}
+        }
+    }
+    match c.dg15 {
+        Some(Ok(k)) => report.active_authentication_key_bytes = Some(k.len()),
+        Some(Err(e)) => errors.push(e.to_string()),
+        None => {}
+    }
     // Passive authentication: whenever there is a SOD, and always with --csca
     // (where a missing SOD is itself a failed check).
     let trust = match &args.csca {
@@ -579,6 +658,16 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         report.authenticity = "not checked: no EF.SOD in the chip dump and no --csca given, so \
                                nothing here is proven genuine"
             .into();
+    }
+    // EF.CardSecurity vouches for the chip's PACE and chip-authentication keys; with
+    // --csca its own signature and signer are checked like the SOD's.
+    if let (Some((t, _)), Some((_, b))) = (
+        &trust,
+        files.iter().find(|(k, _)| *k == ChipFile::CardSecurity),
+    ) {
+        let r = passive::authenticate_card_security(b, Some(t));
+        failed |= !r.passed();
+        report.card_security_authentication = Some(r);
     }
     report.trust = trust.map(|(_, s)| s);
     failed |= !errors.is_empty();
