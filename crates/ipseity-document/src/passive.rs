@@ -395,6 +395,31 @@ impl TrustStore {
 }
 
 /// A certificate SignedData names as its signer, among `certs`.
+/// The named check of a signer's signature: failed, not checked (an algorithm not
+/// supported), or passed with the key and whether signed attributes were used.
+fn signature_check(name: &str, signer: &pki::SignerCheck, ds: &Certificate) -> Check {
+    match (&signer.content_digest, &signer.signature) {
+        (Some(Err(why)), _) => Check::fail(name, why.clone()),
+        (_, Err(CryptoError::Unsupported(why))) => {
+            Check::skipped(name, format!("unsupported: {why}"))
+        }
+        (_, Err(e)) => Check::fail(name, e.to_string()),
+        (digest, Ok(())) => Check::pass(
+            name,
+            format!(
+                "{} by {}{}",
+                ds.key.as_ref().map(|k| k.describe()).unwrap_or_default(),
+                ds.subject,
+                if digest.is_some() {
+                    " over signed attributes whose messageDigest matches"
+                } else {
+                    " directly over the content"
+                }
+            ),
+        ),
+    }
+}
+
 /// The signer's signature over the content, with its certificate's key (a key that
 /// could not be read is a failed signature).
 fn check_signer(
@@ -669,26 +694,7 @@ pub fn authenticate(input: &PassiveAuthInput<'_>) -> PassiveAuthReport {
     let signer = check_signer(si, &sd, ds);
     rep.signature_scheme = signer.scheme;
     rep.checks
-        .push(match (&signer.content_digest, &signer.signature) {
-            (Some(Err(why)), _) => Check::fail("sod_signature", why.clone()),
-            (_, Err(CryptoError::Unsupported(why))) => {
-                Check::skipped("sod_signature", format!("unsupported: {why}"))
-            }
-            (_, Err(e)) => Check::fail("sod_signature", e.to_string()),
-            (digest, Ok(())) => Check::pass(
-                "sod_signature",
-                format!(
-                    "{} by {}{}",
-                    ds.key.as_ref().map(|k| k.describe()).unwrap_or_default(),
-                    ds.subject,
-                    if digest.is_some() {
-                        " over signed attributes whose messageDigest matches"
-                    } else {
-                        " directly over the content"
-                    }
-                ),
-            ),
-        });
+        .push(signature_check("sod_signature", &signer, ds));
 
     // The chain: a trusted CSCA whose key verifies the signer's certificate.
     let csca = chain(&mut rep, ds, input.trust);
@@ -780,14 +786,7 @@ pub fn authenticate_card_security(b: &[u8], trust: Option<&TrustStore>) -> Passi
     let signed = check_signer(si, &sd, ds);
     rep.signature_scheme = signed.scheme;
     rep.checks
-        .push(match (&signed.content_digest, &signed.signature) {
-            (Some(Err(why)), _) => Check::fail("card_security_signature", why.clone()),
-            (_, Err(e)) => Check::fail("card_security_signature", e.to_string()),
-            (_, Ok(())) => Check::pass(
-                "card_security_signature",
-                format!("signed by {}", ds.subject),
-            ),
-        });
+        .push(signature_check("card_security_signature", &signed, ds));
     chain(&mut rep, ds, trust);
     rep.finish()
 }

@@ -27,6 +27,22 @@ fn asn1_err(what: &'static str) -> impl Fn(Asn1Error) -> PkiError {
     move |source| PkiError::Asn1 { what, source }
 }
 
+/// The three parts of every signed X.509 structure (a certificate, a CRL): the signed
+/// body, the signature algorithm and the signature's bits.
+fn signed_parts<'a>(
+    e: Element<'a>,
+    outer: &'static str,
+    body: &'static str,
+) -> Result<(Element<'a>, Element<'a>, &'a [u8]), Asn1Error> {
+    let mut r = e.expect(tag::SEQUENCE, outer)?.children();
+    let tbs = r.expect(tag::SEQUENCE, body)?;
+    let sig_alg = r.expect(tag::SEQUENCE, "expected signatureAlgorithm")?;
+    let sig = r
+        .expect(tag::BIT_STRING, "expected a signature")
+        .and_then(|s| s.bit_string())?;
+    Ok((tbs, sig_alg, sig))
+}
+
 /// Object identifiers' content octets used here.
 pub mod oid {
     /// id-signedData.
@@ -211,20 +227,8 @@ impl Certificate {
     /// Reads a certificate element.
     pub fn from_element(e: &Element<'_>) -> Result<Self, PkiError> {
         let a = asn1_err("certificate");
-        let mut r = e
-            .expect(tag::SEQUENCE, "expected a certificate")
-            .map_err(&a)?
-            .children();
-        let tbs = r
-            .expect(tag::SEQUENCE, "expected tbsCertificate")
-            .map_err(&a)?;
-        let sig_alg = r
-            .expect(tag::SEQUENCE, "expected signatureAlgorithm")
-            .map_err(&a)?;
-        let sig = r
-            .expect(tag::BIT_STRING, "expected a signature")
-            .and_then(|s| s.bit_string())
-            .map_err(&a)?;
+        let (tbs, sig_alg, sig) =
+            signed_parts(*e, "expected a certificate", "expected tbsCertificate").map_err(&a)?;
         let mut t = tbs.children();
         if t.peek_tag() == Some(0xA0) {
             t.next_element().map_err(&a)?;
@@ -348,20 +352,8 @@ impl Crl {
         let der = pem.first().map(Vec::as_slice).unwrap_or(b);
         let a = asn1_err("CRL");
         let e = asn1::read_one(der).map_err(&a)?;
-        let mut r = e
-            .expect(tag::SEQUENCE, "expected a CRL")
-            .map_err(&a)?
-            .children();
-        let tbs = r
-            .expect(tag::SEQUENCE, "expected tbsCertList")
-            .map_err(&a)?;
-        let sig_alg = r
-            .expect(tag::SEQUENCE, "expected signatureAlgorithm")
-            .map_err(&a)?;
-        let sig = r
-            .expect(tag::BIT_STRING, "expected a signature")
-            .and_then(|s| s.bit_string())
-            .map_err(&a)?;
+        let (tbs, sig_alg, sig) =
+            signed_parts(e, "expected a CRL", "expected tbsCertList").map_err(&a)?;
         let mut t = tbs.children();
         t.optional(tag::INTEGER).map_err(&a)?;
         t.expect(tag::SEQUENCE, "expected the inner signature algorithm")
