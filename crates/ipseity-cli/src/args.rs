@@ -505,6 +505,15 @@ pub struct ModelsInstallArgs {
     /// repositories or a copy of a models tree
     #[arg(long, value_name = "DIR")]
     pub from: Option<PathBuf>,
+    /// Also download the liveness models (and YuNet) from their pinned URLs, each
+    /// checked against its pinned SHA-256 (needs curl and a connection to the models'
+    /// repository)
+    #[arg(long, conflicts_with = "from")]
+    pub liveness: bool,
+    /// With --liveness: download from this mirror instead (`<URL>/<file name>`; an HTTPS
+    /// site or a file:// folder)
+    #[arg(long, value_name = "URL", requires = "liveness")]
+    pub mirror: Option<String>,
 }
 
 /// `ipseity enroll`

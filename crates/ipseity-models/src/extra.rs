@@ -124,6 +124,73 @@ pub fn install_from_dir(
     install_pinned_from_dir(src, dir, &FROM_DIR, reporter)
 }
 
+/// Downloads [`FROM_DIR`]'s models into `dir` with `curl`, each from its pinned URL or,
+/// with `mirror`, from `<mirror>/<file name>` (a site's own mirror over HTTPS, or a
+/// `file://` folder). Each download is checked against its pin before it takes the
+/// model's name, so a wrong or truncated file is never installed; files already installed
+/// and verified are left alone. An optional model that cannot be fetched is skipped.
+///
+/// # Errors
+///
+/// [`ModelsError::UrlDownloadFailed`] for a required model that cannot be fetched (or
+/// when `curl` is missing), [`ModelsError::ChecksumMismatch`] for one that is not the
+/// pinned file, [`ModelsError::Io`].
+pub fn install_from_urls(
+    dir: &Path,
+    mirror: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<FromDirReport, ModelsError> {
+    std::fs::create_dir_all(dir).map_err(ModelsError::io(format!("creating {}", dir.display())))?;
+    let tmp = tempfile::tempdir_in(dir).map_err(ModelsError::io(format!(
+        "creating a temporary folder in {}",
+        dir.display()
+    )))?;
+    let mut report = FromDirReport::default();
+    for m in &FROM_DIR {
+        let dest = dir.join(m.name);
+        if dest.is_file() && verify_file(&dest, m.sha256).is_ok() {
+            reporter.message(&format!("{} already installed", m.name));
+            report.installed.push(dest);
+            continue;
+        }
+        let url = mirror.map_or_else(
+            || m.url.to_owned(),
+            |b| format!("{}/{}", b.trim_end_matches('/'), m.name),
+        );
+        let part = tmp.path().join(m.name);
+        reporter.message(&format!("downloading {url}"));
+        let failed = |detail: String| ModelsError::UrlDownloadFailed {
+            url: url.clone(),
+            detail,
+        };
+        // HTTPS only (and local files for a mirror folder), redirects included; a size
+        // cap so that a wrong URL cannot fill the disk.
+        let out = std::process::Command::new("curl")
+            .args(["--fail", "--silent", "--show-error", "--location"])
+            .args(["--proto", "=https,file", "--proto-redir", "=https"])
+            .args(["--max-filesize", &MAX_ENTRY_BYTES.to_string(), "--output"])
+            .arg(&part)
+            .arg(&url)
+            .output();
+        let err = match out {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+            Err(e) => Some(format!("curl could not run ({e})")),
+        };
+        if let Some(detail) = err {
+            if m.required {
+                return Err(failed(detail));
+            }
+            reporter.message(&format!("{} not fetched ({detail}); skipped", m.name));
+            report.not_found.push(m.name);
+            continue;
+        }
+        copy_verified(&part, &dest, m.sha256)?;
+        report.installed.push(dest);
+    }
+    Ok(report)
+}
+
 pub(crate) fn install_pinned_from_dir(
     src: &Path,
     dir: &Path,

@@ -33,8 +33,8 @@ mod extra;
 mod pip;
 
 pub use extra::{
-    install_from_dir, locate_liveness, FromDirReport, LivenessSet, PinnedModel, FROM_DIR,
-    LIVENESS_COMMIT, LIVENESS_V1SE, LIVENESS_V2, YUNET,
+    install_from_dir, install_from_urls, locate_liveness, FromDirReport, LivenessSet, PinnedModel,
+    FROM_DIR, LIVENESS_COMMIT, LIVENESS_V1SE, LIVENESS_V2, YUNET,
 };
 
 use sha2::{Digest, Sha256};
@@ -189,6 +189,17 @@ pub enum ModelsError {
         /// The last lines pip wrote to stderr.
         stderr_tail: String,
     },
+    /// A pinned model could not be fetched from its URL (or the mirror's).
+    #[error(
+        "could not download {url}: {detail}; install it from a folder instead \
+         (`ipseity models install --from DIR`)"
+    )]
+    UrlDownloadFailed {
+        /// What was asked for.
+        url: String,
+        /// What curl said, or why it could not run.
+        detail: String,
+    },
     /// An archive entry's path is absolute or climbs out with `..`.
     #[error("archive entry {path:?} has an unsafe path; refusing the archive")]
     UnsafeArchivePath {
@@ -252,7 +263,8 @@ impl ipseity_core::Classified for ModelsError {
             | ModelsError::NotInFolder { .. }
             | ModelsError::ChecksumMismatch { .. }
             | ModelsError::PipNotFound { .. }
-            | ModelsError::DownloadFailed { .. } => ipseity_core::ErrorKind::Unavailable,
+            | ModelsError::DownloadFailed { .. }
+            | ModelsError::UrlDownloadFailed { .. } => ipseity_core::ErrorKind::Unavailable,
             _ => ipseity_core::ErrorKind::Internal,
         }
     }
@@ -261,9 +273,9 @@ impl ipseity_core::Classified for ModelsError {
         match self {
             ModelsError::NotInstalled { .. } | ModelsError::NotInFolder { .. } => "models_missing",
             ModelsError::ChecksumMismatch { .. } => "models_invalid",
-            ModelsError::PipNotFound { .. } | ModelsError::DownloadFailed { .. } => {
-                "models_download_failed"
-            }
+            ModelsError::PipNotFound { .. }
+            | ModelsError::DownloadFailed { .. }
+            | ModelsError::UrlDownloadFailed { .. } => "models_download_failed",
             _ => "models_error",
         }
     }

@@ -60,6 +60,16 @@ pub fn install(ctx: &Ctx, args: &ModelsInstallArgs) -> anyhow::Result<ExitStatus
         return install_from(ctx, from);
     }
     let set = ipseity_models::install(&ctx.models_dir, &StderrReporter)?;
+    if args.liveness {
+        let r = ipseity_models::install_from_urls(
+            &ctx.models_dir,
+            args.mirror.as_deref(),
+            &StderrReporter,
+        )?;
+        for f in &r.installed {
+            ctx.out.note(&format!("installed {}", f.display()));
+        }
+    }
     ctx.out.emit(&Installed {
         models_dir: ctx.models_dir.display().to_string(),
         detector: set.detector.display().to_string(),
