@@ -19,21 +19,22 @@ run() { step "$@"; set +e; ipseity "$@"; echo "(exit $?)"; set -e; }
 run models install
 # Enrolment and verification check liveness (presentation attacks) by default. Its
 # models are on no package index: they come from ../shared/models when it is beside
-# the clone (`models install --from DIR`, checked by SHA-256); without it the demo runs
-# with the check off, which the audit log records.
+# the clone (`models install --from DIR`), else from their pinned URLs (`models install
+# --liveness`), each checked by SHA-256; when neither works the demo runs with the check
+# off, which the audit log records.
 SHARED_MODELS="${IPSEITY_SHARED_DIR:-$REPO/../shared}/models"
 LIVE=()
 if [ -d "$SHARED_MODELS" ]; then
   run models install --from "$SHARED_MODELS"
-else
-  echo "note: no liveness models at $SHARED_MODELS; enrolling and verifying with --no-liveness"
+elif ! ipseity models install --liveness; then
+  echo "note: the liveness models could not be installed; enrolling and verifying with --no-liveness"
   LIVE=(--no-liveness)
 fi
 run enroll "${LIVE[@]}" --subject obama --face "$IMG/obama.jpg"
 run enroll "${LIVE[@]}" --subject biden --face "$IMG/biden.jpg"
 run verify "${LIVE[@]}" --subject obama --face "$IMG/obama2.jpg"
 run verify "${LIVE[@]}" --subject obama --face "$IMG/biden.jpg"
-if [ ${#LIVE[@]} -eq 0 ]; then
+if [ ${#LIVE[@]} -eq 0 ] && [ -d "$SHARED_MODELS" ]; then
   # A photo of a face shown to the camera, from the liveness model's own samples: refused
   # as a presentation attack before any comparison.
   run verify --subject obama --face "$SHARED_MODELS/silent_face_anti_spoofing/images/sample/image_F1.jpg"

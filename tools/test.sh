@@ -13,12 +13,16 @@ tools/setup-test-data.sh
 # Built with the test profile, so the test run below reuses the artifacts.
 cargo run --profile test -q -p ipseity-cli -- --models-dir "$CACHE/models" models install
 # The liveness models (enrolment and verification check liveness by default) are on no
-# package index: they come from ../shared/models where it is beside the clone. Without it
-# the tests that need them say so and skip (CI requires them).
+# package index: they come from ../shared/models where it is beside the clone, else from
+# their pinned URLs. Where neither works the tests that need them say so and skip (CI,
+# with ../shared, requires them).
 SHARED_MODELS="${IPSEITY_SHARED_DIR:-$REPO/../shared}/models"
 if [ -d "$SHARED_MODELS" ]; then
   cargo run --profile test -q -p ipseity-cli -- --models-dir "$CACHE/models" \
     models install --from "$SHARED_MODELS"
+else
+  cargo run --profile test -q -p ipseity-cli -- --models-dir "$CACHE/models" \
+    models install --liveness || echo "note: no liveness models; the tests that need them will skip" >&2
 fi
 export IPSEITY_MODELS_DIR="$CACHE/models"
 export IPSEITY_TEST_IMAGES="$CACHE/test_images"
