@@ -10,6 +10,7 @@
 // crate without them to this).
 #![forbid(unsafe_code)]
 
+pub mod document;
 pub mod error;
 pub mod face;
 pub mod finger;

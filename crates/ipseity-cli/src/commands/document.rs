@@ -8,6 +8,7 @@ use std::io::{self, Read as _, Write};
 use std::path::Path;
 
 use ipseity_document::passive::{self, Outcome, PassiveAuthInput, PassiveAuthReport};
+use ipseity_engine::document::{ChipInput, ChipToLive, Liveness};
 use ipseity_document::{ChipContents, ChipFile, ImageFormat, MasterListReport, Mrz, TrustStore};
 
 use ipseity_core::{AuditEvent, Decision, Modality};
@@ -680,53 +681,34 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
     })
 }
 
-/// Why `document verify` did not simply accept: a stable code and what it is about.
-#[derive(serde::Serialize)]
-struct Reason {
-    code: &'static str,
-    detail: String,
-    /// Whether the reason rejects by itself, or only sends the case to a person.
-    #[serde(skip)]
-    rejects: bool,
-}
-
-/// What `document verify` answers: the decision, its reasons, and each step's outcome.
-/// Decisions only: no similarity or liveness probability appears anywhere.
+/// What `document verify` answers: the engine's decision with its reasons and each
+/// step's outcome, the operating point, and whether it was audited. Decisions only: no
+/// similarity or liveness probability appears anywhere.
 #[derive(serde::Serialize)]
 struct ChipVerification {
-    decision: Decision,
-    reasons: Vec<Reason>,
-    /// `pass` or `fail`.
-    passive_authentication: &'static str,
-    /// `matches`, `differs`, `not_given` (no --mrz) or `not_compared` (an earlier reject).
-    printed_zone: &'static str,
-    /// The face comparison's own decision, or `None` when it was not run.
-    face: Option<Decision>,
-    /// `bona_fide`, `attack`, `not_checked` (models absent or unusable) or `not_run`.
-    liveness: &'static str,
+    #[serde(flatten)]
+    check: ChipToLive,
     operating_point: PolicyReport,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    probe_quality: Option<ipseity_face::Quality>,
     /// Whether the decision went into the data directory's audit log.
     audited: bool,
-    passive_authentication_report: PassiveAuthReport,
 }
 
 impl Render for ChipVerification {
     fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(w, "{}", self.decision)?;
-        for r in &self.reasons {
+        let c = &self.check;
+        writeln!(w, "{}", c.decision)?;
+        for r in &c.reasons {
             writeln!(w, "reason {}: {}", r.code, r.detail)?;
         }
-        writeln!(w, "passive authentication: {}", self.passive_authentication)?;
-        writeln!(w, "printed zone: {}", self.printed_zone.replace('_', " "))?;
-        match self.face {
+        writeln!(w, "passive authentication: {}", c.passive_authentication)?;
+        writeln!(w, "printed zone: {}", c.printed_zone.replace('_', " "))?;
+        match c.face {
             Some(d) => writeln!(w, "face: {d}")?,
             None => writeln!(w, "face: not compared")?,
         }
-        writeln!(w, "liveness: {}", self.liveness.replace('_', " "))?;
+        writeln!(w, "liveness: {}", c.liveness.replace('_', " "))?;
         writeln!(w, "operating point: {}", self.operating_point)?;
-        if let Some(q) = &self.probe_quality {
+        if let Some(q) = &c.probe_quality {
             writeln!(
                 w,
                 "probe quality: {} (weakest factor: {})",
@@ -742,39 +724,6 @@ impl Render for ChipVerification {
                 "not recorded (no store in the data directory)"
             }
         )
-    }
-}
-
-impl ChipVerification {
-    fn reject(&mut self, code: &'static str, detail: impl Into<String>) {
-        self.reasons.push(Reason {
-            code,
-            detail: detail.into(),
-            rejects: true,
-        });
-    }
-
-    fn review(&mut self, code: &'static str, detail: impl Into<String>) {
-        self.reasons.push(Reason {
-            code,
-            detail: detail.into(),
-            rejects: false,
-        });
-    }
-
-    fn rejected(&self) -> bool {
-        self.reasons.iter().any(|r| r.rejects)
-    }
-
-    /// Reject when any reason rejects, needs_review when any reason is left, else accept.
-    fn settle(&mut self) {
-        self.decision = if self.rejected() {
-            Decision::Reject
-        } else if self.reasons.is_empty() {
-            Decision::Accept
-        } else {
-            Decision::NeedsReview
-        };
     }
 }
 
@@ -821,117 +770,42 @@ pub fn verify(ctx: &Ctx, args: &ChipVerifyArgs) -> anyhow::Result<ExitStatus> {
     let live_img = load_face_image(&args.face)?;
     let policy = ctx.policy()?;
 
-    // 1. Passive authentication: nothing from the chip is used unless it passes.
-    let sod = files.iter().find(|(k, _)| *k == ChipFile::Sod);
-    let dgs = data_groups(&files);
-    let pa = passive::authenticate(&PassiveAuthInput {
-        sod: sod.map(|(_, b)| b.as_slice()).unwrap_or_default(),
-        data_groups: &dgs,
-        trust: Some(&trust),
+    // 1-2. Passive authentication (nothing from the chip is used unless it passes), then
+    // the printed zone against DG1.
+    let (check, c) = ipseity_engine::document::authenticate(&ChipInput {
+        files: &files,
+        trust: &trust,
         crl: crl.as_deref(),
+        printed: printed.as_ref(),
         now: now(),
     });
     let mut v = ChipVerification {
-        decision: Decision::Reject,
-        reasons: vec![],
-        passive_authentication: if pa.passed() { "pass" } else { "fail" },
-        printed_zone: if printed.is_some() {
-            "not_compared"
-        } else {
-            "not_given"
-        },
-        face: None,
-        liveness: "not_run",
+        check,
         operating_point: policy.report,
-        probe_quality: None,
         audited: false,
-        passive_authentication_report: pa,
     };
-    if sod.is_none() {
-        v.reject(
-            "passive_authentication_failed",
-            "no EF.SOD in the chip dump, so nothing on the chip can be authenticated",
-        );
-    } else if !v.passive_authentication_report.passed() {
-        let failed: Vec<String> = v
-            .passive_authentication_report
-            .checks
-            .iter()
-            .filter(|c| c.required && c.outcome != Outcome::Pass)
-            .map(|c| format!("{} ({})", c.name, c.detail))
-            .collect();
-        v.reject("passive_authentication_failed", failed.join("; "));
-    }
-    let c = ChipContents::read(files.iter().map(|(k, b)| (*k, b.as_slice())));
-
-    // 2. The printed zone against DG1 (now known to be the issuer's).
-    if !v.rejected() {
-        if let Some(p) = &printed {
-            match &c.dg1 {
-                Some(Ok(m)) if m.lines == p.lines => v.printed_zone = "matches",
-                Some(Ok(_)) => {
-                    v.printed_zone = "differs";
-                    v.reject(
-                        "mrz_mismatch",
-                        "the printed zone differs from the chip's DG1",
-                    );
-                }
-                Some(Err(e)) => {
-                    v.printed_zone = "differs";
-                    v.reject("mrz_mismatch", format!("DG1 cannot be read: {e}"));
-                }
-                None => {
-                    v.printed_zone = "differs";
-                    v.reject("mrz_mismatch", "no DG1 in the chip dump to compare with");
-                }
-            }
-        }
-    }
 
     // 3. DG2's portrait against the live capture, with presentation-attack detection.
-    if !v.rejected() {
-        compare_faces(ctx, args, &c, &live_img, &policy.point, &mut v)?;
+    if !v.check.rejected() {
+        compare_faces(ctx, args, &c, &live_img, &policy.point, &mut v.check)?;
     }
-    v.settle();
-    v.audited = audit_if_store(ctx, v.decision)?;
+    v.check.settle();
+    v.audited = audit_if_store(ctx, v.check.decision)?;
     ctx.out.emit(&v)?;
-    Ok(v.decision.into())
+    Ok(v.check.decision.into())
 }
 
-/// Step 3 of `document verify`: adds the face's and liveness's reasons to `v`.
+/// Step 3 of `document verify`: analyses both faces and adds the engine's reasons to `v`.
 fn compare_faces(
     ctx: &Ctx,
     args: &ChipVerifyArgs,
     chip: &ChipContents,
     live_img: &ipseity_face::geom::RgbImage,
     point: &ipseity_core::OperatingPoint,
-    v: &mut ChipVerification,
+    v: &mut ChipToLive,
 ) -> anyhow::Result<()> {
-    // DG2 is mandatory on every eMRTD and the SOD covered it if present (passive
-    // authentication passed with it given); a dump without it cannot tie the chip to
-    // the traveller, and a reader that skipped it is not one to accept from.
-    let passed_hash = v
-        .passive_authentication_report
-        .check("dg2_hash")
-        .is_some_and(|c| c.outcome == Outcome::Pass);
-    let portraits = match &chip.dg2 {
-        Some(Ok(faces)) if passed_hash && !faces.is_empty() => faces,
-        Some(Err(e)) if passed_hash => {
-            // Signed by the issuer yet unreadable here: the document may be fine, the
-            // comparison is a person's to make.
-            v.review(
-                "chip_portrait_unusable",
-                format!("DG2 cannot be read ({e}); compare the printed portrait by eye"),
-            );
-            return Ok(());
-        }
-        _ => {
-            v.reject(
-                "no_chip_portrait",
-                "the chip dump holds no authenticated DG2 face image",
-            );
-            return Ok(());
-        }
+    let Some(portraits) = ipseity_engine::document::portraits(v, chip) else {
+        return Ok(());
     };
     // The two halves run side by side (the whole call is meant to fit a border gate's
     // budget): the models load while DG2's images decode, then the live capture (and its
@@ -956,83 +830,28 @@ fn compare_faces(
         || -> anyhow::Result<_> {
             // No usable face in the live capture is an input error, as for `ipseity verify`.
             let live = single_face(&engine, live_img, &args.face, args.largest)?;
-            let pad = has_liveness.then(|| engine.assess_liveness(live_img, live.rect));
+            let pad = if has_liveness {
+                match engine.assess_liveness(live_img, live.rect) {
+                    Ok(s) => Liveness::Checked(s.is_bona_fide),
+                    Err(e) => Liveness::Failed(e.to_string()),
+                }
+            } else {
+                Liveness::NotInstalled
+            };
             Ok((live, pad))
         },
         || {
             decoded
                 .into_iter()
-                .map(|img| Ok(engine.single_face(&img?, true)?))
-                .collect::<Vec<anyhow::Result<_>>>()
+                .map(|img| {
+                    img.map_err(|e| e.to_string())
+                        .and_then(|img| engine.single_face(&img, true).map_err(|e| e.to_string()))
+                })
+                .collect::<Vec<_>>()
         },
     );
     let (live, pad) = live?;
-    v.probe_quality = Some(live.quality.clone());
-
-    match pad {
-        Some(Ok(s)) if s.is_bona_fide => v.liveness = "bona_fide",
-        Some(Ok(_)) => {
-            v.liveness = "attack";
-            v.reject(
-                "presentation_attack",
-                "the live capture looks like a photograph, a screen or a mask, not a \
-                 person in front of the camera",
-            );
-        }
-        Some(Err(e)) => {
-            v.liveness = "not_checked";
-            v.review(
-                "liveness_not_checked",
-                format!("presentation-attack detection could not run ({e})"),
-            );
-        }
-        None => {
-            v.liveness = "not_checked";
-            v.review(
-                "liveness_not_checked",
-                "the liveness models are not installed (`ipseity models install --from DIR`), \
-                 so the capture may be a photograph held to the camera; an officer must confirm",
-            );
-        }
-    }
-
-    // Every portrait on the chip (almost always one); the closest decides, as the best
-    // template does in `ipseity verify`.
-    let mut best: Option<f32> = None;
-    let mut unusable = vec![];
-    for (i, analysed) in chip_faces.into_iter().enumerate() {
-        match analysed {
-            Ok(face) => {
-                let s = ipseity_face::similarity(&face.embedding, &live.embedding);
-                best = Some(best.map_or(s, |b: f32| b.max(s)));
-            }
-            Err(e) => unusable.push(format!("face {}: {e}", i + 1)),
-        }
-    }
-    let Some(best) = best else {
-        v.review(
-            "chip_portrait_unusable",
-            format!(
-                "no face could be compared in DG2 ({}); compare the printed portrait by eye",
-                unusable.join("; ")
-            ),
-        );
-        return Ok(());
-    };
-    let face = point.decide(best);
-    v.face = Some(face);
-    match face {
-        Decision::Accept => {}
-        Decision::Reject => v.reject(
-            "face_mismatch",
-            "the live capture is not the person whose portrait the chip holds",
-        ),
-        Decision::NeedsReview => v.review(
-            "face_uncertain",
-            "the live capture and the chip's portrait are neither clearly the same person \
-             nor clearly different",
-        ),
-    }
+    ipseity_engine::document::compare(v, &live, pad, chip_faces, point);
     Ok(())
 }
 
