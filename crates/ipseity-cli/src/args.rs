@@ -296,6 +296,14 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without TLS (behind a TLS-terminating proxy)
     #[arg(long)]
     pub insecure_listen: bool,
+    /// CSCAs for `POST /v1/documents/verify` (chip to live capture): an ICAO master list,
+    /// whose own signature is checked, or CSCA certificates, a file or a folder. Without
+    /// it that route answers 503
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub csca: Option<std::path::PathBuf>,
+    /// With --csca: a CRL from an issuing state's CSCA
+    #[arg(long, value_name = "FILE", requires = "csca")]
+    pub crl: Option<std::path::PathBuf>,
     /// Serve without presentation-attack detection (liveness): every face enrolment and
     /// verification records in the audit log that it was not checked. Without it the
     /// liveness models must be installed (`ipseity models install --from DIR`)

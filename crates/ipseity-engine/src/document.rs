@@ -154,7 +154,10 @@ pub fn authenticate(input: &ChipInput<'_>) -> (ChipToLive, ChipContents) {
                 Some(Ok(m)) if m.lines == p.lines => v.printed_zone = "matches",
                 Some(Ok(_)) => {
                     v.printed_zone = "differs";
-                    v.reject("mrz_mismatch", "the printed zone differs from the chip's DG1");
+                    v.reject(
+                        "mrz_mismatch",
+                        "the printed zone differs from the chip's DG1",
+                    );
                 }
                 Some(Err(e)) => {
                     v.printed_zone = "differs";

@@ -303,6 +303,7 @@ fn main() {
             point_description: "bench".into(),
             finger_calibration: calibration(),
             check_liveness: engine.as_ref().is_some_and(|e| e.has_liveness()),
+            documents: None,
         },
         Limits {
             request_timeout: Duration::from_secs(600),

@@ -142,6 +142,12 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
         "The audit log, newest first (`limit`).",
         Some(Scope::Admin),
     ),
+    (
+        "POST",
+        "/v1/documents/verify",
+        "Chip to live capture: passive authentication of a travel document's chip files, the printed zone against DG1, and DG2's portrait against a live capture with presentation-attack detection. A decision with named reasons, never a score.",
+        Some(Scope::Verify),
+    ),
 ];
 
 type Shared = Arc<Service>;
@@ -169,6 +175,7 @@ pub fn router(service: Shared) -> Router {
         .route("/v1/keys/rotate-master", post(rotate_master))
         .route("/v1/reviews", get(reviews))
         .route("/v1/reviews/{id}", post(resolve_review))
+        .route("/v1/documents/verify", post(verify_document))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -294,6 +301,22 @@ fn body_schema(path: &str) -> Option<serde_json::Value> {
         json!({
             "required": ["purpose", "fingers"],
             "properties": { "purpose": purpose, "fingers": fingers, "allow_duplicate": flag }
+        })
+    } else if path == "/v1/documents/verify" {
+        json!({
+            "required": ["purpose", "files", "face"],
+            "properties": {
+                "purpose": purpose,
+                "files": {
+                    "type": "object",
+                    "description": "the chip's files by name (EF.SOD, EF.COM, DG1, DG2, ...), base64",
+                    "minProperties": 1,
+                    "additionalProperties": b64
+                },
+                "face": b64,
+                "mrz": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 3 },
+                "largest": flag
+            }
         })
     } else if path.ends_with("/verify") || path == "/v1/identify" {
         let mut s = json!({
@@ -1489,4 +1512,141 @@ async fn audit(
     let limit = limit_in(q.limit, 10_000)?;
     let entries = blocking(&s, move |s| Ok(s.store_lock()?.audit_log(limit)?)).await?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+// ---------------------------------------------------------------------------------------
+// travel documents
+
+/// Most chip files one request may carry (EF.COM, EF.SOD, sixteen data groups and the
+/// card files).
+const MAX_CHIP_FILES: usize = 20;
+
+#[derive(Deserialize)]
+struct DocumentProbe {
+    purpose: Option<String>,
+    /// The chip's files by name, base64.
+    files: std::collections::BTreeMap<String, String>,
+    /// The live capture, base64.
+    face: String,
+    /// The printed zone's lines, when read.
+    mrz: Option<Vec<String>>,
+    #[serde(default)]
+    largest: bool,
+}
+
+#[derive(Serialize)]
+struct DocumentVerification {
+    #[serde(flatten)]
+    check: ipseity_engine::document::ChipToLive,
+    operating_point: String,
+}
+
+async fn verify_document(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Body(req): Body<DocumentProbe>,
+) -> Result<Json<DocumentVerification>, Problem> {
+    use ipseity_document::chip::ChipFile;
+    use ipseity_engine::document::{self as doc, ChipInput, Liveness};
+    let purpose = purpose_of(&req.purpose)?.to_owned();
+    let actor = actor_of(&authorize(&s, &headers, Scope::Verify, Some(&purpose)).await?);
+    let trust = s.models.documents.clone().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_trust_anchors",
+            "this service was started without CSCAs (`ipseity serve --csca FILE_OR_DIR`)",
+        )
+    })?;
+    if req.files.is_empty() || req.files.len() > MAX_CHIP_FILES {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_files",
+            format!("give 1 to {MAX_CHIP_FILES} chip files"),
+        ));
+    }
+    let mut files = Vec::with_capacity(req.files.len());
+    for (name, data) in &req.files {
+        let kind = ChipFile::from_name(name).ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_chip_file",
+                format!("{name:?} is not a chip file (EF.COM, EF.SOD, DG1 to DG16, EF.CardAccess, EF.CardSecurity)"),
+            )
+        })?;
+        files.push((kind, b64("a chip file", data)?));
+    }
+    let printed = match &req.mrz {
+        Some(lines) => Some(
+            ipseity_document::Mrz::parse(&lines.join("\n")).map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "malformed_mrz",
+                    e.to_string(),
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let face = b64("the face", &req.face)?;
+    let largest = req.largest;
+    heavy(&s, move |s| {
+        let engine = s.models.face.as_ref().ok_or_else(|| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "models_missing",
+                "this service was started without the face models",
+            )
+        })?;
+        let live_img = decode_image(&face, &DecodeLimits::default())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let (mut check, chip) = doc::authenticate(&ChipInput {
+            files: &files,
+            trust: &trust.trust,
+            crl: trust.crl.as_deref(),
+            printed: printed.as_ref(),
+            now,
+        });
+        if !check.rejected() {
+            if let Some(portraits) = doc::portraits(&mut check, &chip) {
+                let live = engine.single_face(&live_img, largest)?;
+                let liveness = if s.models.check_liveness {
+                    match engine.assess_liveness(&live_img, live.rect) {
+                        Ok(l) => Liveness::Checked(l.is_bona_fide),
+                        Err(e) => Liveness::Failed(e.to_string()),
+                    }
+                } else {
+                    Liveness::NotInstalled
+                };
+                let chip_faces = portraits
+                    .iter()
+                    .map(|f| {
+                        decode_image(&f.data, &DecodeLimits::default())
+                            .map_err(|e| e.to_string())
+                            .and_then(|img| {
+                                engine.single_face(&img, true).map_err(|e| e.to_string())
+                            })
+                    })
+                    .collect();
+                doc::compare(&mut check, &live, liveness, chip_faces, &s.models.point);
+            }
+        }
+        check.settle();
+        let mut store = s.store_as(&actor)?;
+        store.record_audit(
+            &AuditEvent::Verified {
+                modality: Modality::Face,
+                decision: check.decision,
+                compared: None,
+            },
+            None,
+            Some(&purpose),
+        )?;
+        Ok(Json(DocumentVerification {
+            check,
+            operating_point: s.models.point_description.clone(),
+        }))
+    })
+    .await
 }

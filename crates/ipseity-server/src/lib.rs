@@ -25,7 +25,7 @@ mod state;
 
 pub use api::{router, ROUTES};
 pub use owner::{OwnerLock, LOCK_FILE};
-pub use state::{Limits, Models, Service};
+pub use state::{DocumentTrust, Limits, Models, Service};
 
 use std::future::Future;
 use std::net::SocketAddr;

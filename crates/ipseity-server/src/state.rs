@@ -25,10 +25,21 @@ pub struct Models {
     pub point_description: String,
     /// The fingerprint calibration.
     pub finger_calibration: ScoreCalibration,
+    /// The CSCAs (and a CRL) that chip-to-live checks trust; `None` answers 503.
+    pub documents: Option<Arc<DocumentTrust>>,
     /// Whether face enrolments and verifications are checked for presentation attacks
     /// (the face engine then carries the liveness models). Off, every such request
     /// leaves a `liveness_off` audit entry.
     pub check_liveness: bool,
+}
+
+/// What `POST /v1/documents/verify` trusts: CSCA certificates (from master lists, whose
+/// own signatures were checked, or certificate files) and optionally a CRL.
+pub struct DocumentTrust {
+    /// The trusted CSCAs.
+    pub trust: ipseity_document::passive::TrustStore,
+    /// A CRL from an issuing state's CSCA, DER or PEM.
+    pub crl: Option<Vec<u8>>,
 }
 
 /// Bounds on what one request may cost.

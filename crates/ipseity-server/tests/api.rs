@@ -106,6 +106,7 @@ fn service_now(place: &Place, face: Option<Arc<ipseity_face::FaceEngine>>) -> (A
             point_description: "test".into(),
             finger_calibration: calibration(),
             check_liveness: true,
+            documents: None,
         },
         Limits {
             // Sixteen face analyses queue on a 2-core machine that may be busy with
@@ -970,6 +971,7 @@ async fn a_key_searches_no_more_than_its_hourly_budget_across_servers() {
                         point_description: "test".into(),
                         finger_calibration: calibration(),
                         check_liveness: true,
+                        documents: None,
                     },
                     Limits {
                         identify_budget_per_hour: 4,
@@ -2117,5 +2119,133 @@ async fn a_presentation_attack_is_refused_audited_and_counted_as_a_failed_attemp
             "{log}"
         );
         assert!(attacks.iter().all(|a| a.1 == "key:desk"), "{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_travel_document_is_checked_against_a_live_capture() {
+    use ipseity_document::testkit::{self, KeyKind, SIGNED_AT};
+    let Some(engine) = face_engine() else { return };
+    let images = std::path::PathBuf::from(std::env::var_os("IPSEITY_TEST_IMAGES").unwrap());
+    let read = |n: &str| std::fs::read(images.join(n)).unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    // A generated test document whose DG2 holds obama.jpg, under a test CSCA.
+    let portrait = read("obama.jpg");
+    let img = ipseity_face::decode::decode_image(&portrait, &Default::default()).unwrap();
+    let year = 365 * 86_400;
+    let doc = testkit::document_with_dg2(
+        KeyKind::P256,
+        KeyKind::P256,
+        7,
+        (SIGNED_AT - year, SIGNED_AT + 10 * year),
+        testkit::dg2_with_image(&portrait, (img.width as u16, img.height as u16)),
+    )
+    .unwrap();
+    let mut files = serde_json::Map::new();
+    files.insert("EF.COM".into(), json!(b64(&testkit::ef_com(&[0x61, 0x75]))));
+    files.insert("EF.SOD".into(), json!(b64(&doc.sod)));
+    for (n, b) in &doc.data_groups {
+        files.insert(format!("DG{n}"), json!(b64(b)));
+    }
+    let body = |files: &serde_json::Map<String, Value>, face: &str| json!({ "purpose": "border", "files": files, "face": b64(&read(face)) });
+    for place in sync(|| Place::all("document_verify")) {
+        // Without CSCAs the route says so.
+        let (s, k) = service(&place, Some(engine.clone()));
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/documents/verify",
+            Some(&k.admin),
+            Some(body(&files, "obama2.jpg")),
+        )
+        .await;
+        assert_ne!(st, StatusCode::OK, "{v}");
+
+        let mut trust = ipseity_document::passive::TrustStore::new();
+        trust.add_certificates(&doc.csca).unwrap();
+        let s = sync(|| {
+            let mut store = place.open();
+            let (_, key) = store
+                .create_key("gate", &[Scope::Verify], &["border".to_owned()])
+                .unwrap();
+            let s = Service::new(
+                store,
+                Models {
+                    face: Some(engine.clone()),
+                    point: POINT,
+                    point_description: "test".into(),
+                    finger_calibration: calibration(),
+                    check_liveness: true,
+                    documents: Some(Arc::new(ipseity_server::DocumentTrust { trust, crl: None })),
+                },
+                Limits::default(),
+            );
+            s.load_galleries().unwrap();
+            (s, key)
+        });
+        let (s, key) = s;
+        let post = |b: Value| {
+            let (s, key) = (s.clone(), key.clone());
+            async move { call(&s, "POST", "/v1/documents/verify", Some(&key), Some(b)).await }
+        };
+        // The holder, live: accepted, every step named.
+        let (st, _, v) = post(body(&files, "obama2.jpg")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            (
+                &v["decision"],
+                &v["passive_authentication"],
+                &v["liveness"],
+                &v["face"]
+            ),
+            (
+                &json!("accept"),
+                &json!("pass"),
+                &json!("bona_fide"),
+                &json!("accept")
+            ),
+            "{v}"
+        );
+        assert!(!v.to_string().contains("similarity"), "{v}");
+        // Someone else: rejected as a face mismatch.
+        let (st, _, v) = post(body(&files, "biden.jpg")).await;
+        assert_eq!(
+            (st, &v["decision"]),
+            (StatusCode::OK, &json!("reject")),
+            "{v}"
+        );
+        assert_eq!(v["reasons"][0]["code"], "face_mismatch", "{v}");
+        // One byte of DG2 changed: refused by passive authentication, nothing compared.
+        let mut tampered = files.clone();
+        let mut dg2 = doc
+            .data_groups
+            .iter()
+            .find(|(n, _)| *n == 2)
+            .unwrap()
+            .1
+            .clone();
+        let last = dg2.len() - 1;
+        dg2[last] ^= 1;
+        tampered.insert("DG2".into(), json!(b64(&dg2)));
+        let (st, _, v) = post(body(&tampered, "obama2.jpg")).await;
+        assert_eq!(
+            (st, &v["decision"]),
+            (StatusCode::OK, &json!("reject")),
+            "{v}"
+        );
+        assert_eq!(
+            v["reasons"][0]["code"], "passive_authentication_failed",
+            "{v}"
+        );
+        assert_eq!(v["face"], Value::Null, "{v}");
+        // A file that is not a chip file is refused before anything is read.
+        let mut odd = files.clone();
+        odd.insert("photo.jpg".into(), json!(b64(b"x")));
+        let (st, _, v) = post(body(&odd, "obama2.jpg")).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_chip_file")),
+            "{v}"
+        );
     }
 }

@@ -28,6 +28,7 @@ fn service(dir: &std::path::Path) -> Arc<Service> {
             ))
             .unwrap(),
             check_liveness: true,
+            documents: None,
         },
         Limits::default(),
     )

@@ -8,8 +8,8 @@ use std::io::{self, Read as _, Write};
 use std::path::Path;
 
 use ipseity_document::passive::{self, Outcome, PassiveAuthInput, PassiveAuthReport};
-use ipseity_engine::document::{ChipInput, ChipToLive, Liveness};
 use ipseity_document::{ChipContents, ChipFile, ImageFormat, MasterListReport, Mrz, TrustStore};
+use ipseity_engine::document::{ChipInput, ChipToLive, Liveness};
 
 use ipseity_core::{AuditEvent, Decision, Modality};
 use ipseity_face::decode::{decode_image, DecodeLimits};
@@ -173,7 +173,7 @@ fn summarise(
 
 /// The CSCAs given with --csca: how many, and each master list's own check.
 #[derive(serde::Serialize)]
-struct TrustSummary {
+pub(crate) struct TrustSummary {
     certificates: usize,
     master_lists: Vec<NamedMasterList>,
 }
@@ -373,7 +373,7 @@ impl Render for ChipReport {
 /// under 1 MiB; this leaves room).
 const MAX_TRUST_FILES: usize = 4096;
 const MAX_TRUST_FILE_BYTES: u64 = passive::MAX_MASTER_LIST_BYTES as u64;
-const MAX_CRL_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_CRL_BYTES: u64 = 16 << 20;
 
 fn trust_error(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
     CliError::input("invalid_trust_anchor", format!("{}: {e}", path.display())).into()
@@ -404,7 +404,7 @@ fn add_trust_file(
 
 /// Reads --csca: one file, or every certificate and master list in a folder
 /// (by extension: .der .cer .crt .pem .ml .bin; anything else is ignored).
-fn load_trust(path: &Path) -> anyhow::Result<(TrustStore, TrustSummary)> {
+pub(crate) fn load_trust(path: &Path) -> anyhow::Result<(TrustStore, TrustSummary)> {
     let mut store = TrustStore::new();
     let mut lists = vec![];
     if path.is_dir() {

@@ -44,6 +44,21 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
     let policy = ctx.policy()?;
     let (finger_calibration, _) = super::finger::calibration(ctx)?;
     let face = Arc::new(ctx.capture_engine(!args.no_liveness)?);
+    let documents = match &args.csca {
+        Some(p) => {
+            let (trust, _) = super::document::load_trust(p)?;
+            let crl = match &args.crl {
+                Some(c) => Some(crate::files::read_regular(
+                    c,
+                    super::document::MAX_CRL_BYTES,
+                    "too_large",
+                )?),
+                None => None,
+            };
+            Some(Arc::new(ipseity_server::DocumentTrust { trust, crl }))
+        }
+        None => None,
+    };
     let defaults = Limits::default();
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
@@ -64,6 +79,7 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitStatus> {
             point_description: policy.report.to_string(),
             finger_calibration,
             check_liveness: !args.no_liveness,
+            documents,
         },
         limits,
     );
