@@ -628,6 +628,17 @@ fn audited_capture<T>(
     r
 }
 
+/// The face pipeline, or 503 when the service was started without it.
+fn face_engine(s: &Service) -> Result<&Arc<ipseity_face::FaceEngine>, Problem> {
+    s.models.face.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "models_missing",
+            "this service was started without the face models",
+        )
+    })
+}
+
 /// A face template from image bytes: exactly one usable face; with `live` (a capture to
 /// enrol or verify) checked for presentation attacks when the service checks them.
 fn face_template(
@@ -636,13 +647,7 @@ fn face_template(
     largest: bool,
     live: bool,
 ) -> Result<(Template, u8), Problem> {
-    let engine = s.models.face.as_ref().ok_or_else(|| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "models_missing",
-            "this service was started without the face models",
-        )
-    })?;
+    let engine = face_engine(s)?;
     let img = decode_image(bytes, &DecodeLimits::default())?;
     let face = if live && s.models.check_liveness {
         engine.live_face(&img, largest)?
@@ -1590,13 +1595,7 @@ async fn verify_document(
     let face = b64("the face", &req.face)?;
     let largest = req.largest;
     heavy(&s, move |s| {
-        let engine = s.models.face.as_ref().ok_or_else(|| {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "models_missing",
-                "this service was started without the face models",
-            )
-        })?;
+        let engine = face_engine(s)?;
         let live_img = decode_image(&face, &DecodeLimits::default())?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
