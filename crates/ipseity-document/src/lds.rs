@@ -414,22 +414,37 @@ const MAX_CARD_SECURITY_BYTES: usize = 64 << 10;
 /// the structure and content type are checked here: what it announces is proven by
 /// [`crate::passive::authenticate_card_security`].
 pub fn parse_card_security(b: &[u8]) -> Result<Vec<SecurityInfo>, LdsError> {
-    const F: &str = "EF.CardSecurity";
+    let der = card_security_der(b)?;
+    let sd =
+        crate::pki::SignedData::parse(&der).map_err(|e| structure(CARD_SECURITY, e.to_string()))?;
+    card_security_infos(&sd)
+}
+
+const CARD_SECURITY: &str = "EF.CardSecurity";
+
+/// EF.CardSecurity's bytes, capped, with BER indefinite lengths made definite.
+pub(crate) fn card_security_der(b: &[u8]) -> Result<Vec<u8>, LdsError> {
     if b.len() > MAX_CARD_SECURITY_BYTES {
         return Err(structure(
-            F,
+            CARD_SECURITY,
             format!("{} bytes, at most {MAX_CARD_SECURITY_BYTES}", b.len()),
         ));
     }
-    let der = crate::asn1::ber_to_der_lengths(b).map_err(|e| structure(F, e.to_string()))?;
-    let sd = crate::pki::SignedData::parse(&der).map_err(|e| structure(F, e.to_string()))?;
+    crate::asn1::ber_to_der_lengths(b).map_err(|e| structure(CARD_SECURITY, e.to_string()))
+}
+
+/// The SecurityInfos EF.CardSecurity's SignedData carries, once its content type is
+/// checked.
+pub(crate) fn card_security_infos(
+    sd: &crate::pki::SignedData<'_>,
+) -> Result<Vec<SecurityInfo>, LdsError> {
     if sd.econtent_type != SECURITY_OBJECT {
         return Err(structure(
-            F,
+            CARD_SECURITY,
             "the signed content is not an id-SecurityObject",
         ));
     }
-    security_infos(F, &sd.econtent)
+    security_infos(CARD_SECURITY, &sd.econtent)
 }
 
 #[cfg(test)]

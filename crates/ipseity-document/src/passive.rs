@@ -740,30 +740,22 @@ pub fn authenticate(input: &PassiveAuthInput<'_>) -> PassiveAuthReport {
 /// `document_signer_certificate`; its verdict passes only when all three do.
 pub fn authenticate_card_security(b: &[u8], trust: Option<&TrustStore>) -> PassiveAuthReport {
     let mut rep = PassiveAuthReport::empty();
-    let infos = match crate::lds::parse_card_security(b) {
-        Ok(i) => i,
-        Err(e) => {
-            rep.checks
-                .push(Check::fail("card_security_parse", e.to_string()));
-            return rep.finish();
-        }
+    // Read once: the same SignedData gives the infos and the signature.
+    let failed = |mut rep: PassiveAuthReport, e: String| {
+        rep.checks.push(Check::fail("card_security_parse", e));
+        rep.finish()
     };
-    // Parsed above, so these cannot fail; a failure is still reported, not unwrapped.
-    let der = match asn1::ber_to_der_lengths(b) {
+    let der = match crate::lds::card_security_der(b) {
         Ok(d) => d,
-        Err(e) => {
-            rep.checks
-                .push(Check::fail("card_security_parse", e.to_string()));
-            return rep.finish();
-        }
+        Err(e) => return failed(rep, e.to_string()),
     };
     let sd = match SignedData::parse(&der) {
         Ok(sd) => sd,
-        Err(e) => {
-            rep.checks
-                .push(Check::fail("card_security_parse", e.to_string()));
-            return rep.finish();
-        }
+        Err(e) => return failed(rep, e.to_string()),
+    };
+    let infos = match crate::lds::card_security_infos(&sd) {
+        Ok(i) => i,
+        Err(e) => return failed(rep, e.to_string()),
     };
     rep.checks.push(Check::pass(
         "card_security_parse",
