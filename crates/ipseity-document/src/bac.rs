@@ -8,9 +8,10 @@
 //! proves a chip genuine (passive authentication does); BAC only keeps a
 //! skimmer from reading a closed passport.
 
-use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
-use des::{Des, TdesEde2};
 use sha1::{Digest, Sha1};
+
+pub use crate::sm::SecureChannel;
+use crate::sm::{ct_eq, pad, retail_mac, tdes_cbc};
 
 /// Why an access protocol failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,75 +105,6 @@ impl KeyPair {
     }
 }
 
-/// 3DES-CBC with a zero IV; `data` is a whole number of blocks. (Written out
-/// here because the retail MAC below needs the same block loop.)
-fn tdes_cbc(key: &[u8; 16], data: &[u8], encrypt: bool) -> Vec<u8> {
-    let c = TdesEde2::new(key.into());
-    let mut prev = [0u8; 8];
-    let mut out = Vec::with_capacity(data.len());
-    for block in data.chunks_exact(8) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(block);
-        if encrypt {
-            for i in 0..8 {
-                b[i] ^= prev[i];
-            }
-            c.encrypt_block((&mut b).into());
-            prev = b;
-            out.extend_from_slice(&b);
-        } else {
-            let cipher = b;
-            c.decrypt_block((&mut b).into());
-            for i in 0..8 {
-                b[i] ^= prev[i];
-            }
-            prev = cipher;
-            out.extend_from_slice(&b);
-        }
-    }
-    out
-}
-
-/// ISO/IEC 9797-1 padding method 2: `80`, then zeros to a whole block.
-fn pad(data: &[u8]) -> Vec<u8> {
-    let mut v = data.to_vec();
-    v.push(0x80);
-    while !v.len().is_multiple_of(8) {
-        v.push(0);
-    }
-    v
-}
-
-fn unpad(data: &[u8]) -> Result<&[u8], AccessError> {
-    let end = data
-        .iter()
-        .rposition(|&b| b != 0)
-        .filter(|&i| data[i] == 0x80)
-        .ok_or(AccessError::Malformed("bad padding"))?;
-    Ok(&data[..end])
-}
-
-/// ISO/IEC 9797-1 MAC algorithm 3 (the "retail MAC") over already padded
-/// data: single-DES CBC under the first key half, then decrypt with the
-/// second half and encrypt with the first.
-fn retail_mac(key: &[u8; 16], padded: &[u8]) -> [u8; 8] {
-    let (k1, k2) = (Des::new(key[..8].into()), Des::new(key[8..].into()));
-    let mut y = [0u8; 8];
-    for block in padded.chunks_exact(8) {
-        for i in 0..8 {
-            y[i] ^= block[i];
-        }
-        k1.encrypt_block((&mut y).into());
-    }
-    k2.decrypt_block((&mut y).into());
-    k1.encrypt_block((&mut y).into());
-    y
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// EXTERNAL AUTHENTICATE's data: `E.IFD || M.IFD`, from the chip's challenge
 /// and our own nonce and key material.
 pub fn authenticate_data(
@@ -186,7 +118,7 @@ pub fn authenticate_data(
     s.extend_from_slice(rnd_ic);
     s.extend_from_slice(k_ifd);
     let e = tdes_cbc(&keys.enc, &s, true);
-    let m = retail_mac(&keys.mac, &pad(&e));
+    let m = retail_mac(&keys.mac, &pad(&e, 8));
     [e, m.to_vec()].concat()
 }
 
@@ -205,7 +137,7 @@ pub fn open_session(
         ));
     }
     let (e, m) = answer.split_at(32);
-    if !ct_eq(&retail_mac(&keys.mac, &pad(e)), m) {
+    if !ct_eq(&retail_mac(&keys.mac, &pad(e, 8)), m) {
         return Err(AccessError::Authentication(
             "the chip's MAC does not verify",
         ));
@@ -223,10 +155,10 @@ pub fn open_session(
     let mut ssc = [0u8; 8];
     ssc[..4].copy_from_slice(&rnd_ic[4..]);
     ssc[4..].copy_from_slice(&rnd_ifd[4..]);
-    Ok(SecureChannel {
-        keys: KeyPair::from_seed(&seed),
-        ssc: u64::from_be_bytes(ssc),
-    })
+    Ok(SecureChannel::tdes(
+        KeyPair::from_seed(&seed),
+        u64::from_be_bytes(ssc),
+    ))
 }
 
 /// Runs BAC with a chip: GET CHALLENGE, EXTERNAL AUTHENTICATE, session keys.
@@ -278,135 +210,6 @@ pub(crate) fn split_status(r: &[u8]) -> Result<(&[u8], u16), AccessError> {
     Ok((d, u16::from_be_bytes([sw[0], sw[1]])))
 }
 
-/// Secure messaging after BAC: every command encrypted and MACed under the
-/// session keys, with a send sequence counter that both sides advance.
-pub struct SecureChannel {
-    keys: KeyPair,
-    ssc: u64,
-}
-
-impl std::fmt::Debug for SecureChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecureChannel(..)")
-    }
-}
-
-/// BER length of a short or two-byte value (APDU data objects stay under 64 KiB).
-fn ber_len(n: usize, out: &mut Vec<u8>) {
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend_from_slice(&[0x81, n as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
-    }
-}
-
-impl SecureChannel {
-    /// The session keys (for tests against worked examples).
-    pub fn keys(&self) -> &KeyPair {
-        &self.keys
-    }
-
-    /// The send sequence counter.
-    pub fn ssc(&self) -> u64 {
-        self.ssc
-    }
-
-    /// Protects a command: `DO'87'` holds the encrypted data, `DO'97'` the
-    /// expected length, `DO'8E'` the MAC; the class byte gains `0C`. Short
-    /// APDUs only (data under 224 bytes, `le` up to 256).
-    pub fn protect(
-        &mut self,
-        header: [u8; 4],
-        data: &[u8],
-        le: Option<usize>,
-    ) -> Result<Vec<u8>, AccessError> {
-        if data.len() > 223 || le.is_some_and(|l| l > 256) {
-            return Err(AccessError::Malformed("command too long for a short APDU"));
-        }
-        self.ssc = self.ssc.wrapping_add(1);
-        let h = [header[0] | 0x0C, header[1], header[2], header[3]];
-        let mut body = vec![];
-        if !data.is_empty() {
-            let enc = tdes_cbc(&self.keys.enc, &pad(data), true);
-            body.push(0x87);
-            ber_len(enc.len() + 1, &mut body);
-            body.push(0x01);
-            body.extend_from_slice(&enc);
-        }
-        if let Some(le) = le {
-            body.extend_from_slice(&[0x97, 0x01, (le & 0xFF) as u8]);
-        }
-        let mut mac_input = self.ssc.to_be_bytes().to_vec();
-        mac_input.extend_from_slice(&pad(&h));
-        mac_input.extend_from_slice(&body);
-        let mac = retail_mac(&self.keys.mac, &pad(&mac_input));
-        body.extend_from_slice(&[0x8E, 0x08]);
-        body.extend_from_slice(&mac);
-        let mut apdu = h.to_vec();
-        apdu.push(body.len() as u8);
-        apdu.extend_from_slice(&body);
-        apdu.push(0x00);
-        Ok(apdu)
-    }
-
-    /// Checks and opens a protected response: returns its data and the status
-    /// word inside it. A response whose MAC does not verify is refused.
-    pub fn unprotect(&mut self, response: &[u8]) -> Result<(Vec<u8>, u16), AccessError> {
-        self.ssc = self.ssc.wrapping_add(1);
-        let (body, sw) = split_status(response)?;
-        if sw != 0x9000 && body.is_empty() {
-            return Err(AccessError::Status(sw));
-        }
-        let objects =
-            crate::tlv::read_all(body).map_err(|_| AccessError::Malformed("response objects"))?;
-        let (mut enc, mut status, mut mac) = (None, None, None);
-        let mut covered = vec![];
-        for o in &objects {
-            match o.tag {
-                0x87 | 0x99 => {
-                    // Re-encode what the MAC covers, as received.
-                    covered.push(o.tag as u8);
-                    ber_len(o.value.len(), &mut covered);
-                    covered.extend_from_slice(o.value);
-                    if o.tag == 0x87 {
-                        enc = Some(o.value);
-                    } else {
-                        status = Some(o.value);
-                    }
-                }
-                0x8E => mac = Some(o.value),
-                _ => {
-                    return Err(AccessError::Malformed(
-                        "unexpected object in a protected response",
-                    ))
-                }
-            }
-        }
-        let mac = mac.ok_or(AccessError::Authentication("response without a MAC"))?;
-        let mut mac_input = self.ssc.to_be_bytes().to_vec();
-        mac_input.extend_from_slice(&covered);
-        if !ct_eq(&retail_mac(&self.keys.mac, &pad(&mac_input)), mac) {
-            return Err(AccessError::Authentication(
-                "the response's MAC does not verify",
-            ));
-        }
-        let sw = match status {
-            Some([a, b]) => u16::from_be_bytes([*a, *b]),
-            _ => return Err(AccessError::Malformed("response without a status object")),
-        };
-        let data = match enc {
-            Some([0x01, rest @ ..]) if !rest.is_empty() && rest.len().is_multiple_of(8) => {
-                unpad(&tdes_cbc(&self.keys.enc, rest, false))?.to_vec()
-            }
-            Some(_) => return Err(AccessError::Malformed("encrypted data object")),
-            None => vec![],
-        };
-        Ok((data, sw))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,17 +219,5 @@ mod tests {
         let mut k = [0x00, 0x01, 0xFE, 0xFF];
         adjust_parity(&mut k);
         assert_eq!(k, [0x01, 0x01, 0xFE, 0xFE]);
-    }
-
-    #[test]
-    fn padding_round_trips_and_bad_padding_is_refused() {
-        for n in 0..17 {
-            let d: Vec<u8> = (1..=n as u8).collect();
-            let p = pad(&d);
-            assert_eq!(p.len() % 8, 0);
-            assert_eq!(unpad(&p).unwrap(), &d[..]);
-        }
-        assert!(unpad(&[1, 2, 3, 0, 0, 0, 0, 0]).is_err());
-        assert!(unpad(&[0; 8]).is_err());
     }
 }

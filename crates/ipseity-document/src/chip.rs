@@ -3,6 +3,7 @@
 //! crate does no I/O); this module names the files and reads what it can.
 
 use crate::face::{parse_dg2, FaceImage};
+use crate::finger::{parse_dg3, FingerImage};
 use crate::lds::{
     parse_card_security, parse_dg1, parse_dg11, parse_dg12, parse_dg14, parse_dg15, security_infos,
     Dg11, Dg12, EfCom, LdsError, SecurityInfo,
@@ -57,6 +58,8 @@ pub struct ChipContents {
     pub dg1: Option<Result<Mrz, LdsError>>,
     /// DG2's face images.
     pub dg2: Option<Result<Vec<FaceImage>, LdsError>>,
+    /// DG3's finger images (on a chip, readable only after terminal authentication).
+    pub dg3: Option<Result<Vec<FingerImage>, LdsError>>,
     /// DG11's additional personal details.
     pub dg11: Option<Result<Dg11, LdsError>>,
     /// DG12's additional document details.
@@ -83,6 +86,7 @@ impl ChipContents {
                 ChipFile::Com => c.com = Some(EfCom::parse(b)),
                 ChipFile::Dg(1) => c.dg1 = Some(parse_dg1(b)),
                 ChipFile::Dg(2) => c.dg2 = Some(parse_dg2(b)),
+                ChipFile::Dg(3) => c.dg3 = Some(parse_dg3(b)),
                 ChipFile::Dg(11) => c.dg11 = Some(parse_dg11(b)),
                 ChipFile::Dg(12) => c.dg12 = Some(parse_dg12(b)),
                 ChipFile::Dg(14) => c.dg14 = Some(parse_dg14(b)),

@@ -10,14 +10,13 @@
 //! authentication) and DH groups are refused with a clear error. The elliptic-curve
 //! arithmetic is the RustCrypto crates' (variable-time multiplication: the keys
 //! are the terminal's, fresh for each session, and live for one protocol run).
-//! Secure messaging with the AES session keys afterwards is not built yet.
+//! Secure messaging under the AES session keys follows ([`PaceSession::channel`]).
 
-use aes::cipher::{BlockDecrypt, KeyInit};
-use cmac::{Cmac, Mac};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
 use crate::bac::{split_status, AccessError, Chip};
+use crate::sm::{aes_block, aes_cmac8, SecureChannel};
 
 /// `id-PACE-ECDH-GM-AES-CBC-CMAC-` without its last arc (2: AES-128, 3: 192, 4: 256).
 const ECDH_GM_AES: [u8; 9] = [0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x04, 0x02];
@@ -35,7 +34,7 @@ pub struct PaceInfo {
 
 impl PaceInfo {
     /// Session key length in bytes, when the protocol is one this module runs.
-    fn aes_key_len(&self) -> Option<usize> {
+    pub(crate) fn aes_key_len(&self) -> Option<usize> {
         if self.oid.len() != 10 || self.oid[..9] != ECDH_GM_AES {
             return None;
         }
@@ -47,7 +46,7 @@ impl PaceInfo {
         }
     }
 
-    fn curve(&self) -> Option<Curve> {
+    pub(crate) fn curve(&self) -> Option<Curve> {
         match self.parameter_id {
             Some(12) => Some(Curve::P256),
             Some(13) => Some(Curve::BrainpoolP256r1),
@@ -57,7 +56,7 @@ impl PaceInfo {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Curve {
+pub(crate) enum Curve {
     P256,
     BrainpoolP256r1,
 }
@@ -164,44 +163,6 @@ pub fn kdf_aes(secret: &[u8], counter: u32, key_len: usize) -> Vec<u8> {
     d[..key_len.min(d.len())].to_vec()
 }
 
-/// One AES block decrypted under `key` (16, 24 or 32 bytes): the nonce is a single
-/// block encrypted in CBC mode with a zero IV, which is this.
-fn aes_decrypt_block(key: &[u8], block: &[u8; 16]) -> Result<[u8; 16], AccessError> {
-    let mut b = aes::Block::clone_from_slice(block);
-    match key.len() {
-        16 => aes::Aes128::new_from_slice(key).map(|c| c.decrypt_block(&mut b)),
-        24 => aes::Aes192::new_from_slice(key).map(|c| c.decrypt_block(&mut b)),
-        _ => aes::Aes256::new_from_slice(key).map(|c| c.decrypt_block(&mut b)),
-    }
-    .map_err(|_| AccessError::Malformed("an AES key of the wrong length"))?;
-    Ok(b.into())
-}
-
-/// AES-CMAC of `data` under `key`, cut to 8 bytes (the authentication token).
-fn cmac8(key: &[u8], data: &[u8]) -> Result<[u8; 8], AccessError> {
-    let bad = |_| AccessError::Malformed("an AES key of the wrong length");
-    let full = match key.len() {
-        16 => {
-            let mut m = <Cmac<aes::Aes128> as Mac>::new_from_slice(key).map_err(bad)?;
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        24 => {
-            let mut m = <Cmac<aes::Aes192> as Mac>::new_from_slice(key).map_err(bad)?;
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        _ => {
-            let mut m = <Cmac<aes::Aes256> as Mac>::new_from_slice(key).map_err(bad)?;
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-    };
-    let mut t = [0u8; 8];
-    t.copy_from_slice(&full[..8]);
-    Ok(t)
-}
-
 /// The authentication token's input: a public key data object (`7F49`) holding the
 /// protocol's OID and the other side's ephemeral public point.
 pub fn token_input(oid: &[u8], point: &[u8]) -> Vec<u8> {
@@ -248,6 +209,13 @@ impl std::fmt::Debug for PaceSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Keys never reach a log.
         write!(f, "PaceSession({:?}, ..)", self.info)
+    }
+}
+
+impl PaceSession {
+    /// Secure messaging under the session's AES keys, its counter at zero.
+    pub fn channel(&self) -> Result<SecureChannel, AccessError> {
+        SecureChannel::aes(&self.ks_enc, &self.ks_mac)
     }
 }
 
@@ -343,12 +311,21 @@ macro_rules! ec_steps {
 /// Encoded bytes (a point or a coordinate), or why not.
 type Bytes = Result<Vec<u8>, AccessError>;
 
-/// The curve operations the generic mapping needs, on encoded points.
-struct Ops {
-    mapping_point: fn(&[u8]) -> Bytes,
-    mapped_generator: fn(&[u8], &[u8], &[u8]) -> Bytes,
-    ephemeral: fn(&[u8], &[u8]) -> Bytes,
-    shared_x: fn(&[u8], &[u8]) -> Bytes,
+/// The curve operations the generic mapping needs, on encoded points. They are
+/// the same on both sides, so the simulated chip ([`crate::sim`]) uses them too.
+pub(crate) struct Ops {
+    pub mapping_point: fn(&[u8]) -> Bytes,
+    pub mapped_generator: fn(&[u8], &[u8], &[u8]) -> Bytes,
+    pub ephemeral: fn(&[u8], &[u8]) -> Bytes,
+    pub shared_x: fn(&[u8], &[u8]) -> Bytes,
+}
+
+/// The operations on `curve`.
+pub(crate) fn ops(curve: Curve) -> &'static Ops {
+    match curve {
+        Curve::P256 => &on_p256::OPS,
+        Curve::BrainpoolP256r1 => &on_bp256::OPS,
+    }
 }
 
 ec_steps!(on_p256, p256::NistP256);
@@ -437,12 +414,9 @@ pub fn run_pace_with(
         .try_into()
         .map_err(|_| AccessError::Malformed("the encrypted nonce is not one AES block"))?;
     let k_pi = kdf_aes(&password_key(key_information), 3, key_len);
-    let nonce = aes_decrypt_block(&k_pi, &z)?;
+    let nonce = aes_block(&k_pi, &z, false)?;
 
-    let ops = match curve {
-        Curve::P256 => &on_p256::OPS,
-        Curve::BrainpoolP256r1 => &on_bp256::OPS,
-    };
+    let ops = ops(curve);
 
     // 2: map the nonce to a new generator.
     let ours = (ops.mapping_point)(&keys.mapping)?;
@@ -467,9 +441,17 @@ pub fn run_pace_with(
     let ks_mac = kdf_aes(&shared, 2, key_len);
 
     // 4: mutual authentication, each token a MAC over the other side's point.
-    let t_ifd = cmac8(&ks_mac, &token_input(&info.oid, &chip_eph))?;
-    let t_ic = general_authenticate(chip, true, Some((0x85, &t_ifd)), 0x86)?;
-    let expected = cmac8(&ks_mac, &token_input(&info.oid, &our_eph))?;
+    let t_ifd = aes_cmac8(&ks_mac, &token_input(&info.oid, &chip_eph))?;
+    // A chip that cannot verify our token answers 63xx: a misread zone, as surely as
+    // a wrong token of its own would be.
+    let t_ic =
+        general_authenticate(chip, true, Some((0x85, &t_ifd)), 0x86).map_err(|e| match e {
+            AccessError::Status(sw) if sw & 0xFF00 == 0x6300 => AccessError::Authentication(
+                "the chip refused our token: a misread zone, or a chip that is not talking to us",
+            ),
+            e => e,
+        })?;
+    let expected = aes_cmac8(&ks_mac, &token_input(&info.oid, &our_eph))?;
     if t_ic.len() != 8 || !bool::from(subtle_eq(&t_ic, &expected)) {
         return Err(AccessError::Authentication(
             "the chip's token does not match: a misread zone, or a chip that is not talking to us",

@@ -632,6 +632,55 @@ pub fn document_with_dg2(
     })
 }
 
+/// DG3 holding one ISO/IEC 19794-4:2005 finger image record per finger, each
+/// in its own biometric information template with its header (ICAO 9303 part
+/// 10), as chips carry them: `fingers` are `(position, (width, height),
+/// image)` (position 1 right thumb ... 10 left little finger), every image
+/// encoded as `compression` (19794-4's code: 2 WSQ, 3 JPEG, 4 JPEG 2000,
+/// 5 PNG; 0 raw 8-bit grey) at `ppi` pixels per inch.
+pub fn dg3_with_images(compression: u8, ppi: u16, fingers: &[(u8, (u16, u16), &[u8])]) -> Vec<u8> {
+    let templates: Vec<Vec<u8>> = fingers
+        .iter()
+        .map(|(position, (width, height), image)| {
+            // General header: FIR, version 010, the record's length, no capture
+            // device, acquisition level 31, one image, pixels per inch, scan and
+            // image resolution, 8 bits a pixel, the compression, reserved.
+            let block = 14 + image.len();
+            let mut record = b"FIR\x00010\x00".to_vec();
+            record.extend_from_slice(&(32 + block as u64).to_be_bytes()[2..]);
+            record.extend_from_slice(&[0, 0, 0, 31, 1, 1]);
+            for _ in 0..4 {
+                record.extend_from_slice(&ppi.to_be_bytes());
+            }
+            record.extend_from_slice(&[8, compression, 0, 0]);
+            // Finger image header: the block's length, the position, one view
+            // (number 1), quality 80, live-scan plain, the size, reserved.
+            record.extend_from_slice(&u32::try_from(block).unwrap_or(u32::MAX).to_be_bytes());
+            record.extend_from_slice(&[*position, 1, 1, 80, 0]);
+            record.extend_from_slice(&width.to_be_bytes());
+            record.extend_from_slice(&height.to_be_bytes());
+            record.push(0);
+            record.extend_from_slice(image);
+            // Biometric header template: ICAO header version 1.1, fingerprint,
+            // format owner ISO/IEC JTC 1/SC 37 (0101), format type 0007 (finger image).
+            let header = tlv(
+                0xA1,
+                &[
+                    tlv(0x80, &[1, 1]),
+                    tlv(0x81, &[8]),
+                    tlv(0x87, &[1, 1]),
+                    tlv(0x88, &[0, 7]),
+                ]
+                .concat(),
+            );
+            tlv2(0x7F60, &[header, tlv2(0x5F2E, &record)].concat())
+        })
+        .collect();
+    let count = u8::try_from(fingers.len()).unwrap_or(u8::MAX);
+    let group = [vec![tlv(0x02, &[count])], templates].concat().concat();
+    tlv(0x63, &tlv2(0x7F61, &group))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

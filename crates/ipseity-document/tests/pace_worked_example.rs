@@ -89,6 +89,19 @@ fn pace_follows_the_worked_example() {
     assert_eq!(session.ks_enc, hex(field(exp, "KSenc_hex")));
     assert_eq!(session.ks_mac, hex(field(exp, "KSmac_hex")));
     assert_eq!(session.chip_ephemeral, chip_eph);
+    // Secure messaging starts under those keys with a 16-byte counter at zero.
+    let channel = session.channel().expect("channel");
+    assert_eq!(channel.enc_key(), hex(field(exp, "KSenc_hex")));
+    assert_eq!(channel.mac_key(), hex(field(exp, "KSmac_hex")));
+    let ssc = exp
+        .as_object()
+        .expect("object")
+        .iter()
+        .find(|(k, _)| k.starts_with("SSC after PACE"))
+        .and_then(|(_, v)| v.as_str())
+        .expect("SSC after PACE");
+    assert!(ssc.starts_with("0 (all zero, 16 bytes)"), "{ssc}");
+    assert_eq!(channel.ssc(), vec![0u8; 16]);
     assert!(
         !format!("{session:?}").contains("f5f0"),
         "keys never reach a log"
