@@ -33,3 +33,12 @@ trap 'tools/pg.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
 eval "$(tools/pg.sh start "$PG_DIR")"
 export IPSEITY_REQUIRE_POSTGRES=1
 cargo test --workspace "$@"
+# The PC/SC reader path (`--reader`, the `pcsc` feature) against pcscd and a virtual
+# reader serving a simulated chip. Where pcscd cannot be installed or started (no
+# root, no Debian) it says so and skips; CI (root, Debian) runs it.
+if tools/pcsc.sh start; then
+  trap 'tools/pcsc.sh stop || true; tools/pg.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
+  IPSEITY_REQUIRE_PCSC=1 cargo test -p ipseity-cli --features pcsc --test pcsc_reader "$@"
+else
+  echo "note: no PC/SC stack here; the reader test is skipped (tools/pcsc.sh start)" >&2
+fi

@@ -170,8 +170,14 @@ pub enum DocumentCommand {
     /// answer is at most `needs_review` (`liveness_not_checked`), for an unattended accept on
     /// a photograph held up to the camera is what a border must not give.
     ///
-    /// Exit 0 accept, 1 reject, 4 needs_review, 2 on bad input. Audited in the data
-    /// directory's store when one exists (none is created for it)
+    /// With --enrol SUBJECT an accepted holder is enrolled from the live capture, the
+    /// document recorded (sealed) as the enrolment's source; a reject or needs_review
+    /// enrols nothing and says why.
+    ///
+    /// Exit 0 accept (and, with --enrol, enrolled), 1 reject (or an accept that could not
+    /// enrol), 4 needs_review, 3 possible duplicate enrolment (held for review), 2 on bad
+    /// input. Audited in the data directory's store when one exists (none is created for
+    /// it, unless --enrol)
     Verify(ChipVerifyArgs),
     /// TEST MATERIAL: write a synthetic chip dump signed with public test keys
     ///
@@ -187,8 +193,10 @@ pub enum DocumentCommand {
 #[derive(Debug, Args)]
 pub struct ChipVerifyArgs {
     /// Directory of the chip's files (`EF.COM`, `DG1.bin`, `EF_DG2`, `EF.SOD`, ...)
-    #[arg(long, value_name = "DIR")]
-    pub chip: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "reader")]
+    pub chip: Option<PathBuf>,
+    #[command(flatten)]
+    pub reader: ReaderArgs,
     /// Trusted CSCAs: an ICAO master list (its own signature is verified), a CSCA
     /// certificate (DER or PEM), or a folder of those
     #[arg(long, value_name = "MASTERLIST_OR_DIR")]
@@ -206,6 +214,17 @@ pub struct ChipVerifyArgs {
     /// (of faces nearly as large, the one nearest the centre)
     #[arg(long)]
     pub largest: bool,
+    /// Enrol the holder as SUBJECT, only when the check accepts: the live capture's face
+    /// (just verified against the chip and judged live) becomes the subject's template, and
+    /// the document (issuing state, document code and number, expiry, its signer and CSCA)
+    /// is recorded, sealed, as the enrolment's source. As `ipseity enroll`: an existing id
+    /// is refused before any work, consent is recorded for --purpose, and a match with an
+    /// enrolled subject is held for review (exit 3) unless --allow-duplicate
+    #[arg(long = "enrol", visible_alias = "enroll", value_name = "SUBJECT")]
+    pub enrol: Option<String>,
+    /// With --enrol: enrol even if the face matches another subject (recorded in the audit log)
+    #[arg(long, requires = "enrol")]
+    pub allow_duplicate: bool,
 }
 
 /// `ipseity document sample`
@@ -219,12 +238,29 @@ pub struct ChipSampleArgs {
     pub face: PathBuf,
 }
 
+/// Reading the chip itself through a PC/SC reader, instead of a dump.
+#[derive(Debug, Args)]
+pub struct ReaderArgs {
+    /// Read the chip through a PC/SC reader (this one by name, else the first reader
+    /// holding a card): PACE, else BAC, with the access key from --mrz, then every file
+    /// under secure messaging. Needs a build with the `pcsc` feature
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "",
+          conflicts_with = "chip", requires = "mrz")]
+    pub reader: Option<String>,
+    /// Also write the files read from the chip into this directory (a dump that
+    /// --chip takes)
+    #[arg(long, value_name = "DIR", requires = "reader")]
+    pub save: Option<PathBuf>,
+}
+
 /// `ipseity document read`
 #[derive(Debug, Args)]
 pub struct ChipReadArgs {
     /// Directory of the chip's files (`EF.COM`, `DG1.bin`, `EF_DG2`, ...)
-    #[arg(long, value_name = "DIR")]
-    pub chip: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "reader")]
+    pub chip: Option<PathBuf>,
+    #[command(flatten)]
+    pub reader: ReaderArgs,
     /// The printed zone's lines, to compare with DG1
     #[arg(long, value_name = "LINE", num_args = 1..=3)]
     pub mrz: Vec<String>,

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod chip_reader;
 mod commands;
 mod context;
 mod error;

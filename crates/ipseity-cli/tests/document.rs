@@ -713,4 +713,354 @@ mod chip_to_live {
             .unwrap_or_else(|| panic!("not audited: {out}"));
         assert_eq!(last["outcome"], "reject", "{out}");
     }
+
+    /// The subjects enrolled in the data directory's store, with their template counts.
+    fn enrolled(data: &Path) -> Vec<(String, u64)> {
+        let (rc, out, err) = run(ipseity(data).args(["--json", "list"]));
+        assert_eq!(rc, 0, "{out}{err}");
+        json(&out)["subjects"]
+            .as_array()
+            .expect("subjects")
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_str().expect("id").to_owned(),
+                    s["templates"].as_u64().expect("templates"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_accepted_holder_is_enrolled_with_the_document_as_its_source() {
+        let Some((models, images)) = fixtures() else {
+            return;
+        };
+        let data = tempfile::tempdir().expect("tempdir");
+        let Some(live) = with_liveness(&models, &data.path().join("live-models")) else {
+            eprintln!("skipping: no liveness models, so no check can accept");
+            return;
+        };
+        let chip = data.path().join("chip");
+        sample(data.path(), &chip, &images.join("obama.jpg"));
+        let csca = chip.join("csca.der");
+        let holder = images.join("obama2.jpg");
+        let enrol = |id: &'static str| -> Vec<&'static str> {
+            vec!["--purpose", "onboarding", "--enrol", id]
+        };
+
+        // An id that is not one: refused before any work, nothing created.
+        let (rc, v, all) = verify(data.path(), &live, &chip, &csca, &holder, &enrol("bad id!"));
+        assert_eq!(
+            (rc, v["error"]["code"].as_str()),
+            (2, Some("invalid_subject_id")),
+            "{all}"
+        );
+        assert!(matches!(
+            ipseity_store::Store::open_existing(data.path()),
+            Err(ipseity_store::StoreError::NoStore(_))
+        ));
+
+        // Another person: rejected, and the answer says nothing was enrolled and why.
+        let other = images.join("biden.jpg");
+        let (rc, v, all) = verify(data.path(), &live, &chip, &csca, &other, &enrol("holder"));
+        assert_eq!((rc, v["decision"].as_str()), (1, Some("reject")), "{all}");
+        assert_eq!(v["enrolment"]["enrolled"], false, "{all}");
+        assert_eq!(v["enrolment"]["subject"], "holder", "{all}");
+        let reason = v["enrolment"]["reason"].as_str().expect("reason");
+        assert!(reason.contains("reject (face_mismatch)"), "{all}");
+        assert_eq!(enrolled(data.path()), vec![], "{all}");
+        // The same in text: the decision first, the enrolment not done last.
+        let (rc, out, err) = run(ipseity(data.path())
+            .arg("--models-dir")
+            .arg(&live)
+            .args(["document", "verify", "--chip"])
+            .arg(&chip)
+            .arg("--csca")
+            .arg(&csca)
+            .arg("--face")
+            .arg(&other)
+            .args(enrol("holder")));
+        assert_eq!(rc, 1, "{out}{err}");
+        assert!(out.starts_with("reject\n"), "{out}");
+        assert!(
+            out.contains(
+                "enrolment: holder NOT enrolled: the check answered reject (face_mismatch)"
+            ),
+            "{out}"
+        );
+        assert_eq!(enrolled(data.path()), vec![], "{out}");
+
+        // The holder with a tampered DG2: refused by passive authentication, nothing enrolled.
+        let tampered = data.path().join("tampered");
+        std::fs::create_dir(&tampered).expect("mkdir");
+        for e in std::fs::read_dir(&chip).expect("chip") {
+            let p = e.expect("entry").path();
+            std::fs::copy(&p, tampered.join(p.file_name().expect("name"))).expect("copy");
+        }
+        let mut dg2 = std::fs::read(tampered.join("DG2.bin")).expect("read");
+        let last = dg2.len() - 3;
+        dg2[last] ^= 0x01;
+        std::fs::write(tampered.join("DG2.bin"), &dg2).expect("write");
+        let (rc, v, all) = verify(
+            data.path(),
+            &live,
+            &tampered,
+            &csca,
+            &holder,
+            &enrol("holder"),
+        );
+        assert_eq!(rc, 1, "{all}");
+        assert_eq!(codes(&v), ["passive_authentication_failed"], "{all}");
+        assert_eq!(v["enrolment"]["enrolled"], false, "{all}");
+        assert_eq!(enrolled(data.path()), vec![], "{all}");
+
+        // The holder, without the liveness models: at most needs_review, so nothing.
+        let plain = without_liveness(&models, &data.path().join("plain-models"));
+        let (rc, v, all) = verify(data.path(), &plain, &chip, &csca, &holder, &enrol("holder"));
+        assert_eq!(
+            (rc, v["decision"].as_str()),
+            (4, Some("needs_review")),
+            "{all}"
+        );
+        assert_eq!(v["enrolment"]["enrolled"], false, "{all}");
+        assert_eq!(enrolled(data.path()), vec![], "{all}");
+
+        // The holder, live, with the printed zone: accepted and enrolled (the alias
+        // `--enroll` works too), one template from the live capture.
+        let mut extra = vec!["--purpose", "onboarding", "--enroll", "holder", "--mrz"];
+        extra.extend(TD3);
+        let (rc, v, all) = verify(data.path(), &live, &chip, &csca, &holder, &extra);
+        assert_eq!((rc, v["decision"].as_str()), (0, Some("accept")), "{all}");
+        assert_eq!(v["enrolment"]["enrolled"], true, "{all}");
+        assert_eq!(v["enrolment"]["source"], "document", "{all}");
+        assert_eq!(v["audited"], true, "{all}");
+        assert!(
+            !all.contains("L898902C3"),
+            "the answer names no document number: {all}"
+        );
+        assert_eq!(
+            enrolled(data.path()),
+            vec![("holder".to_owned(), 1)],
+            "{all}"
+        );
+
+        // The document is the enrolment's source, sealed in the store.
+        let store = ipseity_store::Store::open_existing(data.path()).expect("store");
+        let source = store
+            .enrolment_source(&ipseity_core::SubjectId::new("holder").expect("id"))
+            .expect("read")
+            .expect("a source");
+        assert_eq!(source.kind, ipseity_core::SourceKind::Document);
+        assert_eq!(source.get("document_number"), Some("L898902C3"));
+        assert_eq!(source.get("issuing_state"), Some("UTO"));
+        assert_eq!(source.get("date_of_expiry"), Some("120415"));
+        assert_eq!(source.get("passive_authentication"), Some("pass"));
+        assert_eq!(source.get("printed_zone"), Some("matches"));
+        assert!(source
+            .get("csca")
+            .is_some_and(|c| c.contains("Utopia Test CSCA")));
+        drop(store);
+        let db = std::fs::read(data.path().join(ipseity_store::DB_FILE)).expect("db");
+        assert!(!db.windows(9).any(|w| w == b"L898902C3"), "sealed at rest");
+
+        // Audited as an enrolment with its source kind, and nothing of the document.
+        let (rc, out, err) = run(ipseity(data.path()).args(["--json", "audit"]));
+        assert_eq!(rc, 0, "{out}{err}");
+        let entries = json(&out)["entries"].as_array().expect("entries").clone();
+        let of = |outcome: &str| {
+            entries
+                .iter()
+                .find(|e| e["outcome"] == outcome && e["subject"] == "holder")
+                .unwrap_or_else(|| panic!("no {outcome} row: {out}"))
+                .clone()
+        };
+        assert_eq!(of("source_recorded")["detail"], "source=document", "{out}");
+        assert_eq!(of("source_recorded")["operation"], "enroll", "{out}");
+        assert_eq!(of("ok")["operation"], "enroll", "{out}");
+        assert!(
+            !out.contains("L898902C3") && !out.contains("ERIKSSON"),
+            "{out}"
+        );
+
+        // The enrolled subject verifies with a live capture of the holder.
+        let (rc, out, err) = run(ipseity(data.path())
+            .arg("--models-dir")
+            .arg(&live)
+            .args([
+                "--json",
+                "--purpose",
+                "onboarding",
+                "verify",
+                "--subject",
+                "holder",
+                "--face",
+            ])
+            .arg(&holder));
+        assert_eq!(
+            (rc, json(&out)["decision"].as_str()),
+            (0, Some("accept")),
+            "{out}{err}"
+        );
+
+        // The same id again: `enroll`'s error, before any work, and nothing changes (not
+        // even the audit log: no decision was taken).
+        let rows = || {
+            let (_, out, _) =
+                run(ipseity(data.path()).args(["--json", "audit", "--limit", "100000"]));
+            json(&out)["entries"].as_array().expect("entries").len()
+        };
+        let before = rows();
+        let (rc, v, all) = verify(data.path(), &live, &chip, &csca, &holder, &enrol("holder"));
+        assert_eq!(
+            (rc, v["error"]["code"].as_str()),
+            (2, Some("duplicate_subject")),
+            "{all}"
+        );
+        assert_eq!(
+            enrolled(data.path()),
+            vec![("holder".to_owned(), 1)],
+            "{all}"
+        );
+        assert_eq!(rows(), before, "{all}");
+
+        // The same person under another id: `enroll`'s possible duplicate (exit 3), held
+        // for review rather than enrolled.
+        let (rc, v, all) = verify(data.path(), &live, &chip, &csca, &holder, &enrol("again"));
+        assert_eq!(
+            (rc, v["error"]["code"].as_str()),
+            (3, Some("possible_duplicate")),
+            "{all}"
+        );
+        assert_eq!(
+            enrolled(data.path()),
+            vec![("holder".to_owned(), 1)],
+            "{all}"
+        );
+    }
+}
+
+/// A chip dump with a DG3 the testkit built around the repository's WSQ fixture
+/// (NBIS-encoded synthetic ridges, 253x317 at 1000 ppi): its finger images are reported,
+/// and the WSQ decodes; a record that understates the image's size is an error.
+#[test]
+fn dg3_finger_images_are_reported_and_their_wsq_decodes() {
+    use ipseity_document::testkit;
+    const WSQ: &[u8] =
+        include_bytes!("../../ipseity-finger/tests/data/wsq/ridges_253x317_r150.wsq");
+    let data = tempfile::tempdir().expect("tempdir");
+    let chip = data.path().join("chip");
+    std::fs::create_dir(&chip).expect("mkdir");
+    std::fs::write(chip.join("DG1.bin"), testkit::specimen_dg1()).expect("write");
+    let dg3 = testkit::dg3_with_images(2, 1000, &[(1, (253, 317), WSQ), (6, (253, 317), WSQ)]);
+    std::fs::write(chip.join("EF_DG3.bin"), &dg3).expect("write");
+
+    let (rc, out, err) = run(ipseity(data.path())
+        .args(["--json", "document", "read", "--chip"])
+        .arg(&chip));
+    assert_eq!(rc, 0, "{out}{err}");
+    let v = json(&out);
+    assert_eq!(v["files"], serde_json::json!(["DG1", "DG3"]), "{v}");
+    let fingers = v["fingers"].as_array().expect("fingers");
+    assert_eq!(fingers.len(), 2, "{v}");
+    assert_eq!(fingers[0]["position"], 1);
+    assert_eq!(fingers[0]["position_name"], "right thumb");
+    assert_eq!(fingers[1]["position_name"], "left thumb");
+    assert_eq!(fingers[0]["compression"], "wsq");
+    assert_eq!(fingers[0]["ppi"], 1000);
+    assert_eq!(fingers[0]["width"], 253);
+    assert_eq!(fingers[0]["height"], 317);
+    assert_eq!(fingers[0]["bytes"], WSQ.len());
+    assert_eq!(
+        fingers[0]["decoded"],
+        serde_json::json!({"width": 253, "height": 317})
+    );
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+
+    let (rc, text, err) = run(ipseity(data.path())
+        .args(["document", "read", "--chip"])
+        .arg(&chip));
+    assert_eq!(rc, 0, "{text}{err}");
+    assert!(
+        text.contains(
+            "DG3 finger 1: right thumb, 253x317, 1000 ppi, WSQ, 13069 bytes \
+             (ISO/IEC 19794-4:2005); decodes to 253x317"
+        ),
+        "{text}"
+    );
+
+    // The record says 200 pixels wide over a 253-pixel WSQ image: refused before
+    // decoding, an error naming DG3, exit 1.
+    let small = testkit::dg3_with_images(2, 1000, &[(1, (200, 317), WSQ)]);
+    std::fs::write(chip.join("EF_DG3.bin"), &small).expect("write");
+    let (rc, out, err) = run(ipseity(data.path())
+        .args(["--json", "document", "read", "--chip"])
+        .arg(&chip));
+    assert_eq!(rc, 1, "{out}{err}");
+    let v = json(&out);
+    assert!(v["fingers"][0].get("decoded").is_none(), "{v}");
+    assert!(
+        v["errors"][0]
+            .as_str()
+            .expect("error")
+            .starts_with("DG3: finger image 1: WSQ image size 253x317"),
+        "{v}"
+    );
+
+    // A damaged DG3: an error naming DG3, exit 1.
+    std::fs::write(chip.join("EF_DG3.bin"), &dg3[..dg3.len() / 2]).expect("write");
+    let (rc, out, err) = run(ipseity(data.path())
+        .args(["--json", "document", "read", "--chip"])
+        .arg(&chip));
+    assert_eq!(rc, 1, "{out}{err}");
+    assert!(
+        json(&out)["errors"][0]
+            .as_str()
+            .expect("error")
+            .starts_with("DG3"),
+        "{out}"
+    );
+}
+
+/// A build without the `pcsc` feature refuses `--reader` with a clear error (what to
+/// build, or how else to read the chip), in `read` and `verify` alike, and `--reader`
+/// needs the printed zone, whose key opens the chip.
+#[cfg(not(feature = "pcsc"))]
+#[test]
+fn reading_through_a_reader_needs_the_pcsc_build_and_the_zone() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (rc, out, err) = run(ipseity(data.path())
+        .args(["--json", "document", "read", "--reader", "--mrz"])
+        .args(TD3));
+    assert_eq!(
+        (rc, error_code(&out).as_str()),
+        (2, "reader_unsupported"),
+        "{out}{err}"
+    );
+    assert!(out.contains("--features pcsc"), "{out}");
+    let face = data.path().join("face.jpg");
+    std::fs::write(&face, b"not read").expect("write");
+    let (rc, out, err) = run(ipseity(data.path())
+        .args([
+            "--json",
+            "document",
+            "verify",
+            "--reader",
+            "Some Reader",
+            "--csca",
+        ])
+        .arg(data.path())
+        .arg("--face")
+        .arg(&face)
+        .arg("--mrz")
+        .args(TD3));
+    assert_eq!(
+        (rc, error_code(&out).as_str()),
+        (2, "reader_unsupported"),
+        "{out}{err}"
+    );
+    // Without the zone there is no key to open the chip with.
+    let (rc, _, err) = run(ipseity(data.path()).args(["document", "read", "--reader"]));
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("--mrz"), "{err}");
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{Decision, Modality, SubjectId};
+use crate::{Decision, Modality, SourceKind, SubjectId};
 
 /// Longest `detail` an event renders, in bytes; longer lists are cut with `...`.
 pub const MAX_EVENT_DETAIL: usize = 1024;
@@ -22,6 +22,11 @@ pub enum AuditEvent {
         modality: Modality,
         /// How many templates were written.
         templates: usize,
+    },
+    /// The enrolment's source was recorded with it (sealed; only its kind is audited).
+    SourceRecorded {
+        /// What vouched for the identity.
+        kind: SourceKind,
     },
     /// Templates of a new modality were added to an enrolled subject.
     TemplatesAdded {
@@ -192,6 +197,7 @@ impl AuditEvent {
             AuditEvent::Enrolled { .. }
             | AuditEvent::EnrolmentRefused { .. }
             | AuditEvent::EnrolmentPending { .. }
+            | AuditEvent::SourceRecorded { .. }
             | AuditEvent::DuplicateAllowed { .. } => "enroll",
             AuditEvent::ReviewResolved { .. } => "review",
             AuditEvent::TemplatesAdded { .. } => "add_templates",
@@ -230,6 +236,7 @@ impl AuditEvent {
             AuditEvent::Consent { given } => if *given { "given" } else { "withdrawn" }.into(),
             AuditEvent::EnrolmentRefused { .. } => "refused".into(),
             AuditEvent::EnrolmentPending { .. } => "pending_review".into(),
+            AuditEvent::SourceRecorded { .. } => "source_recorded".into(),
             AuditEvent::ReviewResolved { outcome, .. } => (*outcome).into(),
             AuditEvent::DuplicateAllowed { .. } => "duplicate_allowed".into(),
             AuditEvent::Verified { decision, .. } | AuditEvent::VerifiedFused { decision, .. } => {
@@ -344,6 +351,7 @@ impl AuditEvent {
             AuditEvent::PresentationAttack { .. } | AuditEvent::LivenessOff { .. } => {
                 write!(d, "modality=face")
             }
+            AuditEvent::SourceRecorded { kind } => write!(d, "source={kind}"),
             AuditEvent::Unlocked | AuditEvent::Consent { .. } => Ok(()),
             AuditEvent::ReviewResolved { same_as, .. } => match same_as {
                 Some(m) => write!(d, "same_as={m}"),
@@ -396,5 +404,16 @@ mod tests {
         assert!(d.ends_with("..."));
         assert_eq!(e.outcome(), "duplicate_allowed");
         assert_eq!(e.operation(), "enroll");
+    }
+
+    #[test]
+    fn a_source_is_audited_by_its_kind_alone() {
+        let e = AuditEvent::SourceRecorded {
+            kind: SourceKind::Document,
+        };
+        assert_eq!(
+            (e.operation(), e.outcome().as_str(), e.detail().as_str()),
+            ("enroll", "source_recorded", "source=document")
+        );
     }
 }

@@ -14,10 +14,12 @@ use std::fmt;
 mod access;
 mod audit;
 mod error_kind;
+mod source;
 
 pub use access::{ApiKey, Scope};
 pub use audit::{AuditEvent, MAX_EVENT_DETAIL};
 pub use error_kind::{Classified, ErrorKind};
+pub use source::{EnrolmentSource, SourceKind};
 
 /// Errors raised when building domain values from untrusted input.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,12 +31,15 @@ pub enum CoreError {
     /// An embedding had the wrong dimension or non-finite values.
     #[error("invalid embedding: {0}")]
     InvalidEmbedding(String),
+    /// An enrolment source's attribute was malformed (the message names it, never its value).
+    #[error("invalid enrolment source: {0}")]
+    InvalidSource(String),
 }
 
 impl Classified for CoreError {
     fn kind(&self) -> ErrorKind {
         match self {
-            CoreError::InvalidSubjectId(_) => ErrorKind::Input,
+            CoreError::InvalidSubjectId(_) | CoreError::InvalidSource(_) => ErrorKind::Input,
             // Embeddings come from our own pipelines, so a bad one is our fault.
             CoreError::InvalidEmbedding(_) => ErrorKind::Internal,
         }
@@ -43,6 +48,7 @@ impl Classified for CoreError {
         match self {
             CoreError::InvalidSubjectId(_) => "invalid_subject_id",
             CoreError::InvalidEmbedding(_) => "internal",
+            CoreError::InvalidSource(_) => "invalid_source",
         }
     }
 }

@@ -5,9 +5,11 @@
 //! decision with named reasons; no similarity or liveness probability appears in it.
 //!
 //! The face analyses are the caller's (each front end loads and schedules its models
-//! its own way); this module decides from their results.
+//! its own way); this module decides from their results. An accepted check may enrol its
+//! holder: [`enrolment_source`] is what the enrolment records as its source, and the
+//! enrolment itself is [`crate::face::enrol`], as for any other.
 
-use ipseity_core::{Decision, OperatingPoint};
+use ipseity_core::{Decision, EnrolmentSource, OperatingPoint, SourceKind};
 use ipseity_document::chip::{ChipContents, ChipFile};
 use ipseity_document::face::FaceImage;
 use ipseity_document::passive::{self, Outcome, PassiveAuthInput, PassiveAuthReport, TrustStore};
@@ -285,5 +287,179 @@ pub fn compare(
             "the live capture and the chip's portrait are neither clearly the same person \
              nor clearly different",
         ),
+    }
+}
+
+/// Attribute names of a document's [`EnrolmentSource`], as [`enrolment_source`] records them.
+pub mod source_attributes {
+    /// DG1's document code (`P`, `I`, `ID`, ...).
+    pub const DOCUMENT_CODE: &str = "document_code";
+    /// DG1's issuing state or organisation.
+    pub const ISSUING_STATE: &str = "issuing_state";
+    /// DG1's document number.
+    pub const DOCUMENT_NUMBER: &str = "document_number";
+    /// DG1's date of expiry, `YYMMDD`.
+    pub const DATE_OF_EXPIRY: &str = "date_of_expiry";
+    /// Passive authentication's verdict: `pass` (nothing else is ever recorded).
+    pub const PASSIVE_AUTHENTICATION: &str = "passive_authentication";
+    /// The document signer certificate's subject.
+    pub const DOCUMENT_SIGNER: &str = "document_signer";
+    /// The document signer certificate's serial, hex.
+    pub const DOCUMENT_SIGNER_SERIAL: &str = "document_signer_serial";
+    /// The CSCA the signer chained to: its subject.
+    pub const CSCA: &str = "csca";
+    /// The CSCA's serial, hex.
+    pub const CSCA_SERIAL: &str = "csca_serial";
+    /// The SOD's signingTime, when it has one.
+    pub const SIGNING_TIME: &str = "signing_time";
+    /// The printed zone against DG1: `matches`, or `not_given`.
+    pub const PRINTED_ZONE: &str = "printed_zone";
+    /// Which face the enrolled template came from: `live_capture`.
+    pub const ENROLLED_FACE: &str = "enrolled_face";
+}
+
+/// What a chip-to-live check vouches for, to record as the source of an enrolment made
+/// from it; `Err` says why no enrolment may be made.
+///
+/// Only an accept may enrol: passive authentication passed, the printed zone (when given)
+/// matched DG1, the live capture matched DG2's portrait and was judged bona fide (an
+/// unchecked capture is at most `needs_review`). The record holds the document (DG1's
+/// issuing state, code, number and expiry: not the holder's name or date of birth, which
+/// the enrolment does not need) and how it was authenticated (the signer and its CSCA);
+/// a dump without a readable DG1 leaves nothing to record, so it does not enrol.
+pub fn enrolment_source(v: &ChipToLive, chip: &ChipContents) -> Result<EnrolmentSource, String> {
+    use source_attributes as a;
+    if v.decision != Decision::Accept {
+        let codes: Vec<&str> = v.reasons.iter().map(|r| r.code).collect();
+        return Err(format!(
+            "the check answered {} ({}), and only an accept enrols",
+            v.decision,
+            codes.join(", ")
+        ));
+    }
+    // An accept implies all of these; checked again so that a change elsewhere can never
+    // enrol from a document that was not authenticated or a capture that was not live.
+    let pa = &v.passive_authentication_report;
+    if !pa.passed() || v.face != Some(Decision::Accept) || v.liveness != "bona_fide" {
+        return Err("the document, the face or the liveness check did not pass".into());
+    }
+    let dg1 = match &chip.dg1 {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            return Err(format!(
+                "DG1 cannot be read ({e}), so the document cannot be recorded"
+            ))
+        }
+        None => {
+            return Err("the chip dump holds no DG1, so the document cannot be recorded".into())
+        }
+    };
+    let bad = |e: ipseity_core::CoreError| e.to_string();
+    let mut s = EnrolmentSource::new(SourceKind::Document)
+        .with(a::DOCUMENT_CODE, dg1.document_code.clone())
+        .and_then(|s| s.with(a::ISSUING_STATE, dg1.issuing_state.clone()))
+        .and_then(|s| s.with(a::DOCUMENT_NUMBER, dg1.document_number.clone()))
+        .and_then(|s| s.with(a::DATE_OF_EXPIRY, dg1.date_of_expiry.clone()))
+        .and_then(|s| s.with(a::PASSIVE_AUTHENTICATION, "pass"))
+        .and_then(|s| s.with(a::PRINTED_ZONE, v.printed_zone))
+        .and_then(|s| s.with(a::ENROLLED_FACE, "live_capture"))
+        .map_err(bad)?;
+    if let Some(ds) = &pa.document_signer {
+        s = s
+            .with(a::DOCUMENT_SIGNER, ds.subject.clone())
+            .and_then(|s| s.with(a::DOCUMENT_SIGNER_SERIAL, ds.serial.clone()))
+            .map_err(bad)?;
+    }
+    if let Some(c) = &pa.csca {
+        s = s
+            .with(a::CSCA, c.subject.clone())
+            .and_then(|s| s.with(a::CSCA_SERIAL, c.serial.clone()))
+            .map_err(bad)?;
+    }
+    if let Some(t) = &pa.signing_time {
+        s = s.with(a::SIGNING_TIME, t.clone()).map_err(bad)?;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+    use ipseity_document::testkit::{self, KeyKind, SIGNED_AT};
+
+    /// A generated document authenticated against its own CSCA; the face steps are not run.
+    fn authenticated() -> (ChipToLive, ChipContents) {
+        let year = 365 * 86_400;
+        let doc = testkit::document(
+            KeyKind::P256,
+            KeyKind::P256,
+            3,
+            (SIGNED_AT - year, SIGNED_AT + year),
+        )
+        .unwrap();
+        let mut files = vec![(ChipFile::Sod, doc.sod.clone())];
+        files.extend(
+            doc.data_groups
+                .iter()
+                .map(|(n, b)| (ChipFile::Dg(*n), b.clone())),
+        );
+        let mut trust = TrustStore::new();
+        trust.add_certificates(&doc.csca).unwrap();
+        authenticate(&ChipInput {
+            files: &files,
+            trust: &trust,
+            crl: None,
+            printed: None,
+            now: SIGNED_AT,
+        })
+    }
+
+    #[test]
+    fn only_an_accept_yields_a_source_and_it_names_the_document() {
+        let (mut v, chip) = authenticated();
+        assert_eq!(v.passive_authentication, "pass");
+        // The face not yet compared: nothing to enrol, whatever the decision says.
+        v.settle();
+        assert!(enrolment_source(&v, &chip).is_err());
+        v.face = Some(Decision::Accept);
+        v.liveness = "not_checked";
+        v.review("liveness_not_checked", "models absent");
+        v.settle();
+        let why = enrolment_source(&v, &chip).unwrap_err();
+        assert!(why.contains("needs_review (liveness_not_checked)"), "{why}");
+
+        v.reasons.clear();
+        v.liveness = "bona_fide";
+        v.settle();
+        let s = enrolment_source(&v, &chip).unwrap();
+        use source_attributes as a;
+        assert_eq!(s.kind, SourceKind::Document);
+        assert_eq!(s.get(a::DOCUMENT_NUMBER), Some("L898902C3"));
+        assert_eq!(s.get(a::ISSUING_STATE), Some("UTO"));
+        assert_eq!(s.get(a::DOCUMENT_CODE), Some("P"));
+        assert_eq!(s.get(a::DATE_OF_EXPIRY), Some("120415"));
+        assert_eq!(s.get(a::PASSIVE_AUTHENTICATION), Some("pass"));
+        assert_eq!(s.get(a::ENROLLED_FACE), Some("live_capture"));
+        assert!(s
+            .get(a::DOCUMENT_SIGNER)
+            .is_some_and(|d| d.contains("Utopia Test Document Signer")));
+        assert!(s
+            .get(a::CSCA)
+            .is_some_and(|d| d.contains("Utopia Test CSCA")));
+        // Neither the holder's name nor the date of birth is kept.
+        assert!(s
+            .attributes()
+            .all(|(_, v)| !v.contains("ERIKSSON") && v != "740812"));
+
+        // A dump without DG1 has no document to record.
+        let no_dg1 = ChipContents::read(std::iter::empty());
+        assert!(enrolment_source(&v, &no_dg1)
+            .unwrap_err()
+            .contains("no DG1"));
+        // A failed passive authentication never yields a source, even if a caller
+        // forced the decision.
+        v.passive_authentication_report.verdict = Outcome::Fail;
+        assert!(enrolment_source(&v, &chip).is_err());
     }
 }

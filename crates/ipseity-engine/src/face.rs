@@ -7,7 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use ipseity_core::{AuditEvent, Decision, Modality, OperatingPoint, SubjectId, Template};
+use ipseity_core::{
+    AuditEvent, Decision, EnrolmentSource, Modality, OperatingPoint, SubjectId, Template,
+};
 use ipseity_store::{Backend, StoreError, TemplateMark, WriteOps};
 
 use crate::error::{EngineError, Result};
@@ -51,6 +53,9 @@ pub struct FaceEnrolment<'a> {
     pub allow_duplicate: bool,
     /// The caller's purpose; [`DEDUP_PURPOSE`] is recorded when there is none.
     pub purpose: Option<&'a str>,
+    /// What vouched for the identity (a verified travel document), recorded sealed with
+    /// the enrolment, or with the enrolment held for review, in the same transaction.
+    pub source: Option<&'a EnrolmentSource>,
 }
 
 /// Other subjects any template matches at the accept threshold.
@@ -113,11 +118,17 @@ pub fn enrol(
         // A case for a reviewer (NIST SP 800-63A-4), not a refusal: held out of the
         // gallery until resolved.
         tx.hold_for_review(req.subject, req.templates, purpose, &hits)?;
+        if let Some(source) = req.source {
+            tx.record_source(req.subject, source, purpose)?;
+        }
         tx.commit()?;
         live.absorb(&newer, before)?;
         return Err(EngineError::PossibleDuplicate(hits));
     }
     tx.enroll(req.subject, req.templates, purpose)?;
+    if let Some(source) = req.source {
+        tx.record_source(req.subject, source, purpose)?;
+    }
     if !hits.is_empty() {
         tx.audit(
             &AuditEvent::DuplicateAllowed {

@@ -112,6 +112,7 @@ fn sixteen_concurrent_enrolments_of_one_face_enrol_exactly_one() {
                         templates: &templates,
                         allow_duplicate: false,
                         purpose: Some("onboarding"),
+                        source: None,
                     };
                     face::enrol(store, &mut live, &POINT, &req)
                 },
@@ -166,6 +167,7 @@ fn an_enrolment_committed_after_the_gallery_loaded_is_still_found() {
             templates: &t,
             allow_duplicate: false,
             purpose: None,
+            source: None,
         };
         face::enrol(&mut *a, &mut live_a, &POINT, &req(&pa)).unwrap();
         let err = face::enrol(&mut *b, &mut live_b, &POINT, &req(&pb)).unwrap_err();
@@ -208,6 +210,7 @@ fn an_allowed_duplicate_and_its_audit_row_commit_together() {
         templates: &t,
         allow_duplicate: true,
         purpose: Some("kyc"),
+        source: None,
     };
     assert!(face::enrol(&mut store, &mut live, &POINT, &req).is_err());
     assert!(matches!(

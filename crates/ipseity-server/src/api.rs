@@ -67,7 +67,7 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
     (
         "GET",
         "/v1/subjects/{id}",
-        "A subject's metadata (never its templates).",
+        "A subject's metadata (never its templates), with its enrolment's source when one was recorded (a verified travel document).",
         Some(Scope::Admin),
     ),
     (
@@ -145,7 +145,7 @@ pub const ROUTES: &[(&str, &str, &str, Option<Scope>)] = &[
     (
         "POST",
         "/v1/documents/verify",
-        "Chip to live capture: passive authentication of a travel document's chip files, the printed zone against DG1, and DG2's portrait against a live capture with presentation-attack detection. A decision with named reasons, never a score.",
+        "Chip to live capture: passive authentication of a travel document's chip files, the printed zone against DG1, and DG2's portrait against a live capture with presentation-attack detection. A decision with named reasons, never a score. With `enrol` (the key needs the enrol scope too) an accepted holder is enrolled from the live capture, the document recorded as the enrolment's source: 201 enrolled, 202 held for review, 200 not enrolled (the answer says why).",
         Some(Scope::Verify),
     ),
 ];
@@ -315,7 +315,21 @@ fn body_schema(path: &str) -> Option<serde_json::Value> {
                 },
                 "face": b64,
                 "mrz": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 3 },
-                "largest": flag
+                "largest": flag,
+                "enrol": {
+                    "type": "object",
+                    "description": "enrol the holder under this id when the check accepts (needs the enrol scope)",
+                    "required": ["subject"],
+                    "properties": {
+                        "subject": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": SubjectId::MAX_LEN,
+                            "pattern": "^[A-Za-z0-9._:@-]+$"
+                        },
+                        "allow_duplicate": flag
+                    }
+                }
             }
         })
     } else if path.ends_with("/verify") || path == "/v1/identify" {
@@ -372,6 +386,12 @@ pub fn openapi_document() -> serde_json::Value {
         }
         if path.ends_with("/faces") || path.ends_with("/fingers") {
             op["responses"]["201"] = json!({ "description": "enrolled" });
+        }
+        if *path == "/v1/documents/verify" {
+            op["responses"]["200"] = json!({ "description": "the decision (with `enrol`: not enrolled, `enrolment.reason` says why)" });
+            op["responses"]["201"] =
+                json!({ "description": "accepted, and the holder enrolled (`enrol`)" });
+            op["responses"]["202"] = json!({ "description": "accepted; the holder's enrolment matched enrolled subjects and is held for review" });
         }
         let id_schema = json!({
             "type": "string",
@@ -813,6 +833,7 @@ async fn enrol_faces(
             templates: &templates,
             allow_duplicate: allow,
             purpose: Some(&purpose),
+            source: None,
         };
         let result = face::enrol(&mut **store, live, &s.models.point, &r);
         let quality = templates.iter().map(|t| t.quality).collect();
@@ -1215,15 +1236,27 @@ async fn subject(
 ) -> Result<Json<serde_json::Value>, Problem> {
     authorize(&s, &headers, Scope::Admin, None).await?;
     let subject = subject_id(id)?;
-    let ts = {
+    let (ts, source) = {
         let subject = subject.clone();
-        blocking(&s, move |s| Ok(s.store_lock()?.templates(&subject)?)).await?
+        blocking(&s, move |s| {
+            let store = s.store_lock()?;
+            Ok((
+                store.templates(&subject)?,
+                store.enrolment_source(&subject)?,
+            ))
+        })
+        .await?
     };
     let count = |m| ts.iter().filter(|t| t.modality == m).count();
-    Ok(Json(json!({
+    let mut answer = json!({
         "subject": subject,
         "templates": { "face": count(Modality::Face), "finger": count(Modality::Fingerprint) }
-    })))
+    });
+    // What vouched for the enrolment (a verified travel document), for an administrator.
+    if let Some(source) = source {
+        answer["source"] = json!(source);
+    }
+    Ok(Json(answer))
 }
 
 async fn erase(
@@ -1537,6 +1570,16 @@ struct DocumentProbe {
     mrz: Option<Vec<String>>,
     #[serde(default)]
     largest: bool,
+    /// Enrol the holder when the check accepts.
+    enrol: Option<DocumentEnrol>,
+}
+
+/// `enrol` of a document check: as `POST /v1/subjects/{id}/faces`, for the holder.
+#[derive(Deserialize)]
+struct DocumentEnrol {
+    subject: String,
+    #[serde(default)]
+    allow_duplicate: bool,
 }
 
 #[derive(Serialize)]
@@ -1544,17 +1587,127 @@ struct DocumentVerification {
     #[serde(flatten)]
     check: ipseity_engine::document::ChipToLive,
     operating_point: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrolment: Option<HolderEnrolment>,
+}
+
+/// What `enrol` did: enrolled, held for review, or not and why. The document's data stays
+/// in the store, sealed; only the kind of source is said.
+#[derive(Serialize)]
+struct HolderEnrolment {
+    subject: SubjectId,
+    enrolled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<ipseity_core::SourceKind>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    quality: Vec<u8>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_duplicate_of: Vec<SubjectId>,
+    /// Set (with 202) when the enrolment matched these subjects and is held for review.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    held_for_review_of: Vec<SubjectId>,
+}
+
+/// What a document check leaves for `enrol`: its answer, the chip's contents, and the live
+/// capture's analysis when one was made.
+struct Checked<'a> {
+    check: &'a ipseity_engine::document::ChipToLive,
+    chip: &'a ipseity_document::chip::ChipContents,
+    live: Option<ipseity_face::FaceAnalysis>,
+}
+
+/// Enrols the holder of an accepted document through the same enrolment as
+/// `POST /v1/subjects/{id}/faces`, with the document as its source; anything but an
+/// accept enrols nothing. Holds the store, then the face gallery.
+fn enrol_holder(
+    s: &Service,
+    store: &mut dyn ipseity_store::Backend,
+    subject: SubjectId,
+    allow_duplicate: bool,
+    purpose: &str,
+    checked: Checked<'_>,
+) -> Result<(StatusCode, HolderEnrolment), Problem> {
+    let Checked { check, chip, live } = checked;
+    let not_done = |subject, reason: String| {
+        (
+            StatusCode::OK,
+            HolderEnrolment {
+                subject,
+                enrolled: false,
+                reason: Some(reason),
+                source: None,
+                quality: vec![],
+                allowed_duplicate_of: vec![],
+                held_for_review_of: vec![],
+            },
+        )
+    };
+    let source = match ipseity_engine::document::enrolment_source(check, chip) {
+        Ok(x) => x,
+        Err(why) => return Ok(not_done(subject, why)),
+    };
+    let Some(face) = live else {
+        return Ok(not_done(subject, "no live face was analysed".into()));
+    };
+    let q = face.quality.score;
+    let template = Template::new(Modality::Face, ipseity_face::MODEL_ID, face.embedding, q)?;
+    let mut faces = s.faces.write().map_err(|_| poisoned())?;
+    let gallery = faces.as_mut().ok_or_else(poisoned)?;
+    let r = FaceEnrolment {
+        subject: &subject,
+        templates: std::slice::from_ref(&template),
+        allow_duplicate,
+        purpose: Some(purpose),
+        source: Some(&source),
+    };
+    let result = face::enrol(store, gallery, &s.models.point, &r);
+    drop(faces);
+    let (status, Json(e)) = enrolment_answer(&*store, subject, vec![q], result)?;
+    Ok((
+        status,
+        HolderEnrolment {
+            enrolled: status == StatusCode::CREATED,
+            subject: e.subject,
+            reason: (status != StatusCode::CREATED)
+                .then(|| "the face matches enrolled subjects: held for review".to_owned()),
+            source: Some(source.kind),
+            quality: e.quality,
+            allowed_duplicate_of: e.allowed_duplicate_of,
+            held_for_review_of: e.held_for_review_of,
+        },
+    ))
 }
 
 async fn verify_document(
     State(s): State<Shared>,
     headers: HeaderMap,
     Body(req): Body<DocumentProbe>,
-) -> Result<Json<DocumentVerification>, Problem> {
+) -> Result<(StatusCode, Json<DocumentVerification>), Problem> {
     use ipseity_document::chip::ChipFile;
     use ipseity_engine::document::{self as doc, ChipInput, Liveness};
     let purpose = purpose_of(&req.purpose)?.to_owned();
     let actor = actor_of(&authorize(&s, &headers, Scope::Verify, Some(&purpose)).await?);
+    // Enrolling the holder needs the enrol scope as well; a bad or existing id is refused
+    // before any work, as `ipseity enroll` does (the enrolment checks again in its
+    // transaction).
+    let enrol = match req.enrol {
+        Some(e) => {
+            authorize(&s, &headers, Scope::Enrol, Some(&purpose)).await?;
+            ready(&s)?;
+            let subject = subject_id(e.subject)?;
+            let whom = subject.clone();
+            blocking(&s, move |s| match s.store_lock()?.templates(&whom) {
+                Ok(_) => Err(ipseity_store::StoreError::DuplicateSubject(whom).into()),
+                Err(ipseity_store::StoreError::UnknownSubject(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            })
+            .await?;
+            Some((subject, e.allow_duplicate))
+        }
+        None => None,
+    };
     let trust = s.models.documents.clone().ok_or_else(|| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1607,6 +1760,7 @@ async fn verify_document(
             printed: printed.as_ref(),
             now,
         });
+        let mut analysed = None;
         if !check.rejected() {
             if let Some(portraits) = doc::portraits(&mut check, &chip) {
                 let live = engine.single_face(&live_img, largest)?;
@@ -1629,8 +1783,10 @@ async fn verify_document(
                     })
                     .collect();
                 doc::compare(&mut check, &live, liveness, chip_faces, &s.models.point);
+                analysed = Some(live);
             }
         }
+        drop(live_img);
         check.settle();
         let mut store = s.store_as(&actor)?;
         store.record_audit(
@@ -1642,10 +1798,32 @@ async fn verify_document(
             None,
             Some(&purpose),
         )?;
-        Ok(Json(DocumentVerification {
-            check,
-            operating_point: s.models.point_description.clone(),
-        }))
+        let (status, enrolment) = match enrol {
+            Some((subject, allow)) => {
+                let (status, e) = enrol_holder(
+                    s,
+                    &mut **store,
+                    subject,
+                    allow,
+                    &purpose,
+                    Checked {
+                        check: &check,
+                        chip: &chip,
+                        live: analysed,
+                    },
+                )?;
+                (status, Some(e))
+            }
+            None => (StatusCode::OK, None),
+        };
+        Ok((
+            status,
+            Json(DocumentVerification {
+                check,
+                operating_point: s.models.point_description.clone(),
+                enrolment,
+            }),
+        ))
     })
     .await
 }

@@ -2249,3 +2249,206 @@ async fn a_travel_document_is_checked_against_a_live_capture() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_travel_document_enrols_its_holder_with_the_document_as_source() {
+    use ipseity_document::testkit::{self, KeyKind, SIGNED_AT};
+    let Some(engine) = face_engine() else { return };
+    let images = std::path::PathBuf::from(std::env::var_os("IPSEITY_TEST_IMAGES").unwrap());
+    let read = |n: &str| std::fs::read(images.join(n)).unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    // A generated test document whose DG2 holds obama.jpg, under a test CSCA.
+    let portrait = read("obama.jpg");
+    let img = ipseity_face::decode::decode_image(&portrait, &Default::default()).unwrap();
+    let year = 365 * 86_400;
+    let doc = testkit::document_with_dg2(
+        KeyKind::P256,
+        KeyKind::P256,
+        11,
+        (SIGNED_AT - year, SIGNED_AT + 10 * year),
+        testkit::dg2_with_image(&portrait, (img.width as u16, img.height as u16)),
+    )
+    .unwrap();
+    let mut files = serde_json::Map::new();
+    files.insert("EF.SOD".into(), json!(b64(&doc.sod)));
+    for (n, b) in &doc.data_groups {
+        files.insert(format!("DG{n}"), json!(b64(b)));
+    }
+    let mut tampered = files.clone();
+    let mut dg2 = doc
+        .data_groups
+        .iter()
+        .find(|(n, _)| *n == 2)
+        .unwrap()
+        .1
+        .clone();
+    let last = dg2.len() - 1;
+    dg2[last] ^= 1;
+    tampered.insert("DG2".into(), json!(b64(&dg2)));
+    let body = |files: &serde_json::Map<String, Value>, face: &str, subject: &str| {
+        json!({
+            "purpose": "onboarding",
+            "files": files,
+            "face": b64(&read(face)),
+            "enrol": { "subject": subject }
+        })
+    };
+    for place in sync(|| Place::all("document_enrol")) {
+        let n = place.name();
+        let mut trust = ipseity_document::passive::TrustStore::new();
+        trust.add_certificates(&doc.csca).unwrap();
+        let (s, admin, desk, gate) = sync(|| {
+            let mut store = place.open();
+            let onboarding = ["onboarding".to_owned()];
+            let (_, admin) = store.create_key("ops", &[Scope::Admin], &[]).unwrap();
+            let (_, desk) = store
+                .create_key("desk", &[Scope::Verify, Scope::Enrol], &onboarding)
+                .unwrap();
+            let (_, gate) = store
+                .create_key("gate", &[Scope::Verify], &onboarding)
+                .unwrap();
+            let s = Service::new(
+                store,
+                Models {
+                    face: Some(engine.clone()),
+                    point: POINT,
+                    point_description: "test".into(),
+                    finger_calibration: calibration(),
+                    check_liveness: true,
+                    documents: Some(Arc::new(ipseity_server::DocumentTrust { trust, crl: None })),
+                },
+                Limits::default(),
+            );
+            s.load_galleries().unwrap();
+            (s, admin, desk, gate)
+        });
+        let post = |key: &str, b: Value| {
+            let (s, key) = (s.clone(), key.to_owned());
+            async move { call(&s, "POST", "/v1/documents/verify", Some(&key), Some(b)).await }
+        };
+        let subject = |id: &str| {
+            let (s, admin, id) = (s.clone(), admin.clone(), id.to_owned());
+            async move { call(&s, "GET", &format!("/v1/subjects/{id}"), Some(&admin), None).await }
+        };
+
+        // A key that may verify but not enrol: refused before anything is read.
+        let (st, _, v) = post(&gate, body(&files, "obama2.jpg", "holder")).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{n}: {v}");
+        // An id that is not one: refused before any work.
+        let (st, _, v) = post(&desk, body(&files, "obama2.jpg", "bad id!")).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_subject_id")),
+            "{n}: {v}"
+        );
+        // Another person: rejected, nothing enrolled, and the answer says why.
+        let (st, _, v) = post(&desk, body(&files, "biden.jpg", "holder")).await;
+        assert_eq!(
+            (st, &v["decision"]),
+            (StatusCode::OK, &json!("reject")),
+            "{n}: {v}"
+        );
+        assert_eq!(v["enrolment"]["enrolled"], false, "{n}: {v}");
+        assert!(
+            v["enrolment"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("face_mismatch"),
+            "{n}: {v}"
+        );
+        assert_eq!(subject("holder").await.0, StatusCode::NOT_FOUND, "{n}");
+        // A tampered DG2: refused by passive authentication, nothing enrolled.
+        let (st, _, v) = post(&desk, body(&tampered, "obama2.jpg", "holder")).await;
+        assert_eq!(
+            (st, v["reasons"][0]["code"].as_str()),
+            (StatusCode::OK, Some("passive_authentication_failed")),
+            "{n}: {v}"
+        );
+        assert_eq!(v["enrolment"]["enrolled"], false, "{n}: {v}");
+        assert_eq!(subject("holder").await.0, StatusCode::NOT_FOUND, "{n}");
+
+        // The holder, live: accepted and enrolled (201) from the live capture.
+        let (st, _, v) = post(&desk, body(&files, "obama2.jpg", "holder")).await;
+        assert_eq!(
+            (st, &v["decision"]),
+            (StatusCode::CREATED, &json!("accept")),
+            "{n}: {v}"
+        );
+        assert_eq!(v["enrolment"]["enrolled"], true, "{n}: {v}");
+        assert_eq!(v["enrolment"]["source"], "document", "{n}: {v}");
+        assert!(!v.to_string().contains("L898902C3"), "{n}: {v}");
+        // The subject's metadata shows the document as its source.
+        let (st, _, v) = subject("holder").await;
+        assert_eq!(st, StatusCode::OK, "{n}: {v}");
+        assert_eq!(v["templates"]["face"], 1, "{n}: {v}");
+        assert_eq!(v["source"]["kind"], "document", "{n}: {v}");
+        assert_eq!(v["source"]["document_number"], "L898902C3", "{n}: {v}");
+        assert_eq!(v["source"]["issuing_state"], "UTO", "{n}: {v}");
+        assert_eq!(v["source"]["passive_authentication"], "pass", "{n}: {v}");
+        // And it verifies with a live capture of the holder.
+        let (st, _, v) = call(
+            &s,
+            "POST",
+            "/v1/subjects/holder/verify",
+            Some(&desk),
+            Some(json!({ "purpose": "onboarding", "face": b64(&read("obama2.jpg")) })),
+        )
+        .await;
+        assert_eq!(
+            (st, &v["decision"]),
+            (StatusCode::OK, &json!("accept")),
+            "{n}: {v}"
+        );
+
+        // The same id again: a conflict before any work; the same person under another id:
+        // held for review (202), as a face enrolment is.
+        let (st, _, v) = post(&desk, body(&files, "obama2.jpg", "holder")).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("duplicate_subject")),
+            "{n}: {v}"
+        );
+        let (st, _, v) = post(&desk, body(&files, "obama2.jpg", "again")).await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{n}: {v}");
+        assert_eq!(
+            v["enrolment"]["held_for_review_of"],
+            json!(["holder"]),
+            "{n}: {v}"
+        );
+        assert_eq!(v["enrolment"]["enrolled"], false, "{n}: {v}");
+
+        // Audited as an enrolment with its source's kind, and nothing of the document.
+        let (st, _, v) = call(&s, "GET", "/v1/audit", Some(&admin), None).await;
+        assert_eq!(st, StatusCode::OK, "{n}: {v}");
+        let log = v.to_string();
+        assert!(!log.contains("L898902C3"), "{n}: {log}");
+        let entries = v["entries"].as_array().unwrap();
+        let recorded: Vec<_> = entries
+            .iter()
+            .filter(|e| e["outcome"] == "source_recorded")
+            .map(|e| {
+                (
+                    e["subject"].as_str().unwrap(),
+                    e["detail"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            recorded,
+            [("again", "source=document"), ("holder", "source=document")],
+            "{n}: {log}"
+        );
+
+        // The OpenAPI document describes the field and its answers.
+        let (_, _, doc) = call(&s, "GET", "/openapi.json", None, None).await;
+        let op = &doc["paths"]["/v1/documents/verify"]["post"];
+        let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            schema["properties"]["enrol"]["required"],
+            json!(["subject"]),
+            "{doc}"
+        );
+        assert!(op["responses"]["201"].is_object(), "{doc}");
+        assert!(op["responses"]["202"].is_object(), "{doc}");
+    }
+}

@@ -14,7 +14,7 @@
 
 use crate::attempts::{AttemptGate, AttemptPolicy};
 use crate::chain::{ChainHead, ChainReport};
-use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
+use ipseity_core::{ApiKey, AuditEvent, EnrolmentSource, Modality, Scope, SubjectId, Template};
 
 use crate::{
     AuditEntry, Erasure, PendingReview, ReviewOutcome, StoreError, SubjectSummary, TemplateMark,
@@ -34,6 +34,10 @@ pub trait Backend: Send {
 
     /// The decrypted templates of one subject, in insertion order.
     fn templates(&self, subject: &SubjectId) -> Result<Vec<Template>, StoreError>;
+
+    /// What vouched for the subject's enrolment, decrypted; `None` when nothing was
+    /// recorded ([`StoreError::UnknownSubject`] for a subject that does not exist).
+    fn enrolment_source(&self, subject: &SubjectId) -> Result<Option<EnrolmentSource>, StoreError>;
 
     /// How many templates of one modality are stored (a capacity hint).
     fn count_templates(&self, modality: Modality) -> Result<usize, StoreError>;
@@ -188,6 +192,14 @@ pub trait WriteOps {
         purpose: Option<&str>,
         matches: &[SubjectId],
     ) -> Result<(), StoreError>;
+    /// Records what vouched for the subject's enrolment (sealed like a template), audited
+    /// with its kind alone; the subject must exist, and has at most one source.
+    fn record_source(
+        &mut self,
+        subject: &SubjectId,
+        source: &EnrolmentSource,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Adds templates to an enrolled subject and audits it
     /// ([`StoreError::UnknownSubject`] if it is not enrolled).
     fn add_templates(
@@ -264,6 +276,9 @@ impl Backend for crate::Store {
     }
     fn templates(&self, subject: &SubjectId) -> Result<Vec<Template>, StoreError> {
         crate::Store::templates(self, subject)
+    }
+    fn enrolment_source(&self, subject: &SubjectId) -> Result<Option<EnrolmentSource>, StoreError> {
+        crate::Store::enrolment_source(self, subject)
     }
     fn count_templates(&self, modality: Modality) -> Result<usize, StoreError> {
         crate::Store::count_templates(self, modality)
@@ -409,6 +424,14 @@ impl WriteOps for crate::WriteTx<'_> {
         matches: &[SubjectId],
     ) -> Result<(), StoreError> {
         crate::WriteTx::hold_for_review(self, subject, templates, purpose, matches)
+    }
+    fn record_source(
+        &mut self,
+        subject: &SubjectId,
+        source: &EnrolmentSource,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::WriteTx::record_source(self, subject, source, purpose)
     }
     fn add_templates(
         &mut self,

@@ -47,6 +47,7 @@ pub mod key;
 pub mod keys;
 mod pg;
 pub mod schema;
+mod source;
 mod store;
 mod write;
 

@@ -24,7 +24,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use ipseity_core::{ApiKey, AuditEvent, Modality, Scope, SubjectId, Template};
+use ipseity_core::{ApiKey, AuditEvent, EnrolmentSource, Modality, Scope, SubjectId, Template};
 use postgres::{Client, GenericClient, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
@@ -34,6 +34,7 @@ use crate::chain::{self, Auditor, ChainHead, ChainReport};
 use crate::crypto::template_aad;
 use crate::envelope::{self, Keyring, MasterKey, AUDIT_KEY};
 use crate::keys::{check_presented, join_scopes, new_key_material, row_to_key, split_presented};
+use crate::source::{self, SealedSource};
 use crate::store::{
     check_nonempty, check_purpose, consent_covers, consent_sql, from_hex, join_ids, split_ids,
     subject_from_sql, summary, to_hex, SealedRow, KEY_CHECK,
@@ -124,6 +125,15 @@ const MIGRATIONS: &[&str] = &[
      SELECT id, purpose, created_at FROM subjects WHERE purpose IS NOT NULL;"#,
     // 7: the embedded store's schema 9: enrolments held for review.
     r#"ALTER TABLE subjects ADD COLUMN pending_of TEXT;"#,
+    // 8: the embedded store's schema 10: enrolment sources, sealed.
+    r#"CREATE TABLE sources (
+         subject_id  TEXT COLLATE "C" PRIMARY KEY REFERENCES subjects(id) ON DELETE CASCADE,
+         kind        BIGINT NOT NULL,
+         nonce       BYTEA NOT NULL,
+         ciphertext  BYTEA NOT NULL,
+         wrapped_key BYTEA NOT NULL,
+         created_at  TEXT NOT NULL
+     );"#,
 ];
 
 /// The first schema version whose audit rows are chained.
@@ -442,6 +452,23 @@ fn rewrap_all(
             n += 1;
         }
     }
+    // Enrolment sources: one per subject, far fewer than templates.
+    let sources = tx.query(
+        "SELECT subject_id, kind, wrapped_key FROM sources ORDER BY subject_id",
+        &[],
+    )?;
+    for r in &sources {
+        let subject: String = r.get(0);
+        let wrapped: Vec<u8> = r.get(2);
+        let aad = source::aad(
+            &subject_from_sql(subject.clone())?,
+            source::kind_from_sql(r.get(1))?,
+        );
+        tx.execute(
+            "UPDATE sources SET wrapped_key = $1 WHERE subject_id = $2",
+            &[&current.rewrap(next, &wrapped, &aad)?, &subject],
+        )?;
+    }
     let (audit_key, check) = envelope::rotated_meta(current, next, read_meta(tx, AUDIT_KEY)?)?;
     write_meta(tx, AUDIT_KEY, &audit_key)?;
     write_meta(tx, KEY_CHECK, &check)?;
@@ -636,6 +663,35 @@ impl Backend for PgStore {
         rows.iter()
             .map(|r| sealed(r, 0).unseal(&master, subject))
             .collect()
+    }
+
+    fn enrolment_source(&self, subject: &SubjectId) -> Result<Option<EnrolmentSource>, StoreError> {
+        let mut c = self.reader()?;
+        // One snapshot for the existence check, the row and the key check.
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        if !exists(&mut tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let row = tx.query_opt(
+            "SELECT kind, nonce, ciphertext, wrapped_key FROM sources WHERE subject_id = $1",
+            &[&subject.as_str()],
+        )?;
+        let master = self.master_in(&mut tx)?;
+        tx.commit()?;
+        row.map(|r| {
+            SealedSource {
+                kind: r.get(0),
+                nonce: r.get(1),
+                ciphertext: r.get(2),
+                wrapped: r.get(3),
+            }
+            .unseal(&master, subject)
+        })
+        .transpose()
     }
 
     fn count_templates(&self, modality: Modality) -> Result<usize, StoreError> {
@@ -1314,6 +1370,41 @@ impl WriteOps for PgWriteTx<'_> {
                 modality: modality_of(templates),
                 templates: templates.len(),
             },
+            Some(subject),
+            purpose,
+        )
+    }
+
+    fn record_source(
+        &mut self,
+        subject: &SubjectId,
+        source: &EnrolmentSource,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_purpose(purpose)?;
+        if !exists(self.tx.get_mut(), subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let sealed = source::seal(&self.master, subject, source)?;
+        let inserted = self.tx.get_mut().execute(
+            "INSERT INTO sources (subject_id, kind, nonce, ciphertext, wrapped_key, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id) DO NOTHING",
+            &[
+                &subject.as_str(),
+                &sealed.kind,
+                &sealed.nonce,
+                &sealed.ciphertext,
+                &sealed.wrapped,
+                &self.now,
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::InvalidInput(format!(
+                "{subject} already has an enrolment source"
+            )));
+        }
+        self.audit(
+            &AuditEvent::SourceRecorded { kind: source.kind },
             Some(subject),
             purpose,
         )

@@ -91,6 +91,17 @@ const MIGRATIONS: &[&str] = &[
     // 9: an enrolment that matched others is held for a reviewer: `pending_of` names the
     // subjects it matched (comma-separated); NULL for an enrolled subject.
     "ALTER TABLE subjects ADD COLUMN pending_of TEXT;",
+    // 10: what vouched for an enrolment (`source`: a travel document, say), sealed like a
+    // template under a data key of its own; the kind alone is in the clear. One per
+    // subject, deleted with it.
+    "CREATE TABLE sources (
+         subject_id  TEXT PRIMARY KEY NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+         kind        INTEGER NOT NULL,
+         nonce       BLOB NOT NULL,
+         ciphertext  BLOB NOT NULL,
+         wrapped_key BLOB NOT NULL,
+         created_at  TEXT NOT NULL
+     ) STRICT;",
 ];
 
 /// The first schema version whose audit rows are chained.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
+use ipseity_core::{AuditEvent, EnrolmentSource, Modality, SubjectId, Template};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
@@ -14,6 +14,7 @@ use crate::chain::{self, Auditor};
 use crate::crypto::template_aad;
 use crate::envelope::{self, Keyring, MasterKey, AUDIT_KEY, MASTER_KEY_ENV};
 use crate::key::KEY_FILE;
+use crate::source::SealedSource;
 use crate::write::{TemplateMark, WriteTx};
 use crate::{clock, codec, schema, StoreError};
 
@@ -654,6 +655,27 @@ fn rewrap_all(
             n += 1;
         }
     }
+    // Enrolment sources: one per subject, far fewer than templates.
+    let sources = tx
+        .prepare("SELECT subject_id, kind, wrapped_key FROM sources ORDER BY subject_id")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (subject, kind, wrapped) in sources {
+        let aad = crate::source::aad(
+            &subject_from_sql(subject.clone())?,
+            crate::source::kind_from_sql(kind)?,
+        );
+        tx.execute(
+            "UPDATE sources SET wrapped_key = ?1 WHERE subject_id = ?2",
+            params![current.rewrap(next, &wrapped, &aad)?, subject],
+        )?;
+    }
     let (audit_key, check) = envelope::rotated_meta(current, next, read_meta(tx, AUDIT_KEY)?)?;
     write_meta(tx, AUDIT_KEY, &audit_key)?;
     write_meta(tx, KEY_CHECK, &check)?;
@@ -850,6 +872,46 @@ impl Store {
         rows.iter()
             .map(|row| self.unseal(&mut master, row, subject))
             .collect()
+    }
+
+    /// What vouched for the subject's enrolment, decrypted; `None` when nothing was
+    /// recorded. Fails with [`StoreError::UnknownSubject`] for a subject that does not exist.
+    pub fn enrolment_source(
+        &self,
+        subject: &SubjectId,
+    ) -> Result<Option<EnrolmentSource>, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        if !subject_exists(&tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let row = tx
+            .query_row(
+                "SELECT kind, nonce, ciphertext, wrapped_key FROM sources WHERE subject_id = ?1",
+                [subject.as_str()],
+                |r| {
+                    Ok(SealedSource {
+                        kind: r.get(0)?,
+                        nonce: r.get(1)?,
+                        ciphertext: r.get(2)?,
+                        wrapped: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        drop(tx);
+        let Some(row) = row else { return Ok(None) };
+        let master = self.keyring.current();
+        match row.unseal(&master, subject) {
+            // Another process may have rotated the master key since it was loaded.
+            Err(StoreError::Crypto) => {
+                let fresh = self.keyring.matching(&read_key_check(&self.conn)?)?;
+                if Arc::ptr_eq(&fresh, &master) {
+                    return Err(StoreError::Crypto);
+                }
+                row.unseal(&fresh, subject).map(Some)
+            }
+            other => other.map(Some),
+        }
     }
 
     /// Every stored template of one modality with its subject, for 1:N search; ordered by
@@ -1655,7 +1717,7 @@ mod tests {
         // Back to schema 6, as an older build left it.
         c.execute_batch(
             "ALTER TABLE templates DROP COLUMN wrapped_key; DROP TABLE consents;
-             ALTER TABLE subjects DROP COLUMN pending_of;
+             ALTER TABLE subjects DROP COLUMN pending_of; DROP TABLE sources;
              UPDATE meta SET value = '6' WHERE key = 'schema_version';
              INSERT INTO subjects (id, created_at) VALUES ('old', '2026-01-01T00:00:00Z')",
         )

@@ -2,7 +2,7 @@
 //! separated by another writer (the duplicate search before an enrolment, the "already
 //! has this finger" check before adding fingers).
 
-use ipseity_core::{AuditEvent, Modality, SubjectId, Template};
+use ipseity_core::{AuditEvent, EnrolmentSource, Modality, SubjectId, Template};
 use rusqlite::{params, Transaction};
 
 use crate::chain::Auditor;
@@ -13,7 +13,7 @@ use crate::store::{
     check_nonempty, check_purpose, give_consent, high_water, insert_audit, insert_templates,
     join_ids, subject_exists, subject_from_sql, SealedRow,
 };
-use crate::{clock, StoreError};
+use crate::{clock, source, StoreError};
 
 /// A point in the store's history of template writes, from [`Store::template_mark`].
 ///
@@ -189,6 +189,44 @@ impl<'a> WriteTx<'a> {
                 modality: modality_of(templates),
                 templates: templates.len(),
             },
+            Some(subject),
+            purpose,
+        )
+    }
+
+    /// Records what vouched for the subject's enrolment, sealed, with an audit row naming
+    /// its kind alone. The subject must exist (enrolled or held for review, as in this
+    /// transaction); a subject has one source, so a second is refused.
+    pub fn record_source(
+        &mut self,
+        subject: &SubjectId,
+        source: &EnrolmentSource,
+        purpose: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_purpose(purpose)?;
+        if !subject_exists(&self.tx, subject)? {
+            return Err(StoreError::UnknownSubject(subject.clone()));
+        }
+        let sealed = source::seal(&self.master, subject, source)?;
+        let inserted = self.tx.execute(
+            "INSERT INTO sources (subject_id, kind, nonce, ciphertext, wrapped_key, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(subject_id) DO NOTHING",
+            params![
+                subject.as_str(),
+                sealed.kind,
+                sealed.nonce,
+                sealed.ciphertext,
+                sealed.wrapped,
+                self.now
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::InvalidInput(format!(
+                "{subject} already has an enrolment source"
+            )));
+        }
+        self.audit(
+            &AuditEvent::SourceRecorded { kind: source.kind },
             Some(subject),
             purpose,
         )

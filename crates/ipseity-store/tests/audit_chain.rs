@@ -197,6 +197,7 @@ fn rows_written_before_the_chain_are_chained_at_the_upgrade() {
                  ALTER TABLE audit DROP COLUMN hash; \
                  DELETE FROM templates; ALTER TABLE templates DROP COLUMN wrapped_key; \
                  DROP TABLE consents; ALTER TABLE subjects DROP COLUMN pending_of; \
+                 DROP TABLE sources; \
                  UPDATE meta SET value = '{version}' WHERE key = 'schema_version';"
             ),
         );

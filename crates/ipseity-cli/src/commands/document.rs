@@ -7,14 +7,17 @@ use std::io::{self, Read as _, Write};
 
 use std::path::Path;
 
+use ipseity_document::finger::Compression;
 use ipseity_document::passive::{self, Outcome, PassiveAuthInput, PassiveAuthReport};
 use ipseity_document::{ChipContents, ChipFile, ImageFormat, MasterListReport, Mrz, TrustStore};
 use ipseity_engine::document::{ChipInput, ChipToLive, Liveness};
+use ipseity_engine::face::{FaceEnrolment, LiveFaceGallery};
 
-use ipseity_core::{AuditEvent, Decision, Modality};
+use ipseity_core::{AuditEvent, Decision, Modality, SourceKind, SubjectId, Template};
 use ipseity_face::decode::{decode_image, DecodeLimits};
+use ipseity_face::FaceAnalysis;
 
-use crate::args::{ChipReadArgs, ChipSampleArgs, ChipVerifyArgs, MrzArgs};
+use crate::args::{ChipReadArgs, ChipSampleArgs, ChipVerifyArgs, MrzArgs, ReaderArgs};
 use crate::context::{load_face_image, single_face, Ctx};
 use crate::error::{CliError, ExitStatus};
 use crate::output::Render;
@@ -120,13 +123,101 @@ struct FaceSummary {
     bytes: usize,
 }
 
+/// One DG3 finger image: what the record states, and for WSQ whether it decodes.
+#[derive(serde::Serialize)]
+struct FingerSummary {
+    position: u8,
+    position_name: &'static str,
+    impression: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impression_name: Option<&'static str>,
+    quality: u8,
+    width: u16,
+    height: u16,
+    ppi: u16,
+    compression: Compression,
+    record: &'static str,
+    bytes: usize,
+    /// For WSQ: whether the image decodes, and to what size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decoded: Option<DecodedSize>,
+}
+
+#[derive(serde::Serialize)]
+struct DecodedSize {
+    width: u32,
+    height: u32,
+}
+
+/// Largest side and pixel count of a DG3 WSQ image decoded to check it (a four-finger
+/// slap at 1000 ppi is about 3200 x 3000), whatever larger size its record states.
+const MAX_FINGER_SIDE: u32 = 4096;
+const MAX_FINGER_PIXELS: u64 = 4096 * 4096;
+
+/// DG3's images, and an error for each WSQ image that does not decode to the size its
+/// record states. Only sizes and structure go into the messages, never image content.
+fn finger_summaries(
+    fingers: &[ipseity_document::FingerImage],
+    errors: &mut Vec<String>,
+) -> Vec<FingerSummary> {
+    let mut out = vec![];
+    for (i, f) in fingers.iter().enumerate() {
+        let mut decoded = None;
+        if f.compression == Compression::Wsq {
+            // No larger than the record says: a WSQ header claiming more is refused
+            // before anything image-sized is allocated.
+            let limits = ipseity_finger::wsq::WsqLimits {
+                max_side: u32::from(f.width.max(f.height)).min(MAX_FINGER_SIDE),
+                max_pixels: (u64::from(f.width) * u64::from(f.height)).min(MAX_FINGER_PIXELS),
+            };
+            match ipseity_finger::wsq::decode_with_limits(&f.data, &limits) {
+                Ok(w) => {
+                    let (width, height) = w.image.dimensions();
+                    if (width, height) != (u32::from(f.width), u32::from(f.height)) {
+                        errors.push(format!(
+                            "DG3: finger image {}: WSQ decodes to {width}x{height}, its record \
+                             says {}x{}",
+                            i + 1,
+                            f.width,
+                            f.height
+                        ));
+                    }
+                    decoded = Some(DecodedSize { width, height });
+                }
+                Err(e) => errors.push(format!("DG3: finger image {}: {e}", i + 1)),
+            }
+        }
+        out.push(FingerSummary {
+            position: f.position,
+            position_name: f.position_name(),
+            impression: f.impression,
+            impression_name: f.impression_name(),
+            quality: f.quality,
+            width: f.width,
+            height: f.height,
+            ppi: f.ppi,
+            compression: f.compression,
+            record: f.record,
+            bytes: f.data.len(),
+            decoded,
+        });
+    }
+    out
+}
+
 #[derive(serde::Serialize)]
 struct ChipReport {
+    /// How the chip was read, when read through a reader rather than from a dump.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reader: Option<ReaderSummary>,
     files: Vec<String>,
     lds_version: Option<String>,
     listed_but_missing: Vec<String>,
     dg1: Option<MrzReport>,
     faces: Vec<FaceSummary>,
+    /// DG3's finger images.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fingers: Vec<FingerSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dg11: Option<ipseity_document::lds::Dg11>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,6 +238,39 @@ struct ChipReport {
     trust: Option<TrustSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     passive_authentication: Option<PassiveAuthReport>,
+}
+
+/// How a chip was read through a reader.
+#[derive(serde::Serialize)]
+struct ReaderSummary {
+    access: ipseity_document::reader::Access,
+    secure_messaging: ipseity_document::sm::Cipher,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pace_not_used: Option<String>,
+    /// Files EF.COM lists that the chip withheld, with its status word.
+    withheld: Vec<String>,
+}
+
+impl ReaderSummary {
+    fn of(read: &ipseity_document::reader::ChipRead) -> Self {
+        Self {
+            access: read.access.clone(),
+            secure_messaging: read.cipher,
+            pace_not_used: read.pace_skipped.clone(),
+            withheld: read
+                .withheld
+                .iter()
+                .map(|(f, sw)| {
+                    let why = if *sw == 0x6982 {
+                        ": needs extended access control"
+                    } else {
+                        ""
+                    };
+                    format!("{} ({sw:04X}{why})", file_name(*f))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One file's SecurityInfos, counted by kind.
@@ -205,6 +329,23 @@ fn file_name(f: ChipFile) -> String {
 
 impl Render for ChipReport {
     fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        if let Some(r) = &self.reader {
+            let access = match &r.access {
+                ipseity_document::reader::Access::Pace { protocol } => format!("PACE {protocol}"),
+                ipseity_document::reader::Access::Bac => "BAC".into(),
+            };
+            writeln!(
+                w,
+                "read from the chip: {access}, secure messaging {:?}",
+                r.secure_messaging
+            )?;
+            if let Some(why) = &r.pace_not_used {
+                writeln!(w, "PACE not used: {why}")?;
+            }
+            if !r.withheld.is_empty() {
+                writeln!(w, "withheld by the chip: {}", r.withheld.join(", "))?;
+            }
+        }
         writeln!(w, "files: {}", self.files.join(", "))?;
         if let Some(v) = &self.lds_version {
             writeln!(w, "LDS version: {v}")?;
@@ -230,6 +371,24 @@ impl Render for ChipReport {
                 "DG2 face {}: {:?}{size}, {} bytes ({})",
                 i + 1,
                 f.format,
+                f.bytes,
+                f.record
+            )?;
+        }
+        for (i, f) in self.fingers.iter().enumerate() {
+            let decoded = match &f.decoded {
+                Some(d) => format!("; decodes to {}x{}", d.width, d.height),
+                None => String::new(),
+            };
+            writeln!(
+                w,
+                "DG3 finger {}: {}, {}x{}, {} ppi, {}, {} bytes ({}){decoded}",
+                i + 1,
+                f.position_name,
+                f.width,
+                f.height,
+                f.ppi,
+                f.compression.name(),
                 f.bytes,
                 f.record
             )?;
@@ -487,6 +646,52 @@ fn read_chip_dir(dir: &Path) -> anyhow::Result<Vec<(ChipFile, Vec<u8>)>> {
     Ok(files)
 }
 
+/// A chip's files, and how they were read when read from the chip itself.
+type ChipSource = (Vec<(ChipFile, Vec<u8>)>, Option<ReaderSummary>);
+
+/// The chip's files: a reader's dump (`--chip DIR`), or the chip itself through a
+/// PC/SC reader (`--reader`, opened with the printed zone's key), then saved with
+/// `--save DIR` if asked.
+fn chip_files(
+    chip: Option<&Path>,
+    reader: &ReaderArgs,
+    mrz: &[String],
+) -> anyhow::Result<ChipSource> {
+    let Some(name) = &reader.reader else {
+        let dir = chip.ok_or_else(|| CliError::input("invalid_input", "--chip DIR or --reader"))?;
+        return Ok((read_chip_dir(dir)?, None));
+    };
+    let printed = Mrz::parse(&mrz.join("\n"))?;
+    let key = printed.key_information().ok_or_else(|| {
+        CliError::input(
+            "invalid_input",
+            "the zone given with --mrz has no document number, date of birth and date of \
+             expiry to open the chip with",
+        )
+    })?;
+    let read = crate::chip_reader::read(name, &key)?;
+    if let Some(dir) = &reader.save {
+        save_chip_files(dir, &read.files)?;
+    }
+    let summary = ReaderSummary::of(&read);
+    Ok((read.files, Some(summary)))
+}
+
+/// Writes a chip's files into `dir` under the names `--chip` reads back.
+fn save_chip_files(dir: &Path, files: &[(ChipFile, Vec<u8>)]) -> anyhow::Result<()> {
+    let fail =
+        |e: std::io::Error| CliError::input("invalid_input", format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    for (f, b) in files {
+        let name = match f {
+            ChipFile::Dg(n) => format!("DG{n}.bin"),
+            other => file_name(*other),
+        };
+        std::fs::write(dir.join(name), b).map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// Seconds since 1970, to judge certificates' validity when the SOD has no signingTime.
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -507,15 +712,17 @@ fn data_groups(files: &[(ChipFile, Vec<u8>)]) -> Vec<(u8, &[u8])> {
 }
 
 pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
-    let files = read_chip_dir(&args.chip)?;
+    let (files, reader) = chip_files(args.chip.as_deref(), &args.reader, &args.mrz)?;
     let c = ChipContents::read(files.iter().map(|(k, b)| (*k, b.as_slice())));
     let mut errors = vec![];
     let mut report = ChipReport {
+        reader,
         files: c.present.iter().map(|f| file_name(*f)).collect(),
         lds_version: None,
         listed_but_missing: vec![],
         dg1: None,
         faces: vec![],
+        fingers: vec![],
         dg11: None,
         dg12: None,
         security_infos: vec![],
@@ -531,16 +738,7 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         Some(Ok(com)) => {
             report.lds_version = Some(com.lds_version.clone());
             for tag in com.tags {
-                let dg = match tag {
-                    0x61 => Some(1),
-                    0x75 => Some(2),
-                    0x63 => Some(3),
-                    0x76 => Some(4),
-                    0x65..=0x6F => Some((tag - 0x65 + 5) as u8),
-                    0x70 => Some(16),
-                    _ => None,
-                };
-                if let Some(n) = dg {
+                if let Some(n) = ipseity_document::reader::data_group_of_tag(tag) {
                     if !c.present.contains(&ChipFile::Dg(n)) {
                         report.listed_but_missing.push(format!("DG{n}"));
                     }
@@ -580,6 +778,11 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
                 })
                 .collect();
         }
+        Some(Err(e)) => errors.push(e.to_string()),
+        None => {}
+    }
+    match c.dg3 {
+        Some(Ok(fingers)) => report.fingers = finger_summaries(&fingers, &mut errors),
         Some(Err(e)) => errors.push(e.to_string()),
         None => {}
     }
@@ -691,6 +894,42 @@ struct ChipVerification {
     operating_point: PolicyReport,
     /// Whether the decision went into the data directory's audit log.
     audited: bool,
+    /// What `--enrol` did, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrolment: Option<HolderEnrolment>,
+}
+
+/// The answer to `--enrol`: enrolled, or not and why. The document's data stays in the
+/// store (sealed); only the kind of source is said here.
+#[derive(serde::Serialize)]
+struct HolderEnrolment {
+    subject: SubjectId,
+    enrolled: bool,
+    /// Why nothing was enrolled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// `document`, when enrolled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourceKind>,
+    /// The enrolled template's quality (one template: the live capture).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    quality: Vec<u8>,
+    /// Subjects the face matched, enrolled anyway with `--allow-duplicate`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_duplicate_of: Vec<SubjectId>,
+}
+
+impl HolderEnrolment {
+    fn not_done(subject: SubjectId, reason: impl Into<String>) -> Self {
+        Self {
+            subject,
+            enrolled: false,
+            reason: Some(reason.into()),
+            source: None,
+            quality: vec![],
+            allowed_duplicate_of: vec![],
+        }
+    }
 }
 
 impl Render for ChipVerification {
@@ -723,7 +962,40 @@ impl Render for ChipVerification {
             } else {
                 "not recorded (no store in the data directory)"
             }
-        )
+        )?;
+        match &self.enrolment {
+            Some(e) if e.enrolled => {
+                let q: Vec<String> = e.quality.iter().map(u8::to_string).collect();
+                writeln!(
+                    w,
+                    "enrolment: enrolled {} from the live capture (quality {}), the document \
+                     recorded as its source",
+                    e.subject,
+                    q.join(", ")
+                )?;
+                if !e.allowed_duplicate_of.is_empty() {
+                    let ids: Vec<&str> = e
+                        .allowed_duplicate_of
+                        .iter()
+                        .map(SubjectId::as_str)
+                        .collect();
+                    writeln!(
+                        w,
+                        "warning: matches subject {} (enrolled with --allow-duplicate; recorded \
+                         in the audit log)",
+                        ids.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
+            Some(e) => writeln!(
+                w,
+                "enrolment: {} NOT enrolled: {}",
+                e.subject,
+                e.reason.as_deref().unwrap_or("")
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -740,6 +1012,15 @@ fn audit_if_store(ctx: &Ctx, decision: Decision) -> anyhow::Result<bool> {
         return Ok(false);
     };
     store.set_actor(Some(&crate::context::cli_actor()));
+    audit_decision(ctx, &mut store, decision)?;
+    Ok(true)
+}
+
+fn audit_decision(
+    ctx: &Ctx,
+    store: &mut ipseity_store::Store,
+    decision: Decision,
+) -> anyhow::Result<()> {
     store.record_audit(
         &AuditEvent::Verified {
             modality: Modality::Face,
@@ -749,14 +1030,81 @@ fn audit_if_store(ctx: &Ctx, decision: Decision) -> anyhow::Result<bool> {
         None,
         ctx.purpose(),
     )?;
-    Ok(true)
+    Ok(())
+}
+
+/// What a chip-to-live check leaves for `--enrol`: its answer, the chip's contents, and the
+/// live capture's analysis when one was made.
+struct Checked<'a> {
+    check: &'a ChipToLive,
+    chip: &'a ChipContents,
+    live: Option<FaceAnalysis>,
+}
+
+/// `--enrol`: the holder of an accepted document, from the live capture, through the same
+/// enrolment as `ipseity enroll` (duplicate search, one transaction with its audit rows),
+/// with the document as its source. Anything but an accept enrols nothing.
+fn enrol_holder(
+    ctx: &Ctx,
+    args: &ChipVerifyArgs,
+    store: &mut ipseity_store::Store,
+    point: &ipseity_core::OperatingPoint,
+    subject: SubjectId,
+    checked: Checked<'_>,
+) -> anyhow::Result<HolderEnrolment> {
+    let Checked { check, chip, live } = checked;
+    let source = match ipseity_engine::document::enrolment_source(check, chip) {
+        Ok(s) => s,
+        Err(why) => return Ok(HolderEnrolment::not_done(subject, why)),
+    };
+    let Some(face) = live else {
+        return Ok(HolderEnrolment::not_done(
+            subject,
+            "no live face was analysed",
+        ));
+    };
+    let template = Template::new(
+        Modality::Face,
+        ipseity_face::MODEL_ID,
+        face.embedding,
+        face.quality.score,
+    )?;
+    let mut gallery = LiveFaceGallery::load(&*store)?;
+    let req = FaceEnrolment {
+        subject: &subject,
+        templates: std::slice::from_ref(&template),
+        allow_duplicate: args.allow_duplicate,
+        purpose: ctx.purpose(),
+        source: Some(&source),
+    };
+    let matches = ipseity_engine::face::enrol(store, &mut gallery, point, &req)
+        .map_err(super::enroll::duplicate_hint)?;
+    Ok(HolderEnrolment {
+        subject,
+        enrolled: true,
+        reason: None,
+        source: Some(source.kind),
+        quality: vec![template.quality],
+        allowed_duplicate_of: matches,
+    })
 }
 
 pub fn verify(ctx: &Ctx, args: &ChipVerifyArgs) -> anyhow::Result<ExitStatus> {
     // Every input is read and checked before any work, so a bad argument costs nothing
     // and never turns into a decision.
     ctx.check_purpose()?;
-    let files = read_chip_dir(&args.chip)?;
+    // --enrol: a bad or existing id is refused before any work (before a card is read), as
+    // by `ipseity enroll`, and the store is opened (created on first use) for the enrolment.
+    let enrol = match &args.enrol {
+        Some(id) => {
+            let subject = super::subject_id(id)?;
+            let store = ctx.open_store()?;
+            super::enroll::refuse_existing(&store, &subject)?;
+            Some((subject, store))
+        }
+        None => None,
+    };
+    let (files, _) = chip_files(args.chip.as_deref(), &args.reader, &args.mrz)?;
     let (trust, _) = load_trust(&args.csca)?;
     let crl = match &args.crl {
         Some(p) => Some(crate::files::read_regular(p, MAX_CRL_BYTES, "too_large")?),
@@ -783,19 +1131,47 @@ pub fn verify(ctx: &Ctx, args: &ChipVerifyArgs) -> anyhow::Result<ExitStatus> {
         check,
         operating_point: policy.report,
         audited: false,
+        enrolment: None,
     };
 
     // 3. DG2's portrait against the live capture, with presentation-attack detection.
-    if !v.check.rejected() {
-        compare_faces(ctx, args, &c, &live_img, &policy.point, &mut v.check)?;
-    }
+    let live = if v.check.rejected() {
+        None
+    } else {
+        compare_faces(ctx, args, &c, &live_img, &policy.point, &mut v.check)?
+    };
+    drop(live_img);
     v.check.settle();
-    v.audited = audit_if_store(ctx, v.check.decision)?;
+    match enrol {
+        None => v.audited = audit_if_store(ctx, v.check.decision)?,
+        Some((subject, mut store)) => {
+            audit_decision(ctx, &mut store, v.check.decision)?;
+            v.audited = true;
+            // 4. With --enrol, the holder of an accepted document.
+            v.enrolment = Some(enrol_holder(
+                ctx,
+                args,
+                &mut store,
+                &policy.point,
+                subject,
+                Checked {
+                    check: &v.check,
+                    chip: &c,
+                    live,
+                },
+            )?);
+        }
+    }
     ctx.out.emit(&v)?;
-    Ok(v.check.decision.into())
+    Ok(match &v.enrolment {
+        // Asked to enrol, the check accepted, yet nothing was enrolled (no DG1 to record).
+        Some(e) if !e.enrolled && v.check.decision == Decision::Accept => ExitStatus::Failure,
+        _ => v.check.decision.into(),
+    })
 }
 
-/// Step 3 of `document verify`: analyses both faces and adds the engine's reasons to `v`.
+/// Step 3 of `document verify`: analyses both faces and adds the engine's reasons to `v`;
+/// returns the live capture's analysis when it was made.
 fn compare_faces(
     ctx: &Ctx,
     args: &ChipVerifyArgs,
@@ -803,9 +1179,9 @@ fn compare_faces(
     live_img: &ipseity_face::geom::RgbImage,
     point: &ipseity_core::OperatingPoint,
     v: &mut ChipToLive,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<FaceAnalysis>> {
     let Some(portraits) = ipseity_engine::document::portraits(v, chip) else {
-        return Ok(());
+        return Ok(None);
     };
     // The two halves run side by side (the whole call is meant to fit a border gate's
     // budget): the models load while DG2's images decode, then the live capture (and its
@@ -852,7 +1228,7 @@ fn compare_faces(
     );
     let (live, pad) = live?;
     ipseity_engine::document::compare(v, &live, pad, chip_faces, point);
-    Ok(())
+    Ok(Some(live))
 }
 
 /// The fixed seed of `document sample`'s keys: test material, the same every run.

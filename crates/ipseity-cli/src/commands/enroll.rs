@@ -165,7 +165,7 @@ fn attack_audit(
 
 /// Fails with `duplicate_subject` before any image is analysed (the engine checks again
 /// inside its transaction).
-fn refuse_existing(store: &Store, subject: &SubjectId) -> anyhow::Result<()> {
+pub(super) fn refuse_existing(store: &Store, subject: &SubjectId) -> anyhow::Result<()> {
     match store.templates(subject) {
         Ok(_) => Err(ipseity_store::StoreError::DuplicateSubject(subject.clone()).into()),
         Err(ipseity_store::StoreError::UnknownSubject(_)) => Ok(()),
@@ -189,6 +189,7 @@ fn commit(
         templates,
         allow_duplicate,
         purpose: ctx.purpose(),
+        source: None,
     };
     face::enrol(store, live, point, &req).map_err(duplicate_hint)
 }

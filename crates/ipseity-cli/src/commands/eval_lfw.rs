@@ -42,6 +42,10 @@ struct Cache {
     detector: String,
     /// Relative path -> embedding, or the failure code.
     entries: BTreeMap<String, Result<Vec<f32>, String>>,
+    /// Relative path -> the face's quality score (caches written before it was kept
+    /// have none; those images are analysed again).
+    #[serde(default)]
+    quality: BTreeMap<String, u8>,
 }
 
 struct Pair {
@@ -77,7 +81,115 @@ struct LfwReport {
     ident_nonmated: usize,
     ident: Vec<IdentRate>,
     several_templates: Option<SeveralTemplates>,
+    quality_aware: Option<QualityAware>,
     det_svg: String,
+}
+
+/// Decisions that take quality into account, on the all-pairs comparisons between
+/// usable images (failures to acquire left out): each pair falls in the band of its
+/// lower-quality image, the bands cut at the terciles of the images' quality scores.
+/// Compared: one threshold for every pair at FMR 1e-3, and one threshold per band,
+/// each at FMR 1e-3 among that band's impostors.
+#[derive(Serialize)]
+struct QualityAware {
+    /// Quality scores at the first and second terciles.
+    cuts: (u8, u8),
+    bands: Vec<QualityBand>,
+    genuine: usize,
+    impostor: usize,
+    /// One threshold at FMR 1e-3 over all these pairs.
+    single: RateCi,
+    /// A threshold per band: the FNMR over all genuine pairs, and the FMR it gives
+    /// over all impostor pairs.
+    per_band_fnmr: f64,
+    per_band_fnmr_ci: (f64, f64),
+    per_band_fmr: f64,
+}
+
+#[derive(Serialize)]
+struct QualityBand {
+    /// The band's lowest and highest quality score.
+    quality: (u8, u8),
+    genuine: usize,
+    impostor: usize,
+    /// FNMR and FMR within the band at the single threshold.
+    fnmr_at_single: f64,
+    fmr_at_single: f64,
+    /// The band's own threshold at FMR 1e-3, and the FNMR within the band at it.
+    threshold: Option<f32>,
+    fnmr_at_own: Option<f64>,
+}
+
+/// The pair's band, from the lower quality of its two images.
+fn band_of(q: u8, cuts: (u8, u8)) -> usize {
+    if q < cuts.0 {
+        0
+    } else if q < cuts.1 {
+        1
+    } else {
+        2
+    }
+}
+
+/// The quality-aware measurement from genuine scores with their pair's band and the
+/// impostor scores of each band.
+fn quality_aware(
+    cuts: (u8, u8),
+    genuine: &[(f32, usize)],
+    mut impostor: [Vec<f32>; 3],
+) -> Option<QualityAware> {
+    let n_imp: usize = impostor.iter().map(Vec::len).sum();
+    if genuine.is_empty() || n_imp == 0 {
+        return None;
+    }
+    let mut all: Vec<f32> = impostor.iter().flatten().copied().collect();
+    let all_g: Vec<f32> = genuine.iter().map(|g| g.0).collect();
+    let single = rate_at(&all_g, &mut all, 1e-3);
+    drop(all);
+    let t = single.threshold?;
+    let bounds = [
+        (0u8, cuts.0.saturating_sub(1)),
+        (cuts.0, cuts.1.saturating_sub(1)),
+        (cuts.1, 100),
+    ];
+    let (mut missed_own, mut accepted_imp) = (0usize, 0usize);
+    let mut bands = vec![];
+    for (b, imp) in impostor.iter_mut().enumerate() {
+        imp.sort_unstable_by(f32::total_cmp);
+        let g: Vec<f32> = genuine.iter().filter(|x| x.1 == b).map(|x| x.0).collect();
+        let own = ipseity_eval::threshold_for_fmr_sorted(imp, 1e-3);
+        let frac = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let fnmr_at_own = own.map(|o| {
+            let m = g.iter().filter(|&&s| s < o).count();
+            missed_own += m;
+            accepted_imp += imp.len() - imp.partition_point(|&s| s < o);
+            frac(m, g.len())
+        });
+        if own.is_none() {
+            // Too few impostors for its own threshold: the band keeps the single one.
+            missed_own += g.iter().filter(|&&s| s < t).count();
+            accepted_imp += imp.len() - imp.partition_point(|&s| s < t);
+        }
+        bands.push(QualityBand {
+            quality: bounds[b],
+            genuine: g.len(),
+            impostor: imp.len(),
+            fnmr_at_single: frac(g.iter().filter(|&&s| s < t).count(), g.len()),
+            fmr_at_single: frac(imp.len() - imp.partition_point(|&s| s < t), imp.len()),
+            threshold: own,
+            fnmr_at_own,
+        });
+    }
+    Some(QualityAware {
+        cuts,
+        bands,
+        genuine: genuine.len(),
+        impostor: n_imp,
+        single,
+        per_band_fnmr: missed_own as f64 / genuine.len() as f64,
+        per_band_fnmr_ci: ipseity_eval::wilson_95(missed_own, genuine.len()),
+        per_band_fmr: accepted_imp as f64 / n_imp as f64,
+    })
 }
 
 /// One template per subject against several, on the same probes: the people with at
@@ -226,6 +338,38 @@ impl Render for LfwReport {
                 }
             }
         }
+        if let Some(q) = &self.quality_aware {
+            writeln!(
+                w,
+                "quality-aware (bands of the pair's lower quality, cut at {} and {}; {} genuine, {} impostor):",
+                q.cuts.0, q.cuts.1, q.genuine, q.impostor
+            )?;
+            for b in &q.bands {
+                writeln!(
+                    w,
+                    "  quality {}-{}: {} genuine, {} impostor; at the single threshold FNMR {:.5}, FMR {:.2e}; own threshold {} FNMR {}",
+                    b.quality.0,
+                    b.quality.1,
+                    b.genuine,
+                    b.impostor,
+                    b.fnmr_at_single,
+                    b.fmr_at_single,
+                    b.threshold.map_or("n/a".into(), |t| format!("{t:.4}")),
+                    b.fnmr_at_own.map_or("n/a".into(), |f| format!("{f:.5}")),
+                )?;
+            }
+            if let (Some(f), Some((lo, hi))) = (q.single.fnmr, q.single.fnmr_ci) {
+                writeln!(
+                    w,
+                    "  one threshold: FNMR at FMR 1e-3 {f:.5} [{lo:.5}, {hi:.5}]"
+                )?;
+            }
+            writeln!(
+                w,
+                "  a threshold per band: FNMR {:.5} [{:.5}, {:.5}] at FMR {:.2e}",
+                q.per_band_fnmr, q.per_band_fnmr_ci.0, q.per_band_fnmr_ci.1, q.per_band_fmr
+            )?;
+        }
         writeln!(w, "DET plot: {}", self.det_svg)
     }
 }
@@ -350,7 +494,11 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
     let todo: Vec<&String> = images
         .iter()
         .map(|(rel, _)| rel)
-        .filter(|rel| !cache.entries.contains_key(*rel))
+        .filter(|rel| match cache.entries.get(*rel) {
+            None => true,
+            Some(Ok(_)) => !cache.quality.contains_key(*rel),
+            Some(Err(_)) => false,
+        })
         .collect();
     if !todo.is_empty() {
         let engine = ctx.engine_with(ipseity_face::Params {
@@ -362,19 +510,26 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         // In chunks, saving the cache after each: the exact detector takes the
         // better part of an hour over the whole set.
         for chunk in todo.chunks(512) {
-            let done: Vec<(String, Result<Vec<f32>, String>)> = chunk
+            // Each image: its embedding and quality score, or the failure's code.
+            type Analysed = Result<(Vec<f32>, u8), String>;
+            let done: Vec<(String, Analysed)> = chunk
                 .par_iter()
                 .map(|rel| {
                     let path = dir.join("images").join(rel);
                     let r = load_face_image(&path)
                         .and_then(|img| single_face(&engine, &img, &path, true))
-                        .map(|f| f.embedding)
+                        .map(|f| (f.embedding, f.quality.score))
                         .map_err(|e| code_of(&e).to_owned());
                     bar.inc(1);
                     ((*rel).clone(), r)
                 })
                 .collect();
-            cache.entries.extend(done);
+            for (rel, r) in done {
+                if let Ok((_, q)) = &r {
+                    cache.quality.insert(rel.clone(), *q);
+                }
+                cache.entries.insert(rel, r.map(|(e, _)| e));
+            }
             if let Some(p) = &args.cache {
                 // Templates: owner-only, and never half-written.
                 crate::files::write_private_atomic(p, &serde_json::to_vec(&cache)?)?;
@@ -388,12 +543,14 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     let mut emb: Vec<&[f32]> = vec![];
     let mut label: Vec<usize> = vec![];
+    let mut quality: Vec<u8> = vec![];
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for (rel, person) in &images {
         match cache.entries.get(rel) {
             Some(Ok(e)) => {
                 index.insert(rel, emb.len());
                 emb.push(e);
+                quality.push(cache.quality.get(rel).copied().unwrap_or(0));
                 let next = ids.len();
                 label.push(*ids.entry(person).or_insert(next));
             }
@@ -422,27 +579,47 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
 
     // All pairs, row by row in parallel; genuine and impostor scores kept apart.
     let n = emb.len();
-    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..n)
+    let cuts = {
+        let mut q = quality.clone();
+        q.sort_unstable();
+        (
+            q.get(q.len() / 3).copied().unwrap_or(0),
+            q.get(2 * q.len() / 3).copied().unwrap_or(0),
+        )
+    };
+    let band: Vec<usize> = quality.iter().map(|&q| band_of(q, cuts)).collect();
+    type Row = (Vec<(f32, usize)>, [Vec<f32>; 3]);
+    let rows: Vec<Row> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let (mut g, mut im) = (vec![], Vec::with_capacity(n - i));
+            let (mut g, mut im) = (vec![], [vec![], vec![], vec![]]);
             for j in i + 1..n {
                 let s = score(i, j);
+                let b = band[i].min(band[j]);
                 if label[i] == label[j] {
-                    g.push(s);
+                    g.push((s, b));
                 } else {
-                    im.push(s);
+                    im[b].push(s);
                 }
             }
             (g, im)
         })
         .collect();
-    let mut genuine: Vec<f32> = vec![];
-    let mut impostor: Vec<f32> = Vec::with_capacity(n * n.saturating_sub(1) / 2);
+    let mut genuine_banded: Vec<(f32, usize)> = vec![];
+    let mut impostor_banded: [Vec<f32>; 3] = [vec![], vec![], vec![]];
     for (g, im) in rows {
-        genuine.extend(g);
-        impostor.extend(im);
+        genuine_banded.extend(g);
+        for (all, part) in impostor_banded.iter_mut().zip(im) {
+            all.extend(part);
+        }
     }
+    let mut genuine: Vec<f32> = genuine_banded.iter().map(|g| g.0).collect();
+    let mut impostor: Vec<f32> = impostor_banded.iter().flatten().copied().collect();
+    let quality_aware = if cache.quality.is_empty() {
+        None
+    } else {
+        quality_aware(cuts, &genuine_banded, impostor_banded)
+    };
     // Genuine pairs lost to failures to acquire are misses at every threshold.
     let mut lost_genuine = 0usize;
     {
@@ -558,6 +735,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         ident_nonmated: nonmated.len(),
         ident,
         several_templates,
+        quality_aware,
         det_svg: args.det.display().to_string(),
     };
     if let Some(p) = &args.report {
@@ -597,5 +775,50 @@ mod several_templates_tests {
         // strangers; with the better of two none does.
         assert_eq!(m.one.fnmr, Some(1.0));
         assert_eq!(m.several.fnmr, Some(0.0));
+    }
+}
+
+#[cfg(test)]
+mod quality_aware_tests {
+    use super::*;
+
+    #[test]
+    fn a_threshold_per_band_is_measured_against_one_for_all() {
+        // Low-quality pairs: impostors score higher and genuine pairs lower than in the
+        // high band, so one threshold fails the low band's genuine pairs and lets more of
+        // its impostors through.
+        let mut impostor: [Vec<f32>; 3] = [vec![], vec![], vec![]];
+        for i in 0..10_000 {
+            let x = i as f32 / 10_000.0;
+            impostor[0].push(0.2 + 0.3 * x);
+            impostor[1].push(0.1 + 0.3 * x);
+            impostor[2].push(0.3 * x);
+        }
+        let mut genuine = vec![];
+        for i in 0..100 {
+            let x = i as f32 / 100.0;
+            genuine.push((0.45 + 0.1 * x, 0));
+            genuine.push((0.5 + 0.1 * x, 1));
+            genuine.push((0.5 + 0.1 * x, 2));
+        }
+        let q = quality_aware((40, 70), &genuine, impostor).expect("measured");
+        assert_eq!((q.genuine, q.impostor), (300, 30_000));
+        assert_eq!(q.bands.len(), 3);
+        assert_eq!(q.bands[0].quality, (0, 39));
+        assert_eq!(q.bands[2].quality, (70, 100));
+        // One threshold sits near the top of the low band's impostors (0.497): the low
+        // band's genuine pairs below it fail.
+        let t = q.single.threshold.expect("threshold");
+        assert!(t > 0.49 && t < 0.5, "{t}");
+        assert!(q.bands[0].fnmr_at_single > 0.4);
+        assert_eq!(q.bands[2].fnmr_at_single, 0.0);
+        assert!(q.bands[0].fmr_at_single > q.bands[2].fmr_at_single);
+        // Each band's own threshold keeps its FMR at 1e-3; overall the same FMR.
+        assert!((q.per_band_fmr - 1e-3).abs() < 2e-4, "{}", q.per_band_fmr);
+        assert!(q.bands[2].threshold.expect("own") < 0.3);
+        assert_eq!(q.bands[2].fnmr_at_own, Some(0.0));
+        assert_eq!(band_of(39, (40, 70)), 0);
+        assert_eq!(band_of(40, (40, 70)), 1);
+        assert_eq!(band_of(70, (40, 70)), 2);
     }
 }
