@@ -4,7 +4,7 @@
 //! image's bytes and format, for the face pipeline to decode.
 
 use crate::lds::LdsError;
-use crate::tlv::{self, Tlv};
+use crate::tlv;
 
 /// Most faces a DG2 may hold (chips carry one; a few carry two).
 const MAX_FACES: usize = 8;
@@ -158,42 +158,10 @@ fn first_byte(tag: u32) -> u8 {
     bytes.iter().copied().find(|&x| x != 0).unwrap_or(0)
 }
 
-fn children<'a>(t: &Tlv<'a>) -> Result<Vec<Tlv<'a>>, LdsError> {
-    tlv::read_all(t.value).map_err(|source| LdsError::Tlv {
-        file: "DG2",
-        source,
-    })
-}
-
 /// DG2 (tag `75`): every face image of every biometric information template.
 pub fn parse_dg2(b: &[u8]) -> Result<Vec<FaceImage>, LdsError> {
-    let root = tlv::read_one(b).map_err(|source| LdsError::Tlv {
-        file: "DG2",
-        source,
-    })?;
-    if root.tag != 0x75 {
-        return Err(bad(format!("root tag {:X}, expected 75", root.tag)));
-    }
-    let group = children(&root)?
-        .into_iter()
-        .find(|t| t.tag == 0x7F61)
-        .ok_or_else(|| bad("no biometric information group (7F61)"))?;
-    let items = children(&group)?;
-    let count = items
-        .iter()
-        .find(|t| t.tag == 0x02)
-        .map(|t| be(t.value))
-        .ok_or_else(|| bad("no instance count (02)"))?;
-    let templates: Vec<&Tlv<'_>> = items.iter().filter(|t| t.tag == 0x7F60).collect();
-    if count == 0 || count > MAX_FACES || templates.len() != count {
-        return Err(bad(format!(
-            "{count} templates announced, {} present",
-            templates.len()
-        )));
-    }
     let mut out = vec![];
-    for t in templates {
-        let parts = children(t)?;
+    for parts in crate::lds::biometric_templates("DG2", b, 0x75, MAX_FACES)? {
         let mut found = false;
         for p in parts {
             match p.tag {

@@ -32,7 +32,6 @@
 //! one fails the length checks here rather than being misread.
 
 use crate::lds::LdsError;
-use crate::tlv::{self, Tlv};
 
 /// Most finger or palm images a DG3 may hold, over all its templates (chips
 /// carry two; a full set of ten prints and four slaps is fourteen).
@@ -350,43 +349,10 @@ fn check_image(
     Ok(())
 }
 
-fn children<'a>(t: &Tlv<'a>) -> Result<Vec<Tlv<'a>>, LdsError> {
-    tlv::read_all(t.value).map_err(|source| LdsError::Tlv {
-        file: "DG3",
-        source,
-    })
-}
-
 /// DG3 (tag `63`): every finger image of every biometric information template.
 pub fn parse_dg3(b: &[u8]) -> Result<Vec<FingerImage>, LdsError> {
-    let root = tlv::read_one(b).map_err(|source| LdsError::Tlv {
-        file: "DG3",
-        source,
-    })?;
-    if root.tag != 0x63 {
-        return Err(bad(format!("root tag {:X}, expected 63", root.tag)));
-    }
-    let group = children(&root)?
-        .into_iter()
-        .find(|t| t.tag == 0x7F61)
-        .ok_or_else(|| bad("no biometric information group (7F61)"))?;
-    let items = children(&group)?;
-    let count = items
-        .iter()
-        .find(|t| t.tag == 0x02)
-        .filter(|t| (1..=2).contains(&t.value.len()))
-        .map(|t| be(t.value) as usize)
-        .ok_or_else(|| bad("no instance count (02)"))?;
-    let templates: Vec<&Tlv<'_>> = items.iter().filter(|t| t.tag == 0x7F60).collect();
-    if count == 0 || count > MAX_FINGERS || templates.len() != count {
-        return Err(bad(format!(
-            "{count} templates announced, {} present",
-            templates.len()
-        )));
-    }
     let mut out = vec![];
-    for t in templates {
-        let parts = children(t)?;
+    for parts in crate::lds::biometric_templates("DG3", b, 0x63, MAX_FINGERS)? {
         let mut found = false;
         for p in parts {
             match p.tag {

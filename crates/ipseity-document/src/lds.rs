@@ -191,6 +191,44 @@ fn root<'a>(file: &'static str, b: &'a [u8], tag: u32) -> Result<Vec<tlv::Tlv<'a
     tlv::read_all(root.value).map_err(e)
 }
 
+/// The biometric information templates of a biometric data group (DG2 `75`, DG3 `63`;
+/// ICAO 9303 part 10): the group `7F61`, whose instance count `02` must equal the
+/// templates `7F60` present, from 1 to `max`. Returns each template's objects.
+pub(crate) fn biometric_templates<'a>(
+    file: &'static str,
+    b: &'a [u8],
+    tag: u32,
+    max: usize,
+) -> Result<Vec<Vec<tlv::Tlv<'a>>>, LdsError> {
+    let e = |source| LdsError::Tlv { file, source };
+    let group = root(file, b, tag)?
+        .into_iter()
+        .find(|t| t.tag == 0x7F61)
+        .ok_or_else(|| structure(file, "no biometric information group (7F61)"))?;
+    let items = tlv::read_all(group.value).map_err(e)?;
+    let count = items
+        .iter()
+        .find(|t| t.tag == 0x02)
+        .filter(|t| (1..=2).contains(&t.value.len()))
+        .map(|t| {
+            t.value
+                .iter()
+                .fold(0usize, |a, &x| (a << 8) | usize::from(x))
+        })
+        .ok_or_else(|| structure(file, "no instance count (02)"))?;
+    let templates: Vec<&tlv::Tlv<'_>> = items.iter().filter(|t| t.tag == 0x7F60).collect();
+    if count == 0 || count > max || templates.len() != count {
+        return Err(structure(
+            file,
+            format!("{count} templates announced, {} present", templates.len()),
+        ));
+    }
+    templates
+        .into_iter()
+        .map(|t| tlv::read_all(t.value).map_err(e))
+        .collect()
+}
+
 /// DG11, additional personal details (9303 part 10, 4.7.11). Every field is optional;
 /// images and custody information are left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -345,6 +345,36 @@ impl SecureChannel {
         }
     }
 
+    /// The encrypted-data object for `data` under the current counter: `DO'85'` for an
+    /// odd instruction (its data are objects, so no padding indicator), else `DO'87'`
+    /// with the indicator `01`; nothing when there are no data.
+    fn data_object(&self, data: &[u8], odd: bool) -> Vec<u8> {
+        let mut out = vec![];
+        if data.is_empty() {
+            return out;
+        }
+        let enc = self.encrypt(data);
+        if odd {
+            out.push(0x85);
+            ber_len(enc.len(), &mut out);
+        } else {
+            out.push(0x87);
+            ber_len(enc.len() + 1, &mut out);
+            out.push(0x01);
+        }
+        out.extend_from_slice(&enc);
+        out
+    }
+
+    /// The data inside a received encrypted-data object (tag and value), decrypted.
+    fn open_data_object(&self, object: Option<(u32, &[u8])>) -> Result<Vec<u8>, AccessError> {
+        match object {
+            Some((0x87, [0x01, rest @ ..])) | Some((0x85, rest)) => self.decrypt(rest),
+            Some(_) => Err(AccessError::Malformed("encrypted data object")),
+            None => Ok(vec![]),
+        }
+    }
+
     /// Protects a command: `DO'87'` holds the encrypted data (`DO'85'` for an odd
     /// instruction, whose data are objects themselves), `DO'97'` the expected
     /// length, `DO'8E'` the MAC; the class byte gains `0C`. Short APDUs only (data
@@ -360,19 +390,7 @@ impl SecureChannel {
         }
         self.ssc = self.ssc.wrapping_add(1);
         let h = [header[0] | 0x0C, header[1], header[2], header[3]];
-        let mut body = vec![];
-        if !data.is_empty() {
-            let enc = self.encrypt(data);
-            if header[1] & 1 == 1 {
-                body.push(0x85);
-                ber_len(enc.len(), &mut body);
-            } else {
-                body.push(0x87);
-                ber_len(enc.len() + 1, &mut body);
-                body.push(0x01);
-            }
-            body.extend_from_slice(&enc);
-        }
+        let mut body = self.data_object(data, header[1] & 1 == 1);
         if let Some(le) = le {
             body.extend_from_slice(&[0x97, 0x01, (le & 0xFF) as u8]);
         }
@@ -433,12 +451,7 @@ impl SecureChannel {
             Some([a, b]) => u16::from_be_bytes([*a, *b]),
             _ => return Err(AccessError::Malformed("response without a status object")),
         };
-        let data = match enc {
-            Some((0x87, [0x01, rest @ ..])) | Some((0x85, rest)) => self.decrypt(rest)?,
-            Some(_) => return Err(AccessError::Malformed("encrypted data object")),
-            None => vec![],
-        };
-        Ok((data, sw))
+        Ok((self.open_data_object(enc)?, sw))
     }
 
     /// The chip's side: checks a protected command's MAC and decrypts its data.
@@ -488,14 +501,9 @@ impl SecureChannel {
                 "the command's MAC does not verify",
             ));
         }
-        let data = match enc {
-            Some((0x87, [0x01, rest @ ..])) | Some((0x85, rest)) => self.decrypt(rest)?,
-            Some(_) => return Err(bad("encrypted data object")),
-            None => vec![],
-        };
         Ok(Command {
             header: [h[0] & !0x0C, h[1], h[2], h[3]],
-            data,
+            data: self.open_data_object(enc)?,
             le,
         })
     }
@@ -510,19 +518,7 @@ impl SecureChannel {
         odd: bool,
     ) -> Result<Vec<u8>, AccessError> {
         self.ssc = self.ssc.wrapping_add(1);
-        let mut body = vec![];
-        if !data.is_empty() {
-            let enc = self.encrypt(data);
-            if odd {
-                body.push(0x85);
-                ber_len(enc.len(), &mut body);
-            } else {
-                body.push(0x87);
-                ber_len(enc.len() + 1, &mut body);
-                body.push(0x01);
-            }
-            body.extend_from_slice(&enc);
-        }
+        let mut body = self.data_object(data, odd);
         body.extend_from_slice(&[0x99, 0x02]);
         body.extend_from_slice(&sw.to_be_bytes());
         let mac = self.mac(&body)?;
