@@ -46,6 +46,29 @@ struct Cache {
     /// have none; those images are analysed again).
     #[serde(default)]
     quality: BTreeMap<String, u8>,
+    /// Relative path -> how frontal the face is, 0-100 ([`frontal`]).
+    #[serde(default)]
+    frontal: BTreeMap<String, u8>,
+}
+
+/// How frontal a face is, from its five landmarks: 100 when the nose base sits midway
+/// between the eyes along the line through them, falling by 2.5 points for each
+/// hundredth of the eye distance it sits to one side (a head turned away), 0 from 0.4.
+fn frontal(landmarks: &[ipseity_face::geom::Point]) -> u8 {
+    let [a0, a1, b0, b1, nose] = landmarks else {
+        return 0;
+    };
+    let (ax, ay) = ((a0.x + a1.x) / 2.0, (a0.y + a1.y) / 2.0);
+    let (bx, by) = ((b0.x + b1.x) / 2.0, (b0.y + b1.y) / 2.0);
+    let (ux, uy) = (bx - ax, by - ay);
+    let d2 = ux * ux + uy * uy;
+    if d2 <= 0.0 {
+        return 0;
+    }
+    let (mx, my) = ((ax + bx) / 2.0, (ay + by) / 2.0);
+    // The nose's offset along the eye line, in eye distances.
+    let t = ((nose.x - mx) * ux + (nose.y - my) * uy) / d2;
+    (100.0 - t.abs() * 250.0).clamp(0.0, 100.0).round() as u8
 }
 
 struct Pair {
@@ -82,6 +105,8 @@ struct LfwReport {
     ident: Vec<IdentRate>,
     several_templates: Option<SeveralTemplates>,
     quality_aware: Option<QualityAware>,
+    /// The same measurement with the bands cut on how frontal the faces are.
+    pose_aware: Option<QualityAware>,
     det_svg: String,
 }
 
@@ -133,7 +158,7 @@ fn band_of(q: u8, cuts: (u8, u8)) -> usize {
 
 /// The quality-aware measurement from genuine scores with their pair's band and the
 /// impostor scores of each band.
-fn quality_aware(
+fn measure_bands(
     cuts: (u8, u8),
     genuine: &[(f32, usize)],
     mut impostor: [Vec<f32>; 3],
@@ -338,16 +363,20 @@ impl Render for LfwReport {
                 }
             }
         }
-        if let Some(q) = &self.quality_aware {
+        for (what, q) in [
+            ("quality", &self.quality_aware),
+            ("frontal pose", &self.pose_aware),
+        ] {
+            let Some(q) = q else { continue };
             writeln!(
                 w,
-                "quality-aware (bands of the pair's lower quality, cut at {} and {}; {} genuine, {} impostor):",
+                "{what}-aware (bands of the pair's lower {what} score, cut at {} and {}; {} genuine, {} impostor):",
                 q.cuts.0, q.cuts.1, q.genuine, q.impostor
             )?;
             for b in &q.bands {
                 writeln!(
                     w,
-                    "  quality {}-{}: {} genuine, {} impostor; at the single threshold FNMR {:.5}, FMR {:.2e}; own threshold {} FNMR {}",
+                    "  {what} {}-{}: {} genuine, {} impostor; at the single threshold FNMR {:.5}, FMR {:.2e}; own threshold {} FNMR {}",
                     b.quality.0,
                     b.quality.1,
                     b.genuine,
@@ -496,7 +525,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         .map(|(rel, _)| rel)
         .filter(|rel| match cache.entries.get(*rel) {
             None => true,
-            Some(Ok(_)) => !cache.quality.contains_key(*rel),
+            Some(Ok(_)) => !cache.quality.contains_key(*rel) || !cache.frontal.contains_key(*rel),
             Some(Err(_)) => false,
         })
         .collect();
@@ -511,24 +540,25 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         // better part of an hour over the whole set.
         for chunk in todo.chunks(512) {
             // Each image: its embedding and quality score, or the failure's code.
-            type Analysed = Result<(Vec<f32>, u8), String>;
+            type Analysed = Result<(Vec<f32>, u8, u8), String>;
             let done: Vec<(String, Analysed)> = chunk
                 .par_iter()
                 .map(|rel| {
                     let path = dir.join("images").join(rel);
                     let r = load_face_image(&path)
                         .and_then(|img| single_face(&engine, &img, &path, true))
-                        .map(|f| (f.embedding, f.quality.score))
+                        .map(|f| (f.embedding, f.quality.score, frontal(&f.landmarks)))
                         .map_err(|e| code_of(&e).to_owned());
                     bar.inc(1);
                     ((*rel).clone(), r)
                 })
                 .collect();
             for (rel, r) in done {
-                if let Ok((_, q)) = &r {
+                if let Ok((_, q, f)) = &r {
                     cache.quality.insert(rel.clone(), *q);
+                    cache.frontal.insert(rel.clone(), *f);
                 }
-                cache.entries.insert(rel, r.map(|(e, _)| e));
+                cache.entries.insert(rel, r.map(|(e, _, _)| e));
             }
             if let Some(p) = &args.cache {
                 // Templates: owner-only, and never half-written.
@@ -544,6 +574,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
     let mut emb: Vec<&[f32]> = vec![];
     let mut label: Vec<usize> = vec![];
     let mut quality: Vec<u8> = vec![];
+    let mut frontal_of: Vec<u8> = vec![];
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for (rel, person) in &images {
         match cache.entries.get(rel) {
@@ -551,6 +582,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
                 index.insert(rel, emb.len());
                 emb.push(e);
                 quality.push(cache.quality.get(rel).copied().unwrap_or(0));
+                frontal_of.push(cache.frontal.get(rel).copied().unwrap_or(0));
                 let next = ids.len();
                 label.push(*ids.entry(person).or_insert(next));
             }
@@ -579,46 +611,64 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
 
     // All pairs, row by row in parallel; genuine and impostor scores kept apart.
     let n = emb.len();
-    let cuts = {
-        let mut q = quality.clone();
+    let terciles = |v: &[u8]| {
+        let mut q = v.to_vec();
         q.sort_unstable();
         (
             q.get(q.len() / 3).copied().unwrap_or(0),
             q.get(2 * q.len() / 3).copied().unwrap_or(0),
         )
     };
+    // Each pair in two bandings: by the lower quality score, and by the less frontal face.
+    let (cuts, pose_cuts) = (terciles(&quality), terciles(&frontal_of));
     let band: Vec<usize> = quality.iter().map(|&q| band_of(q, cuts)).collect();
-    type Row = (Vec<(f32, usize)>, [Vec<f32>; 3]);
+    let pose_band: Vec<usize> = frontal_of.iter().map(|&q| band_of(q, pose_cuts)).collect();
+    type Row = (Vec<(f32, usize, usize)>, [Vec<f32>; 3], [Vec<f32>; 3]);
     let rows: Vec<Row> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let (mut g, mut im) = (vec![], [vec![], vec![], vec![]]);
+            let mut g = vec![];
+            let (mut im, mut ip) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
             for j in i + 1..n {
                 let s = score(i, j);
                 let b = band[i].min(band[j]);
+                let p = pose_band[i].min(pose_band[j]);
                 if label[i] == label[j] {
-                    g.push((s, b));
+                    g.push((s, b, p));
                 } else {
                     im[b].push(s);
+                    ip[p].push(s);
                 }
             }
-            (g, im)
+            (g, im, ip)
         })
         .collect();
-    let mut genuine_banded: Vec<(f32, usize)> = vec![];
+    let mut genuine_banded: Vec<(f32, usize, usize)> = vec![];
     let mut impostor_banded: [Vec<f32>; 3] = [vec![], vec![], vec![]];
-    for (g, im) in rows {
+    let mut impostor_posed: [Vec<f32>; 3] = [vec![], vec![], vec![]];
+    for (g, im, ip) in rows {
         genuine_banded.extend(g);
         for (all, part) in impostor_banded.iter_mut().zip(im) {
+            all.extend(part);
+        }
+        for (all, part) in impostor_posed.iter_mut().zip(ip) {
             all.extend(part);
         }
     }
     let mut genuine: Vec<f32> = genuine_banded.iter().map(|g| g.0).collect();
     let mut impostor: Vec<f32> = impostor_banded.iter().flatten().copied().collect();
+    let by_quality: Vec<(f32, usize)> = genuine_banded.iter().map(|g| (g.0, g.1)).collect();
+    let by_pose: Vec<(f32, usize)> = genuine_banded.iter().map(|g| (g.0, g.2)).collect();
+    drop(genuine_banded);
     let quality_aware = if cache.quality.is_empty() {
         None
     } else {
-        quality_aware(cuts, &genuine_banded, impostor_banded)
+        measure_bands(cuts, &by_quality, impostor_banded)
+    };
+    let pose_aware = if cache.frontal.is_empty() {
+        None
+    } else {
+        measure_bands(pose_cuts, &by_pose, impostor_posed)
     };
     // Genuine pairs lost to failures to acquire are misses at every threshold.
     let mut lost_genuine = 0usize;
@@ -736,6 +786,7 @@ pub fn run(ctx: &Ctx, args: &EvalArgs, dir: &Path) -> anyhow::Result<ExitStatus>
         ident,
         several_templates,
         quality_aware,
+        pose_aware,
         det_svg: args.det.display().to_string(),
     };
     if let Some(p) = &args.report {
@@ -801,7 +852,7 @@ mod quality_aware_tests {
             genuine.push((0.5 + 0.1 * x, 1));
             genuine.push((0.5 + 0.1 * x, 2));
         }
-        let q = quality_aware((40, 70), &genuine, impostor).expect("measured");
+        let q = measure_bands((40, 70), &genuine, impostor).expect("measured");
         assert_eq!((q.genuine, q.impostor), (300, 30_000));
         assert_eq!(q.bands.len(), 3);
         assert_eq!(q.bands[0].quality, (0, 39));
@@ -820,5 +871,35 @@ mod quality_aware_tests {
         assert_eq!(band_of(39, (40, 70)), 0);
         assert_eq!(band_of(40, (40, 70)), 1);
         assert_eq!(band_of(70, (40, 70)), 2);
+    }
+}
+
+#[cfg(test)]
+mod frontal_tests {
+    use super::*;
+    use ipseity_face::geom::Point;
+
+    fn face(nose_x: f64) -> Vec<Point> {
+        let p = |x, y| Point { x, y };
+        vec![
+            p(60.0, 100.0),
+            p(80.0, 100.0),
+            p(120.0, 100.0),
+            p(140.0, 100.0),
+            p(nose_x, 140.0),
+        ]
+    }
+
+    #[test]
+    fn a_nose_midway_between_the_eyes_is_frontal_and_a_turned_head_is_not() {
+        // Eye centres 70 and 130: 60 px apart.
+        assert_eq!(frontal(&face(100.0)), 100);
+        // 6 px to one side: a tenth of the eye distance, 25 points off, either side.
+        assert_eq!(frontal(&face(106.0)), 75);
+        assert_eq!(frontal(&face(94.0)), 75);
+        // 24 px and beyond: 0.
+        assert_eq!(frontal(&face(124.0)), 0);
+        assert_eq!(frontal(&face(200.0)), 0);
+        assert_eq!(frontal(&face(100.0)[..4]), 0);
     }
 }
