@@ -8,7 +8,8 @@
 //! With `MATCHER_BENCH_DIR=D` (a directory written by `ipseity finger synth`, images named
 //! `FFFFF_I.png`) it instead measures extracted templates, as `ipseity finger eval` pairs
 //! them (FVC protocol): comparisons per CPU-second of the impostor pairs on one thread over
-//! `MATCHER_BENCH_RUNS` runs (default 7; median and range), EER and FNMR, and a hash of
+//! `MATCHER_BENCH_RUNS` runs (default 7; median and range; `MATCHER_BENCH_ISA=avx2` or
+//! `portable` times a narrower build of the comparison on the same CPU), EER and FNMR, and a hash of
 //! every score's bits so that a change meant to be exact can be checked as exact. Templates
 //! are extracted once and cached in `D/matcher-bench-templates.json`.
 
@@ -211,6 +212,17 @@ fn extracted_bench(dir: &std::path::Path) {
 }
 
 fn main() {
+    // MATCHER_BENCH_ISA=portable|avx2: time a narrower build of the comparison on this
+    // machine (the widest the CPU offers otherwise).
+    match std::env::var("MATCHER_BENCH_ISA").as_deref() {
+        Ok("portable") => ipseity_finger::matcher::limit_instruction_set(
+            ipseity_finger::matcher::InstructionSet::Portable,
+        ),
+        Ok("avx2") => ipseity_finger::matcher::limit_instruction_set(
+            ipseity_finger::matcher::InstructionSet::Avx2,
+        ),
+        _ => {}
+    }
     if let Some(dir) = std::env::var_os("MATCHER_BENCH_DIR") {
         extracted_bench(std::path::Path::new(&dir));
         return;

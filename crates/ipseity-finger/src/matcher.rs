@@ -463,14 +463,35 @@ fn ordered<'a>(a: &'a Prepared, b: &'a Prepared) -> (&'a Inner, &'a Inner) {
     }
 }
 
+/// The widest build of the comparison that [`score`] may choose, where the CPU offers
+/// it: for benchmarks that time a narrower build on the same machine. Every build gives
+/// the same scores (tested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InstructionSet {
+    /// The portable build (with the hardware popcount where the CPU has it).
+    Portable = 0,
+    /// AVX2 (x86-64).
+    Avx2 = 1,
+    /// AVX-512 with VPOPCNTDQ (x86-64).
+    Avx512 = 2,
+}
+
+static WIDEST: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
+
+/// Limits the builds [`score`] chooses to `widest` and narrower, for the whole process.
+pub fn limit_instruction_set(widest: InstructionSet) {
+    WIDEST.store(widest as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if cylinder::has_avx512() {
+        let widest = WIDEST.load(std::sync::atomic::Ordering::Relaxed);
+        if widest >= InstructionSet::Avx512 as u8 && cylinder::has_avx512() {
             // SAFETY: the CPU supports every feature the function is compiled with.
             return unsafe { score_with_avx512(a, b, s) };
         }
-        if cylinder::has_avx2() {
+        if widest >= InstructionSet::Avx2 as u8 && cylinder::has_avx2() {
             // SAFETY: the CPU supports every feature the function is compiled with.
             return unsafe { score_with_avx2(a, b, s) };
         }

@@ -748,7 +748,26 @@ impl Store {
         if free_bytes(dir).is_some_and(|f| f < MIN_FREE_BYTES) {
             return Err(StoreError::DiskFull);
         }
-        Self::open_inner(dir).map_err(|e| full_disk_or(dir, e))
+        Self::open_retrying(dir).map_err(|e| full_disk_or(dir, e))
+    }
+
+    /// [`Self::open_inner`], again after a pause while SQLite answers busy without
+    /// waiting (as it does to connections that open a database another is creating or
+    /// switching to WAL at the same moment), for up to about ten seconds. Opening is
+    /// idempotent: a migration that lost the race rolled back whole.
+    fn open_retrying(dir: &Path) -> Result<Store, StoreError> {
+        let mut pause = Duration::from_millis(5);
+        let mut waited = Duration::ZERO;
+        loop {
+            match Self::open_inner(dir) {
+                Err(StoreError::Busy) if waited < Duration::from_secs(10) => {
+                    std::thread::sleep(pause);
+                    waited += pause;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn open_inner(dir: &Path) -> Result<Store, StoreError> {
@@ -794,7 +813,7 @@ impl Store {
             return Err(StoreError::NoStore(dir.to_path_buf()));
         }
         // No free-space floor here: a reader may still work on a full disk.
-        Self::open_inner(dir).map_err(|e| full_disk_or(dir, e))
+        Self::open_retrying(dir).map_err(|e| full_disk_or(dir, e))
     }
 
     /// The directory this store lives in.
@@ -1506,6 +1525,53 @@ mod tests {
 
     fn id(s: &str) -> SubjectId {
         SubjectId::new(s).unwrap()
+    }
+
+    #[test]
+    fn many_connections_open_one_store_at_once() {
+        // Every open checkpoints the log; SQLite answers a second simultaneous checkpoint
+        // busy at once, which must not fail the open. Rounds of 24 threads opening
+        // together, on a store with something in its log.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.enroll(&id("someone"), &[tpl(1.0)], None).unwrap();
+        drop(s);
+        for _ in 0..10 {
+            let barrier = Arc::new(std::sync::Barrier::new(24));
+            let handles: Vec<_> = (0..24)
+                .map(|_| {
+                    let (dir, barrier) = (dir.path().to_path_buf(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Store::open(&dir).map(|s| s.subject_count())
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert!(matches!(h.join().unwrap(), Ok(Ok(1))));
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_store_opened_by_many_at_once_is_created_once() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (dir, barrier) = (dir.path().to_path_buf(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Store::open(&dir).map(|s| s.subject_count())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let r = h.join().unwrap();
+                assert!(matches!(r, Ok(Ok(0))), "{r:?}");
+            }
+        }
     }
 
     #[test]

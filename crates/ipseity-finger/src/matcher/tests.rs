@@ -205,6 +205,25 @@ fn dispatched_and_portable_comparisons_score_alike() {
 }
 
 #[test]
+fn a_narrower_instruction_set_limit_scores_alike() {
+    // The limit only narrows the build `score` dispatches to; every build scores alike,
+    // so other tests running meanwhile are unaffected.
+    let set = impressions(12, 21, &Noise::default());
+    let all = |set: &[(Prepared, Prepared)]| -> Vec<u32> {
+        set.iter()
+            .flat_map(|(a, _)| set.iter().map(move |(_, b)| score(a, b).to_bits()))
+            .collect()
+    };
+    let widest = all(&set);
+    for limit in [InstructionSet::Portable, InstructionSet::Avx2] {
+        limit_instruction_set(limit);
+        assert_eq!(all(&set), widest, "{limit:?}");
+    }
+    limit_instruction_set(InstructionSet::Avx512);
+    assert!(widest.iter().any(|&b| f32::from_bits(b) > 0.0));
+}
+
+#[test]
 fn descriptor_ranks_mates_first() {
     let set = impressions(200, 7, &Noise::default());
     let da: Vec<Vec<f32>> = set.iter().map(|(a, _)| descriptor(a)).collect();
