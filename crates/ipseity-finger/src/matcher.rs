@@ -501,7 +501,8 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
 
 /// [`score_portable`] compiled for AVX2: the global pairing's and the relaxation's loops
 /// run in eight lanes (the baseline's SSE2 has no unsigned minimum, so the pairing's
-/// integer minimum was scalar), and the cylinder kernel gets the hardware popcount. The
+/// integer minimum was scalar), and the cylinder kernel compares four cylinders at once
+/// ([`cylinder::local_similarities_avx2`]). The
 /// same operations in the same order (no contraction into fused multiply-adds), so the
 /// same score.
 ///
@@ -511,15 +512,18 @@ fn score_with(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
 unsafe fn score_with_avx2(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
     score_body(a, b, s, |a, b, n, s| {
-        cylinder::local_similarities_inline(
-            &a.points,
-            &a.cylinders,
-            &b.angles,
-            &b.cylinders,
-            a.consolidation.min_common_cells,
-            a.consolidation.min_local_similarity,
-            &mut s.pairs,
-        );
+        // SAFETY: this function's features include the callee's.
+        unsafe {
+            cylinder::local_similarities_avx2(
+                &a.points,
+                &a.cylinders,
+                &b.angles,
+                &b.cylinders,
+                a.consolidation.min_common_cells,
+                a.consolidation.min_local_similarity,
+                &mut s.pairs,
+            )
+        };
         select_one_to_one(&mut s.pairs, n, &mut s.chosen, &mut s.rows);
     })
 }

@@ -429,20 +429,6 @@ fn local_similarities_popcnt(
     local_similarities_generic(pa, ca, angles_b, cb, min_common, floor, out);
 }
 
-/// [`local_similarities_generic`], inlined into a caller compiled for more features.
-#[inline(always)]
-pub(super) fn local_similarities_inline(
-    pa: &[Point],
-    ca: &Cylinders,
-    angles_b: &[f32],
-    cb: &Cylinders,
-    min_common: u32,
-    floor: f32,
-    out: &mut Vec<u64>,
-) {
-    local_similarities_generic(pa, ca, angles_b, cb, min_common, floor, out);
-}
-
 /// Whether this CPU runs the AVX2 build of the comparison.
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -614,6 +600,166 @@ pub(super) unsafe fn local_similarities_avx512(
     // SAFETY: the first `len` spare slots were written above (`len + 8 <= room` at every
     // store, and `len` only grows by the lanes that store wrote).
     unsafe { out.set_len(new_len) };
+}
+
+/// Population count of each 64-bit lane, with AVX2 alone: a 16-entry table of nibble
+/// counts looked up by `vpshufb`, then the bytes summed per lane (Muła's method).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn popcnt_epi64_avx2(
+    v: std::arch::x86_64::__m256i,
+    table: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let nibble = _mm256_set1_epi8(0x0f);
+    let lo = _mm256_and_si256(v, nibble);
+    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
+    let bytes = _mm256_add_epi8(
+        _mm256_shuffle_epi8(table, lo),
+        _mm256_shuffle_epi8(table, hi),
+    );
+    _mm256_sad_epu8(bytes, _mm256_setzero_si256())
+}
+
+/// The low 32 bits of each 64-bit lane (counts, far below 2^31) as four `f32`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn counts_to_ps(v: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m128 {
+    use std::arch::x86_64::*;
+    let packed = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
+    _mm_cvtepi32_ps(_mm256_castsi256_si128(packed))
+}
+
+/// [`local_similarities_generic`] four second-template cylinders at a time with AVX2 (no
+/// AVX-512): the same pairs in the same order with bit-identical similarities, as
+/// [`local_similarities_avx512`] argues for its eight lanes (square roots of bit counts
+/// are exact in `f32`, every other step one correctly rounded operation in the same
+/// order).
+///
+/// # Safety
+/// The CPU must support the enabled features ([`has_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+pub(super) unsafe fn local_similarities_avx2(
+    pa: &[Point],
+    ca: &Cylinders,
+    angles_b: &[f32],
+    cb: &Cylinders,
+    min_common: u32,
+    floor: f32,
+    out: &mut Vec<u64>,
+) {
+    use std::arch::x86_64::*;
+    let na = pa.len().min(ca.len());
+    let nb = cb.len().min(angles_b.len());
+    let table = _mm256_setr_epi8(
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
+        3, 4,
+    );
+    let disc = _mm256_set1_epi64x(DISC[0] as i64);
+    let below_min = _mm256_set1_epi64x(i64::from(min_common) - 1);
+    let one = _mm_set1_ps(1.0);
+    let zero_ps = _mm_setzero_ps();
+    let floor_v = _mm_set1_ps(floor);
+    let plane = |p: usize| cb.words.as_ptr().wrapping_add(p * cb.stride);
+    for (i, p) in pa.iter().enumerate().take(na) {
+        let a = ca.get(i);
+        let am = _mm256_set1_epi64x(a.mask[0] as i64);
+        let al: [__m256i; ND] = std::array::from_fn(|d| _mm256_set1_epi64x(a.layers[d][0] as i64));
+        let sa = _mm_set1_ps(a.sqrt_norm);
+        for (start, end) in window(angles_b, p.angle) {
+            let end = end.min(nb);
+            let mut j = start;
+            while j < end {
+                let lanes = (end - j).min(4);
+                // All ones in the lanes `j..end` covers, for the masked loads.
+                let k64 = _mm256_cmpgt_epi64(
+                    _mm256_set1_epi64x(lanes as i64),
+                    _mm256_setr_epi64x(0, 1, 2, 3),
+                );
+                let k32 = _mm_cmpgt_epi32(_mm_set1_epi32(lanes as i32), _mm_setr_epi32(0, 1, 2, 3));
+                let load = |q: usize| {
+                    // SAFETY: lanes in `k64` are cylinders `j..end`, `end <= n`, inside
+                    // every plane; masked-off lanes are not read.
+                    unsafe { _mm256_maskload_epi64(plane(q).add(j).cast(), k64) }
+                };
+                let bm = load(0);
+                // SAFETY: one `sqrt_norm` per cylinder; only lanes in `k32` are read.
+                let sb = unsafe { _mm_maskload_ps(cb.sqrt_norm.as_ptr().add(j), k32) };
+                let full_lanes = if a.full {
+                    _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(bm, disc)))
+                } else {
+                    0
+                };
+                let all = (1 << lanes) - 1;
+                let sim = if full_lanes & all == all {
+                    // Both discs whole: the norms are known and only the XORs are counted.
+                    let mut x = _mm256_setzero_si256();
+                    for (d, &ald) in al.iter().enumerate() {
+                        let bl = load(1 + d);
+                        x = _mm256_add_epi64(
+                            x,
+                            popcnt_epi64_avx2(_mm256_xor_si256(ald, bl), table),
+                        );
+                    }
+                    let sx = _mm_sqrt_ps(counts_to_ps(x));
+                    let denom = _mm_add_ps(sa, sb);
+                    let pos = _mm_cmpgt_ps(denom, zero_ps);
+                    _mm_and_ps(pos, _mm_sub_ps(one, _mm_div_ps(sx, denom)))
+                } else {
+                    let m = _mm256_and_si256(am, bm);
+                    let common = popcnt_epi64_avx2(m, table);
+                    let (mut x, mut xa, mut xb) = (
+                        _mm256_setzero_si256(),
+                        _mm256_setzero_si256(),
+                        _mm256_setzero_si256(),
+                    );
+                    for (d, &ald) in al.iter().enumerate() {
+                        let bl = load(1 + d);
+                        let (ca_, cb_) = (_mm256_and_si256(ald, m), _mm256_and_si256(bl, m));
+                        x = _mm256_add_epi64(
+                            x,
+                            popcnt_epi64_avx2(_mm256_xor_si256(ca_, cb_), table),
+                        );
+                        xa = _mm256_add_epi64(xa, popcnt_epi64_avx2(ca_, table));
+                        xb = _mm256_add_epi64(xb, popcnt_epi64_avx2(cb_, table));
+                    }
+                    // Whole discs skip the common-cells test, as in the scalar kernel; their
+                    // counts are their norms, so the general formula gives their value.
+                    let full_v = if a.full {
+                        _mm256_cmpeq_epi64(bm, disc)
+                    } else {
+                        _mm256_setzero_si256()
+                    };
+                    let enough64 = _mm256_or_si256(_mm256_cmpgt_epi64(common, below_min), full_v);
+                    let enough =
+                        _mm_castsi128_ps(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+                            enough64,
+                            _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6),
+                        )));
+                    let sx = _mm_sqrt_ps(counts_to_ps(x));
+                    let denom =
+                        _mm_add_ps(_mm_sqrt_ps(counts_to_ps(xa)), _mm_sqrt_ps(counts_to_ps(xb)));
+                    let pos = _mm_and_ps(_mm_cmpgt_ps(denom, zero_ps), enough);
+                    _mm_and_ps(pos, _mm_sub_ps(one, _mm_div_ps(sx, denom)))
+                };
+                let keep = _mm_movemask_ps(_mm_cmpgt_ps(sim, floor_v)) & all;
+                if keep != 0 {
+                    let mut v = [0f32; 4];
+                    // SAFETY: `v` holds four f32.
+                    unsafe { _mm_storeu_ps(v.as_mut_ptr(), sim) };
+                    for (l, s) in v.iter().enumerate().take(lanes) {
+                        if keep & (1 << l) != 0 {
+                            out.push(super::pair_key(*s, i as u16, (j + l) as u16));
+                        }
+                    }
+                }
+                j += 4;
+            }
+        }
+    }
 }
 
 /// Every pair (first template's minutia, second's) with directions within a right angle and
@@ -794,6 +940,16 @@ pub(super) mod tests {
                         )
                     };
                     assert_eq!(got, want, "round {round}: popcnt");
+                }
+                if has_avx2() {
+                    let mut got = vec![5u64; round % 2];
+                    // SAFETY: every feature it is compiled with is supported (checked above).
+                    unsafe {
+                        local_similarities_avx2(
+                            &pa, &ca, &angles_b, &cb, min_common, floor, &mut got,
+                        )
+                    };
+                    assert_eq!(&got[round % 2..], &want[..], "round {round}: avx2");
                 }
                 if has_avx512() {
                     let mut got = vec![9u64; round % 3];
