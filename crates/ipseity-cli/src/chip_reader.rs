@@ -143,7 +143,7 @@ mod transport {
         Err(CliError::input(
             "reader_unsupported",
             "this build of ipseity reads no smart-card reader: build it with \
-             `cargo build --release --features pcsc` (needs the PC/SC library, \
+             `cargo build --release -p ipseity-cli --features pcsc` (needs the PC/SC library, \
              Debian package libpcsclite-dev, and pcscd), or read the chip with \
              another tool and pass its files with --chip DIR",
         )

@@ -248,7 +248,8 @@ pub fn compare(
             v.review(
                 "liveness_not_checked",
                 "presentation-attack detection did not run (its models are not installed, \
-                 `ipseity models install --from DIR`, or it is turned off), so the capture \
+                 `ipseity models install --from DIR`, or the service runs with `serve \
+                 --no-liveness`), so the capture \
                  may be a photograph held to the camera; an officer must confirm",
             );
         }

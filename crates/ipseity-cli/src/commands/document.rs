@@ -252,6 +252,26 @@ struct ReaderSummary {
 }
 
 impl ReaderSummary {
+    /// How the chip was opened and what it withheld, a line each.
+    fn render(&self, w: &mut dyn Write) -> io::Result<()> {
+        let access = match &self.access {
+            ipseity_document::reader::Access::Pace { protocol } => format!("PACE {protocol}"),
+            ipseity_document::reader::Access::Bac => "BAC".into(),
+        };
+        writeln!(
+            w,
+            "read from the chip: {access}, secure messaging {:?}",
+            self.secure_messaging
+        )?;
+        if let Some(why) = &self.pace_not_used {
+            writeln!(w, "PACE not used: {why}")?;
+        }
+        if !self.withheld.is_empty() {
+            writeln!(w, "withheld by the chip: {}", self.withheld.join(", "))?;
+        }
+        Ok(())
+    }
+
     fn of(read: &ipseity_document::reader::ChipRead) -> Self {
         Self {
             access: read.access.clone(),
@@ -330,21 +350,7 @@ fn file_name(f: ChipFile) -> String {
 impl Render for ChipReport {
     fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
         if let Some(r) = &self.reader {
-            let access = match &r.access {
-                ipseity_document::reader::Access::Pace { protocol } => format!("PACE {protocol}"),
-                ipseity_document::reader::Access::Bac => "BAC".into(),
-            };
-            writeln!(
-                w,
-                "read from the chip: {access}, secure messaging {:?}",
-                r.secure_messaging
-            )?;
-            if let Some(why) = &r.pace_not_used {
-                writeln!(w, "PACE not used: {why}")?;
-            }
-            if !r.withheld.is_empty() {
-                writeln!(w, "withheld by the chip: {}", r.withheld.join(", "))?;
-            }
+            r.render(w)?;
         }
         writeln!(w, "files: {}", self.files.join(", "))?;
         if let Some(v) = &self.lds_version {
@@ -495,7 +501,15 @@ impl Render for ChipReport {
             }
         }
         if let Some(p) = &self.passive_authentication {
-            writeln!(w, "passive authentication: {}", outcome_word(p.verdict))?;
+            // Without --csca the signer cannot be traced, which is not a failure: only a
+            // check that ran and failed is.
+            let failed = p.checks.iter().any(|c| c.outcome == Outcome::Fail);
+            let verdict = if self.trust.is_none() && !failed {
+                "not complete (no --csca: the signer is not traced to a CSCA)"
+            } else {
+                outcome_word(p.verdict)
+            };
+            writeln!(w, "passive authentication: {verdict}")?;
             for c in &p.checks {
                 let optional = if c.required { "" } else { ", optional" };
                 writeln!(
@@ -889,6 +903,9 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
 /// similarity or liveness probability appears anywhere.
 #[derive(serde::Serialize)]
 struct ChipVerification {
+    /// How the chip was read, when read through a reader (`--reader`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reader: Option<ReaderSummary>,
     #[serde(flatten)]
     check: ChipToLive,
     operating_point: PolicyReport,
@@ -936,6 +953,9 @@ impl Render for ChipVerification {
     fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
         let c = &self.check;
         writeln!(w, "{}", c.decision)?;
+        if let Some(r) = &self.reader {
+            r.render(w)?;
+        }
         for r in &c.reasons {
             writeln!(w, "reason {}: {}", r.code, r.detail)?;
         }
@@ -1104,7 +1124,7 @@ pub fn verify(ctx: &Ctx, args: &ChipVerifyArgs) -> anyhow::Result<ExitStatus> {
         }
         None => None,
     };
-    let (files, _) = chip_files(args.chip.as_deref(), &args.reader, &args.mrz)?;
+    let (files, reader) = chip_files(args.chip.as_deref(), &args.reader, &args.mrz)?;
     let (trust, _) = load_trust(&args.csca)?;
     let crl = match &args.crl {
         Some(p) => Some(crate::files::read_regular(p, MAX_CRL_BYTES, "too_large")?),
@@ -1128,6 +1148,7 @@ pub fn verify(ctx: &Ctx, args: &ChipVerifyArgs) -> anyhow::Result<ExitStatus> {
         now: now(),
     });
     let mut v = ChipVerification {
+        reader,
         check,
         operating_point: policy.report,
         audited: false,
