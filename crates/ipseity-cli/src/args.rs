@@ -133,7 +133,8 @@ pub enum Command {
     /// identification and evaluation
     #[command(subcommand)]
     Finger(FingerCommand),
-    /// Travel documents (ICAO 9303): machine-readable zones
+    /// Travel documents (ICAO 9303): machine-readable zones, chips (dumped or through a
+    /// PC/SC reader), passive authentication, and chip to live capture in one call
     #[command(subcommand)]
     Document(DocumentCommand),
     /// Relying parties' API keys for `ipseity serve`
@@ -150,7 +151,8 @@ pub enum DocumentCommand {
     /// every check digit by name. Exit 0 when all checks pass, 1 when one fails,
     /// 2 when the text is not a zone
     Mrz(MrzArgs),
-    /// Read a chip's files dumped by a reader into a directory (EF.COM, DG1, DG2, EF.SOD):
+    /// Read a chip's files dumped by a reader into a directory (EF.COM, DG1, DG2, EF.SOD),
+    /// or the chip itself through a PC/SC reader (--reader, with --mrz):
     /// the zone, the face images, with --mrz whether the printed zone matches DG1, and
     /// passive authentication (EF.SOD's signature, its signer's chain to a CSCA given with
     /// --csca, and every data group's hash). Exit 0 when every check passes, 1 when one

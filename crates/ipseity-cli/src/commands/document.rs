@@ -854,7 +854,7 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
             "FAILED: no EF.SOD in the chip dump, so nothing can be authenticated".into()
         } else if pa.passed() {
             "genuine: passive authentication passed (the SOD's signature, its signer's chain \
-             to a trusted CSCA and every data group's hash)"
+             to a trusted CSCA and the hash of every data group present)"
                 .into()
         } else if any_failed {
             "FAILED: passive authentication found a failed check; do not trust this chip's data"
