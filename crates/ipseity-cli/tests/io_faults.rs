@@ -143,7 +143,7 @@ fn a_disk_failing_at_random_moments_loses_nothing_acknowledged() {
         ],
     );
     std::fs::write(&trigger, b"").unwrap();
-    let sent = enrol_under_faults(&server.addr, &key, 100, false);
+    let sent = enrol_under_faults(&server.addr, &key, 100, false, "");
     let acked = sent.iter().filter(|s| s.acknowledged).count();
     assert!(
         acked < sent.len(),
@@ -278,12 +278,23 @@ fn a_postgresql_disk_failing_at_random_moments_loses_nothing_acknowledged() {
     assert_eq!(st, 201, "{b}");
 
     std::fs::write(&trigger, b"").unwrap();
-    let sent = enrol_under_faults(&server.addr, &key, 200, true);
+    // At about 3% of the server's writes, a batch of 48 enrolments (about a hundred WAL
+    // writes) passes without a fault about one time in twenty; further batches until one
+    // fails, so that a lucky batch does not pass for a shim that did nothing.
+    let mut sent = vec![];
+    for batch in 0..8u64 {
+        let tag = format!("b{batch}");
+        let part = enrol_under_faults(&server.addr, &key, 200 + 10 * batch, true, &tag);
+        let failed = part.iter().any(|s| !s.acknowledged);
+        sent.extend(part);
+        if failed {
+            break;
+        }
+    }
     assert!(
         sent.iter().any(|s| !s.acknowledged),
-        "no write failed: the shim did not take effect"
+        "no write failed in eight batches: the shim did not take effect"
     );
-    let mut sent = sent;
     sent.push(Sent {
         subject: "before".into(),
         body: before,
@@ -315,8 +326,15 @@ fn a_postgresql_disk_failing_at_random_moments_loses_nothing_acknowledged() {
 /// disk fails. Every answer must be a 201 or a 503 problem document naming a store fault,
 /// never a 500. With `stop_when_down`, a client stops at its first `store_unavailable`:
 /// a database server that stopped stays down while its disk fails, so further requests
-/// would only wait. Returns everything sent, with whether it was acknowledged.
-fn enrol_under_faults(addr: &str, key: &str, seed: u64, stop_when_down: bool) -> Vec<Sent> {
+/// would only wait. Subjects are named after `tag`, the worker and the round. Returns
+/// everything sent, with whether it was acknowledged.
+fn enrol_under_faults(
+    addr: &str,
+    key: &str,
+    seed: u64,
+    stop_when_down: bool,
+    tag: &str,
+) -> Vec<Sent> {
     let rounds: usize = std::env::var("IPSEITY_IO_FAULT_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -329,7 +347,7 @@ fn enrol_under_faults(addr: &str, key: &str, seed: u64, stop_when_down: bool) ->
                     let mut sent = Vec::new();
                     let mut codes = std::collections::BTreeMap::<String, usize>::new();
                     for n in 0..rounds {
-                        let subject = format!("w{w}n{n}");
+                        let subject = format!("{tag}w{w}n{n}");
                         let body = fingers_body(
                             &record(&mut rng, FingerPosition::RightIndex),
                             &record(&mut rng, FingerPosition::LeftIndex),
