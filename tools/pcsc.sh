@@ -4,22 +4,27 @@
 # chip. Installs Debian's pcscd, libpcsclite-dev and vsmartcard-vpcd when missing (as
 # root, or with sudo), and starts pcscd unless one runs.
 #
-#   tools/pcsc.sh start   # exit 0 when vpcd listens on 127.0.0.1:35963
-#   tools/pcsc.sh stop    # stops the pcscd this script started
+#   tools/pcsc.sh install           # the packages only (the `pcsc` feature's build needs
+#                                   # libpcsclite-dev, even to be checked)
+#   tools/pcsc.sh start [PIDFILE]   # exit 0 when vpcd listens on 127.0.0.1:35963
+#   tools/pcsc.sh stop [PIDFILE]    # stops the pcscd that start recorded in PIDFILE
+#
+# A pcscd already running is used and never stopped: only one this script started (and
+# recorded in PIDFILE, by default in TMPDIR) is.
 set -euo pipefail
-cmd="${1:?usage: pcsc.sh start|stop}"
-pidfile="${TMPDIR:-/tmp}/ipseity-pcscd.pid"
+cmd="${1:?usage: pcsc.sh install|start|stop [PIDFILE]}"
+pidfile="${2:-${TMPDIR:-/tmp}/ipseity-pcscd.pid}"
 if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
 
 # Looked up rather than connected to: a connection would be taken for the card.
 # (35963 is 8C7B; state 0A is LISTEN.)
 listening() { grep -qi ':8C7B 00000000:0000 0A' /proc/net/tcp 2>/dev/null; }
 
-case "$cmd" in
-  start)
+install_packages() {
     pkgs=()
     command -v pcscd >/dev/null 2>&1 || pkgs+=(pcscd)
     [ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || pkgs+=(vsmartcard-vpcd)
+    command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
     pkg-config --exists libpcsclite 2>/dev/null || pkgs+=(libpcsclite-dev)
     if [ "${#pkgs[@]}" -gt 0 ]; then
       echo "pcsc.sh: installing ${pkgs[*]} from Debian's packages" >&2
@@ -27,6 +32,14 @@ case "$cmd" in
         || { $sudo apt-get update -q >&2 \
              && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2; }
     fi
+}
+
+case "$cmd" in
+  install)
+    install_packages
+    ;;
+  start)
+    install_packages
     if ! pgrep -x pcscd >/dev/null 2>&1; then
       $sudo mkdir -p /run/pcscd
       $sudo pcscd
@@ -44,7 +57,7 @@ case "$cmd" in
     fi
     ;;
   *)
-    echo "usage: pcsc.sh start|stop" >&2
+    echo "usage: pcsc.sh install|start|stop [PIDFILE]" >&2
     exit 2
     ;;
 esac

@@ -4,7 +4,8 @@
 # checked by sha256; the liveness models from ../shared/models; PostgreSQL
 # from Debian's packages, started as a throwaway server on a Unix socket for
 # the run), then runs every test in the workspace with the model-dependent and
-# PostgreSQL tests required rather than skipped.
+# PostgreSQL tests required rather than skipped; then the PC/SC reader test through
+# pcscd with a virtual reader.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -34,11 +35,8 @@ eval "$(tools/pg.sh start "$PG_DIR")"
 export IPSEITY_REQUIRE_POSTGRES=1
 cargo test --workspace "$@"
 # The PC/SC reader path (`--reader`, the `pcsc` feature) against pcscd and a virtual
-# reader serving a simulated chip. Where pcscd cannot be installed or started (no
-# root, no Debian) it says so and skips; CI (root, Debian) runs it.
-if tools/pcsc.sh start; then
-  trap 'tools/pcsc.sh stop || true; tools/pg.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
-  IPSEITY_REQUIRE_PCSC=1 cargo test -p ipseity-cli --features pcsc --test pcsc_reader "$@"
-else
-  echo "note: no PC/SC stack here; the reader test is skipped (tools/pcsc.sh start)" >&2
-fi
+# reader serving a simulated chip; like PostgreSQL, pcscd and the virtual reader come
+# from Debian's packages (tools/pcsc.sh, as root or with sudo).
+trap 'tools/pcsc.sh stop "$PG_DIR/pcscd.pid" || true; tools/pg.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
+tools/pcsc.sh start "$PG_DIR/pcscd.pid"
+IPSEITY_REQUIRE_PCSC=1 cargo test -p ipseity-cli --features pcsc --test pcsc_reader "$@"
