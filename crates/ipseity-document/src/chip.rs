@@ -25,7 +25,34 @@ pub enum ChipFile {
     CardSecurity,
 }
 
+/// The eMRTD application's identifier (ICAO 9303 part 10).
+pub const EMRTD_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x02, 0x47, 0x10, 0x01];
+
+/// The data group a tag of EF.COM's list names (`0x61` DG1, `0x75` DG2, ...).
+pub fn data_group_of_tag(tag: u32) -> Option<u8> {
+    Some(match tag {
+        0x61 => 1,
+        0x75 => 2,
+        0x63 => 3,
+        0x76 => 4,
+        0x65..=0x70 => (tag - 0x65 + 5) as u8,
+        _ => return None,
+    })
+}
+
 impl ChipFile {
+    /// The file's identifier on the chip: EF.COM `011E`, EF.SOD `011D`, DG n `01`n,
+    /// EF.CardAccess `011C` and EF.CardSecurity `011D` (the last two in the master file).
+    pub fn file_id(self) -> u16 {
+        match self {
+            Self::Com => 0x011E,
+            Self::Sod => 0x011D,
+            Self::Dg(n) => 0x0100 | u16::from(n),
+            Self::CardAccess => 0x011C,
+            Self::CardSecurity => 0x011D,
+        }
+    }
+
     /// Recognises a dumped file's name: `COM`, `SOD`, `DG1` to `DG16`, `CardAccess` or
     /// `CardSecurity`,
     /// optionally after `EF.` or `EF_` and before an extension, in any case.
@@ -104,6 +131,19 @@ impl ChipContents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_group_tags_map_to_their_numbers() {
+        let tags = [
+            0x61, 0x75, 0x63, 0x76, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6C, 0x6D, 0x6E,
+            0x6F, 0x70,
+        ];
+        for (i, t) in tags.into_iter().enumerate() {
+            assert_eq!(data_group_of_tag(t), Some(i as u8 + 1));
+        }
+        assert_eq!(data_group_of_tag(0x60), None);
+        assert_eq!(data_group_of_tag(0x77), None);
+    }
 
     #[test]
     fn reader_dump_names_are_recognised() {

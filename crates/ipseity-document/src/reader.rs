@@ -10,10 +10,9 @@
 //! ends on a chip that stops sending data.
 
 use crate::bac::{run_bac, split_status, AccessError, Chip};
-use crate::chip::ChipFile;
+use crate::chip::{data_group_of_tag, ChipFile, EMRTD_AID};
 use crate::lds::EfCom;
 use crate::pace;
-use crate::sim::{file_id, EMRTD_AID};
 use crate::sm::{Cipher, SecureChannel};
 
 /// The largest file read (a DG2 with a large JPEG 2000 portrait stays well under it).
@@ -49,40 +48,6 @@ pub struct ChipRead {
     /// Files EF.COM lists that the chip would not give, with its status word
     /// (`6982`: security status not satisfied, i.e. extended access control).
     pub withheld: Vec<(ChipFile, u16)>,
-}
-
-/// The data group a tag of EF.COM's list names.
-pub fn data_group_of_tag(tag: u32) -> Option<u8> {
-    Some(match tag {
-        0x61 => 1,
-        0x75 => 2,
-        0x63 => 3,
-        0x76 => 4,
-        0x65..=0x70 => (tag - 0x65 + 5) as u8,
-        _ => return None,
-    })
-}
-
-fn dotted(oid: &[u8]) -> String {
-    let mut arcs = vec![];
-    let mut v: u64 = 0;
-    for &b in oid {
-        v = (v << 7) | u64::from(b & 0x7F);
-        if b & 0x80 == 0 {
-            if arcs.is_empty() {
-                let first = (v / 40).min(2);
-                arcs.push(first);
-                arcs.push(v - first * 40);
-            } else {
-                arcs.push(v);
-            }
-            v = 0;
-        }
-    }
-    arcs.iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 fn check(sw: u16) -> Result<(), AccessError> {
@@ -230,7 +195,7 @@ fn read_file(
 pub fn read_chip(chip: &mut dyn Chip, key_information: &str) -> Result<ChipRead, AccessError> {
     let mut files = vec![];
     // EF.CardAccess, in clear in the master file; absent on BAC-only chips.
-    let card_access = match read_file(chip, &mut Link::Plain, file_id(ChipFile::CardAccess)) {
+    let card_access = match read_file(chip, &mut Link::Plain, ChipFile::CardAccess.file_id()) {
         Ok(Ok(b)) => Some(b),
         Ok(Err(_)) | Err(AccessError::Status(_)) => None,
         Err(e) => return Err(e),
@@ -243,7 +208,7 @@ pub fn read_chip(chip: &mut dyn Chip, key_information: &str) -> Result<ChipRead,
             Ok(infos) => match pace::supported(&infos) {
                 Some(info) => match pace::run_pace(chip, key_information, info) {
                     Ok(session) => {
-                        let protocol = dotted(&session.info.oid);
+                        let protocol = crate::asn1::oid_string(&session.info.oid);
                         opened = Some((Access::Pace { protocol }, session.channel()?));
                     }
                     // A wrong zone: BAC would fail the same way.
@@ -284,12 +249,12 @@ pub fn read_chip(chip: &mut dyn Chip, key_information: &str) -> Result<ChipRead,
     };
     let cipher = channel.cipher();
     let mut link = Link::Secure(&mut channel);
-    let com = read_file(chip, &mut link, file_id(ChipFile::Com))?.map_err(AccessError::Status)?;
+    let com = read_file(chip, &mut link, ChipFile::Com.file_id())?.map_err(AccessError::Status)?;
     let listed = EfCom::parse(&com)
         .map_err(|_| AccessError::Malformed("EF.COM cannot be read"))?
         .tags;
     files.push((ChipFile::Com, com));
-    let sod = read_file(chip, &mut link, file_id(ChipFile::Sod))?.map_err(AccessError::Status)?;
+    let sod = read_file(chip, &mut link, ChipFile::Sod.file_id())?.map_err(AccessError::Status)?;
     files.push((ChipFile::Sod, sod));
     let mut withheld = vec![];
     let mut groups: Vec<u8> = listed.into_iter().filter_map(data_group_of_tag).collect();
@@ -297,7 +262,7 @@ pub fn read_chip(chip: &mut dyn Chip, key_information: &str) -> Result<ChipRead,
     groups.dedup();
     for n in groups {
         let f = ChipFile::Dg(n);
-        match read_file(chip, &mut link, file_id(f))? {
+        match read_file(chip, &mut link, f.file_id())? {
             Ok(b) => files.push((f, b)),
             Err(sw) => withheld.push((f, sw)),
         }
@@ -316,19 +281,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_group_tags_map_to_their_numbers() {
-        let tags = [
-            0x61, 0x75, 0x63, 0x76, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6C, 0x6D, 0x6E,
-            0x6F, 0x70,
-        ];
-        for (i, t) in tags.into_iter().enumerate() {
-            assert_eq!(data_group_of_tag(t), Some(i as u8 + 1));
-        }
-        assert_eq!(data_group_of_tag(0x60), None);
-        assert_eq!(data_group_of_tag(0x77), None);
-    }
-
-    #[test]
     fn object_lengths_come_from_the_header() {
         assert_eq!(object_length(&[0x60, 0x16, 1, 2]), Some(0x18));
         assert_eq!(object_length(&[0x75, 0x82, 0x01, 0x00, 0]), Some(4 + 256));
@@ -336,7 +288,7 @@ mod tests {
         assert_eq!(object_length(&[0x75, 0x85, 1, 1, 1, 1, 1]), None);
         assert_eq!(object_length(&[0x75]), None);
         assert_eq!(
-            dotted(&[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x04, 0x02, 0x02]),
+            crate::asn1::oid_string(&[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x04, 0x02, 0x02]),
             "0.4.0.127.0.7.2.2.4.2.2"
         );
     }

@@ -15,25 +15,10 @@ use std::collections::BTreeMap;
 use rand::RngCore;
 
 use crate::bac::{key_seed, AccessError, Chip, KeyPair};
-use crate::chip::ChipFile;
+use crate::chip::{ChipFile, EMRTD_AID};
 use crate::pace::{self, kdf_aes, password_key, token_input, PaceInfo};
 use crate::sm::{aes_block, aes_cmac8, ber_len, ct_eq, pad, retail_mac, tdes_cbc, SecureChannel};
 use crate::tlv;
-
-/// The eMRTD application's identifier (ICAO 9303 part 10).
-pub const EMRTD_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x02, 0x47, 0x10, 0x01];
-
-/// A file's identifier on the chip: EF.COM `011E`, EF.SOD `011D`, DG n `01`n,
-/// EF.CardAccess `011C` and EF.CardSecurity `011D` (the last two in the master file).
-pub fn file_id(f: ChipFile) -> u16 {
-    match f {
-        ChipFile::Com => 0x011E,
-        ChipFile::Sod => 0x011D,
-        ChipFile::Dg(n) => 0x0100 | u16::from(n),
-        ChipFile::CardAccess => 0x011C,
-        ChipFile::CardSecurity => 0x011D,
-    }
-}
 
 const OK: u16 = 0x9000;
 const SECURITY_NOT_SATISFIED: u16 = 0x6982;
@@ -101,7 +86,7 @@ impl SimulatedChip {
                 ChipFile::CardAccess => card_access = Some(b.clone()),
                 ChipFile::CardSecurity => {}
                 _ => {
-                    application.insert(file_id(*f), b.clone());
+                    application.insert(f.file_id(), b.clone());
                 }
             }
         }
@@ -127,7 +112,7 @@ impl SimulatedChip {
 
     /// Keeps `files` behind extended access control: selecting them answers `6982`.
     pub fn with_eac(mut self, files: &[ChipFile]) -> Self {
-        self.eac = files.iter().map(|f| file_id(*f)).collect();
+        self.eac = files.iter().map(|f| f.file_id()).collect();
         self
     }
 

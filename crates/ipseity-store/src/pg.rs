@@ -521,6 +521,15 @@ fn high_water(c: &mut impl GenericClient) -> Result<i64, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("template_id_high_water {v:?} is not a number")))
 }
 
+/// A read-only transaction that sees one snapshot throughout (repeatable read), for reads
+/// whose parts must agree: an existence check and its rows, rows and the key check.
+fn snapshot(c: &mut postgres::Client) -> Result<postgres::Transaction<'_>, postgres::Error> {
+    c.build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+}
+
 fn exists(c: &mut impl GenericClient, subject: &SubjectId) -> Result<bool, StoreError> {
     Ok(
         c.query_opt("SELECT 1 FROM subjects WHERE id = $1", &[&subject.as_str()])?
@@ -643,11 +652,7 @@ impl Backend for PgStore {
     fn templates(&self, subject: &SubjectId) -> Result<Vec<Template>, StoreError> {
         let mut c = self.reader()?;
         // One snapshot for the existence check and the rows.
-        let mut tx = c
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = snapshot(&mut c)?;
         if !exists(&mut tx, subject)? {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
@@ -668,11 +673,7 @@ impl Backend for PgStore {
     fn enrolment_source(&self, subject: &SubjectId) -> Result<Option<EnrolmentSource>, StoreError> {
         let mut c = self.reader()?;
         // One snapshot for the existence check, the row and the key check.
-        let mut tx = c
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = snapshot(&mut c)?;
         if !exists(&mut tx, subject)? {
             return Err(StoreError::UnknownSubject(subject.clone()));
         }
@@ -716,11 +717,7 @@ impl Backend for PgStore {
         let mut c = self.reader()?;
         // A portal (server-side cursor) streams the rows in one snapshot, so a million
         // templates never sit in the client as ciphertexts.
-        let mut tx = c
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = snapshot(&mut c)?;
         let stmt = tx.prepare(
             "SELECT subject_id, id, modality, model, nonce, ciphertext, wrapped_key
              FROM templates WHERE modality = $1 AND subject_id IN (SELECT id FROM subjects WHERE pending_of IS NULL)

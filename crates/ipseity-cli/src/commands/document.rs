@@ -752,7 +752,7 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
         Some(Ok(com)) => {
             report.lds_version = Some(com.lds_version.clone());
             for tag in com.tags {
-                if let Some(n) = ipseity_document::reader::data_group_of_tag(tag) {
+                if let Some(n) = ipseity_document::chip::data_group_of_tag(tag) {
                     if !c.present.contains(&ChipFile::Dg(n)) {
                         report.listed_but_missing.push(format!("DG{n}"));
                     }
