@@ -28,6 +28,8 @@ use crate::FingerTemplate;
 #[cfg(test)]
 use crate::{FingerPosition, Minutia, MinutiaKind};
 use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::f32::consts::{PI, TAU};
 use std::sync::Arc;
 
@@ -422,7 +424,7 @@ struct Geometry {
 struct Scratch {
     pairs: Vec<u64>,
     chosen: Vec<Pair>,
-    rows: Vec<Row>,
+    selection: Selection,
     row_table: RowTable,
     geometry: Geometry,
     rho: Vec<f32>,
@@ -524,7 +526,7 @@ unsafe fn score_with_avx2(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
                 &mut s.pairs,
             )
         };
-        select_one_to_one(&mut s.pairs, n, &mut s.chosen, &mut s.rows);
+        select_one_to_one(&mut s.pairs, n, &mut s.chosen, &mut s.selection);
     })
 }
 
@@ -540,7 +542,7 @@ fn score_portable(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
             a.consolidation.min_local_similarity,
             &mut s.pairs,
         );
-        select_one_to_one(&mut s.pairs, n, &mut s.chosen, &mut s.rows);
+        select_one_to_one(&mut s.pairs, n, &mut s.chosen, &mut s.selection);
     })
 }
 
@@ -736,6 +738,13 @@ fn global_pairing(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch, n_p:
     best_score.clamp(0.0, 1.0)
 }
 
+/// [`select_one_to_one`]'s buffers, kept between comparisons.
+#[derive(Debug, Default)]
+struct Selection {
+    rows: Vec<Row>,
+    heap: Vec<Reverse<u64>>,
+}
+
 /// One first-template minutia's run of pairs in the pair list, and its best key among the
 /// pairs whose second minutia is still free (`u64::MAX`: none, or the row is used).
 #[derive(Debug, Clone, Copy)]
@@ -751,11 +760,12 @@ struct Row {
 ///
 /// The next pair that visit accepts is the smallest key whose two minutiae are both free,
 /// that is the smallest of the free rows' best free keys. So each row's best is found in
-/// one pass, and after each pick only the rows whose best lost its second minutia are
-/// rescanned. Impostor comparisons often need hundreds of the best keys to find `n`
+/// one pass, kept in a heap, and a row is rescanned only when its best surfaces after its
+/// second minutia was taken. Impostor comparisons often need hundreds of the best keys to find `n`
 /// disjoint ones (a few cylinders resemble many), which rounds of selection paid for.
-fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>, rows: &mut Vec<Row>) {
+fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>, sel: &mut Selection) {
     chosen.clear();
+    let rows = &mut sel.rows;
     rows.clear();
     for (idx, &key) in pairs.iter().enumerate() {
         let i = (key >> 16) as u16;
@@ -774,34 +784,46 @@ fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>, rows: 
             }),
         }
     }
+    // A min-heap of the rows' best keys, refreshed lazily: a key whose second minutia was
+    // taken since it was pushed is replaced by its row's best free key when it surfaces.
+    // A stale key is never larger than its row's true best, so the first fresh key popped
+    // is the smallest free key of all: the same pick as rescanning every row after each
+    // pick, which cost a pass over all rows per pick.
+    let mut buf = std::mem::take(&mut sel.heap);
+    buf.clear();
+    buf.extend(rows.iter().map(|r| Reverse(r.best)));
+    let mut heap = BinaryHeap::from(buf);
     let mut used = Used::default();
     while chosen.len() < n {
-        let Some(pick) = rows.iter().map(|r| r.best).min() else {
+        let Some(Reverse(key)) = heap.pop() else {
             break;
         };
-        if pick == u64::MAX {
-            break;
+        let j = key as usize & 0xff;
+        if (used.b[(j >> 6) & 3] >> (j & 63)) & 1 == 0 {
+            // Its row retires with it: a first minutia is paired once.
+            used.take(key, chosen);
+            continue;
         }
-        used.take(pick, chosen);
-        let j = pick as u16;
-        for r in rows.iter_mut() {
-            if r.best == pick {
-                r.best = u64::MAX;
-            } else if r.best != u64::MAX && r.best as u16 == j {
-                // Branch-free: a used second minutia turns its key into u64::MAX.
-                let ub = used.b;
-                r.best = pairs
-                    .get(r.start as usize..r.end as usize)
-                    .unwrap_or(&[])
-                    .iter()
-                    .fold(u64::MAX, |m, &k| {
-                        let j = k as usize & 0xff;
-                        let taken = (ub[(j >> 6) & 3] >> (j & 63)) & 1;
-                        m.min(k | taken.wrapping_neg())
-                    });
-            }
+        let i = (key >> 16) as u16;
+        let Some(r) = rows.get(rows.partition_point(|r| r.i < i)) else {
+            continue;
+        };
+        // Branch-free: a used second minutia turns its key into u64::MAX.
+        let ub = used.b;
+        let best = pairs
+            .get(r.start as usize..r.end as usize)
+            .unwrap_or(&[])
+            .iter()
+            .fold(u64::MAX, |m, &k| {
+                let j = k as usize & 0xff;
+                let taken = (ub[(j >> 6) & 3] >> (j & 63)) & 1;
+                m.min(k | taken.wrapping_neg())
+            });
+        if best != u64::MAX {
+            heap.push(Reverse(best));
         }
     }
+    sel.heap = heap.into_vec();
 }
 
 /// Minutiae already in a chosen pair, per template.

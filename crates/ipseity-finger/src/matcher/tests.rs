@@ -417,12 +417,22 @@ fn one_to_one_selection_matches_full_sort() {
             continue;
         }
         for n in [2usize, 7, 16, 40, 64] {
-            select_one_to_one(&mut pairs.clone(), n, &mut chosen, &mut Vec::new());
+            select_one_to_one(
+                &mut pairs.clone(),
+                n,
+                &mut chosen,
+                &mut Selection::default(),
+            );
             // Pairs not grouped by first minutia take the fallback; same result.
             let mut shuffled = pairs.clone();
             shuffled.reverse();
             let mut from_shuffled = Vec::new();
-            select_one_to_one(&mut shuffled, n, &mut from_shuffled, &mut Vec::new());
+            select_one_to_one(
+                &mut shuffled,
+                n,
+                &mut from_shuffled,
+                &mut Selection::default(),
+            );
             assert_eq!(from_shuffled, chosen, "ungrouped, round {round}, n {n}");
             let mut widening = Vec::new();
             select_widening(&mut pairs.clone(), n, &mut widening);
