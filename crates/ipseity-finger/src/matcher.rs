@@ -425,7 +425,6 @@ struct Scratch {
     pairs: Vec<u64>,
     chosen: Vec<Pair>,
     selection: Selection,
-    row_table: RowTable,
     geometry: Geometry,
     rho: Vec<f32>,
     lambda: Vec<f32>,
@@ -524,9 +523,16 @@ unsafe fn score_with_avx2(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
                 a.consolidation.min_common_cells,
                 a.consolidation.min_local_similarity,
                 &mut s.pairs,
+                &mut s.selection.rows,
             )
         };
-        select_one_to_one(&mut s.pairs, n, &mut s.chosen, &mut s.selection);
+        select_rows(
+            &s.pairs,
+            &s.selection.rows,
+            n,
+            &mut s.chosen,
+            &mut s.selection.heap,
+        );
     })
 }
 
@@ -567,9 +573,9 @@ unsafe fn score_with_avx512(a: &Inner, b: &Inner, s: &mut Scratch) -> f32 {
                 a.consolidation.min_common_cells,
                 a.consolidation.min_local_similarity,
                 &mut s.pairs,
-                &mut s.row_table,
+                &mut s.selection.rows,
             );
-            select_rows_avx512(&s.pairs, &mut s.row_table, n, &mut s.chosen);
+            select_rows_avx512(&s.pairs, &mut s.selection.rows, n, &mut s.chosen);
         }
     })
 }
@@ -583,7 +589,7 @@ where
 {
     let c = &a.consolidation;
     s.pairs.clear();
-    s.row_table.clear();
+    s.selection.rows.clear();
     s.chosen.clear();
     let n_relax = a
         .points
@@ -741,18 +747,8 @@ fn global_pairing(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch, n_p:
 /// [`select_one_to_one`]'s buffers, kept between comparisons.
 #[derive(Debug, Default)]
 struct Selection {
-    rows: Vec<Row>,
-    heap: Vec<Reverse<u64>>,
-}
-
-/// One first-template minutia's run of pairs in the pair list, and its best key among the
-/// pairs whose second minutia is still free (`u64::MAX`: none, or the row is used).
-#[derive(Debug, Clone, Copy)]
-struct Row {
-    i: u16,
-    start: u32,
-    end: u32,
-    best: u64,
+    rows: RowTable,
+    heap: Vec<Reverse<(u64, u32)>>,
 }
 
 /// Keeps the best `n` pairs by similarity such that no minutia is used twice: the result
@@ -760,42 +756,64 @@ struct Row {
 ///
 /// The next pair that visit accepts is the smallest key whose two minutiae are both free,
 /// that is the smallest of the free rows' best free keys. So each row's best is found in
-/// one pass, kept in a heap, and a row is rescanned only when its best surfaces after its
-/// second minutia was taken. Impostor comparisons often need hundreds of the best keys to find `n`
-/// disjoint ones (a few cylinders resemble many), which rounds of selection paid for.
+/// one pass ([`RowTable`]) and [`select_rows`] picks from them. Impostor comparisons
+/// often need hundreds of the best keys to find `n` disjoint ones (a few cylinders
+/// resemble many), which rounds of selection paid for.
 fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>, sel: &mut Selection) {
     chosen.clear();
     let rows = &mut sel.rows;
     rows.clear();
-    for (idx, &key) in pairs.iter().enumerate() {
-        let i = (key >> 16) as u16;
-        match rows.last_mut() {
-            Some(r) if r.i == i => {
-                r.end = idx as u32 + 1;
-                r.best = r.best.min(key);
-            }
-            // The kernel emits pairs grouped by first minutia; stay exact if not.
-            Some(r) if r.i > i => return select_widening(pairs, n, chosen),
-            _ => rows.push(Row {
-                i,
-                start: idx as u32,
-                end: idx as u32 + 1,
-                best: key,
-            }),
+    let mut idx = 0usize;
+    let mut last_i = None;
+    while let Some(&first) = pairs.get(idx) {
+        let i = (first >> 16) as u16;
+        // The kernels emit pairs grouped by first minutia; stay exact if not.
+        if last_i.is_some_and(|l| l >= i) {
+            return select_widening(pairs, n, chosen);
         }
+        last_i = Some(i);
+        let (start, mut best) = (idx, first);
+        idx += 1;
+        while let Some(&k) = pairs.get(idx) {
+            if (k >> 16) as u16 != i {
+                break;
+            }
+            best = best.min(k);
+            idx += 1;
+        }
+        rows.push(start, idx, best);
     }
-    // A min-heap of the rows' best keys, refreshed lazily: a key whose second minutia was
-    // taken since it was pushed is replaced by its row's best free key when it surfaces.
-    // A stale key is never larger than its row's true best, so the first fresh key popped
-    // is the smallest free key of all: the same pick as rescanning every row after each
-    // pick, which cost a pass over all rows per pick.
-    let mut buf = std::mem::take(&mut sel.heap);
-    buf.clear();
-    buf.extend(rows.iter().map(|r| Reverse(r.best)));
-    let mut heap = BinaryHeap::from(buf);
+    select_rows(pairs, &sel.rows, n, chosen, &mut sel.heap);
+}
+
+/// [`select_one_to_one`] on rows already found: `rows` holds each first minutia's run of
+/// keys in `pairs` (in increasing first minutia) and its smallest key.
+///
+/// A min-heap of the rows' best keys, refreshed lazily: a key whose second minutia was
+/// taken since it was pushed is replaced by its row's best free key when it surfaces. A
+/// stale key is never larger than its row's true best, so the first fresh key popped is
+/// the smallest free key of all: the same pick as rescanning every row after each pick,
+/// which cost a pass over all rows per pick.
+fn select_rows(
+    pairs: &[u64],
+    rows: &RowTable,
+    n: usize,
+    chosen: &mut Vec<Pair>,
+    buf: &mut Vec<Reverse<(u64, u32)>>,
+) {
+    chosen.clear();
+    let mut v = std::mem::take(buf);
+    v.clear();
+    v.extend(
+        rows.best
+            .iter()
+            .enumerate()
+            .map(|(r, &best)| Reverse((best, r as u32))),
+    );
+    let mut heap = BinaryHeap::from(v);
     let mut used = Used::default();
     while chosen.len() < n {
-        let Some(Reverse(key)) = heap.pop() else {
+        let Some(Reverse((key, r))) = heap.pop() else {
             break;
         };
         let j = key as usize & 0xff;
@@ -804,14 +822,14 @@ fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>, sel: &
             used.take(key, chosen);
             continue;
         }
-        let i = (key >> 16) as u16;
-        let Some(r) = rows.get(rows.partition_point(|r| r.i < i)) else {
+        let r = r as usize;
+        let (Some(&start), Some(&end)) = (rows.start.get(r), rows.end.get(r)) else {
             continue;
         };
         // Branch-free: a used second minutia turns its key into u64::MAX.
         let ub = used.b;
         let best = pairs
-            .get(r.start as usize..r.end as usize)
+            .get(start as usize..end as usize)
             .unwrap_or(&[])
             .iter()
             .fold(u64::MAX, |m, &k| {
@@ -820,10 +838,10 @@ fn select_one_to_one(pairs: &mut [u64], n: usize, chosen: &mut Vec<Pair>, sel: &
                 m.min(k | taken.wrapping_neg())
             });
         if best != u64::MAX {
-            heap.push(Reverse(best));
+            heap.push(Reverse((best, r as u32)));
         }
     }
-    sel.heap = heap.into_vec();
+    *buf = heap.into_vec();
 }
 
 /// Minutiae already in a chosen pair, per template.

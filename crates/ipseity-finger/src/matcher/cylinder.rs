@@ -602,12 +602,12 @@ pub(super) unsafe fn local_similarities_avx512(
     unsafe { out.set_len(new_len) };
 }
 
-/// Population count of each 64-bit lane, with AVX2 alone: a 16-entry table of nibble
-/// counts looked up by `vpshufb`, then the bytes summed per lane (Muła's method).
+/// Population count of each byte, with AVX2 alone: a 16-entry table of nibble counts
+/// looked up by `vpshufb` (Muła's method); [`lane_sums_avx2`] adds them up per lane.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn popcnt_epi64_avx2(
+fn byte_counts_avx2(
     v: std::arch::x86_64::__m256i,
     table: std::arch::x86_64::__m256i,
 ) -> std::arch::x86_64::__m256i {
@@ -615,11 +615,19 @@ fn popcnt_epi64_avx2(
     let nibble = _mm256_set1_epi8(0x0f);
     let lo = _mm256_and_si256(v, nibble);
     let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
-    let bytes = _mm256_add_epi8(
+    _mm256_add_epi8(
         _mm256_shuffle_epi8(table, lo),
         _mm256_shuffle_epi8(table, hi),
-    );
-    _mm256_sad_epu8(bytes, _mm256_setzero_si256())
+    )
+}
+
+/// The sum of each 64-bit lane's eight bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lane_sums_avx2(v: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_sad_epu8(v, _mm256_setzero_si256())
 }
 
 /// The low 32 bits of each 64-bit lane (counts, far below 2^31) as four `f32`.
@@ -642,6 +650,7 @@ fn counts_to_ps(v: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m128 {
 /// The CPU must support the enabled features ([`has_avx2`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn local_similarities_avx2(
     pa: &[Point],
     ca: &Cylinders,
@@ -650,10 +659,19 @@ pub(super) unsafe fn local_similarities_avx2(
     min_common: u32,
     floor: f32,
     out: &mut Vec<u64>,
+    rows: &mut RowTable,
 ) {
     use std::arch::x86_64::*;
+    let base = out.len();
     let na = pa.len().min(ca.len());
     let nb = cb.len().min(angles_b.len());
+    // Every lane is stored and only the kept ones counted, so the last store may write
+    // up to 4 keys past the kept ones: room for all pairs plus one vector.
+    out.reserve(na * nb + 4);
+    let spare = out.spare_capacity_mut();
+    let room = spare.len();
+    let dst = spare.as_mut_ptr().cast::<u64>();
+    let mut len = 0usize;
     let table = _mm256_setr_epi8(
         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
         3, 4,
@@ -663,22 +681,22 @@ pub(super) unsafe fn local_similarities_avx2(
     let one = _mm_set1_ps(1.0);
     let zero_ps = _mm_setzero_ps();
     let floor_v = _mm_set1_ps(floor);
+    let lane_ids = _mm256_setr_epi64x(0, 1, 2, 3);
     let plane = |p: usize| cb.words.as_ptr().wrapping_add(p * cb.stride);
     for (i, p) in pa.iter().enumerate().take(na) {
         let a = ca.get(i);
         let am = _mm256_set1_epi64x(a.mask[0] as i64);
         let al: [__m256i; ND] = std::array::from_fn(|d| _mm256_set1_epi64x(a.layers[d][0] as i64));
         let sa = _mm_set1_ps(a.sqrt_norm);
+        let ikey = _mm256_set1_epi64x((i as i64) << 16);
+        let row_start = len;
         for (start, end) in window(angles_b, p.angle) {
             let end = end.min(nb);
             let mut j = start;
             while j < end {
                 let lanes = (end - j).min(4);
                 // All ones in the lanes `j..end` covers, for the masked loads.
-                let k64 = _mm256_cmpgt_epi64(
-                    _mm256_set1_epi64x(lanes as i64),
-                    _mm256_setr_epi64x(0, 1, 2, 3),
-                );
+                let k64 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes as i64), lane_ids);
                 let k32 = _mm_cmpgt_epi32(_mm_set1_epi32(lanes as i32), _mm_setr_epi32(0, 1, 2, 3));
                 let load = |q: usize| {
                     // SAFETY: lanes in `k64` are cylinders `j..end`, `end <= n`, inside
@@ -694,23 +712,22 @@ pub(super) unsafe fn local_similarities_avx2(
                     0
                 };
                 let all = (1 << lanes) - 1;
+                // Bit counts are summed per byte over the layers (at most 8 per layer, so
+                // at most 48) and per lane once at the end.
                 let sim = if full_lanes & all == all {
                     // Both discs whole: the norms are known and only the XORs are counted.
                     let mut x = _mm256_setzero_si256();
                     for (d, &ald) in al.iter().enumerate() {
                         let bl = load(1 + d);
-                        x = _mm256_add_epi64(
-                            x,
-                            popcnt_epi64_avx2(_mm256_xor_si256(ald, bl), table),
-                        );
+                        x = _mm256_add_epi8(x, byte_counts_avx2(_mm256_xor_si256(ald, bl), table));
                     }
-                    let sx = _mm_sqrt_ps(counts_to_ps(x));
+                    let sx = _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(x)));
                     let denom = _mm_add_ps(sa, sb);
                     let pos = _mm_cmpgt_ps(denom, zero_ps);
                     _mm_and_ps(pos, _mm_sub_ps(one, _mm_div_ps(sx, denom)))
                 } else {
                     let m = _mm256_and_si256(am, bm);
-                    let common = popcnt_epi64_avx2(m, table);
+                    let common = lane_sums_avx2(byte_counts_avx2(m, table));
                     let (mut x, mut xa, mut xb) = (
                         _mm256_setzero_si256(),
                         _mm256_setzero_si256(),
@@ -719,12 +736,9 @@ pub(super) unsafe fn local_similarities_avx2(
                     for (d, &ald) in al.iter().enumerate() {
                         let bl = load(1 + d);
                         let (ca_, cb_) = (_mm256_and_si256(ald, m), _mm256_and_si256(bl, m));
-                        x = _mm256_add_epi64(
-                            x,
-                            popcnt_epi64_avx2(_mm256_xor_si256(ca_, cb_), table),
-                        );
-                        xa = _mm256_add_epi64(xa, popcnt_epi64_avx2(ca_, table));
-                        xb = _mm256_add_epi64(xb, popcnt_epi64_avx2(cb_, table));
+                        x = _mm256_add_epi8(x, byte_counts_avx2(_mm256_xor_si256(ca_, cb_), table));
+                        xa = _mm256_add_epi8(xa, byte_counts_avx2(ca_, table));
+                        xb = _mm256_add_epi8(xb, byte_counts_avx2(cb_, table));
                     }
                     // Whole discs skip the common-cells test, as in the scalar kernel; their
                     // counts are their norms, so the general formula gives their value.
@@ -739,28 +753,69 @@ pub(super) unsafe fn local_similarities_avx2(
                             enough64,
                             _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6),
                         )));
-                    let sx = _mm_sqrt_ps(counts_to_ps(x));
-                    let denom =
-                        _mm_add_ps(_mm_sqrt_ps(counts_to_ps(xa)), _mm_sqrt_ps(counts_to_ps(xb)));
+                    let sx = _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(x)));
+                    let denom = _mm_add_ps(
+                        _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(xa))),
+                        _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(xb))),
+                    );
                     let pos = _mm_and_ps(_mm_cmpgt_ps(denom, zero_ps), enough);
                     _mm_and_ps(pos, _mm_sub_ps(one, _mm_div_ps(sx, denom)))
                 };
-                let keep = _mm_movemask_ps(_mm_cmpgt_ps(sim, floor_v)) & all;
+                let keep = (_mm_movemask_ps(_mm_cmpgt_ps(sim, floor_v)) & all) as usize;
                 if keep != 0 {
-                    let mut v = [0f32; 4];
-                    // SAFETY: `v` holds four f32.
-                    unsafe { _mm_storeu_ps(v.as_mut_ptr(), sim) };
-                    for (l, s) in v.iter().enumerate().take(lanes) {
-                        if keep & (1 << l) != 0 {
-                            out.push(super::pair_key(*s, i as u16, (j + l) as u16));
-                        }
+                    // Keys in four lanes: the similarity's bits inverted above `i` and `j`.
+                    let hi = _mm256_slli_epi64::<32>(_mm256_cvtepu32_epi64(_mm_castps_si128(
+                        _mm_xor_ps(sim, _mm_castsi128_ps(_mm_set1_epi32(-1))),
+                    )));
+                    let jv = _mm256_add_epi64(_mm256_set1_epi64x(j as i64), lane_ids);
+                    let keys = _mm256_or_si256(hi, _mm256_or_si256(ikey, jv));
+                    // The kept lanes moved to the front, then one full store.
+                    let idx = COMPRESS_4X64.get(keep).copied().unwrap_or([0; 8]);
+                    // SAFETY: `idx` is 8 `i32`s.
+                    let perm = unsafe { _mm256_loadu_si256(idx.as_ptr().cast()) };
+                    let packed = _mm256_permutevar8x32_epi32(keys, perm);
+                    if len + 4 <= room {
+                        // SAFETY: `len + 4 <= room`, within the spare capacity.
+                        unsafe { _mm256_storeu_si256(dst.add(len).cast(), packed) };
+                        len += keep.count_ones() as usize;
                     }
                 }
                 j += 4;
             }
         }
+        if len > row_start {
+            // SAFETY: the first `len` spare slots are written (see the store above).
+            let keys = unsafe { std::slice::from_raw_parts(dst.add(row_start), len - row_start) };
+            let best = keys.iter().copied().min().unwrap_or(u64::MAX);
+            rows.push(base + row_start, base + len, best);
+        }
     }
+    // SAFETY: the first `len` spare slots were written above (`len + 4 <= room` at every
+    // store, and `len` only grows by the lanes that store wrote).
+    unsafe { out.set_len(base + len) };
 }
+
+/// For each 4-bit mask of kept 64-bit lanes, the 32-bit lane indices that move the kept
+/// lanes, in order, to the front (AVX2 has no compress instruction).
+#[cfg(target_arch = "x86_64")]
+const COMPRESS_4X64: [[i32; 8]; 16] = {
+    let mut t = [[0i32; 8]; 16];
+    let mut m = 0;
+    while m < 16 {
+        let mut out = 0;
+        let mut lane = 0;
+        while lane < 4 {
+            if m & (1 << lane) != 0 {
+                t[m][2 * out] = 2 * lane as i32;
+                t[m][2 * out + 1] = 2 * lane as i32 + 1;
+                out += 1;
+            }
+            lane += 1;
+        }
+        m += 1;
+    }
+    t
+};
 
 /// Every pair (first template's minutia, second's) with directions within a right angle and
 /// a positive local similarity, appended to `out`, grouped by first minutia.
@@ -943,13 +998,15 @@ pub(super) mod tests {
                 }
                 if has_avx2() {
                     let mut got = vec![5u64; round % 2];
+                    let mut rows = RowTable::default();
                     // SAFETY: every feature it is compiled with is supported (checked above).
                     unsafe {
                         local_similarities_avx2(
-                            &pa, &ca, &angles_b, &cb, min_common, floor, &mut got,
+                            &pa, &ca, &angles_b, &cb, min_common, floor, &mut got, &mut rows,
                         )
                     };
                     assert_eq!(&got[round % 2..], &want[..], "round {round}: avx2");
+                    assert_eq!(rows, rows_of(&got, round % 2), "round {round}: avx2 rows");
                 }
                 if has_avx512() {
                     let mut got = vec![9u64; round % 3];
