@@ -728,18 +728,33 @@ pub(super) unsafe fn local_similarities_avx2(
                 } else {
                     let m = _mm256_and_si256(am, bm);
                     let common = lane_sums_avx2(byte_counts_avx2(m, table));
-                    let (mut x, mut xa, mut xb) = (
-                        _mm256_setzero_si256(),
-                        _mm256_setzero_si256(),
-                        _mm256_setzero_si256(),
-                    );
-                    for (d, &ald) in al.iter().enumerate() {
-                        let bl = load(1 + d);
-                        let (ca_, cb_) = (_mm256_and_si256(ald, m), _mm256_and_si256(bl, m));
-                        x = _mm256_add_epi8(x, byte_counts_avx2(_mm256_xor_si256(ca_, cb_), table));
-                        xa = _mm256_add_epi8(xa, byte_counts_avx2(ca_, table));
-                        xb = _mm256_add_epi8(xb, byte_counts_avx2(cb_, table));
-                    }
+                    let (mut x, mut xa) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                    let sb = if a.full {
+                        // The common cells are all of b's: b's count is its norm.
+                        for (d, &ald) in al.iter().enumerate() {
+                            let bl = load(1 + d);
+                            let ca_ = _mm256_and_si256(ald, m);
+                            x = _mm256_add_epi8(
+                                x,
+                                byte_counts_avx2(_mm256_xor_si256(ca_, bl), table),
+                            );
+                            xa = _mm256_add_epi8(xa, byte_counts_avx2(ca_, table));
+                        }
+                        sb
+                    } else {
+                        let mut xb = _mm256_setzero_si256();
+                        for (d, &ald) in al.iter().enumerate() {
+                            let bl = load(1 + d);
+                            let (ca_, cb_) = (_mm256_and_si256(ald, m), _mm256_and_si256(bl, m));
+                            x = _mm256_add_epi8(
+                                x,
+                                byte_counts_avx2(_mm256_xor_si256(ca_, cb_), table),
+                            );
+                            xa = _mm256_add_epi8(xa, byte_counts_avx2(ca_, table));
+                            xb = _mm256_add_epi8(xb, byte_counts_avx2(cb_, table));
+                        }
+                        _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(xb)))
+                    };
                     // Whole discs skip the common-cells test, as in the scalar kernel; their
                     // counts are their norms, so the general formula gives their value.
                     let full_v = if a.full {
@@ -754,10 +769,7 @@ pub(super) unsafe fn local_similarities_avx2(
                             _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6),
                         )));
                     let sx = _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(x)));
-                    let denom = _mm_add_ps(
-                        _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(xa))),
-                        _mm_sqrt_ps(counts_to_ps(lane_sums_avx2(xb))),
-                    );
+                    let denom = _mm_add_ps(_mm_sqrt_ps(counts_to_ps(lane_sums_avx2(xa))), sb);
                     let pos = _mm_and_ps(_mm_cmpgt_ps(denom, zero_ps), enough);
                     _mm_and_ps(pos, _mm_sub_ps(one, _mm_div_ps(sx, denom)))
                 };
