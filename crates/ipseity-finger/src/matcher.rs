@@ -748,7 +748,7 @@ fn global_pairing(a: &Inner, b: &Inner, c: &Consolidation, s: &mut Scratch, n_p:
 #[derive(Debug, Default)]
 struct Selection {
     rows: RowTable,
-    heap: Vec<Reverse<(u64, u32)>>,
+    heap: Vec<Reverse<u64>>,
 }
 
 /// Keeps the best `n` pairs by similarity such that no minutia is used twice: the result
@@ -799,21 +799,21 @@ fn select_rows(
     rows: &RowTable,
     n: usize,
     chosen: &mut Vec<Pair>,
-    buf: &mut Vec<Reverse<(u64, u32)>>,
+    buf: &mut Vec<Reverse<u64>>,
 ) {
     chosen.clear();
+    // Each row by its first minutia (every key's `i` is below 256: at most 255 minutiae).
+    let mut row_of = [0u8; 256];
     let mut v = std::mem::take(buf);
     v.clear();
-    v.extend(
-        rows.best
-            .iter()
-            .enumerate()
-            .map(|(r, &best)| Reverse((best, r as u32))),
-    );
+    for (r, &best) in rows.best.iter().enumerate().take(256) {
+        row_of[(best >> 16) as usize & 0xff] = r as u8;
+        v.push(Reverse(best));
+    }
     let mut heap = BinaryHeap::from(v);
     let mut used = Used::default();
     while chosen.len() < n {
-        let Some(Reverse((key, r))) = heap.pop() else {
+        let Some(Reverse(key)) = heap.pop() else {
             break;
         };
         let j = key as usize & 0xff;
@@ -822,7 +822,7 @@ fn select_rows(
             used.take(key, chosen);
             continue;
         }
-        let r = r as usize;
+        let r = usize::from(row_of[(key >> 16) as usize & 0xff]);
         let (Some(&start), Some(&end)) = (rows.start.get(r), rows.end.get(r)) else {
             continue;
         };
@@ -838,7 +838,7 @@ fn select_rows(
                 m.min(k | taken.wrapping_neg())
             });
         if best != u64::MAX {
-            heap.push(Reverse((best, r as u32)));
+            heap.push(Reverse(best));
         }
     }
     *buf = heap.into_vec();
