@@ -815,11 +815,11 @@ const COMPRESS_4X64: [[i32; 8]; 16] = {
     let mut m = 0;
     while m < 16 {
         let mut out = 0;
-        let mut lane = 0;
+        let mut lane = 0usize;
         while lane < 4 {
             if m & (1 << lane) != 0 {
-                t[m][2 * out] = 2 * lane as i32;
-                t[m][2 * out + 1] = 2 * lane as i32 + 1;
+                t[m][2 * out] = (2 * lane) as i32;
+                t[m][2 * out + 1] = (2 * lane + 1) as i32;
                 out += 1;
             }
             lane += 1;
