@@ -406,8 +406,9 @@ pub struct FingerSynthArgs {
     pub out: PathBuf,
     /// How hard the impressions are: `standard` (moderate displacement, distortion and
     /// noise) or `hard` (large rotation, strong elastic distortion, heavy noise, pressure
-    /// changes and small partial contact) or `sensor` (`hard` plus dry and wet fingers,
-    /// sensor noise and small capture windows, as real sensors give)
+    /// changes and small partial contact) or `sensor` (`hard` plus dry, wet and creased
+    /// fingers, fingers placed differently each time, stronger distortion, sensor noise
+    /// and small capture windows, as real sensors give)
     #[arg(long, value_enum, default_value = "standard")]
     pub difficulty: SynthDifficulty,
 }
@@ -419,8 +420,9 @@ pub enum SynthDifficulty {
     Standard,
     /// Harsher capture conditions
     Hard,
-    /// `hard` plus real sensors' failure modes: dry and wet fingers, fixed-pattern sensor
-    /// noise, small capacitive windows
+    /// `hard` plus real sensors' failure modes: dry, wet and creased fingers, fingers
+    /// placed differently each time, stronger distortion, fixed-pattern sensor noise,
+    /// small capacitive windows
     Sensor,
 }
 

@@ -11,8 +11,9 @@
 //! master with a random translation and rotation, applies Cappelli's plastic distortion,
 //! crops it to a contact region and renders it with pressure, noise and blur, and, as
 //! [`SynthConfig::sensor_conditions`] asks, with real sensors' failure modes (a dry or wet
-//! finger, fixed-pattern sensor noise, a small capture window); its ground truth is the
-//! master's minutiae through the same mapping.
+//! finger, creased skin, a finger presented differently each time, fixed-pattern sensor
+//! noise, a small capture window); its ground truth is the master's minutiae through the
+//! same mapping.
 //!
 //! Ground truth. A master keeps the crossing-number minutiae of its thinned ridges except
 //! those closer than [`SynthConfig::border_margin`] to the finger's edge or the image border,
@@ -35,7 +36,7 @@ mod ridges;
 mod skeleton;
 
 pub use field::{FingerShape, PatternClass, Singularity, SingularityKind, SingularityModel};
-pub use render::{ImpressionParams, Warp};
+pub use render::{Crease, ImpressionParams, Warp};
 
 use crate::Minutia;
 use rand::SeedableRng;
@@ -77,8 +78,9 @@ pub struct SynthConfig {
     /// Master minutiae closer than this to another are both dropped, pixels.
     pub min_minutia_distance: f32,
     /// How often and how strongly real sensors' failure modes appear, 0 (never) to 1:
-    /// dry fingers (broken, faint ridges), wet fingers (merged ridges), fixed-pattern
-    /// sensor noise and small capacitive capture windows.
+    /// dry fingers (broken, faint ridges), wet fingers (merged ridges), creased or scarred
+    /// skin, fingers presented differently each time, fixed-pattern sensor noise and small
+    /// capacitive capture windows.
     pub sensor_conditions: f32,
 }
 
@@ -215,6 +217,13 @@ pub(crate) struct FingerTraits {
     pub(crate) small_window: bool,
     /// Side of the capture window when one applies, pixels.
     pub(crate) window_side: f32,
+    /// Flexion creases and scars across the skin (0: none), drawn from `crease_seed` in
+    /// master coordinates, so they sit in the same place of the finger every time.
+    pub(crate) creases: u32,
+    pub(crate) crease_seed: u64,
+    /// A finger presented differently each time (another part of it, at another angle):
+    /// its impressions share less area than most.
+    pub(crate) unsteady: bool,
 }
 
 impl FingerTraits {
@@ -224,15 +233,22 @@ impl FingerTraits {
         let skin = rng.gen_range(0.0f32..1.0);
         let sensor = rng.gen_range(0.0f32..1.0);
         let small_window = sensor < 0.35 * real;
+        let window_side = if small_window {
+            rng.gen_range(230.0f32..300.0)
+        } else {
+            300.0
+        };
+        // Drawn after the traits above, so that those stay as they were.
+        let creased = rng.gen_range(0.0f32..1.0) < 0.3 * real;
+        let creases = if creased { rng.gen_range(3..=10) } else { 0 };
         Self {
             dry: skin < 0.3 * real,
             wet: skin >= 0.3 * real && skin < 0.45 * real,
             small_window,
-            window_side: if small_window {
-                rng.gen_range(230.0f32..300.0)
-            } else {
-                300.0
-            },
+            window_side,
+            creases,
+            crease_seed: rng.gen(),
+            unsteady: rng.gen_range(0.0f32..1.0) < 0.25 * real,
         }
     }
 }
@@ -667,6 +683,97 @@ mod tests {
     }
 
     #[test]
+    fn creases_and_unsteadiness_belong_to_the_finger() {
+        let cfg = SynthConfig {
+            sensor_conditions: 1.0,
+            ..SynthConfig::default()
+        };
+        let plain = SynthConfig::default();
+        let traits: Vec<FingerTraits> = (0..60).map(|f| FingerTraits::of(5, f, 1.0)).collect();
+        let find = |want: fn(&FingerTraits) -> bool| {
+            traits.iter().position(want).expect("some finger has it") as u32
+        };
+        let creased = find(|t| t.creases > 0);
+        let smooth = find(|t| t.creases == 0);
+        let unsteady = find(|t| t.unsteady);
+        let steady = find(|t| !t.unsteady);
+        // The same creases, in the master's frame, in every impression; only their
+        // opening changes with the press.
+        let m = master(&cfg, 5, creased);
+        let first = ImpressionParams::random(&cfg, &m, 5, creased, 0).creases;
+        assert_eq!(first.len() as u32, traits[creased as usize].creases);
+        for k in 1..8 {
+            let c = ImpressionParams::random(&cfg, &m, 5, creased, k).creases;
+            assert_eq!(c.len(), first.len());
+            for (a, b) in c.iter().zip(&first) {
+                assert_eq!((a.from, a.to), (b.from, b.to));
+                assert!(a.width > 0.0 && (a.width / b.width - 1.0).abs() < 0.9);
+            }
+        }
+        let m_smooth = master(&cfg, 5, smooth);
+        assert!(ImpressionParams::random(&cfg, &m_smooth, 5, smooth, 0)
+            .creases
+            .is_empty());
+        // Where a crease runs, no ridge touches: along its middle line the clean
+        // rendering is background, and without the crease ridges cross it.
+        let clean = ImpressionParams::identity(&cfg);
+        let c = first
+            .iter()
+            .max_by(|a, b| a.width.total_cmp(&b.width))
+            .copied()
+            .expect("creases");
+        let with = impression_with(
+            &cfg,
+            &m,
+            &ImpressionParams {
+                creases: vec![Crease { width: 6.0, ..c }],
+                ..clean.clone()
+            },
+        );
+        let without = impression_with(&cfg, &m, &clean);
+        let (w, h) = m.image.dimensions();
+        let line: Vec<(u32, u32)> = (0..=50)
+            .map(|t| {
+                let t = t as f32 / 50.0;
+                (
+                    (c.from.0 + t * (c.to.0 - c.from.0)).round(),
+                    (c.from.1 + t * (c.to.1 - c.from.1)).round(),
+                )
+            })
+            .filter(|&(x, y)| x >= 0.0 && y >= 0.0 && x < w as f32 && y < h as f32)
+            .map(|(x, y)| (x as u32, y as u32))
+            .filter(|&(x, y)| m.shape.edge_distance(x as f32, y as f32) > 10.0)
+            .collect();
+        assert!(line.len() > 10, "the crease crosses the finger");
+        let dark = |img: &image::GrayImage| {
+            line.iter()
+                .filter(|&&(x, y)| img.get_pixel(x, y)[0] < 128)
+                .count()
+        };
+        assert_eq!(dark(&with.image), 0, "ink inside a crease");
+        assert!(dark(&without.image) > 3, "ridges cross the crease's line");
+        // An unsteady finger lands elsewhere every time; a steady one only in FVC's
+        // displaced impressions (the third and fourth).
+        let moved = |finger: u32| {
+            let m = master(&cfg, 5, finger);
+            (0..8)
+                .filter(|&k| {
+                    let p = ImpressionParams::random(&cfg, &m, 5, finger, k);
+                    let q = ImpressionParams::random(&plain, &m, 5, finger, k);
+                    p.translation != q.translation
+                })
+                .count()
+        };
+        assert_eq!(moved(unsteady), 8);
+        assert_eq!(moved(steady), 2);
+        // Without sensor conditions no finger is creased or unsteady.
+        assert!((0..60).all(|f| {
+            let t = FingerTraits::of(5, f, 0.0);
+            t.creases == 0 && !t.unsteady
+        }));
+    }
+
+    #[test]
     fn sensor_conditions_appear_and_keep_truth_inside_the_window() {
         let plain = SynthConfig::default();
         let cfg = SynthConfig {
@@ -681,7 +788,12 @@ mod tests {
             // (the fifth and sixth impressions then turn further, as FVC's protocol asks).
             let q = ImpressionParams::random(&plain, &m, 3, 1, k);
             assert_eq!(p.noise_seed, q.noise_seed);
-            assert_eq!(p.rotation == q.rotation, !matches!(k % 8, 4 | 5), "{k}");
+            let unsteady = FingerTraits::of(3, 1, 1.0).unsteady;
+            assert_eq!(
+                p.rotation == q.rotation,
+                !unsteady && !matches!(k % 8, 4 | 5),
+                "{k}"
+            );
             dry += usize::from(p.dryness > 0.0);
             wet += usize::from(p.moisture > 0.0);
             striped += usize::from(p.stripes > 0.0);

@@ -64,6 +64,66 @@ pub struct ImpressionParams {
     /// image is background (a small capacitive sensor).
     #[serde(default = "full_window")]
     pub window: (f32, f32, f32, f32),
+    /// Creases and scars of the finger's skin: where they run no ridge touches the sensor.
+    #[serde(default)]
+    pub creases: Vec<Crease>,
+}
+
+/// A crease or scar: a segment of the master, where the skin folds away from the sensor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Crease {
+    /// One end, master pixels.
+    pub from: (f32, f32),
+    /// The other end, master pixels.
+    pub to: (f32, f32),
+    /// Width, master pixels.
+    pub width: f32,
+}
+
+impl Crease {
+    /// Distance from a master point to the crease's edge (negative inside it).
+    fn edge_distance(&self, x: f32, y: f32) -> f32 {
+        let (dx, dy) = (self.to.0 - self.from.0, self.to.1 - self.from.1);
+        let len2 = (dx * dx + dy * dy).max(1.0e-6);
+        let t = (((x - self.from.0) * dx + (y - self.from.1) * dy) / len2).clamp(0.0, 1.0);
+        let (px, py) = (self.from.0 + t * dx - x, self.from.1 + t * dy - y);
+        (px * px + py * py).sqrt() - 0.5 * self.width
+    }
+}
+
+/// The finger's creases, from its traits: most run across the finger (flexion creases
+/// and the wrinkles of older skin), a few in any direction (scars, cuts).
+fn draw_creases(shape: &super::field::FingerShape, n: u32, seed: u64) -> Vec<Crease> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|k| {
+            let across = k % 4 != 3;
+            let angle = if across {
+                rng.gen_range(-0.45f32..0.45)
+            } else {
+                rng.gen_range(0.0f32..std::f32::consts::PI)
+            };
+            let half = if across {
+                shape.half_width * rng.gen_range(0.4f32..1.1)
+            } else {
+                rng.gen_range(20.0f32..70.0)
+            };
+            let cx = shape.cx + rng.gen_range(-0.6f32..0.6) * shape.half_width;
+            let cy = shape.cy
+                + rng.gen_range(-0.8f32..0.9)
+                    * if across {
+                        shape.half_height_bottom
+                    } else {
+                        shape.half_height_top
+                    };
+            let (s, c) = angle.sin_cos();
+            Crease {
+                from: (cx - half * c, cy - half * s),
+                to: (cx + half * c, cy + half * s),
+                width: rng.gen_range(1.5f32..5.0),
+            }
+        })
+        .collect()
 }
 
 fn full_window() -> (f32, f32, f32, f32) {
@@ -98,6 +158,7 @@ impl ImpressionParams {
             moisture: 0.0,
             stripes: 0.0,
             window: full_window(),
+            creases: Vec::new(),
         }
     }
 
@@ -160,6 +221,7 @@ impl ImpressionParams {
         // without them gives the same impressions as before they existed.
         let real = cfg.sensor_conditions.clamp(0.0, 1.0);
         let (mut dryness, mut moisture, mut stripes, mut window) = (0.0, 0.0, 0.0, full_window());
+        let mut creases = Vec::new();
         if real > 0.0 {
             // A finger's skin and the sensor it was captured on are the finger's, not the
             // impression's: a dry finger is dry in every impression and a capacitive
@@ -210,6 +272,23 @@ impl ImpressionParams {
                 let y0 = (contact_center.1 - side / 2.0 + sym(&mut rng, 30.0)).clamp(0.0, h - side);
                 window = (x0, y0, x0 + side, y0 + side);
             }
+            // A finger presented differently each time, after the capture window is placed:
+            // on a small sensor it lands off the window's centre, so another part of it
+            // is seen.
+            if traits.unsteady {
+                let (dx, dy) = (sym(&mut rng, 0.2 * w * real), sym(&mut rng, 0.2 * h * real));
+                translation = (translation.0 + dx, translation.1 + dy);
+                contact_center = (contact_center.0 + dx, contact_center.1 + dy);
+                rotation += sym(&mut rng, 15.0f32.to_radians() * real);
+            }
+            if traits.creases > 0 {
+                // The same creases every time; how far they open depends on the press.
+                let open = rng.gen_range(0.7f32..1.3);
+                creases = draw_creases(&master.shape, traits.creases, traits.crease_seed);
+                for c in &mut creases {
+                    c.width *= open;
+                }
+            }
         }
         Self {
             translation,
@@ -234,6 +313,7 @@ impl ImpressionParams {
             moisture,
             stripes,
             window,
+            creases,
         }
     }
 }
@@ -494,6 +574,14 @@ pub(crate) fn render(
                     // A dry ridge touches in dots between its pores, faintly.
                     let keep = smoothstep(4.0 * (pores.at(fx, fy) + 1.0 - 1.2 * params.dryness));
                     s *= keep * (1.0 - 0.3 * params.dryness);
+                }
+                if !params.creases.is_empty() {
+                    let d = params
+                        .creases
+                        .iter()
+                        .map(|c| c.edge_distance(qx, qy))
+                        .fold(f32::INFINITY, f32::min);
+                    s *= smoothstep(d / 1.5);
                 }
                 let contrast =
                     1.0 - params.contrast_variation * (contrast_field.at(fx, fy) + 1.0) * 0.5;
