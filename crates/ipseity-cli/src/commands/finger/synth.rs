@@ -41,25 +41,10 @@ impl Render for SynthReport {
 
 /// The generator settings for a difficulty.
 pub fn synth_config(d: SynthDifficulty) -> synth::SynthConfig {
-    let standard = synth::SynthConfig::default();
     match d {
-        SynthDifficulty::Standard => standard,
-        SynthDifficulty::Hard => synth::SynthConfig {
-            max_translation: 60.0,
-            max_rotation_deg: 35.0,
-            distortion: 22.0,
-            pressure: 0.5,
-            noise: 32.0,
-            partial_contact: 0.9,
-            ..standard
-        },
-        SynthDifficulty::Sensor => synth::SynthConfig {
-            sensor_conditions: 1.0,
-            // Live presses distort more than `hard`'s 22 px: with 22 the genuine scores
-            // stayed well above the real sets' (median 0.73 against 0.41-0.63).
-            distortion: 34.0,
-            ..synth_config(SynthDifficulty::Hard)
-        },
+        SynthDifficulty::Standard => synth::SynthConfig::default(),
+        SynthDifficulty::Hard => synth::SynthConfig::hard(),
+        SynthDifficulty::Sensor => synth::SynthConfig::sensor(),
     }
 }
 
