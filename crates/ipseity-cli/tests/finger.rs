@@ -420,6 +420,10 @@ fn eval_reports_rates_truth_and_a_det_plot() {
     assert_eq!(all["native"]["genuine"], 12 * 6);
     assert_eq!(all["native"]["impostor"], 48 * 47 / 2 - 12 * 6);
     assert!(all["native"]["fnmr_at_fmr_1e2"].is_f64(), "{all}");
+    assert_eq!(
+        (v["protocol"].as_str(), all["protocol"].as_str()),
+        (Some("fvc"), Some("all_pairs"))
+    );
     let recall = v["extraction_truth"]["recall"].as_f64().expect("recall");
     assert!(recall > 0.3, "{v}");
     let svg = std::fs::read_to_string(&det).expect("svg");
@@ -438,6 +442,109 @@ fn eval_reports_rates_truth_and_a_det_plot() {
     let w = json(&stdout2);
     assert_eq!(w["native"], v["native"]);
     assert_eq!(w["extraction_truth"], v["extraction_truth"]);
+}
+
+#[test]
+fn eval_refuses_what_would_fail_before_it_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prints = synth(tmp.path(), 2, 3, 5);
+    let data = tmp.path().join("data");
+    let det = tmp.path().join("det.svg");
+    let eval = |dir: &Path, extra: &[&str]| {
+        run(ipseity(&data)
+            .args(["finger", "eval", "--dir"])
+            .arg(dir)
+            .args(extra))
+    };
+    let det_arg = det.display().to_string();
+    // A resolution every impression would fail with, and outputs that cannot be
+    // written, are refused at once: nothing is evaluated, no plot is written.
+    for (extra, code, says) in [
+        (
+            vec!["--ppi", "200"],
+            "unsupported_resolution",
+            "300 to 1000 ppi",
+        ),
+        (
+            vec!["--ppi", "0"],
+            "unsupported_resolution",
+            "300 to 1000 ppi",
+        ),
+        (
+            vec!["--det", "/nonexistent-ipseity/x.svg"],
+            "usage",
+            "not a directory",
+        ),
+        (
+            vec!["--det", &det_arg, "--scores", "/nonexistent-ipseity/s.csv"],
+            "usage",
+            "not a directory",
+        ),
+    ] {
+        let mut args = extra.clone();
+        args.push("--json");
+        let (status, stdout, stderr) = eval(&prints, &args);
+        assert_eq!(status, 2, "{extra:?}: {stdout}{stderr}");
+        assert_eq!(error_code(&stdout), code, "{extra:?}: {stdout}");
+        assert!(stdout.contains(says), "{extra:?}: {stdout}");
+        assert!(!det.exists(), "{extra:?}: a plot was written");
+    }
+    let (status, stdout, _) = eval(
+        &prints,
+        &["--json", "--det", &tmp.path().display().to_string()],
+    );
+    assert_eq!(
+        (status, error_code(&stdout).as_str()),
+        (2, "usage"),
+        "{stdout}"
+    );
+
+    // Few impostor pairs: the EER is said to be indicative; a failure names its file once.
+    std::fs::write(prints.join("00001_3.png"), b"junk").expect("write");
+    let (status, stdout, stderr) = eval(&prints, &["--det", &det_arg]);
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("indicative"), "{stdout}");
+    assert!(stdout.contains("protocol: FVC"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("00001_3.png"))
+        .expect("the failure is reported");
+    assert_eq!(line.matches("00001_3.png").count(), 1, "{line}");
+
+    // Nothing usable at all is an error, not an evaluation of zeros.
+    let junk = tmp.path().join("junk");
+    std::fs::create_dir_all(&junk).expect("mkdir");
+    for name in ["00001_1.png", "00001_2.png", "00002_1.png", "00002_2.png"] {
+        std::fs::write(junk.join(name), b"junk").expect("write");
+    }
+    let (status, stdout, _) = eval(&junk, &["--json", "--det", &det_arg]);
+    assert_eq!(status, 2, "{stdout}");
+    assert_eq!(error_code(&stdout), "not_an_image", "{stdout}");
+    assert!(stdout.contains("none of the 4 impressions"), "{stdout}");
+
+    // `finger extract` is given a record: it says so rather than that it is none.
+    let record = tmp.path().join("r.iso");
+    let (status, stdout, stderr) = run(ipseity(&data).args([
+        "finger",
+        "extract",
+        "--image",
+        &imp(&prints, 2, 1),
+        "--out",
+        &record.display().to_string(),
+    ]));
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    let (status, stdout, _) = run(ipseity(&data).args([
+        "--json",
+        "finger",
+        "extract",
+        "--image",
+        &record.display().to_string(),
+        "--out",
+        &tmp.path().join("x.iso").display().to_string(),
+    ]));
+    assert_eq!(status, 2, "{stdout}");
+    assert_eq!(error_code(&stdout), "not_an_image", "{stdout}");
+    assert!(stdout.contains("not an impression"), "{stdout}");
 }
 
 /// A BMP of `img` whose header says `ppi`.

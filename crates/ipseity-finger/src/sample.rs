@@ -62,6 +62,15 @@ pub enum SampleError {
     /// The bytes are no image this modality takes, nor a minutiae record.
     #[error("not a PNG, TIFF, BMP or WSQ image, nor an ISO/ANSI record")]
     NotAnImage,
+    /// Where only an impression will do: the bytes are no image this modality takes.
+    #[error("not a PNG, TIFF, BMP or WSQ image")]
+    NotAnImpression,
+    /// Where only an impression will do: the bytes are a minutiae record.
+    #[error(
+        "an ISO/ANSI minutiae record, not an impression: extraction needs an image \
+         (enrol, verify and identify take the record as it is)"
+    )]
+    RecordNotImpression,
     /// A format that is refused for fingerprints.
     #[error("{0} is not accepted for fingerprints; give a PNG, TIFF, BMP or WSQ impression")]
     Unsupported(&'static str),
@@ -131,7 +140,9 @@ impl Classified for SampleError {
 
     fn code(&self) -> &'static str {
         match self {
-            SampleError::NotAnImage => "not_an_image",
+            SampleError::NotAnImage
+            | SampleError::NotAnImpression
+            | SampleError::RecordNotImpression => "not_an_image",
             SampleError::Unsupported(_) => "unsupported_image",
             SampleError::Corrupt(_) | SampleError::Wsq(_) => "corrupt_image",
             SampleError::TooLarge { .. } => "image_too_large",
@@ -191,7 +202,8 @@ pub fn decode_impression_at(bytes: &[u8], ppi: Option<u16>) -> Result<Decoded, S
         // JPEG's lossy blocks blur and shift ridges, and neither the extractor nor
         // the built-in calibration was measured on them.
         Some(image::ImageFormat::Jpeg) => return Err(SampleError::Unsupported("JPEG")),
-        _ => return Err(SampleError::NotAnImage),
+        _ if iso::detect(bytes).is_some() => return Err(SampleError::RecordNotImpression),
+        _ => return Err(SampleError::NotAnImpression),
     };
     let source = match ppi {
         Some(p) => checked_ppi(Some(p), None)?,
@@ -228,6 +240,12 @@ pub fn decode_impression(bytes: &[u8]) -> Result<GrayImage, SampleError> {
 fn max_source_side(ppi: u16) -> u32 {
     let ppi = u32::from(ppi.clamp(MIN_PPI, MAX_PPI));
     MAX_SIDE * ppi / u32::from(NATIVE_PPI)
+}
+
+/// A resolution a caller gives (`--ppi`), refused outside [`MIN_PPI`]..=[`MAX_PPI`] as a
+/// file's would be: for commands that check it once before reading many files.
+pub fn check_ppi(ppi: u16) -> Result<u16, SampleError> {
+    checked_ppi(Some(ppi), None)
 }
 
 /// The resolution to use, refused outside [`MIN_PPI`]..=[`MAX_PPI`] or when `y` differs
@@ -394,7 +412,13 @@ pub fn load_at(
             quality: None,
         });
     }
-    let img = decode_impression_at(bytes, ppi)?.image;
+    let img = decode_impression_at(bytes, ppi)
+        .map_err(|e| match e {
+            // A record would have been taken above.
+            SampleError::NotAnImpression => SampleError::NotAnImage,
+            e => e,
+        })?
+        .image;
     let ex = extract::extract(&img, position, cfg)?;
     Ok(Sample {
         template: ex.template,
@@ -668,5 +692,16 @@ mod tests {
         assert!((s.template.minutiae[3].x - 110.0).abs() < 1.0);
         let e = load(&at(200), FingerPosition::Unknown, &cfg).unwrap_err();
         assert_eq!(e.code(), "unsupported_resolution");
+        // Where only an impression will do, a record is named as one, and junk is not
+        // said to be no record.
+        let e = decode_impression_at(&at(500), None).unwrap_err();
+        assert!(matches!(e, SampleError::RecordNotImpression), "{e}");
+        assert_eq!(e.code(), "not_an_image");
+        assert!(e.to_string().contains("not an impression"), "{e}");
+        let e = decode_impression_at(b"hello, not an image", None).unwrap_err();
+        assert_eq!(e.to_string(), "not a PNG, TIFF, BMP or WSQ image");
+        // Where records are taken too, junk is neither.
+        let e = load(b"hello, not an image", FingerPosition::Unknown, &cfg).unwrap_err();
+        assert!(e.to_string().contains("nor an ISO/ANSI record"), "{e}");
     }
 }

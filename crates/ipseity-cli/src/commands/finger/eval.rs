@@ -20,7 +20,7 @@ use ipseity_eval::Summary;
 use ipseity_finger::extract::ExtractConfig;
 use ipseity_finger::fusion::ScoreCalibration;
 use ipseity_finger::matcher::{self, MatcherConfig, Prepared};
-use ipseity_finger::{iso, FingerTemplate, Minutia};
+use ipseity_finger::{iso, sample, FingerTemplate, Minutia};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -61,6 +61,8 @@ struct Speed {
 
 #[derive(Serialize)]
 struct FingerEvalReport {
+    /// `fvc` (first impressions of different fingers as impostors) or `all_pairs`.
+    protocol: &'static str,
     fingers: usize,
     impressions: usize,
     failed: usize,
@@ -88,7 +90,16 @@ fn summary_lines(w: &mut dyn Write, name: &str, s: &Summary) -> io::Result<()> {
         "{name}: {} genuine, {} impostor pairs",
         s.genuine, s.impostor
     )?;
-    writeln!(w, "  EER: {:.4} (threshold {:.4})", s.eer, s.eer_threshold)?;
+    if s.impostor < 100 {
+        // The rates need 100 impostor pairs for FMR 1e-2; an EER from fewer says little.
+        writeln!(
+            w,
+            "  EER: {:.4} (threshold {:.4}; from only {} impostor pairs, indicative)",
+            s.eer, s.eer_threshold, s.impostor
+        )?;
+    } else {
+        writeln!(w, "  EER: {:.4} (threshold {:.4})", s.eer, s.eer_threshold)?;
+    }
     rate(w, "1e-2", s.fnmr_at_fmr_1e2, s.threshold_at_fmr_1e2)?;
     rate(w, "1e-3", s.fnmr_at_fmr_1e3, s.threshold_at_fmr_1e3)?;
     rate(w, "1e-4", s.fnmr_at_fmr_1e4, s.threshold_at_fmr_1e4)
@@ -97,12 +108,24 @@ fn summary_lines(w: &mut dyn Write, name: &str, s: &Summary) -> io::Result<()> {
 impl Render for FingerEvalReport {
     fn render_text(&self, w: &mut dyn Write) -> io::Result<()> {
         for f in &self.failures {
-            writeln!(w, "{}: {} ({})", f.path.display(), f.message, f.code)?;
+            let path = f.path.display().to_string();
+            if f.message.contains(&path) {
+                writeln!(w, "{} ({})", f.message, f.code)?;
+            } else {
+                writeln!(w, "{path}: {} ({})", f.message, f.code)?;
+            }
         }
         writeln!(
             w,
-            "fingers: {}, impressions: {}, failed to extract: {}",
-            self.fingers, self.impressions, self.failed
+            "fingers: {}, impressions: {}, failed to extract: {}; protocol: {}",
+            self.fingers,
+            self.impressions,
+            self.failed,
+            if self.protocol == "fvc" {
+                "FVC (first impressions of different fingers as impostors)"
+            } else {
+                "every pair of impressions of different fingers as impostors"
+            }
         )?;
         summary_lines(w, "native template", &self.native)?;
         summary_lines(w, "after ISO 19794-2 round trip", &self.iso_round_trip)?;
@@ -205,7 +228,33 @@ fn scores(prepared: &[Option<Prepared>], pairs: &[(usize, usize)]) -> Vec<f32> {
         .collect()
 }
 
+/// Refuses an output path whose directory does not exist, before the evaluation runs
+/// rather than after it.
+fn check_destination(flag: &str, path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let problem = if path.is_dir() {
+        format!("{} is a directory; give a file name", path.display())
+    } else if !dir.is_dir() {
+        format!("{} is not a directory to write into", dir.display())
+    } else {
+        return Ok(());
+    };
+    Err(CliError::input("usage", format!("{flag} {}: {problem}", path.display())).into())
+}
+
 pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
+    // What can be refused before hours of extraction is refused first: a resolution that
+    // every impression would fail with, and outputs that could not be written.
+    if let Some(ppi) = args.ppi {
+        sample::check_ppi(ppi).context("--ppi")?;
+    }
+    check_destination("--det", &args.det)?;
+    if let Some(path) = &args.scores {
+        check_destination("--scores", path)?;
+    }
     let items = list(&args.dir, args.fingers)?;
     let fingers: BTreeSet<u32> = items.iter().map(|i| i.finger).collect();
     if fingers.len() < 2 {
@@ -260,6 +309,21 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
                 templates.push(None);
             }
         }
+    }
+
+    if templates.iter().all(Option::is_none) {
+        let first = failures
+            .first()
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
+        return Err(CliError::input(
+            failures.first().map_or("eval_error", |f| f.code),
+            format!(
+                "none of the {} impressions could be used; the first: {first}",
+                items.len()
+            ),
+        )
+        .into());
     }
 
     // Extraction accuracy where ground truth exists.
@@ -403,6 +467,7 @@ pub fn run(ctx: &Ctx, args: &FingerEvalArgs) -> anyhow::Result<ExitStatus> {
         prepare_us_mean: prepare_us,
     };
     ctx.out.emit(&FingerEvalReport {
+        protocol: if args.all_pairs { "all_pairs" } else { "fvc" },
         fingers: finger_count,
         impressions: items.len(),
         failed: failures.len(),
