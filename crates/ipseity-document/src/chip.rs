@@ -40,6 +40,17 @@ pub fn data_group_of_tag(tag: u32) -> Option<u8> {
     })
 }
 
+/// The data groups among a chip's files, by number, as passive authentication takes them.
+pub fn data_groups(files: &[(ChipFile, Vec<u8>)]) -> Vec<(u8, &[u8])> {
+    files
+        .iter()
+        .filter_map(|(k, b)| match k {
+            ChipFile::Dg(n) => Some((*n, b.as_slice())),
+            _ => None,
+        })
+        .collect()
+}
+
 impl ChipFile {
     /// The file's identifier on the chip: EF.COM `011E`, EF.SOD `011D`, DG n `01`n,
     /// EF.CardAccess `011C` and EF.CardSecurity `011D` (the last two in the master file).

@@ -13,7 +13,7 @@ use ipseity_document::reader::{read_chip, Access, ChipRead};
 use ipseity_document::sim::SimulatedChip;
 use ipseity_document::sm::Cipher;
 use ipseity_document::testkit::{self, Document, KeyKind, SIGNED_AT};
-use ipseity_document::ChipFile;
+use ipseity_document::{chip, ChipFile};
 
 /// EF.CardAccess offering PACE-ECDH-GM-AES-128 on brainpoolP256r1 (parameters 13).
 const CA_BP256_AES128: [u8; 22] = [
@@ -99,14 +99,7 @@ fn check_read(read: &ChipRead) {
     assert_eq!(read.withheld, vec![(ChipFile::Dg(3), 0x6982)]);
     let mut trust = TrustStore::new();
     trust.add_certificates(&d.csca).expect("CSCA");
-    let dgs: Vec<(u8, &[u8])> = read
-        .files
-        .iter()
-        .filter_map(|(k, b)| match k {
-            ChipFile::Dg(n) => Some((*n, b.as_slice())),
-            _ => None,
-        })
-        .collect();
+    let dgs = chip::data_groups(&read.files);
     let report = authenticate(&PassiveAuthInput {
         sod: file(read, ChipFile::Sod),
         data_groups: &dgs,

@@ -105,14 +105,7 @@ pub struct ChipInput<'a> {
 /// to be the issuer's). Returns the answer so far and what the chip's files hold.
 pub fn authenticate(input: &ChipInput<'_>) -> (ChipToLive, ChipContents) {
     let sod = input.files.iter().find(|(k, _)| *k == ChipFile::Sod);
-    let dgs: Vec<(u8, &[u8])> = input
-        .files
-        .iter()
-        .filter_map(|(k, b)| match k {
-            ChipFile::Dg(n) => Some((*n, b.as_slice())),
-            _ => None,
-        })
-        .collect();
+    let dgs = ipseity_document::chip::data_groups(input.files);
     let pa = passive::authenticate(&PassiveAuthInput {
         sod: sod.map(|(_, b)| b.as_slice()).unwrap_or_default(),
         data_groups: &dgs,

@@ -39,18 +39,6 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn hard() -> SynthConfig {
-    SynthConfig {
-        max_translation: 60.0,
-        max_rotation_deg: 35.0,
-        distortion: 22.0,
-        pressure: 0.5,
-        noise: 32.0,
-        partial_contact: 0.9,
-        ..SynthConfig::default()
-    }
-}
-
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -63,7 +51,7 @@ fn main() {
     let exhaustive_probes = env("FINGER_BENCH_EXHAUSTIVE", 50).min(mates);
     let mcfg = MatcherConfig::default();
     let ecfg = ExtractConfig::default();
-    let cfg = hard();
+    let cfg = SynthConfig::hard();
     println!("load before: {}", loadavg());
 
     // Image-based mates: impression 1 enrolled, impression 2 probes.

@@ -714,17 +714,6 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The data groups of a dump, for passive authentication.
-fn data_groups(files: &[(ChipFile, Vec<u8>)]) -> Vec<(u8, &[u8])> {
-    files
-        .iter()
-        .filter_map(|(k, b)| match k {
-            ChipFile::Dg(n) => Some((*n, b.as_slice())),
-            _ => None,
-        })
-        .collect()
-}
-
 pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
     let (files, reader) = chip_files(args.chip.as_deref(), &args.reader, &args.mrz)?;
     let c = ChipContents::read(files.iter().map(|(k, b)| (*k, b.as_slice())));
@@ -838,7 +827,7 @@ pub fn read(ctx: &Ctx, args: &ChipReadArgs) -> anyhow::Result<ExitStatus> {
     };
     let sod = files.iter().find(|(k, _)| *k == ChipFile::Sod);
     if sod.is_some() || trust.is_some() {
-        let dgs = data_groups(&files);
+        let dgs = ipseity_document::chip::data_groups(&files);
         let pa = passive::authenticate(&PassiveAuthInput {
             sod: sod.map(|(_, b)| b.as_slice()).unwrap_or_default(),
             data_groups: &dgs,
